@@ -1,0 +1,243 @@
+"""Order book primitives on EngineState (njit): id table, price ladders, FIFO queues.
+
+Nothing here allocates; every structure was sized by `make_state`. Prices are ticks.
+A ladder holds one side of one symbol, sorted worst to best with the best last; the
+sort key is the price for bids and minus the price for asks, so one code path serves
+both sides.
+"""
+
+import numpy as np
+from numba import njit
+
+from engine.records import SIDE_BUY
+from engine.state import C_FREE_TOP, C_LVL_FREE_TOP, C_RESTING
+
+_JIT = dict(cache=True, nogil=True, boundscheck=False)
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+@njit(**_JIT)
+def hash_u64(key):
+    # Fibonacci hashing: one multiply spreads sequential ids over the table.
+    return (np.uint64(key) * _GOLDEN) >> np.uint64(17)
+
+
+# --- id -> order slot -------------------------------------------------------------------
+
+
+@njit(**_JIT)
+def id_find(st, order_id):
+    mask = len(st.id_val) - 1
+    i = np.int64(hash_u64(order_id) & np.uint64(mask))
+    while True:
+        v = st.id_val[i]
+        if v < 0:
+            return -1
+        if st.id_key[i] == order_id:
+            return np.int64(v)
+        i = (i + 1) & mask
+
+
+@njit(**_JIT)
+def id_insert(st, order_id, slot):
+    mask = len(st.id_val) - 1
+    i = np.int64(hash_u64(order_id) & np.uint64(mask))
+    while st.id_val[i] >= 0:
+        i = (i + 1) & mask
+    st.id_key[i] = order_id
+    st.id_val[i] = slot
+
+
+@njit(**_JIT)
+def id_delete(st, order_id):
+    """Linear-probing delete with backward shift: no tombstones, probes stay short."""
+    mask = len(st.id_val) - 1
+    i = np.int64(hash_u64(order_id) & np.uint64(mask))
+    while st.id_key[i] != order_id or st.id_val[i] < 0:
+        i = (i + 1) & mask
+    j = i
+    while True:
+        j = (j + 1) & mask
+        if st.id_val[j] < 0:
+            break
+        home = np.int64(hash_u64(st.id_key[j]) & np.uint64(mask))
+        # Move j back into the hole at i unless its home lies cyclically in (i, j].
+        if (j > i and (home <= i or home > j)) or (j < i and (home <= i and home > j)):
+            st.id_key[i] = st.id_key[j]
+            st.id_val[i] = st.id_val[j]
+            i = j
+    st.id_val[i] = -1
+
+
+# --- price ladders ----------------------------------------------------------------------
+
+
+@njit(**_JIT)
+def book_of(sym, side):
+    return sym * 2 + side - 1
+
+
+@njit(**_JIT)
+def sort_key(side, price):
+    return price if side == SIDE_BUY else -price
+
+
+@njit(**_JIT)
+def ladder_search(st, book, side, price):
+    """Position of the first ladder entry whose key is >= key(price) (binary search)."""
+    key = sort_key(side, price)
+    lo = 0
+    hi = st.ladder_n[book]
+    row = st.ladder[book]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if sort_key(side, st.l_price[row[mid]]) < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(**_JIT)
+def find_level(st, book, side, price):
+    n = st.ladder_n[book]
+    row = st.ladder[book]
+    # Fast path: the touch.
+    if n > 0 and st.l_price[row[n - 1]] == price:
+        return np.int64(row[n - 1])
+    pos = ladder_search(st, book, side, price)
+    if pos < n and st.l_price[row[pos]] == price:
+        return np.int64(row[pos])
+    return -1
+
+
+@njit(**_JIT)
+def best_level(st, book):
+    n = st.ladder_n[book]
+    if n == 0:
+        return -1
+    return np.int64(st.ladder[book][n - 1])
+
+
+@njit(**_JIT)
+def add_level(st, book, side, price):
+    """A new empty level at `price`; the caller has checked the ladder has room."""
+    top = st.ctr[C_LVL_FREE_TOP] - 1
+    st.ctr[C_LVL_FREE_TOP] = top
+    lvl = st.l_free[top]
+    st.l_price[lvl] = price
+    st.l_qty[lvl] = 0
+    st.l_head[lvl] = -1
+    st.l_tail[lvl] = -1
+    n = st.ladder_n[book]
+    row = st.ladder[book]
+    pos = ladder_search(st, book, side, price)
+    for k in range(n, pos, -1):
+        row[k] = row[k - 1]
+    row[pos] = lvl
+    st.ladder_n[book] = n + 1
+    return np.int64(lvl)
+
+
+@njit(**_JIT)
+def remove_level(st, book, side, lvl):
+    n = st.ladder_n[book]
+    row = st.ladder[book]
+    if row[n - 1] == lvl:
+        pos = n - 1
+    else:
+        pos = ladder_search(st, book, side, st.l_price[lvl])
+    for k in range(pos, n - 1):
+        row[k] = row[k + 1]
+    st.ladder_n[book] = n - 1
+    top = st.ctr[C_LVL_FREE_TOP]
+    st.l_free[top] = lvl
+    st.ctr[C_LVL_FREE_TOP] = top + 1
+
+
+# --- orders in levels --------------------------------------------------------------------
+
+
+@njit(**_JIT)
+def alloc_order(st):
+    top = st.ctr[C_FREE_TOP] - 1
+    st.ctr[C_FREE_TOP] = top
+    st.ctr[C_RESTING] += 1
+    return np.int64(st.o_free[top])
+
+
+@njit(**_JIT)
+def free_order(st, o):
+    top = st.ctr[C_FREE_TOP]
+    st.o_free[top] = o
+    st.ctr[C_FREE_TOP] = top + 1
+    st.ctr[C_RESTING] -= 1
+
+
+@njit(**_JIT)
+def enqueue(st, lvl, o):
+    """Append order o at the back of level lvl."""
+    tail = st.l_tail[lvl]
+    st.o_prev[o] = tail
+    st.o_next[o] = -1
+    if tail >= 0:
+        st.o_next[tail] = o
+    else:
+        st.l_head[lvl] = o
+    st.l_tail[lvl] = o
+    st.o_level[o] = lvl
+    st.l_qty[lvl] += st.o_leaves[o]
+
+
+@njit(**_JIT)
+def dequeue(st, o):
+    """Unlink order o from its level (its leaves leave the level's total)."""
+    lvl = st.o_level[o]
+    p = st.o_prev[o]
+    nx = st.o_next[o]
+    if p >= 0:
+        st.o_next[p] = nx
+    else:
+        st.l_head[lvl] = nx
+    if nx >= 0:
+        st.o_prev[nx] = p
+    else:
+        st.l_tail[lvl] = p
+    st.l_qty[lvl] -= st.o_leaves[o]
+    st.o_level[o] = -1
+    return np.int64(lvl)
+
+
+@njit(**_JIT)
+def top_levels(st, sym, side, n_levels, prices_out, qtys_out):
+    """The best n_levels of one side, best first (prices in ticks); returns how many."""
+    book = book_of(sym, side)
+    n = st.ladder_n[book]
+    row = st.ladder[book]
+    k = 0
+    while k < n_levels and k < n:
+        lvl = row[n - 1 - k]
+        prices_out[k] = st.l_price[lvl]
+        qtys_out[k] = st.l_qty[lvl]
+        k += 1
+    return k
+
+
+@njit(**_JIT)
+def level_count(st, sym, side):
+    return st.ladder_n[book_of(sym, side)]
+
+
+@njit(**_JIT)
+def level_orders(st, sym, side, depth_index):
+    """Number of orders at the depth_index-th best level of one side."""
+    book = book_of(sym, side)
+    n = st.ladder_n[book]
+    lvl = st.ladder[book][n - 1 - depth_index]
+    count = 0
+    o = st.l_head[lvl]
+    while o >= 0:
+        count += 1
+        o = st.o_next[o]
+    return count

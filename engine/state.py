@@ -1,0 +1,176 @@
+"""The matcher's whole state: one NamedTuple of preallocated numpy arrays.
+
+Sizes come from the venue's `[engine]` capacities; nothing grows after `make_state`.
+A NamedTuple of arrays is what Numba passes cheaply (and caches) into njit code.
+
+Structures (all linked by int32/int64 indices, -1 = none):
+- order pool: per-order columns, a free stack, FIFO links within a price level and a
+  second list per account in acceptance order (KILL walks it);
+- id table: open addressing with linear probing and backward-shift deletion, 2x the
+  pool, power of two, so a probe run stays short and never fills;
+- price levels: a pool of levels and, per symbol and side, a ladder of level indices
+  sorted worst to best (best last: most traffic is near the touch, so inserts and
+  removals shift few entries);
+- accounts: the same open-addressing table from account id to a slot holding risk
+  counters, positions and open quantities per symbol.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from engine.config import VenueConfig, profile_tables
+
+# ctr[] slots
+C_SEQ = 0  # last event seq written
+C_RESTING = 1  # orders resting now
+C_FREE_TOP = 2  # entries on the order free stack
+C_LVL_FREE_TOP = 3  # entries on the level free stack
+C_ACCOUNTS = 4  # accounts tracked
+C_HAS_DEFAULT = 5  # 1 when [accounts.default] exists
+C_MAX_LEVELS = 6
+C_MAX_ORDERS = 7
+C_MAX_ACCOUNTS = 8
+N_CTR = 9
+
+
+class EngineState(NamedTuple):
+    ctr: np.ndarray
+    # symbols
+    sym_tick: np.ndarray  # tick in 1e-8 units
+    sym_band_bps: np.ndarray
+    sym_ref: np.ndarray  # current reference price, ticks
+    # limit profiles (index 0 = default)
+    prof_max_qty: np.ndarray
+    prof_max_pos: np.ndarray
+    prof_max_open: np.ndarray
+    prof_max_rate: np.ndarray
+    prof_enabled: np.ndarray
+    prof_notional: np.ndarray  # [profile, symbol] floor(max_notional / tick), -1 = none
+    # order pool
+    o_id: np.ndarray
+    o_price: np.ndarray  # ticks
+    o_leaves: np.ndarray
+    o_acct: np.ndarray  # account slot
+    o_sym: np.ndarray
+    o_side: np.ndarray
+    o_tif: np.ndarray
+    o_level: np.ndarray
+    o_prev: np.ndarray
+    o_next: np.ndarray
+    o_aprev: np.ndarray
+    o_anext: np.ndarray
+    o_free: np.ndarray
+    # id -> order slot
+    id_key: np.ndarray
+    id_val: np.ndarray
+    # levels
+    l_price: np.ndarray
+    l_qty: np.ndarray
+    l_head: np.ndarray
+    l_tail: np.ndarray
+    l_free: np.ndarray
+    ladder: np.ndarray  # [symbol * 2 + side - 1, max_levels] level indices, best last
+    ladder_n: np.ndarray
+    # accounts
+    a_key: np.ndarray  # account id, -1 = empty bucket
+    a_val: np.ndarray  # slot
+    a_id: np.ndarray
+    a_prof: np.ndarray
+    a_disabled: np.ndarray
+    a_bucket: np.ndarray
+    a_count: np.ndarray
+    a_open: np.ndarray  # resting orders
+    a_head: np.ndarray  # oldest resting order
+    a_tail: np.ndarray
+    pos: np.ndarray  # [slot, symbol] net filled, buys positive
+    open_buy: np.ndarray  # [slot, symbol] leaves of resting buys
+    open_sell: np.ndarray
+
+
+def _pow2_at_least(n: int) -> int:
+    return 1 << max(4, (n - 1).bit_length())
+
+
+def make_state(venue: VenueConfig) -> EngineState:
+    n_sym = len(venue.symbols)
+    n_ord, n_lvl_side, n_acct = venue.max_orders, venue.max_levels, venue.max_accounts
+    # A side can never hold more levels than orders.
+    n_lvl_side = min(n_lvl_side, n_ord)
+    n_lvl = min(n_sym * 2 * n_lvl_side, n_ord)
+    id_size = _pow2_at_least(2 * n_ord)
+    acct_size = _pow2_at_least(2 * n_acct)
+    prof = profile_tables(venue)
+
+    ctr = np.zeros(N_CTR, np.int64)
+    ctr[C_FREE_TOP] = n_ord
+    ctr[C_LVL_FREE_TOP] = n_lvl
+    ctr[C_HAS_DEFAULT] = 1 if venue.default_account is not None else 0
+    ctr[C_MAX_LEVELS] = venue.max_levels
+    ctr[C_MAX_ORDERS] = n_ord
+    ctr[C_MAX_ACCOUNTS] = n_acct
+
+    def full(n, v, dt=np.int64):
+        return np.full(n, v, dt)
+
+    st = EngineState(
+        ctr=ctr,
+        sym_tick=np.array([s.tick_units for s in venue.symbols], np.int64),
+        sym_band_bps=np.array([s.band_bps for s in venue.symbols], np.int64),
+        sym_ref=np.array([s.ref_ticks for s in venue.symbols], np.int64),
+        prof_max_qty=prof["prof_max_qty"],
+        prof_max_pos=prof["prof_max_pos"],
+        prof_max_open=prof["prof_max_open"],
+        prof_max_rate=prof["prof_max_rate"],
+        prof_enabled=prof["prof_enabled"],
+        prof_notional=prof["prof_notional"],
+        o_id=np.zeros(n_ord, np.uint64),
+        o_price=np.zeros(n_ord, np.int64),
+        o_leaves=np.zeros(n_ord, np.int64),
+        o_acct=full(n_ord, -1, np.int32),
+        o_sym=np.zeros(n_ord, np.int32),
+        o_side=np.zeros(n_ord, np.int8),
+        o_tif=np.zeros(n_ord, np.int8),
+        o_level=full(n_ord, -1, np.int32),
+        o_prev=full(n_ord, -1, np.int32),
+        o_next=full(n_ord, -1, np.int32),
+        o_aprev=full(n_ord, -1, np.int32),
+        o_anext=full(n_ord, -1, np.int32),
+        # Free stacks pop from the top; filling them in reverse hands out slot 0 first.
+        o_free=np.arange(n_ord - 1, -1, -1, dtype=np.int32),
+        id_key=np.zeros(id_size, np.uint64),
+        id_val=full(id_size, -1, np.int32),
+        l_price=np.zeros(n_lvl, np.int64),
+        l_qty=np.zeros(n_lvl, np.int64),
+        l_head=full(n_lvl, -1, np.int32),
+        l_tail=full(n_lvl, -1, np.int32),
+        l_free=np.arange(n_lvl - 1, -1, -1, dtype=np.int32),
+        ladder=full((n_sym * 2, n_lvl_side), -1, np.int32).reshape(n_sym * 2, n_lvl_side),
+        ladder_n=np.zeros(n_sym * 2, np.int64),
+        a_key=full(acct_size, -1),
+        a_val=full(acct_size, -1, np.int32),
+        a_id=full(n_acct, -1),
+        a_prof=np.zeros(n_acct, np.int32),
+        a_disabled=np.zeros(n_acct, np.int8),
+        a_bucket=full(n_acct, -1),
+        a_count=np.zeros(n_acct, np.int64),
+        a_open=np.zeros(n_acct, np.int64),
+        a_head=full(n_acct, -1, np.int32),
+        a_tail=full(n_acct, -1, np.int32),
+        pos=np.zeros((n_acct, n_sym), np.int64),
+        open_buy=np.zeros((n_acct, n_sym), np.int64),
+        open_sell=np.zeros((n_acct, n_sym), np.int64),
+    )
+    # Listed accounts are tracked from the start, with their own profile (1, 2, ...).
+    from engine.risk import track_account
+
+    for k, acct_id in enumerate(prof["listed_ids"]):
+        slot = track_account(st, np.int64(acct_id), np.int32(k + 1))
+        st.a_disabled[slot] = 0 if prof["prof_enabled"][k + 1] else 1
+    return st
+
+
+def state_nbytes(st: EngineState) -> int:
+    return sum(a.nbytes for a in st)
