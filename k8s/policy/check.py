@@ -117,7 +117,8 @@ def load_documents(path: str | Path) -> list[dict]:
 
 def object_name(doc: dict) -> str:
     meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
-    return f"{doc.get('kind', '?')}/{meta.get('name', '?')}"
+    name = meta.get("name")
+    return f"{doc.get('kind', '?')}/{name}" if name else str(doc.get("kind", "?"))
 
 
 # --------------------------------------------------------------------------- workloads
