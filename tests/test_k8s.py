@@ -506,8 +506,7 @@ def test_documented_routing_examples_follow_the_rule():
 
 def test_dockerfile_targets():
     text = (REPO / "Dockerfile").read_text()
-    stages = dict(re.findall(r"^FROM\s+(\S+)\s+AS\s+(\S+)", text, re.M | re.I)[i][::-1]
-                  for i in range(len(re.findall(r"^FROM", text, re.M))))
+    stages = {alias: base for base, alias in re.findall(r"^FROM\s+(\S+)\s+AS\s+(\S+)", text, re.M | re.I)}
     assert stages["runtime"] == "python:3.11-slim" and stages["sim"] == "runtime"
     sim = text.split("AS sim", 1)[1]
     assert "iverilog" in sim and "cocotb" in sim
