@@ -72,45 +72,58 @@ band_bps = 300
 """,
 ]
 
-PRICES = {"A": [f"{10 + 0.25 * k:.2f}" for k in range(-6, 7)], "B": [str(100 + k) for k in range(-4, 5)]}
+PRICES = {"A": [f"{10 + 0.25 * k:.2f}" for k in range(-5, 6)], "B": [str(100 + k) for k in range(-4, 5)]}
 
-accounts = st.sampled_from(["1", "2", "3", "4", "9", "13"])
-oids = st.integers(1, 8).map(str)
-qtys = st.one_of(st.integers(1, 6).map(str), st.sampled_from(["0", "1.5", "-2", "5.0", "4294967296"]))
+accounts = st.sampled_from(["1", "2", "1", "2", "3", "4", "9", "13"])
+oids = st.integers(1, 6).map(str)
+qtys = st.sampled_from([str(q) for q in range(1, 7)] * 4 + ["0", "1.5", "-2", "5.0", "4294967296"])
 
 
 @st.composite
 def new_rows(draw):
     sym = draw(st.sampled_from(["A", "B"]))
     typ = draw(st.sampled_from(["LIMIT"] * 5 + ["MARKET"]))
-    tif = draw(st.sampled_from(["GTC", "GTC", "IOC", "FOK", "POST"]))
-    price = "" if typ == "MARKET" else draw(st.sampled_from(PRICES[sym] + ["10.1", ""]))
+    tif = draw(st.sampled_from(["GTC", "GTC", "GTC", "IOC", "FOK", "POST"]) if typ == "LIMIT" else
+               st.sampled_from(["IOC", "IOC", "FOK", "GTC"]))
+    price = "" if typ == "MARKET" else draw(st.sampled_from(PRICES[sym] * 3 + ["10.1", ""]))
     side = draw(st.sampled_from(["BUY", "SELL"]))
     return ["NEW", draw(accounts), sym, draw(oids), side, typ, tif, price, draw(qtys)]
 
 
 @st.composite
 def other_rows(draw):
-    kind = draw(st.sampled_from(["CANCEL", "REPLACE", "REPLACE", "KILL", "JUNK"]))
-    acct = draw(accounts)
-    if kind == "CANCEL":
-        return ["CANCEL", acct, "", draw(oids), "", "", "", "", ""]
-    if kind == "REPLACE":
-        sym = draw(st.sampled_from(["A", "B"]))
-        return ["REPLACE", acct, "", draw(oids), "", "", "", draw(st.sampled_from(PRICES[sym])), draw(qtys)]
+    """CANCEL and REPLACE name an earlier NEW (index `k` back), usually by its own account."""
+    kind = draw(st.sampled_from(["CANCEL", "CANCEL", "REPLACE", "REPLACE", "REPLACE", "KILL", "JUNK"]))
+    if kind in ("CANCEL", "REPLACE"):
+        return [kind, draw(st.integers(0, 5)), draw(st.sampled_from([True] * 4 + [False])), draw(accounts),
+                draw(st.integers(0, 100)), draw(qtys)]
     if kind == "KILL":
         return ["KILL", draw(st.sampled_from(["9", "13", "4"])), "", "", "", "", "", "", ""]
-    return [draw(st.sampled_from(["JUNK", "new", "NEW"])), acct, "A", "x", "BUY", "LIMIT", "GTC", "10", "1"]
+    return [draw(st.sampled_from(["JUNK", "new", "NEW"])), draw(accounts), "A", "x", "BUY", "LIMIT", "GTC", "10", "1"]
 
 
 @st.composite
 def flows(draw):
     venue = draw(st.sampled_from(VENUES))
-    rows = draw(st.lists(st.one_of(new_rows(), new_rows(), other_rows()), min_size=1, max_size=60))
+    rows = draw(st.lists(st.one_of(new_rows(), new_rows(), other_rows()), min_size=30, max_size=120))
     ts = 0
     lines = []
+    news = []  # (account, symbol, order_id) of the NEW rows so far
     for r in rows:
         ts += draw(st.sampled_from([0, 0, 100_000_000, 700_000_000]))
+        if r[0] in ("CANCEL", "REPLACE"):
+            kind, k, own, other, pi, qty = r
+            if news:
+                acct, sym, oid = news[-1 - k % len(news)]
+            else:
+                acct, sym, oid = other, "A", "1"
+            acct = acct if own else other
+            if kind == "CANCEL":
+                r = ["CANCEL", acct, "", oid, "", "", "", "", ""]
+            else:
+                r = ["REPLACE", acct, "", oid, "", "", "", PRICES[sym][pi % len(PRICES[sym])], qty]
+        elif r[0] == "NEW":
+            news.append((r[1], r[2], r[3]))
         action, acct, rest = r[0], r[1], r[2:]
         lines.append(",".join([str(ts), acct, action] + rest))
     return FLOW_HEADER + "\n" + "\n".join(lines) + "\n", venue
@@ -222,6 +235,7 @@ def check_events(flow: str, out: str) -> None:
             if action != "CANCEL" or e[3] not in live or int(e[7]) != live[e[3]]["leaves"]:
                 raise Violation(f"bad user cancel: {e}")
             live[e[3]]["done"] += int(e[7])
+            live[e[3]]["leaves"] = 0
             check_conserved(live.pop(e[3]), e)
         elif kind in ("CANCELED", "KILLED") and action == "KILL":
             while kind == "CANCELED":
@@ -229,6 +243,7 @@ def check_events(flow: str, out: str) -> None:
                         int(e[7]) != live[e[3]]["leaves"]:
                     raise Violation(f"bad kill cancel: {e}")
                 live[e[3]]["done"] += int(e[7])
+                live[e[3]]["leaves"] = 0
                 check_conserved(live.pop(e[3]), e)
                 if p >= len(evs):
                     raise Violation("KILL without KILLED")
