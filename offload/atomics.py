@@ -129,3 +129,26 @@ def tsc_ghz(seconds: float = 0.05) -> float:
         f = (c1 - c0) / (t1 - t0)
         best = f if best is None else (best + f) / 2
     return best
+
+
+@intrinsic
+def sched_yield(typingctx):
+    """libc sched_yield() from njit code (a symbol reference, so cache=True still works):
+    a poller that makes no progress lets another runnable task on its core run, which on a
+    loaded 2-core machine is the difference between microseconds and whole timeslices."""
+    sig = types.int32()
+
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.IntType(32), [])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "sched_yield")
+        return builder.call(fn, [])
+
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True)
+def backoff(spins, yield_after):
+    """One idle poll: `pause`, and past `yield_after` idle polls a sched_yield every 16."""
+    cpu_relax()
+    if spins >= yield_after and (spins & 15) == 0:
+        sched_yield()

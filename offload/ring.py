@@ -39,7 +39,7 @@ import numpy as np
 from numba import njit
 
 from engine.records import EVENT_DTYPE, LAYOUT_VERSION, ORDER_DTYPE, RECORD_SIZE
-from offload.atomics import cpu_relax, load_acquire, store_release
+from offload.atomics import backoff, load_acquire, store_release
 
 MAGIC = int.from_bytes(b"TICKRING", "little")
 RING_LAYOUT_VERSION = 1
@@ -398,8 +398,9 @@ def nb_pop_words(ctrl, words, dst, start, stop, head_cache, tail):
 
 
 @njit(cache=True, nogil=True)
-def nb_push_blocking(ctrl, words, src, start, stop, head, tail_cache, spin_limit):
-    """Push src[start:stop], spinning while full (back-pressure). Returns
+def nb_push_blocking(ctrl, words, src, start, stop, head, tail_cache, spin_limit, yield_after):
+    """Push src[start:stop], spinning while full (back-pressure; sched_yield past
+    `yield_after` idle polls). Returns
     (head, tail_cache, pushed, status): status OK, or STOPPED (STOP word set) / FULL
     (spin_limit polls without progress) with the records pushed so far."""
     done = start
@@ -410,7 +411,7 @@ def nb_push_blocking(ctrl, words, src, start, stop, head, tail_cache, spin_limit
             done += n
             spins = 0
             continue
-        cpu_relax()
+        backoff(spins, yield_after)
         spins += 1
         if (spins & 255) == 0:
             if load_acquire(ctrl, STOP) != 0:
@@ -421,14 +422,14 @@ def nb_push_blocking(ctrl, words, src, start, stop, head, tail_cache, spin_limit
 
 
 @njit(cache=True, nogil=True)
-def nb_wait_readable(ctrl, head_cache, tail, spin_limit):
+def nb_wait_readable(ctrl, head_cache, tail, spin_limit, yield_after):
     """Spin until a record is readable. Returns (head_cache, status)."""
     spins = 0
     while head_cache == tail:
         head_cache = load_acquire(ctrl, HEAD)
         if head_cache != tail:
             break
-        cpu_relax()
+        backoff(spins, yield_after)
         spins += 1
         if (spins & 255) == 0:
             if load_acquire(ctrl, STOP) != 0:
