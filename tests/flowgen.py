@@ -388,3 +388,56 @@ def deep_book_flow(seed: int, n: int = 5000) -> tuple[str, str]:
             rows.append(f"{ts},{owner[oid]},REPLACE,,{oid},,,,{s.price(s.ref_ticks + r.randrange(-150, 150))},"
                         f"{r.randrange(1, 30)}")
     return FLOW_HEADER + "\n" + "\n".join(rows) + "\n", venue
+
+
+_FUZZ_ALPHABET = "0123456789.,+-\r eE_xnaiNEWBUYSLMTKC\u0661\u00e9\t;"
+
+
+def syntax_fuzz_flow(seed: int, n: int = 2000) -> tuple[str, str]:
+    """Valid-looking rows with one to three character-level edits each (insert, delete,
+    replace, duplicate a field): hammers the number syntax, field splitting and raw echoes.
+    Half the rows are left intact so orders rest, trade and get replaced meanwhile."""
+    r = random.Random(seed)
+    syms = [SYMBOLS[0], SYMBOLS[1], SYMBOLS[3]]
+    venue = venue_text(syms, {"default": {}, "3": {"max_order_qty": 50}, "4": {"max_notional": "300"}},
+                       {"max_orders": 50, "max_levels": 8})
+    rows = []
+    ts = 1
+    for _ in range(n):
+        ts += r.randrange(0, 3) * 10**8
+        s = r.choice(syms)
+        acct = r.randrange(1, 6)
+        oid = r.randrange(1, 40)
+        x = r.random()
+        px = s.price(s.ref_ticks + r.randrange(-4, 5))
+        if x < 0.6:
+            f = [str(ts), str(acct), "NEW", s.name, str(oid), r.choice(("BUY", "SELL")),
+                 r.choice(("LIMIT", "LIMIT", "LIMIT", "MARKET")), r.choice(("GTC", "IOC", "FOK", "POST")),
+                 px, str(r.randrange(1, 20))]
+            if f[6] == "MARKET":
+                f[8] = "" if r.random() < 0.8 else f[8]
+        elif x < 0.75:
+            f = [str(ts), str(acct), "CANCEL", "", str(oid), "", "", "", "", ""]
+        elif x < 0.97:
+            f = [str(ts), str(acct), "REPLACE", "", str(oid), "", "", "", px, str(r.randrange(1, 20))]
+        else:
+            f = [str(ts), str(r.randrange(5, 9)), "KILL", "", "", "", "", "", "", ""]
+        line = ",".join(f)
+        if r.random() < 0.5:
+            for _ in range(r.randint(1, 3)):
+                op = r.randrange(4)
+                i = r.randrange(len(line) + 1)
+                c = r.choice(_FUZZ_ALPHABET)
+                if op == 0:
+                    line = line[:i] + c + line[i:]
+                elif op == 1 and line:
+                    line = line[:i] + line[i + 1 :]
+                elif op == 2 and line:
+                    line = line[:i] + c + line[i + 1 :]
+                else:  # a field's text repeated or made huge
+                    parts = line.split(",")
+                    k = r.randrange(len(parts))
+                    parts[k] = r.choice([parts[k] * 2, parts[k] + "0" * 25, "9" * 25, "0" * 25 + parts[k]])
+                    line = ",".join(parts)
+        rows.append(line.replace("\n", ""))
+    return FLOW_HEADER + "\n" + "\n".join(rows) + "\n", venue

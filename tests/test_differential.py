@@ -1,6 +1,6 @@
 """The engine against the reference, byte for byte, on many seeded flows.
 
-Per run: >= 200,000 messages over random, adversarial and deep-book flows (see flowgen.py).
+Per run: >= 200,000 messages over random, adversarial, deep-book and syntax-fuzz flows (see flowgen.py).
 On a difference the report gives the flow kind and seed, the first differing event line with
 context, and a shrunk flow (rows removed while the two matchers still disagree) to paste into
 a test.
@@ -12,15 +12,16 @@ import time
 
 import pytest
 
-from flowgen import FLOW_HEADER, adversarial_flow, deep_book_flow, random_flow
+from flowgen import FLOW_HEADER, adversarial_flow, deep_book_flow, random_flow, syntax_fuzz_flow
 from reference import replay as reference_replay
 from reference.harness import engine_replay, first_difference
 
-# (generator, seeds, messages per flow): 32*3500 + 32*2500 + 4*5000 = 212,000 messages
+# (generator, seeds, messages per flow): 32*3500 + 32*2500 + 4*5000 + 16*2500 = 252,000 messages
 GROUPS = {
     "random": (random_flow, range(0, 32), 3500),
     "adversarial": (adversarial_flow, range(1000, 1032), 2500),
     "deep": (deep_book_flow, range(2000, 2004), 5000),
+    "syntax": (syntax_fuzz_flow, range(3000, 3016), 2500),
 }
 CHUNK = 8  # seeds per test item, so a failure names a small group and the rest still run
 

@@ -352,6 +352,27 @@ case("max_qty", V, [
     rej("AAPL", 3, 7, "MAX_QTY"),
 ])
 
+case("huge_integers_are_max_qty_and_bad_price", V, [
+    # integers far beyond 64 bits must keep their value: no wrap-around into a small number
+    "1,1,NEW,AAPL,1,SELL,LIMIT,GTC,100.00,18446744073709551615",
+    "2,1,NEW,AAPL,1,SELL,LIMIT,GTC,100.00,18446744073709551616",
+    "3,1,NEW,AAPL,1,SELL,LIMIT,GTC,100.00,9223372036854775808",
+    "4,1,NEW,AAPL,1,SELL,LIMIT,GTC,100.00,1800000000010000000000000000",
+    "5,1,NEW,AAPL,1,SELL,LIMIT,GTC,100,962505208211502489111457869391972008036",
+    "6,1,NEW,AAPL,1,SELL,LIMIT,GTC,962505208211502489111457869391972008036,5",
+    "7,1,NEW,AAPL,1,SELL,LIMIT,GTC,18446744073709551716.00,5",
+    "8,1,REPLACE,AAPL,1,,,,100.00,962505208211502489111457869391972008036",
+], [
+    rej("AAPL", 1, 1, "MAX_QTY"),
+    rej("AAPL", 1, 1, "MAX_QTY"),
+    rej("AAPL", 1, 1, "MAX_QTY"),
+    rej("AAPL", 1, 1, "MAX_QTY"),
+    rej("AAPL", 1, 1, "MAX_QTY"),
+    rej("AAPL", 1, 1, "BAD_PRICE"),
+    rej("AAPL", 1, 1, "BAD_PRICE"),
+    rej("AAPL", 1, 1, "UNKNOWN_ORDER"),
+])
+
 # ------------------------------------------------------------------ check 7: price
 
 case("bad_price", V, [
