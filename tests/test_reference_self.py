@@ -75,10 +75,22 @@ def test_decimals_as_written(tick, dec):
     '[symbols.S]\ntick = "0.25"\nref_price = "10"\n[engine]\nmax_foo = 1\n',
     '[symbols.S]\ntick = "0.25"\nref_price = "10"\n[other]\n',
     '[symbols.S]\ntick = "0.25"\nref_price = "10"\n[accounts.1]\n[accounts.2]\n[engine]\nmax_accounts = 1\n',
+    '[symbols.S]\ntick = 1\nref_price = "10"\n',  # decimals are strings
+    '[symbols.S]\ntick = "1"\nref_price = "10"\n[accounts.default]\nmax_notional = 3\n',
+    '[symbols.S]\ntick = "1"\nref_price = "10"\n[engine]\nmax_orders = 0\n',
 ])
 def test_configuration_errors(venue):
     with pytest.raises(ValueError):
         replay("ts,account,action,symbol,order_id,side,type,tif,price,qty\n", venue)
+
+
+def test_max_notional_with_many_decimals_is_exact():
+    venue = ('[symbols.S]\ntick = "0.01"\nref_price = "1"\nband_bps = 0\n'
+             '[accounts.default]\nmax_notional = "0.030000001"\n')
+    flow = ("ts,account,action,symbol,order_id,side,type,tif,price,qty\n"
+            "1,1,NEW,S,1,BUY,LIMIT,GTC,0.01,3\n1,1,NEW,S,2,BUY,LIMIT,GTC,0.01,4\n")
+    out = replay(flow, venue).split("\n")
+    assert ",ACK," in out[1] and out[2].endswith("MAX_NOTIONAL")
 
 
 def test_listed_accounts_inherit_from_default():

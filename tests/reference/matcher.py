@@ -83,14 +83,19 @@ def number_to_units(num: int, den: int) -> int | None:
     return scaled // den
 
 
-def decimal_units(text: str, what: str) -> int:
-    """A configuration decimal (string) in 1e-8 units; ValueError if not exact to 8 decimals."""
-    if isinstance(text, bool) or not isinstance(text, (str, int)):
+def config_decimal(text, what: str) -> tuple[int, int]:
+    """A configuration decimal: a TOML *string* (rulebook: "decimal string"), as (num, den)."""
+    if not isinstance(text, str):
         raise ValueError(f"{what}: expected a decimal string, got {text!r}")
-    parsed = parse_number(str(text))
+    parsed = parse_number(text)
     if parsed is None:
         raise ValueError(f"{what}: not a decimal: {text!r}")
-    units = number_to_units(*parsed)
+    return parsed
+
+
+def decimal_units(text, what: str) -> int:
+    """A configuration decimal in 1e-8 units; ValueError if not exact to 8 decimals."""
+    units = number_to_units(*config_decimal(text, what))
     if units is None:
         raise ValueError(f"{what}: more than 8 decimals: {text!r}")
     return units
@@ -153,8 +158,9 @@ class Limits:
         if not isinstance(merged["enabled"], bool):
             raise ValueError(f"{what}.enabled: expected a boolean")
         self.max_order_qty = merged["max_order_qty"]
-        self.max_notional_units = decimal_units(merged["max_notional"], f"{what}.max_notional")
-        if self.max_notional_units < 0:
+        # exact, any number of decimals: notional > num/den  <=>  units * den > num * 1e8
+        self.max_notional = config_decimal(merged["max_notional"], f"{what}.max_notional")
+        if self.max_notional[0] < 0:
             raise ValueError(f"{what}.max_notional: negative")
         self.max_position = merged["max_position"]
         self.max_open_orders = merged["max_open_orders"]
@@ -189,7 +195,7 @@ class Venue:
             if isinstance(band, bool) or not isinstance(band, int) or band < 0:
                 raise ValueError(f"{what}.band_bps: expected a non-negative integer")
             self.symbols[name] = Symbol(
-                name, tick_units, decimals_as_written(str(s["tick"])), ref_units // tick_units, band
+                name, tick_units, decimals_as_written(s["tick"]), ref_units // tick_units, band
             )
         accounts = cfg.get("accounts", {})
         self.default: Limits | None = None
@@ -212,8 +218,8 @@ class Venue:
         for k, v in eng.items():
             if k not in ENGINE_DEFAULTS:
                 raise ValueError(f"engine: unknown key {k!r}")
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ValueError(f"engine.{k}: expected a non-negative integer")
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"engine.{k}: expected a positive integer")
             self.caps[k] = v
         if len(self.listed) > self.caps["max_accounts"]:
             raise ValueError("engine.max_accounts: fewer than the listed accounts")
@@ -352,7 +358,8 @@ class Matcher:
 
     @staticmethod
     def over_notional(lim: Limits, sym: Symbol, ticks: int, qty: int) -> bool:
-        return bool(lim.max_notional_units) and ticks * sym.tick_units * qty > lim.max_notional_units
+        num, den = lim.max_notional
+        return num != 0 and ticks * sym.tick_units * qty * den > num * SCALE
 
     # ---------------------------------------------------------------- messages
 
