@@ -27,3 +27,44 @@ def test_golden_matches_venue_rulebook(shared_dir):
     blocks = example.split("```")[1::2]
     assert blocks[0].strip() == (GOLDEN / "example_flow.csv").read_text().strip()
     assert blocks[1].strip() == (GOLDEN / "example_events.csv").read_text().strip()
+
+
+# Regression goldens: flows from tests/flowgen.py frozen with the reference's output at the time
+# they were made. They are not hand-checked truth (test_rules.py is); they make any change of
+# behaviour in either matcher visible. Regenerate deliberately, after a rulebook decision
+# changes, with:  cd tests && python test_golden.py
+REGRESSION = {
+    "random": ("random_flow", 7, 2000),
+    "adversarial": ("adversarial_flow", 7, 2000),
+    "syntax": ("syntax_fuzz_flow", 7, 1000),
+}
+
+
+@pytest.mark.parametrize("matcher", MATCHERS)
+@pytest.mark.parametrize("name", list(REGRESSION))
+def test_regression_golden(matcher, name):
+    replay = get_replay(matcher)
+    # bytes, not read_text(): universal newlines would turn the flows' stray '\r' into '\n'
+    flow = (GOLDEN / f"{name}_flow.csv").read_bytes().decode()
+    venue = (GOLDEN / f"{name}_venue.toml").read_bytes().decode()
+    expected = (GOLDEN / f"{name}_events.csv").read_bytes().decode()
+    out = replay(flow, venue)
+    if out != expected:
+        from reference.harness import first_difference
+
+        pytest.fail(first_difference(expected, out, label=("golden", matcher)), pytrace=False)
+
+
+def _regenerate():
+    import flowgen
+    from reference import replay
+
+    for name, (gen, seed, n) in REGRESSION.items():
+        flow, venue = getattr(flowgen, gen)(seed, n)
+        (GOLDEN / f"{name}_flow.csv").write_bytes(flow.encode())
+        (GOLDEN / f"{name}_venue.toml").write_bytes(venue.encode())
+        (GOLDEN / f"{name}_events.csv").write_bytes(replay(flow, venue).encode())
+
+
+if __name__ == "__main__":
+    _regenerate()
