@@ -136,7 +136,8 @@ class Violation(AssertionError):
     pass
 
 
-def check_events(flow: str, out: str) -> None:
+def check_events(flow: str, out: str) -> dict[str, dict]:
+    """Raise Violation unless every invariant holds; return the resting orders at the end."""
     rows = [r.split(",") for r in flow.split("\n")[1:-1]]
     lines = out.split("\n")
     if lines[0] != EVENT_HEADER or lines[-1] != "":
@@ -258,6 +259,7 @@ def check_events(flow: str, out: str) -> None:
     if p != len(evs):
         raise Violation(f"{len(evs) - p} events left over after the last row")
     check_positions(evs)
+    return live
 
 
 def check_conserved(o, e):
@@ -323,6 +325,42 @@ def test_engine_equals_reference_on_small_flows(fv):
     flow, venue = fv
     engine = get_replay("engine")
     assert engine(flow, venue).split("\n") == reference_replay(flow, venue).split("\n")
+
+
+def book_from_events(live) -> dict[tuple[str, str], list[tuple[float, int, int]]]:
+    """(symbol, 'bids'/'asks') -> [(price, qty, orders)] best first, from the resting orders."""
+    levels = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    for o in live.values():
+        lv = levels[(o["sym"], "bids" if o["side"] == "BUY" else "asks")][Decimal(o["price"])]
+        lv[0] += o["leaves"]
+        lv[1] += 1
+    return {
+        key: [(float(px), q, n) for px, (q, n) in sorted(lv.items(), reverse=key[1] == "bids")]
+        for key, lv in levels.items()
+    }
+
+
+@pytest.mark.skipif(not engine_available(), reason="engine.api does not exist yet")
+@PROPS_ENGINE
+@given(flows())
+def test_engine_depth_matches_its_events(fv):
+    """The engine's own book (Venue.depth) after a replay is the book its events describe."""
+    import io
+
+    from engine.api import Venue
+    from engine.codec import parse_flow_bytes
+    from engine.config import parse_venue
+
+    flow, venue_text = fv
+    config = parse_venue(venue_text)
+    v = Venue(config)
+    buf = io.BytesIO()
+    v.replay(parse_flow_bytes(flow.encode(), config), buf)
+    want = book_from_events(check_events(flow, buf.getvalue().decode()))
+    for sym in ("A", "B"):
+        got = v.depth(sym)
+        for side in ("bids", "asks"):
+            assert [(float(p), int(q), int(n)) for p, q, n in got[side]] == want.get((sym, side), []), (sym, side)
 
 
 def test_checker_catches_a_crossed_book():
