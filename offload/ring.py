@@ -143,7 +143,9 @@ class Ring:
 
     A process uses a Ring either as its producer or as its consumer. `ctrl` (int64 words of
     the control page), `words` (capacity x 8 int64) and `recs` (structured records) are the
-    zero-copy views that njit loops take.
+    zero-copy views that njit loops take. The batch methods re-read their own cursor from
+    the segment (njit code may have moved it); the single-record `try_*` fast paths trust
+    the Python-side cache, so do not mix them with njit loops on the same side.
     """
 
     def __init__(self, seg: "Segment", index: int, offset: int, capacity: int, kind: int):
@@ -217,6 +219,7 @@ class Ring:
         src = as_words(arr)
         n = len(src)
         done = 0
+        self._head = int(self._q[HEAD])  # njit code in this process may have moved it
         w = Waiter(timeout, alive, self)
         while done < n:
             self._head, self._tail, k = nb_push_words(self.ctrl, self.words, src, done, n, self._head, self._tail)
@@ -264,6 +267,7 @@ class Ring:
 
     def pop(self, max_n: int | None = None) -> np.ndarray:
         """Copy out what is readable now (possibly nothing), at most max_n."""
+        self._tail = int(self._q[TAIL])  # njit code in this process may have moved it
         n = self.available()
         if max_n is not None:
             n = min(n, max_n)
@@ -279,6 +283,7 @@ class Ring:
         out = np.empty(n, self.recs.dtype)
         dst = as_words(out)
         done = 0
+        self._tail = int(self._q[TAIL])
         w = Waiter(timeout, alive, self)
         while done < n:
             self._head, self._tail, k = nb_pop_words(self.ctrl, self.words, dst, done, n, self._head, self._tail)

@@ -149,6 +149,8 @@ def echo(in_ctrl, in_words, out_ctrl, out_words, yield_after):
                     return n, STOPPED
                 continue
         spins = 0
+        if in_head < in_tail or in_head - in_tail > cap_in:
+            return n, -4  # cursors make no sense: refuse rather than copy garbage
         # one contiguous run of the input: push it straight from the input slots
         s = in_tail & mask_in
         run = min(in_head - in_tail, cap_in - s)
