@@ -1,0 +1,216 @@
+"""Run order flows through the Verilog order book (Icarus Verilog, file-driven testbench).
+
+    from hdl.sim import run_flow, simulate, engine_venue
+    events = run_flow(orders, venue)             # ORDER_DTYPE in, EVENT_DTYPE out
+    res = simulate(orders, venue, trace=True)    # events plus cycle counts
+
+The records go to the RTL untouched: each 64-byte record is written as one hex line (the record
+as a little-endian integer), read by `hdl/tb/tb_file.v` with $readmemh and driven on the input
+stream; every event the book emits is written back with $fwrite and decoded here.
+
+The hardware's capacities are its parameters (`nord` resting orders, `nlvl` price levels per side
+per symbol, `nsym` symbols). `engine_venue(venue, ...)` gives the venue the Numba engine must run
+with to produce the same events, CAPACITY rejects included.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.records import EVENT_DTYPE, ORDER_DTYPE
+
+HDL_DIR = Path(__file__).resolve().parent
+RTL_DIR = HDL_DIR / "rtl"
+TB_DIR = HDL_DIR / "tb"
+RTL_SOURCES = [RTL_DIR / "tickbook_book.v"]
+REPO = HDL_DIR.parent
+BUILD_DIR = Path(os.environ.get("TICKBOOK_HDL_BUILD", REPO / "build" / "hdl"))
+
+# Capacities of the default hardware build (the `--offload hw` configuration).
+DEFAULT_PARAMS = {"nord": 64, "nlvl": 16}
+CHUNK = 65536  # records per $readmemh file
+
+# Configuration port addresses (hdl/rtl/tickbook_book.v)
+CFG_TICK, CFG_RECIP, CFG_REF, CFG_BPS, CFG_NSYM = 0, 1, 2, 3, 4
+RECIP_SHIFT = 106
+
+
+class SimError(RuntimeError):
+    """The simulator is missing, failed, or produced something that is not an event."""
+
+
+def recip(tick_units: int) -> int:
+    """floor(2**106 / tick) + 1: floor(p * recip >> 106) == p // tick for every p < 2**53.
+
+    (Granlund-Montgomery: m*d - 2**106 <= d < 2**53 = 2**(106 - 53).)"""
+    return (1 << RECIP_SHIFT) // tick_units + 1
+
+
+def _venue(venue):
+    from engine.api import as_venue
+
+    return as_venue(venue)
+
+
+def engine_venue(venue=None, nord: int = DEFAULT_PARAMS["nord"], nlvl: int = DEFAULT_PARAMS["nlvl"]):
+    """The venue with the hardware's capacities, for the Numba engine (max_accounts is left
+    alone: the hardware keeps no per-account state)."""
+    return _venue(venue).with_capacity(max_orders=nord, max_levels=nlvl)
+
+
+def config_words(venue) -> list[tuple[int, int, int]]:
+    """(addr, symbol, data) writes that load a venue into the book's configuration port."""
+    v = _venue(venue)
+    words = [(CFG_NSYM, 0, len(v.symbols))]
+    for i, s in enumerate(v.symbols):
+        if s.tick_units >= 1 << 53 or s.ref_ticks >= 1 << 53:
+            raise SimError(f"symbol {s.name}: tick or reference price outside 53 bits")
+        if s.band_bps >= 1 << 32:
+            raise SimError(f"symbol {s.name}: band_bps outside 32 bits")
+        words += [
+            (CFG_TICK, i, s.tick_units),
+            (CFG_RECIP, i, recip(s.tick_units)),
+            (CFG_REF, i, s.ref_ticks),
+            (CFG_BPS, i, s.band_bps),
+        ]
+    return words
+
+
+def records_to_hex(recs: np.ndarray) -> str:
+    """64-byte records -> one 128-digit hex line each (little-endian integer)."""
+    b = np.ascontiguousarray(recs).view(np.uint8).reshape(-1, 64)[:, ::-1]
+    h = np.ascontiguousarray(b).tobytes().hex()
+    lines = [h[i : i + 128] for i in range(0, len(h), 128)]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def hex_to_records(text: str, dtype=EVENT_DTYPE) -> np.ndarray:
+    lines = text.split()
+    if not lines:
+        return np.zeros(0, dtype)
+    bad = [ln for ln in lines if len(ln) != 128]
+    if bad:
+        raise SimError(f"simulator wrote a line that is not a 64-byte record: {bad[0][:80]!r}")
+    try:
+        raw = bytes.fromhex("".join(lines))
+    except ValueError:
+        x = next(ln for ln in lines if any(c in ln for c in "xXzZ"))
+        raise SimError(f"simulator wrote an event with unknown (X/Z) bits: {x}") from None
+    b = np.frombuffer(raw, np.uint8).reshape(-1, 64)[:, ::-1]
+    return np.ascontiguousarray(b).view(dtype).reshape(-1)
+
+
+def _need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise SimError(
+            f"{tool} not found: the hardware offload simulates the Verilog order book with Icarus "
+            "Verilog 11 (Debian/Ubuntu: apt-get install iverilog)"
+        )
+    return path
+
+
+def build(nsym: int, nord: int, nlvl: int) -> Path:
+    """Compile the file-driven testbench for these parameters (cached under build/hdl/)."""
+    iverilog = _need("iverilog")
+    srcs = RTL_SOURCES + [TB_DIR / "tb_file.v"]
+    h = hashlib.sha1()
+    for s in srcs:
+        h.update(s.read_bytes())
+    key = f"file_s{nsym}_o{nord}_l{nlvl}_c{CHUNK}_{h.hexdigest()[:10]}"
+    out = BUILD_DIR / key / "tb.vvp"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(f".{os.getpid()}.tmp")
+    cmd = [iverilog, "-g2005", "-o", str(tmp), "-s", "tb_file"]
+    for k, v in (("NSYM", nsym), ("NORD", nord), ("NLVL", nlvl), ("CHUNK", CHUNK)):
+        cmd += ["-P", f"tb_file.{k}={v}"]
+    cmd += [str(s) for s in srcs]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SimError(f"iverilog failed ({' '.join(cmd)}):\n{r.stderr}")
+    os.replace(tmp, out)
+    return out
+
+
+@dataclass
+class SimResult:
+    events: np.ndarray
+    cycles: int  # from reset release to the last event leaving
+    messages: int
+    accept_cycle: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # per message
+    event_cycle: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # per event
+
+
+def simulate(
+    orders: np.ndarray,
+    venue=None,
+    *,
+    nord: int = DEFAULT_PARAMS["nord"],
+    nlvl: int = DEFAULT_PARAMS["nlvl"],
+    nsym: int | None = None,
+    idle: int = 0,
+    stall: int = 0,
+    seed: int = 1,
+    trace: bool = False,
+    keep: Path | None = None,
+) -> SimResult:
+    """Run orders through the RTL. idle/stall: percent of cycles with the input idle / the
+    output not ready (random, seeded). trace: record the cycle of every accept and event."""
+    if orders.dtype != ORDER_DTYPE:
+        raise TypeError(f"orders must have ORDER_DTYPE, got {orders.dtype}")
+    v = _venue(venue)
+    nsym = nsym or len(v.symbols)
+    if len(v.symbols) > nsym:
+        raise SimError(f"the venue has {len(v.symbols)} symbols, the hardware build holds {nsym}")
+    vvp_bin = _need("vvp")
+    tb = build(nsym, nord, nlvl)
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    ctx = tempfile.TemporaryDirectory(prefix="run_", dir=BUILD_DIR) if keep is None else None
+    work = Path(ctx.name) if ctx else Path(keep)
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        words = config_words(v)
+        (work / "cfg.hex").write_text("".join(f"{a:02x}{s:04x}{d:032x}\n" for a, s, d in words))
+        n = len(orders)
+        for k in range(0, max(n, 1), CHUNK):
+            (work / f"in_{k // CHUNK}.hex").write_text(records_to_hex(orders[k : k + CHUNK]))
+        args = [vvp_bin, "-n", str(tb), f"+N={n}", f"+NCFG={len(words)}", f"+IDLE={idle}",
+                f"+STALL={stall}", f"+SEED={seed}"]
+        if trace:
+            args.append("+TRACE")
+        r = subprocess.run(args, cwd=work, capture_output=True, text=True)
+        summary = work / "summary.txt"
+        if r.returncode != 0 or not summary.exists():
+            raise SimError(f"vvp failed (status {r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+        f = summary.read_text().split()
+        cycles, msgs, nev = int(f[1]), int(f[3]), int(f[5])
+        events = hex_to_records((work / "events.hex").read_text())
+        if len(events) != nev:
+            raise SimError(f"summary says {nev} events, events.hex has {len(events)}")
+        res = SimResult(events, cycles, msgs)
+        if trace:
+            t = np.loadtxt(work / "trace.txt", dtype=str, ndmin=2)
+            if len(t):
+                kinds, cyc = t[:, 0], t[:, 1].astype(np.int64)
+                res.accept_cycle, res.event_cycle = cyc[kinds == "A"], cyc[kinds == "E"]
+        return res
+    finally:
+        if ctx:
+            ctx.cleanup()
+
+
+def run_flow(orders: np.ndarray, venue=None, **params) -> np.ndarray:
+    """Orders (ORDER_DTYPE) through the Verilog order book -> events (EVENT_DTYPE).
+
+    params: nord, nlvl, nsym (hardware capacities), idle, stall, seed (stream timing)."""
+    return simulate(orders, venue, **params).events
