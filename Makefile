@@ -34,3 +34,18 @@ k8s-check: $(STAMP)
 	@out=$$($(BIN)/kubernetes-validate --strict --quiet build/k8s/sim.yaml build/k8s/fpga.yaml 2>&1); rc=$$?; \
 	  if [ $$rc -ne 0 ] || [ -n "$$out" ]; then echo "$$out"; echo "k8s-check: kubernetes-validate reported failures or warnings"; exit 1; fi
 	$(BIN)/python k8s/policy/check.py build/k8s/sim.yaml build/k8s/fpga.yaml k8s/kubelet/kubelet-config.yaml
+
+# --- Verilog order book (hdl/): tests, soak, lint, synthesis
+.PHONY: hdl-test hdl-soak hdl-lint synth
+hdl-test: $(STAMP)
+	$(PYTEST) -q tests/test_hdl_lint.py tests/test_hdl_diff.py tests/test_hdl_cocotb.py
+
+hdl-soak: $(STAMP)
+	HDL_SOAK=1 HDL_SOAK_N=$${HDL_SOAK_N:-1000000} $(PYTEST) -q -s tests/test_hdl_diff.py -k soak
+
+hdl-lint:
+	for p in "-GNSYM=1 -GNORD=1 -GNLVL=1" "-GNSYM=4 -GNORD=16 -GNLVL=8" "-GNSYM=3 -GNORD=64 -GNLVL=16"; do \
+	  verilator --lint-only -Wall $$p hdl/rtl/tickbook_book.v || exit 1; done
+
+synth:
+	hdl/synth/synth.sh

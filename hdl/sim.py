@@ -214,3 +214,23 @@ def run_flow(orders: np.ndarray, venue=None, **params) -> np.ndarray:
 
     params: nord, nlvl, nsym (hardware capacities), idle, stall, seed (stream timing)."""
     return simulate(orders, venue, **params).events
+
+
+def first_difference(hw: np.ndarray, eng: np.ndarray) -> str | None:
+    """None when the two event arrays agree field by field (reserved bytes aside), else a
+    description of the first difference."""
+    fields = [f for f in EVENT_DTYPE.names if f != "reserved"]
+    m = min(len(hw), len(eng))
+    diff = np.zeros(m, bool)
+    for f in fields:
+        diff |= hw[f][:m] != eng[f][:m]
+    idx = np.nonzero(diff)[0]
+    if len(idx) == 0 and len(hw) == len(eng):
+        return None
+    i = int(idx[0]) if len(idx) else m
+    lines = [f"first difference at event {i} (hw {len(hw)} events, engine {len(eng)})"]
+    for k in range(max(0, i - 2), min(max(len(hw), len(eng)), i + 2)):
+        a = {f: int(hw[f][k]) for f in fields} if k < len(hw) else None
+        b = {f: int(eng[f][k]) for f in fields} if k < len(eng) else None
+        lines.append(f"  hw  {a}\n  eng {b}")
+    return "\n".join(lines)
