@@ -219,7 +219,9 @@ def main(argv=None) -> int:
         log(f"pinned: {rep_s}")
         t_w = warm_up(venue)
         st = make_state(venue)
-        evbuf = np.empty(int(events_bound(st)) + MAX_BATCH, EVENT_DTYPE)  # pages touched lazily
+        # zeros (calloc: pages touched lazily): emit() leaves the reserved bytes alone, so they
+        # must start at zero to match batch replay byte for byte
+        evbuf = np.zeros(int(events_bound(st)) + MAX_BATCH, EVENT_DTYPE)
         evwords = evbuf.view(np.int64).reshape(-1, 8)
         stats = np.zeros(N_STATS, np.int64)
         r_in.register("consumer")
