@@ -1,0 +1,172 @@
+"""Verilog order book: cycles, from the RTL simulation (Icarus, file-driven testbench).
+
+    .venv/bin/python benchmarks/bench_hdl.py      # prints the table, writes .benchmarks/hdl.json
+    pytest benchmarks/bench_hdl.py -s
+
+Figures are clock cycles of the RTL (no wall time): they do not depend on the machine.
+- latency: from the cycle a record is accepted (in_valid & in_ready) to the cycle its first
+  event is presented on the output (out_valid rises)
+- interval: cycles from accepting one record to accepting the next, with the input always
+  valid and the output always ready (the sustained cost of a message of that kind)
+- per fill: the extra interval of a NEW per resting order it trades against
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+
+import numpy as np
+
+from engine.records import (
+    ACTION_CANCEL,
+    ACTION_NEW,
+    ACTION_REPLACE,
+    EV_REJECT,
+    ORDER_DTYPE,
+)
+from hdl.flowgen import diff_venue, random_flow
+from hdl.sim import simulate
+
+OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".benchmarks", "hdl.json")
+NORD, NLVL = 64, 16
+
+
+def _rec(out, i, action, oid, side=1, price=0, qty=1, tif=1, acct=1, typ=1):
+    r = out[i]
+    r["ts"] = r["msg_seq"] = i + 1
+    r["action"], r["order_id"], r["side"], r["price"], r["qty"] = action, oid, side, price, qty
+    r["tif"], r["account"], r["type"], r["symbol"] = tif, acct, typ, 0
+
+
+def scenario_flows(v):
+    """Named flows: each message of interest is preceded by what it needs."""
+    tick = v.symbols[0].tick_units
+    ref = v.symbols[0].ref_ticks
+    flows = {}
+    # NEW resting / CANCEL alternating, on distinct ids
+    n = 400
+    f = np.zeros(n, ORDER_DTYPE)
+    for k in range(n // 2):
+        _rec(f, 2 * k, ACTION_NEW, k + 1, 1, (ref - 1 - k % 5) * tick, 5)
+        _rec(f, 2 * k + 1, ACTION_CANCEL, k + 1)
+    flows["new_rest+cancel"] = f
+    # REPLACE in place (smaller qty) and moving (other price)
+    f = np.zeros(n, ORDER_DTYPE)
+    _rec(f, 0, ACTION_NEW, 1, 1, (ref - 1) * tick, 1000)
+    for k in range(1, n):
+        _rec(f, k, ACTION_REPLACE, 1, 0, (ref - 1 - (k % 2)) * tick, 1000 - k)
+    flows["replace"] = f
+    # a NEW crossing j resting orders (j fills), for j = 1..8
+    for j in (1, 2, 4, 8):
+        f = np.zeros(60 * (j + 1), ORDER_DTYPE)
+        i = 0
+        oid = 1
+        for _ in range(60):
+            for m in range(j):
+                _rec(f, i, ACTION_NEW, oid, 2, (ref + 1 + m % 3) * tick, 1, acct=1)
+                i += 1
+                oid += 1
+            _rec(f, i, ACTION_NEW, oid, 1, (ref + 3) * tick, j, tif=2, acct=2)
+            i += 1
+            oid += 1
+        flows[f"sweep_{j}"] = f
+    # rejects
+    f = np.zeros(n, ORDER_DTYPE)
+    for k in range(n):
+        _rec(f, k, ACTION_CANCEL, 10**6 + k)
+    flows["reject"] = f
+    return flows
+
+
+def classify(orders, events):
+    """Per message: a label from its action and its events."""
+    by_msg = defaultdict(list)
+    for e in events:
+        by_msg[int(e["msg_seq"])].append(e)
+    labels = []
+    for r in orders:
+        evs = by_msg[int(r["msg_seq"])]
+        fills = sum(1 for e in evs if e["kind"] == 3) // 2
+        a = int(r["action"])
+        if evs and evs[0]["kind"] == EV_REJECT:
+            lab = "REJECT"
+        elif a == ACTION_NEW:
+            lab = f"NEW {fills} fills" if fills else ("NEW rest" if len(evs) == 1 else "NEW no fill, cancelled")
+        elif a == ACTION_CANCEL:
+            lab = "CANCEL"
+        elif a == ACTION_REPLACE:
+            lab = f"REPLACE {fills} fills" if fills else "REPLACE"
+        else:
+            lab = "other"
+        labels.append(lab)
+    return labels
+
+
+def measure(orders, v, **kw):
+    res = simulate(orders, v, nord=NORD, nlvl=NLVL, trace=True, **kw)
+    acc = res.accept_cycle
+    first = {}
+    for e, c in zip(res.events, res.event_cycle):
+        first.setdefault(int(e["msg_seq"]), int(c))
+    # trace cycles: the accept is logged at the edge that takes the record, the event at the
+    # edge that hands it to the consumer; it was presented (out_valid) from the edge before.
+    lat = np.array([first[int(r["msg_seq"])] - 1 - acc[i] for i, r in enumerate(orders)])
+    interval = np.append(np.diff(acc), -1)
+    return res, classify(orders, res.events), lat, interval
+
+
+def run() -> dict:
+    v = diff_venue()
+    table = defaultdict(lambda: {"latency": [], "interval": []})
+    for name, f in scenario_flows(v).items():
+        res, labels, lat, interval = measure(f, v)
+        for lab, la, iv in zip(labels, lat, interval):
+            table[lab]["latency"].append(int(la))
+            if iv > 0:
+                table[lab]["interval"].append(int(iv))
+    out = {}
+    for lab, d in sorted(table.items()):
+        lat, iv = np.array(d["latency"]), np.array(d["interval"])
+        out[lab] = {
+            "messages": len(lat),
+            "latency_cycles": int(np.median(lat)),
+            "interval_cycles_median": int(np.median(iv)) if len(iv) else None,
+            "interval_cycles_max": int(iv.max()) if len(iv) else None,
+        }
+    # a random adversarial flow: average cycles per message overall
+    f = random_flow(20000, v, 77, nord=NORD, nlvl=NLVL)
+    res = simulate(f, v, nord=NORD, nlvl=NLVL)
+    fills = int((res.events["kind"] == 3).sum()) // 2
+    out["random flow (20k messages)"] = {
+        "cycles_per_message": round(res.cycles / len(f), 3),
+        "events_per_message": round(len(res.events) / len(f), 3),
+        "fills": fills,
+    }
+    return out
+
+
+def report(out: dict) -> str:
+    lines = [f"{'message':28s} {'n':>5s} {'latency':>8s} {'interval':>9s} {'max':>5s}"]
+    for lab, d in out.items():
+        if "latency_cycles" in d:
+            lines.append(f"{lab:28s} {d['messages']:5d} {d['latency_cycles']:8d} "
+                         f"{d['interval_cycles_median'] or '-':>9} {d['interval_cycles_max'] or '-':>5}")
+        else:
+            lines.append(f"{lab}: {d}")
+    return "\n".join(lines)
+
+
+def test_hdl_cycles():
+    out = run()
+    print("\n" + report(out))
+    os.makedirs(os.path.dirname(OUT), exist_ok=True)
+    with open(OUT, "w") as fh:
+        json.dump(out, fh, indent=1)
+    assert out["NEW rest"]["interval_cycles_median"] <= 4
+    assert out["CANCEL"]["interval_cycles_median"] <= 4
+
+
+if __name__ == "__main__":
+    test_hdl_cycles()
