@@ -169,6 +169,7 @@ def simulate(
     if orders.dtype != ORDER_DTYPE:
         raise TypeError(f"orders must have ORDER_DTYPE, got {orders.dtype}")
     v = _venue(venue)
+    _warn_scope(v, orders)
     nsym = nsym or len(v.symbols)
     if len(v.symbols) > nsym:
         raise SimError(f"the venue has {len(v.symbols)} symbols, the hardware build holds {nsym}")
@@ -207,6 +208,33 @@ def simulate(
     finally:
         if ctx:
             ctx.cleanup()
+
+
+def unsupported(venue, orders: np.ndarray | None = None) -> list[str]:
+    """What in this venue or flow the hardware does not implement yet (its events would then
+    differ from the engine's): account limits and KILL."""
+    from engine.config import AccountLimits
+    from engine.records import ACTION_KILL
+
+    v = _venue(venue)
+    why = []
+    if v.default_account is None:
+        why.append("no [accounts.default] (the hardware knows no UNKNOWN_ACCOUNT)")
+    elif v.default_account != AccountLimits():
+        why.append("[accounts.default] has limits (the hardware has no risk checks yet)")
+    if v.accounts:
+        why.append(f"{len(v.accounts)} listed account(s) (the hardware has no per-account limits yet)")
+    if orders is not None and (orders["action"] == ACTION_KILL).any():
+        why.append("KILL records (the hardware answers them REJECT MALFORMED)")
+    return why
+
+
+def _warn_scope(v, orders) -> None:
+    import warnings
+
+    why = unsupported(v, orders)
+    if why:
+        warnings.warn("the Verilog book may differ from the engine: " + "; ".join(why), stacklevel=3)
 
 
 def run_flow(orders: np.ndarray, venue=None, **params) -> np.ndarray:
