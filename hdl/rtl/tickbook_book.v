@@ -207,19 +207,31 @@ module tickbook_book #(
     wire [IW-1:0] t = m_hidx;
     wire         t_side = o_side[t];
 
+    wire [52:0]  ref_t = r_ref[cur_sym];
+    wire [31:0]  bps = c_bps[cur_sym];
+    wire [52:0]  q_t;                                      // floor(price / tick)
+    wire         on_tick;
+    wire [71:0]  band;                                     // floor(ref * bps / 10000)
+`ifndef TICKBOOK_CORE_ONLY
     /* verilator lint_off UNUSEDSIGNAL */
     wire [159:0] prod_q = {{107{1'b0}}, p53} * {{53{1'b0}}, c_recip[cur_sym]};
     /* verilator lint_on UNUSEDSIGNAL */
-    wire [52:0]  q_t = prod_q[158:106];                   // floor(price / tick)
+    assign q_t = prod_q[158:106];
     wire [105:0] back = {{53{1'b0}}, q_t} * {{53{1'b0}}, c_tick[cur_sym]};
-    wire         on_tick = (back == {{53{1'b0}}, p53});
-    wire [52:0]  ref_t = r_ref[cur_sym];
-    wire [31:0]  bps = c_bps[cur_sym];
+    assign on_tick = (back == {{53{1'b0}}, p53});
     wire [84:0]  refbps = {{32{1'b0}}, ref_t} * {{53{1'b0}}, bps};
     /* verilator lint_off UNUSEDSIGNAL */
     wire [170:0] prod_b = {{86{1'b0}}, refbps} * {{85{1'b0}}, MAG10K};
     /* verilator lint_on UNUSEDSIGNAL */
-    wire [71:0]  band = prod_b[170:99];                   // floor(ref * bps / 10000)
+    assign band = prod_b[170:99];
+`else
+    // Synthesis of the matching core alone (make synth CORE=1): NOT a functional build. The
+    // exact price arithmetic (two 53-bit multiplications for the tick, one for the collar) is
+    // replaced by tick = 1 unit and a collar of ref/8, to measure what the rest costs.
+    assign q_t = p53;
+    assign on_tick = 1'b1;
+    assign band = {19'd0, 3'd0, ref_t[52:3]};
+`endif
     wire [52:0]  pdist = (q_t > ref_t) ? (q_t - ref_t) : (ref_t - q_t);
     wire         out_band = (bps != 32'd0) && ({19'd0, pdist} > band);
 

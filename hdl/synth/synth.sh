@@ -8,11 +8,14 @@ for t in yosys nextpnr-ice40; do
     command -v "$t" >/dev/null || { echo "synth: $t not found (apt-get install yosys nextpnr-ice40 fpga-icestorm)"; exit 2; }
 done
 NSYM=${NSYM:-1}; NORD=${NORD:-4}; NLVL=${NLVL:-2}; FREQ=${FREQ:-12}
-OUT=build/hdl/synth/s${NSYM}_o${NORD}_l${NLVL}
+# CORE=1: the matching core without the exact price arithmetic (not functional; see the RTL)
+CORE=${CORE:-0}; DEF=""; TAG=""
+if [ "$CORE" = 1 ]; then DEF="-DTICKBOOK_CORE_ONLY"; TAG="_core"; fi
+OUT=build/hdl/synth/s${NSYM}_o${NORD}_l${NLVL}${TAG}
 mkdir -p "$OUT"
-echo "synth: NSYM=$NSYM NORD=$NORD NLVL=$NLVL -> $OUT"
+echo "synth: NSYM=$NSYM NORD=$NORD NLVL=$NLVL CORE=$CORE -> $OUT"
 yosys -q -l "$OUT/yosys.log" -p "
-  read_verilog hdl/rtl/tickbook_book.v hdl/synth/synth_top.v
+  read_verilog $DEF hdl/rtl/tickbook_book.v hdl/synth/synth_top.v
   chparam -set NSYM $NSYM -set NORD $NORD -set NLVL $NLVL synth_top
   synth_ice40 -top synth_top -json $OUT/synth.json
   tee -o $OUT/stat.txt stat" || { echo "synth: yosys failed, see $OUT/yosys.log"; exit 1; }
