@@ -1,0 +1,65 @@
+"""hdl/sim.py: the record <-> hex path, the reciprocal, the error when Icarus is missing, edges."""
+
+import numpy as np
+import pytest
+
+from engine.records import EVENT_DTYPE, ORDER_DTYPE
+from hdl import sim
+from hdl.flowgen import diff_venue, random_flow
+
+
+def test_reciprocal_divides_exactly():
+    rng = np.random.default_rng(3)
+    ticks = [1, 2, 3, 7, 25_000_000, 1_000_000, 50_000_000, 10**8, 2**52 + 1, 2**53 - 1]
+    ticks += [int(t) for t in rng.integers(1, 2**53, 200)]
+    for d in ticks:
+        m = sim.recip(d)
+        ps = [0, 1, d - 1, d, d + 1, 2**53 - 1, (2**53 - 1) // d * d, (2**53 - 1) // d * d - 1]
+        ps += [int(p) for p in rng.integers(0, 2**53, 50)]
+        for p in ps:
+            if 0 <= p < 2**53:
+                assert (p * m) >> sim.RECIP_SHIFT == p // d, (p, d)
+
+
+def test_collar_constant_divides_by_10000():
+    mag = 0x346DC5D63886594AF4F0D9
+    rng = np.random.default_rng(4)
+    xs = [0, 9999, 10000, 10001, 2**85 - 1] + [int(a) * int(b) for a, b in
+                                               zip(rng.integers(0, 2**53, 300), rng.integers(0, 2**32, 300))]
+    for x in xs:
+        assert (x * mag) >> 99 == x // 10000
+
+
+def test_hex_round_trip():
+    recs = random_flow(50, diff_venue(), 1, nord=4, nlvl=2)
+    back = sim.hex_to_records(sim.records_to_hex(recs), ORDER_DTYPE)
+    assert back.tobytes() == recs.tobytes()
+
+
+def test_x_bits_are_reported():
+    with pytest.raises(sim.SimError, match="unknown"):
+        sim.hex_to_records("x" * 128 + "\n", EVENT_DTYPE)
+
+
+def test_missing_icarus_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(sim.shutil, "which", lambda tool: None)
+    with pytest.raises(sim.SimError, match="apt-get install iverilog"):
+        sim.run_flow(np.zeros(1, ORDER_DTYPE), diff_venue())
+
+
+@pytest.mark.hdl
+def test_empty_flow_and_too_many_symbols():
+    assert len(sim.run_flow(np.zeros(0, ORDER_DTYPE), diff_venue(), nord=4, nlvl=2)) == 0
+    with pytest.raises(sim.SimError, match="symbols"):
+        sim.run_flow(np.zeros(1, ORDER_DTYPE), diff_venue(), nsym=2)
+
+
+def test_wrong_dtype():
+    with pytest.raises(TypeError):
+        sim.run_flow(np.zeros(1, EVENT_DTYPE), diff_venue())
+
+
+def test_unsupported_venue_features_warn():
+    assert sim.unsupported(diff_venue()) == []
+    with pytest.warns(UserWarning, match="account"):
+        sim._warn_scope(sim._venue(None), np.zeros(0, ORDER_DTYPE))
