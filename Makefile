@@ -49,3 +49,11 @@ hdl-lint:
 
 synth:
 	hdl/synth/synth.sh   # CORE=1: the matching core alone; NSYM/NORD/NLVL from the environment
+
+# LOBSTER sweep: the six NASDAQ sample files, book mode then match mode (docs/lobster.md).
+# Fails unless every orderbook row agrees in every run.
+LOBSTER_DATA ?= ../shared/data/lobster
+.PHONY: lobster-sweep
+lobster-sweep: $(STAMP)
+	@rc=0; for mode in book match; do for z in $(LOBSTER_DATA)/LOBSTER_SampleFile_*.zip; do \
+	  $(BIN)/python -m engine.lobster $$z --mode $$mode || rc=1; echo; done; done; exit $$rc

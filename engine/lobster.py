@@ -68,6 +68,7 @@ MAX_DIVERGENCES = 10
 M_TS, M_TYPE, M_ID, M_SIZE, M_PRICE, M_DIR = range(6)
 
 USAGE_ERROR = 2
+KNOWN_FROM_BACK = False  # size nobody named must come out of named orders: the youngest first
 
 
 class LobsterError(ValueError):
@@ -510,7 +511,7 @@ class _Model:
         if q is None:
             return 0, 0
         for anon_pass in (True, False):
-            for tb in list(q):
+            for tb in (list(q) if anon_pass or not KNOWN_FROM_BACK else q[::-1]):
                 if amount == 0:
                     return taken, from_known
                 if tb == skip:
@@ -593,7 +594,7 @@ def execution_runs(messages: np.ndarray) -> list[tuple[int, int]]:
     return runs
 
 
-def convert(data: LobsterData, mode: str = "book") -> Conversion:
+def convert(data: LobsterData, mode: str = "book", evidence: bool = True) -> Conversion:
     """LOBSTER messages to tickbook order records (see the module docstring and docs/lobster.md)."""
     if mode not in ("book", "match"):
         raise ValueError(f"mode must be 'book' or 'match', got {mode!r}")
@@ -605,7 +606,7 @@ def convert(data: LobsterData, mode: str = "book") -> Conversion:
         (
             "seed_orders", "adj_seeded", "adj_reduced", "adj_dropped", "adj_rows", "short_named",
             "orphan_from_known", "unplaced_size", "delete_excess", "type5", "type6", "type7", "runs",
-            "hidden_runs", "moved_ahead", "repairs",
+            "hidden_runs", "moved_ahead", "grown", "repairs",
         ),
         0,
     )
@@ -672,7 +673,7 @@ def convert(data: LobsterData, mode: str = "book") -> Conversion:
         elif typ in (2, 3) or (typ == 4 and not in_run):
             _apply_reduction(model, stats, typ, lob, side, price, size)
         elif typ == 4:
-            _note_execution(model, stats, run, lob, side, price, size, known_lob)
+            _note_execution(model, stats, run, lob, side, price, size, known_lob, evidence)
         elif typ == 5:
             stats["type5"] += 1
             if in_run:
@@ -684,7 +685,7 @@ def convert(data: LobsterData, mode: str = "book") -> Conversion:
 
         r = chg_rows.get(i)
         if r is not None:
-            shown = _adjust(model, stats, r, prev_prices, L)
+            shown = _adjust(model, stats, r, prev_prices, L, run.prices if in_run else frozenset())
         if in_run:
             if i == run_end:
                 runs_out.append(_close_run(model, stats, run, i))
@@ -737,9 +738,10 @@ def _side_of_row(r: list, side: int) -> tuple[list, list]:
     return r[off::4][:n], sizes[:n]
 
 
-def _adjust(model: _Model, stats, r: list, prev_prices, L):
+def _adjust(model: _Model, stats, r: list, prev_prices, L, skip=frozenset()):
     """The three out-of-view rules, on prices not visible in the previous row only. Returns the
-    row's shown prices per side (the next row's `prev_prices`)."""
+    row's shown prices per side (the next row's `prev_prices`). Prices in skip (match mode:
+    executed in the current run, whose executions the model has not applied yet) are left alone."""
     touched = False
     shown_sets = {}
     for side in (SIDE_BUY, SIDE_SELL):
@@ -754,7 +756,7 @@ def _adjust(model: _Model, stats, r: list, prev_prices, L):
                 continue
         for k in range(len(prices)):
             price = prices[k]
-            if price in prev:
+            if price in prev or price in skip:
                 continue
             diff = sizes[k] - model.tot[side].get(price, 0)
             if diff > 0:
@@ -772,7 +774,7 @@ def _adjust(model: _Model, stats, r: list, prev_prices, L):
             cand = px[bisect_left(px, prices[-1]) :] if full else px
         else:
             cand = px[: bisect_left(px, prices[-1] + 1)] if full else px
-        drop = [price for price in cand if price not in shown_px and price not in prev]
+        drop = [price for price in cand if price not in shown_px and price not in prev and price not in skip]
         for price in drop:
             model.drop_level(side, price)
             stats["adj_dropped"] += 1
@@ -822,34 +824,70 @@ class _Run:
         self.used: dict[int, int] = {}  # our order -> size NASDAQ's executions take from it
         self.side = 0
         self.unplaced = 0
+        self.prices: set[int] = set()
 
 
-def _note_execution(model: _Model, stats, run: _Run, lob, side, price, size, known_lob):
+def _note_execution(model: _Model, stats, run: _Run, lob, side, price, size, known_lob, evidence=True):
     """Match mode: a visible execution inside a run. Nothing is emitted for it (one IOC closes
-    the run), but an execution on a known order proves that what our queue holds ahead of it at
-    that price, beyond what this run has executed, is not ahead of it: that goes to the back."""
+    the run), but with `evidence` the execution corrects our reconstruction of the queue, which
+    the data only shows while the price is in view: the executed order sits right behind what
+    this run has executed at that price, with at least `size` left. So orders our queue holds
+    ahead of it go behind it (same ids and sizes), and when it holds less than `size` (size
+    that an earlier guess took from it, or an id never seen at a level without anonymous
+    liquidity), the missing size is taken from the level's other orders (anonymous first, then
+    the youngest) and given to it. The level's total, which the row shows, never changes."""
     tb = model.lob2tb.get(lob)
     if tb is not None and model.orders[tb][1] != price:
         tb = None
-    if tb is not None:
-        for other in list(model.q[side][price]):
-            if other == tb:
-                break
-            leaves = model.orders[other][2]
-            u = run.used.get(other, 0)
-            if u >= leaves:
-                continue
-            o_side, o_price, _, o_lob = model.orders[other]
-            if u:
-                model.reduce(other, leaves - u)  # the executed part keeps its place
-            else:
-                model.reduce(other, leaves)
-                run.used.pop(other, None)
-            model.add(model.synthetic_id(), o_lob, o_side, o_price, leaves - u)
-            stats["moved_ahead"] += 1
     run.side = side
+    run.prices.add(price)
     run.execs.append((lob, price, size, lob in known_lob))
+    if evidence:
+        _front(model, stats, run, side, price, tb, lob if lob in known_lob else 0, size)
+        tb = model.lob2tb.get(lob, tb) if tb is not None or lob in known_lob else None
+        if tb is not None and (tb not in model.orders or model.orders[tb][1] != price):
+            tb = None
     run.unplaced += _consume(model, run.used, side, price, tb, size)
+
+
+def _front(model: _Model, stats, run: _Run, side, price, tb, lob, size):
+    q = model.q[side].get(price)
+    if not q:
+        return
+    used = run.used
+    orders = model.orders
+    rest = [o for o in q if used.get(o, 0) == 0]
+    target = tb
+    if target is None and lob == 0:
+        target = next((o for o in q if orders[o][3] == 0 and orders[o][2] > used.get(o, 0)), None)
+    if target is not None and used.get(target, 0):
+        return  # executed earlier in this run: it is in front already
+    have = orders[target][2] if target is not None else 0
+    need = max(0, size - have)
+    if need == 0 and rest and rest[0] == target:
+        return  # the common case: our queue already agrees
+    donors = [o for o in rest if o != target]
+    anon = [o for o in donors if orders[o][3] == 0]
+    named = [o for o in donors if orders[o][3] != 0][::-1]
+    for o in anon + named:
+        if need == 0:
+            break
+        t = min(need, orders[o][2])
+        model.reduce(o, t)
+        need -= t
+        have += t
+    if have == 0:
+        return
+    stats["grown" if have > (orders[target][2] if target is not None else 0) else "moved_ahead"] += 1
+    # rebuild the unexecuted part of the level: the target first, then the others in order
+    keep = [(orders[o][2], orders[o][3]) for o in rest if o in orders and o != target]
+    for o in rest:
+        if o in orders:
+            model.reduce(o, orders[o][2])
+    t_lob = lob if tb is None else model.tb_lob.get(tb, 0)
+    model.add(model.synthetic_id(), t_lob, side, price, have)
+    for leaves, o_lob in keep:
+        model.add(model.synthetic_id(), o_lob, side, price, leaves)
 
 
 def _close_run(model: _Model, stats, run: _Run, last_row):
@@ -1156,8 +1194,9 @@ def report(data: LobsterData, conv: Conversion, rep: Replay, mode: str, timings:
     if rep.rejects:
         p(f"  REJECTS   {rep.rejects:,} records rejected by the engine (first at records {', '.join(str(int(x)) for x in rep.reject_at)})")
     if match is not None:
-        p(f"  match     {match.runs:,} runs ({match.hidden_runs:,} also hit hidden liquidity), {st['moved_ahead']:,} orders moved "
-          f"behind an executed one, {st['repairs']:,} repairs after IOCs")
+        p(f"  match     {match.runs:,} runs ({match.hidden_runs:,} also hit hidden liquidity); executions as evidence of the queue: "
+          f"{st['moved_ahead']:,} levels reordered, {st['grown']:,} executed orders given size from younger ones; "
+          f"{st['repairs']:,} repairs after IOCs")
         p(f"  executions outside hidden runs: {match.reproduced:,} / {match.compared:,} reproduced "
           f"({100 * match.reproduced / max(1, match.compared):.2f}%); on orders submitted in the file: "
           f"{match.known_reproduced:,} / {match.known:,} ({100 * match.known_reproduced / max(1, match.known):.2f}%); "
@@ -1176,14 +1215,14 @@ def report(data: LobsterData, conv: Conversion, rep: Replay, mode: str, timings:
             p(f"  execution run ending at message {row + 1}: NASDAQ {fmt(nas)} | engine {fmt(eng)}")
 
 
-def run(src: str, orderbook: str | None = None, mode: str = "book", flow_out: str | None = None, out=sys.stdout):
+def run(src: str, orderbook: str | None = None, mode: str = "book", flow_out: str | None = None, out=sys.stdout, evidence: bool = True):
     """Read, convert, replay and compare one file pair; returns (data, conv, replay, match)."""
     from engine.config import parse_venue
 
     t0 = time.perf_counter()
     data = read_lobster(src, orderbook)
     t1 = time.perf_counter()
-    conv = convert(data, mode)
+    conv = convert(data, mode, evidence)
     t2 = time.perf_counter()
     vtext = venue_toml(data, max_orders=max(1024, len(conv.orders) + 16))
     venue = parse_venue(vtext, "<lobster venue>")
@@ -1215,9 +1254,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mode", choices=["book", "match"], default="book",
                     help="book: executions reduce the named order; match: each execution run is one aggressive IOC")
     ap.add_argument("--flow", metavar="OUT.csv", help="write the converted order flow (and OUT.venue.toml beside it)")
+    ap.add_argument("--no-evidence", action="store_true",
+                    help="match mode: do not use NASDAQ's executions to correct the reconstructed queues")
     args = ap.parse_args(argv)
     try:
-        _, _, rep, _, _ = run(args.source, args.orderbook, args.mode, args.flow)
+        _, _, rep, _, _ = run(args.source, args.orderbook, args.mode, args.flow, evidence=not args.no_evidence)
     except LobsterError as e:
         print(f"tickbook lobster: {e}", file=sys.stderr)
         return USAGE_ERROR
