@@ -24,7 +24,7 @@ def test_book_cocotb(nsym, nord, nlvl):
 
     _need("iverilog")
     waves = bool(os.environ.get("WAVES"))
-    build_dir = BUILD_DIR / f"cocotb_s{nsym}_o{nord}_l{nlvl}"
+    build_dir = BUILD_DIR / f"cocotb_s{nsym}_o{nord}_l{nlvl}{'_waves' if waves else ''}"
     runner = get_runner("icarus")
     params = {"NSYM": nsym, "NORD": nord, "NLVL": nlvl}
     runner.build(
