@@ -38,7 +38,7 @@ k8s-check: $(STAMP)
 # --- Verilog order book (hdl/): tests, soak, lint, synthesis
 .PHONY: hdl-test hdl-soak hdl-lint synth
 hdl-test: $(STAMP)
-	$(PYTEST) -q tests/test_hdl_lint.py tests/test_hdl_sim.py tests/test_hdl_diff.py tests/test_hdl_reference.py tests/test_hdl_cocotb.py
+	$(PYTEST) -q tests/test_hdl_lint.py tests/test_hdl_sim.py tests/test_hdl_diff.py tests/test_hdl_reference.py tests/test_hdl_cli.py tests/test_hdl_cocotb.py
 
 hdl-soak: $(STAMP)
 	HDL_SOAK=1 HDL_SOAK_N=$${HDL_SOAK_N:-1000000} $(PYTEST) -q -s tests/test_hdl_diff.py -k soak
