@@ -15,6 +15,7 @@ pytestmark = pytest.mark.hdl
 PARAMS = [  # NSYM, NORD, NLVL
     (4, 4, 2),
     (4, 12, 5),
+    (5, 7, 3),  # not powers of two
 ]
 
 
