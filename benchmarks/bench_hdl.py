@@ -72,6 +72,16 @@ def scenario_flows(v):
             i += 1
             oid += 1
         flows[f"sweep_{j}"] = f
+    # IOC without a match; FOK cancelled (nothing to trade); FOK filled by one resting order
+    f = np.zeros(n, ORDER_DTYPE)
+    for k in range(n):
+        _rec(f, k, ACTION_NEW, k + 1, 1, (ref - 1) * tick, 5, tif=2 if k % 2 else 3)
+    flows["ioc_fok_nofill"] = f
+    f = np.zeros(n, ORDER_DTYPE)
+    for k in range(n // 2):
+        _rec(f, 2 * k, ACTION_NEW, 2 * k + 1, 2, (ref + 1) * tick, 1, acct=1)
+        _rec(f, 2 * k + 1, ACTION_NEW, 2 * k + 2, 1, (ref + 1) * tick, 1, tif=3, acct=2)
+    flows["fok_fill"] = f
     # rejects
     f = np.zeros(n, ORDER_DTYPE)
     for k in range(n):
@@ -93,7 +103,11 @@ def classify(orders, events):
         if evs and evs[0]["kind"] == EV_REJECT:
             lab = "REJECT"
         elif a == ACTION_NEW:
-            lab = f"NEW {fills} fills" if fills else ("NEW rest" if len(evs) == 1 else "NEW no fill, cancelled")
+            tif = {1: "GTC", 2: "IOC", 3: "FOK", 4: "POST"}[int(r["tif"])]
+            if fills:
+                lab = f"NEW {fills} fills" + (" (FOK)" if tif == "FOK" else "")
+            else:
+                lab = "NEW rest" if len(evs) == 1 else f"NEW {tif} no fill, cancelled"
         elif a == ACTION_CANCEL:
             lab = "CANCEL"
         elif a == ACTION_REPLACE:
