@@ -384,6 +384,7 @@ class Conversion:
     stats: dict[str, int]
     runs: list = field(default_factory=list)  # match mode: (last row, [(lob_id, price, size)], hidden, known flags)
     tb_lob: dict = field(default_factory=dict)  # tickbook id -> LOBSTER id (0 = anonymous liquidity)
+    evidence: str = "full"
 
 
 class _Flow:
@@ -594,10 +595,15 @@ def execution_runs(messages: np.ndarray) -> list[tuple[int, int]]:
     return runs
 
 
-def convert(data: LobsterData, mode: str = "book", evidence: bool = True) -> Conversion:
+EVIDENCE = ("none", "ahead", "full")
+
+
+def convert(data: LobsterData, mode: str = "book", evidence: str = "full") -> Conversion:
     """LOBSTER messages to tickbook order records (see the module docstring and docs/lobster.md)."""
     if mode not in ("book", "match"):
         raise ValueError(f"mode must be 'book' or 'match', got {mode!r}")
+    if evidence not in EVIDENCE:
+        raise ValueError(f"evidence must be one of {EVIDENCE}, got {evidence!r}")
     msgs = data.messages
     book = data.book
     n = len(msgs)
@@ -696,7 +702,7 @@ def convert(data: LobsterData, mode: str = "book", evidence: bool = True) -> Con
             prev_prices = _prev_from(shown, r, L)
 
     stats["resting_at_end"] = len(model.orders)
-    return Conversion(flow.records(), msg_end, compare, stats, runs_out, model.tb_lob)
+    return Conversion(flow.records(), msg_end, compare, stats, runs_out, model.tb_lob, evidence)
 
 
 def _apply_reduction(model: _Model, stats, typ, lob, side, price, size):
@@ -827,7 +833,7 @@ class _Run:
         self.prices: set[int] = set()
 
 
-def _note_execution(model: _Model, stats, run: _Run, lob, side, price, size, known_lob, evidence=True):
+def _note_execution(model: _Model, stats, run: _Run, lob, side, price, size, known_lob, evidence="full"):
     """Match mode: a visible execution inside a run. Nothing is emitted for it (one IOC closes
     the run), but with `evidence` the execution corrects our reconstruction of the queue, which
     the data only shows while the price is in view: the executed order sits right behind what
@@ -842,52 +848,66 @@ def _note_execution(model: _Model, stats, run: _Run, lob, side, price, size, kno
     run.side = side
     run.prices.add(price)
     run.execs.append((lob, price, size, lob in known_lob))
-    if evidence:
-        _front(model, stats, run, side, price, tb, lob if lob in known_lob else 0, size)
+    if evidence != "none":
+        _front(model, stats, run, side, price, tb, lob if lob in known_lob else 0, size, grow=evidence == "full")
         tb = model.lob2tb.get(lob, tb) if tb is not None or lob in known_lob else None
         if tb is not None and (tb not in model.orders or model.orders[tb][1] != price):
             tb = None
     run.unplaced += _consume(model, run.used, side, price, tb, size)
 
 
-def _front(model: _Model, stats, run: _Run, side, price, tb, lob, size):
+def _front(model: _Model, stats, run: _Run, side, price, tb, lob, size, grow=True):
+    """Make the level's queue agree with an execution of `size` on tb (a known order of our
+    book) or, tb None, on an id we hold only as anonymous liquidity (lob = its id when it was
+    submitted in the file, else 0). What this run executed earlier stays in front; the executed
+    order comes next with at least `size`; everything else follows in its previous order."""
     q = model.q[side].get(price)
     if not q:
         return
     used = run.used
     orders = model.orders
-    rest = [o for o in q if used.get(o, 0) == 0]
-    target = tb
-    if target is None and lob == 0:
-        target = next((o for o in q if orders[o][3] == 0 and orders[o][2] > used.get(o, 0)), None)
-    if target is not None and used.get(target, 0):
-        return  # executed earlier in this run: it is in front already
-    have = orders[target][2] if target is not None else 0
-    need = max(0, size - have)
-    if need == 0 and rest and rest[0] == target:
-        return  # the common case: our queue already agrees
-    donors = [o for o in rest if o != target]
-    anon = [o for o in donors if orders[o][3] == 0]
-    named = [o for o in donors if orders[o][3] != 0][::-1]
-    for o in anon + named:
-        if need == 0:
-            break
-        t = min(need, orders[o][2])
-        model.reduce(o, t)
-        need -= t
-        have += t
-    if have == 0:
+    front = [o for o in q if used.get(o, 0)]
+    rest = [o for o in q if not used.get(o, 0)]
+    if tb is not None:
+        target = tb
+    else:
+        target = next((o for o in front if orders[o][3] == 0 and orders[o][2] > used[o]), None)
+        if target is None and lob == 0:
+            target = next((o for o in rest if orders[o][3] == 0), None)
+    in_front = target is not None and bool(used.get(target, 0))
+    avail = orders[target][2] - used.get(target, 0) if target is not None else 0
+    # remainders of other orders executed earlier in the run are not ahead of this one
+    stale = [o for o in front if o != target and orders[o][2] > used[o]]
+    need = max(0, size - avail) if grow else 0
+    if target is None and need == 0:
         return
-    stats["grown" if have > (orders[target][2] if target is not None else 0) else "moved_ahead"] += 1
-    # rebuild the unexecuted part of the level: the target first, then the others in order
-    keep = [(orders[o][2], orders[o][3]) for o in rest if o in orders and o != target]
+    if not stale and need == 0 and (in_front or rest[:1] == [target]):
+        return  # the common case: our queue already agrees
+    behind = []  # [leaves, lob] in queue order, the executed order excluded
+    for o in stale:
+        r = orders[o][2] - used[o]
+        behind.append([r, orders[o][3]])
+        model.reduce(o, r)  # its executed part keeps its place
     for o in rest:
-        if o in orders:
-            model.reduce(o, orders[o][2])
-    t_lob = lob if tb is None else model.tb_lob.get(tb, 0)
-    model.add(model.synthetic_id(), t_lob, side, price, have)
-    for leaves, o_lob in keep:
-        model.add(model.synthetic_id(), o_lob, side, price, leaves)
+        if o != target:
+            behind.append([orders[o][2], orders[o][3]])
+    got = 0
+    for entry in [e for e in behind if e[1] == 0] + [e for e in behind if e[1] != 0][::-1]:
+        if got == need:
+            break
+        t = min(need - got, entry[0])
+        entry[0] -= t
+        got += t
+    stats["grown" if got else "moved_ahead"] += 1
+    t_lob = model.tb_lob.get(target, 0) if target is not None else lob
+    for o in rest:
+        model.reduce(o, orders[o][2])
+    first = got if in_front else avail + got
+    if first:
+        model.add(model.synthetic_id(), t_lob, side, price, first)
+    for leaves, o_lob in behind:
+        if leaves:
+            model.add(model.synthetic_id(), o_lob, side, price, leaves)
 
 
 def _close_run(model: _Model, stats, run: _Run, last_row):
@@ -1194,7 +1214,7 @@ def report(data: LobsterData, conv: Conversion, rep: Replay, mode: str, timings:
     if rep.rejects:
         p(f"  REJECTS   {rep.rejects:,} records rejected by the engine (first at records {', '.join(str(int(x)) for x in rep.reject_at)})")
     if match is not None:
-        p(f"  match     {match.runs:,} runs ({match.hidden_runs:,} also hit hidden liquidity); executions as evidence of the queue: "
+        p(f"  match     {match.runs:,} runs ({match.hidden_runs:,} also hit hidden liquidity); executions as evidence ({conv.evidence}): "
           f"{st['moved_ahead']:,} levels reordered, {st['grown']:,} executed orders given size from younger ones; "
           f"{st['repairs']:,} repairs after IOCs")
         p(f"  executions outside hidden runs: {match.reproduced:,} / {match.compared:,} reproduced "
@@ -1215,7 +1235,7 @@ def report(data: LobsterData, conv: Conversion, rep: Replay, mode: str, timings:
             p(f"  execution run ending at message {row + 1}: NASDAQ {fmt(nas)} | engine {fmt(eng)}")
 
 
-def run(src: str, orderbook: str | None = None, mode: str = "book", flow_out: str | None = None, out=sys.stdout, evidence: bool = True):
+def run(src: str, orderbook: str | None = None, mode: str = "book", flow_out: str | None = None, out=sys.stdout, evidence: str = "full"):
     """Read, convert, replay and compare one file pair; returns (data, conv, replay, match)."""
     from engine.config import parse_venue
 
@@ -1254,11 +1274,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mode", choices=["book", "match"], default="book",
                     help="book: executions reduce the named order; match: each execution run is one aggressive IOC")
     ap.add_argument("--flow", metavar="OUT.csv", help="write the converted order flow (and OUT.venue.toml beside it)")
-    ap.add_argument("--no-evidence", action="store_true",
-                    help="match mode: do not use NASDAQ's executions to correct the reconstructed queues")
+    ap.add_argument("--evidence", choices=EVIDENCE, default="full",
+                    help="match mode: how NASDAQ's executions correct the reconstructed queue before each IOC: "
+                         "none; ahead (orders ahead of the executed one go behind it); full (default: also give "
+                         "the executed order the size it proves, taken from anonymous, then the youngest orders)")
     args = ap.parse_args(argv)
     try:
-        _, _, rep, _, _ = run(args.source, args.orderbook, args.mode, args.flow, evidence=not args.no_evidence)
+        _, _, rep, _, _ = run(args.source, args.orderbook, args.mode, args.flow, evidence=args.evidence)
     except LobsterError as e:
         print(f"tickbook lobster: {e}", file=sys.stderr)
         return USAGE_ERROR
