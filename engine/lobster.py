@@ -1280,7 +1280,7 @@ def main(argv: list[str] | None = None) -> int:
                          "the executed order the size it proves, taken from anonymous, then the youngest orders)")
     args = ap.parse_args(argv)
     try:
-        _, _, rep, _, _ = run(args.source, args.orderbook, args.mode, args.flow, evidence=args.evidence)
+        _, _, rep, _, _ = run(args.source, args.orderbook, args.mode, args.flow, out=sys.stdout, evidence=args.evidence)
     except LobsterError as e:
         print(f"tickbook lobster: {e}", file=sys.stderr)
         return USAGE_ERROR
