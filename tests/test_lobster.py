@@ -306,3 +306,20 @@ def test_evidence_levels_only_reorder_or_move_size_within_a_level():
         m = L.compare_executions(conv, rep)
         shares.append(m.reproduced / m.compared)
     assert shares[0] <= shares[1] <= shares[2]
+
+
+def test_divergence_is_reported_with_message_and_levels(tmp_path, capsys):
+    """An orderbook row that no message explains (a level visible in the previous row changes
+    size) is a divergence: message number, the message, expected and actual levels; exit 1."""
+    msgs, books = _head(GOOG1, 300)
+    f = books[149].split(",")
+    f[3] = str(int(f[3]) + 7)  # best bid size of row 150
+    books[149] = ",".join(f)
+    m = _write_pair(tmp_path, msgs, books)
+    assert L.main([str(m)]) == 1
+    out = capsys.readouterr().out
+    assert "compared 300, identical 299" in out
+    assert "DIVERGENCE at message 150: " + L._fmt_message(L.read_lobster(str(m)).messages[149]) in out
+    exp = next(line for line in out.splitlines() if line.strip().startswith("expected"))
+    act = next(line for line in out.splitlines() if line.strip().startswith("actual"))
+    assert f"{int(f[3])}@{int(f[2]) / 10000:.4f}" in exp and f"{int(f[3]) - 7}@{int(f[2]) / 10000:.4f}" in act
