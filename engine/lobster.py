@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import sys
 import time
 import zipfile
@@ -632,6 +631,7 @@ def convert(data: LobsterData, mode: str = "book", evidence: str = "full") -> Co
     prev_prices = {s: {p for p, _ in seed[s]} for s in (SIDE_BUY, SIDE_SELL)}
     for s_ in (SIDE_BUY, SIDE_SELL):
         prev_prices[("full", s_)] = False  # the seed row may hold L+1 levels: check fully
+        prev_prices[("worst", s_)] = None
 
     # the rows whose shown prices differ from the previous row's: only there can a price be new
     pcols = np.r_[0 : 4 * L : 4, 2 : 4 * L : 4]
@@ -699,7 +699,7 @@ def convert(data: LobsterData, mode: str = "book", evidence: str = "full") -> Co
                 compare[i] = False  # NASDAQ's partial state inside one aggressor's run
         msg_end[i] = len(flow)
         if r is not None:
-            prev_prices = _prev_from(shown, r, L)
+            prev_prices = shown
 
     stats["resting_at_end"] = len(model.orders)
     return Conversion(flow.records(), msg_end, compare, stats, runs_out, model.tb_lob, evidence)
@@ -745,20 +745,24 @@ def _side_of_row(r: list, side: int) -> tuple[list, list]:
 
 
 def _adjust(model: _Model, stats, r: list, prev_prices, L, skip=frozenset()):
-    """The three out-of-view rules, on prices not visible in the previous row only. Returns the
-    row's shown prices per side (the next row's `prev_prices`). Prices in skip (match mode:
-    executed in the current run, whose executions the model has not applied yet) are left alone."""
+    """The three out-of-view rules, on prices not visible in the previous row only. Returns what
+    the next row needs as its `prev_prices`: per side the shown prices, whether the side showed
+    all L levels and its worst shown price. Prices in skip (match mode: executed in the current
+    run, whose executions the model has not applied yet) are left alone."""
     touched = False
-    shown_sets = {}
+    nxt = {}
     for side in (SIDE_BUY, SIDE_SELL):
         prices, sizes = _side_of_row(r, side)
+        full = len(prices) == L
+        shown_px = set(prices)
+        nxt[side] = shown_px
+        nxt[("full", side)] = full
+        nxt[("worst", side)] = prices[-1] if prices else None
         prev = prev_prices[side]
-        shown_px = shown_sets[side] = set(prices)
-        if shown_px <= prev and len(prices) == L and prev_prices.get(("full", side)):
+        if full and prev_prices[("full", side)] and shown_px <= prev:
             # nothing new in view and the range did not grow past the previous full row's
-            worst = prices[-1]
             pw = prev_prices[("worst", side)]
-            if (side == SIDE_BUY and worst >= pw) or (side == SIDE_SELL and worst <= pw):
+            if (side == SIDE_BUY and prices[-1] >= pw) or (side == SIDE_SELL and prices[-1] <= pw):
                 continue
         for k in range(len(prices)):
             price = prices[k]
@@ -775,7 +779,6 @@ def _adjust(model: _Model, stats, r: list, prev_prices, L, skip=frozenset()):
                 touched = True
         # prices held inside the row's visible range that the row does not show
         px = model.px[side]
-        full = len(prices) == L
         if side == SIDE_BUY:
             cand = px[bisect_left(px, prices[-1]) :] if full else px
         else:
@@ -787,16 +790,7 @@ def _adjust(model: _Model, stats, r: list, prev_prices, L, skip=frozenset()):
             touched = True
     if touched:
         stats["adj_rows"] += 1
-    return shown_sets
-
-
-def _prev_from(shown_sets: dict, r: list, L: int) -> dict:
-    prev = dict(shown_sets)
-    for side in (SIDE_BUY, SIDE_SELL):
-        prices, _ = _side_of_row(r, side)
-        prev[("full", side)] = len(prices) == L
-        prev[("worst", side)] = prices[-1] if prices else None
-    return prev
+    return nxt
 
 
 def _consume(model: _Model, used: dict, side, price, tb, size) -> int:
