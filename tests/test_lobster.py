@@ -323,3 +323,15 @@ def test_divergence_is_reported_with_message_and_levels(tmp_path, capsys):
     exp = next(line for line in out.splitlines() if line.strip().startswith("expected"))
     act = next(line for line in out.splitlines() if line.strip().startswith("actual"))
     assert f"{int(f[3])}@{int(f[2]) / 10000:.4f}" in exp and f"{int(f[3]) - 7}@{int(f[2]) / 10000:.4f}" in act
+
+
+def test_csv_pair_input_fifty_levels_no_adjustment_needed():
+    """Two CSVs instead of a zip, the orderbook file inferred (`_msgs` -> `_book`); MSFT's last
+    line has no newline. At 50 levels nothing changes out of view: no adjustment at all."""
+    msgs = DATA / "excerpt-50-levels" / "MSFT_msgs.csv"
+    buf = io.StringIO()
+    data, conv, rep, _, _ = L.run(str(msgs), mode="book", out=buf)
+    assert data.levels == 50 and len(data.messages) == 1_950
+    assert rep.identical == rep.compared == 1_950 and rep.rejects == 0
+    st = conv.stats
+    assert st["adj_seeded"] == st["adj_reduced"] == st["adj_dropped"] == 0
