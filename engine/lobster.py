@@ -67,7 +67,7 @@ MAX_DIVERGENCES = 10
 M_TS, M_TYPE, M_ID, M_SIZE, M_PRICE, M_DIR = range(6)
 
 USAGE_ERROR = 2
-KNOWN_FROM_BACK = False  # size nobody named must come out of named orders: the youngest first
+KNOWN_FROM_BACK = True  # size nobody named must come out of named orders: the youngest first
 
 
 class LobsterError(ValueError):
@@ -384,6 +384,7 @@ class Conversion:
     runs: list = field(default_factory=list)  # match mode: (last row, [(lob_id, price, size)], hidden, known flags)
     tb_lob: dict = field(default_factory=dict)  # tickbook id -> LOBSTER id (0 = anonymous liquidity)
     evidence: str = "full"
+    adjusted: list = field(default_factory=list)  # (message index, side, price, "seeded"/"reduced"/"dropped")
 
 
 class _Flow:
@@ -647,6 +648,7 @@ def convert(data: LobsterData, mode: str = "book", evidence: str = "full") -> Co
     runs_out = []
     run_end = -1
     run = None  # match mode: the run of executions being read
+    adjusted: list = []
 
     types = msgs[:, M_TYPE].tolist()
     ids = msgs[:, M_ID].tolist()
@@ -691,7 +693,7 @@ def convert(data: LobsterData, mode: str = "book", evidence: str = "full") -> Co
 
         r = chg_rows.get(i)
         if r is not None:
-            shown = _adjust(model, stats, r, prev_prices, L, run.prices if in_run else frozenset())
+            shown = _adjust(model, stats, r, prev_prices, L, run.prices if in_run else frozenset(), adjusted, i)
         if in_run:
             if i == run_end:
                 runs_out.append(_close_run(model, stats, run, i))
@@ -702,7 +704,7 @@ def convert(data: LobsterData, mode: str = "book", evidence: str = "full") -> Co
             prev_prices = shown
 
     stats["resting_at_end"] = len(model.orders)
-    return Conversion(flow.records(), msg_end, compare, stats, runs_out, model.tb_lob, evidence)
+    return Conversion(flow.records(), msg_end, compare, stats, runs_out, model.tb_lob, evidence, adjusted)
 
 
 def _apply_reduction(model: _Model, stats, typ, lob, side, price, size):
@@ -744,7 +746,7 @@ def _side_of_row(r: list, side: int) -> tuple[list, list]:
     return r[off::4][:n], sizes[:n]
 
 
-def _adjust(model: _Model, stats, r: list, prev_prices, L, skip=frozenset()):
+def _adjust(model: _Model, stats, r: list, prev_prices, L, skip=frozenset(), log=None, row_i=0):
     """The three out-of-view rules, on prices not visible in the previous row only. Returns what
     the next row needs as its `prev_prices`: per side the shown prices, whether the side showed
     all L levels and its worst shown price. Prices in skip (match mode: executed in the current
@@ -772,10 +774,12 @@ def _adjust(model: _Model, stats, r: list, prev_prices, L, skip=frozenset()):
             if diff > 0:
                 model.add(model.synthetic_id(), 0, side, price, diff)
                 stats["adj_seeded"] += 1
+                log.append((row_i, side, price, "seeded"))
                 touched = True
             elif diff < 0:
                 model.take_level(side, price, -diff)
                 stats["adj_reduced"] += 1
+                log.append((row_i, side, price, "reduced"))
                 touched = True
         # prices held inside the row's visible range that the row does not show
         px = model.px[side]
@@ -787,6 +791,7 @@ def _adjust(model: _Model, stats, r: list, prev_prices, L, skip=frozenset()):
         for price in drop:
             model.drop_level(side, price)
             stats["adj_dropped"] += 1
+            log.append((row_i, side, price, "dropped"))
             touched = True
     if touched:
         stats["adj_rows"] += 1

@@ -335,3 +335,22 @@ def test_csv_pair_input_fifty_levels_no_adjustment_needed():
     assert rep.identical == rep.compared == 1_950 and rep.rejects == 0
     st = conv.stats
     assert st["adj_seeded"] == st["adj_reduced"] == st["adj_dropped"] == 0
+
+
+@pytest.mark.parametrize("path", [GOOG1, GOOG10], ids=["GOOG1", "GOOG10"])
+def test_adjustments_never_touch_a_level_visible_in_the_previous_row(path):
+    """Checked from the raw rows, independently of the converter's bookkeeping."""
+    d = L.read_lobster(str(path))
+    conv = L.convert(d, "book")
+    st = conv.stats
+    assert len(conv.adjusted) == st["adj_seeded"] + st["adj_reduced"] + st["adj_dropped"] > 0
+    seed = L._seed_row(d)
+    book = d.book
+    for i, side, price, kind in conv.adjusted:
+        if i == 0:
+            prev = {p for p, _ in seed[side]}
+        else:
+            prev = set(L._side_of_row(book[i - 1].tolist(), side)[0])
+        assert price not in prev, (i + 1, side, price, kind)
+        shown = set(L._side_of_row(book[i].tolist(), side)[0])
+        assert (price in shown) == (kind != "dropped"), (i + 1, side, price, kind)
