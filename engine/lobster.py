@@ -381,7 +381,7 @@ class Conversion:
     msg_end: np.ndarray  # int64 [n_messages]: records emitted up to and including message i
     compare: np.ndarray  # bool [n_messages]: compare the book after message i with row i
     stats: dict[str, int]
-    runs: list = field(default_factory=list)  # match mode: (last row, [(lob_id, price, size)], hidden, known flags)
+    runs: list = field(default_factory=list)  # match mode: (last row, [(lob_id, price, size, submitted in file)], hidden, IOC id)
     tb_lob: dict = field(default_factory=dict)  # tickbook id -> LOBSTER id (0 = anonymous liquidity)
     evidence: str = "full"
     adjusted: list = field(default_factory=list)  # (message index, side, price, "seeded"/"reduced"/"dropped")
@@ -505,8 +505,9 @@ class _Model:
                 self.flow.replace(tb, o[1], left)
 
     def take_level(self, side, price, amount, skip=None) -> tuple[int, int]:
-        """Take amount from the level: anonymous liquidity first (front first), then the other
-        orders front first. Returns (taken, taken from named orders)."""
+        """Take amount from the level: anonymous liquidity first (front first), then the named
+        orders, youngest first (KNOWN_FROM_BACK; docs/lobster.md has the measurement).
+        Returns (taken, taken from named orders)."""
         q = self.q[side].get(price)
         taken = from_known = 0
         if q is None:
@@ -647,7 +648,7 @@ def convert(data: LobsterData, mode: str = "book", evidence: str = "full") -> Co
             run_of[a] = b
     runs_out = []
     run_end = -1
-    run = None  # match mode: the run of executions being read
+    cur_run = None  # match mode: the run of executions being read
     adjusted: list = []
 
     types = msgs[:, M_TYPE].tolist()
@@ -669,7 +670,7 @@ def convert(data: LobsterData, mode: str = "book", evidence: str = "full") -> Co
 
         if mode == "match" and i in run_of:
             run_end = run_of[i]
-            run = _Run()
+            cur_run = _Run()
             stats["runs"] += 1
         in_run = i <= run_end
 
@@ -681,11 +682,11 @@ def convert(data: LobsterData, mode: str = "book", evidence: str = "full") -> Co
         elif typ in (2, 3) or (typ == 4 and not in_run):
             _apply_reduction(model, stats, typ, lob, side, price, size)
         elif typ == 4:
-            _note_execution(model, stats, run, lob, side, price, size, known_lob, evidence)
+            _note_execution(model, stats, cur_run, lob, side, price, size, known_lob, evidence)
         elif typ == 5:
             stats["type5"] += 1
             if in_run:
-                run.hidden = True
+                cur_run.hidden = True
         elif typ == 6:
             stats["type6"] += 1  # a cross trade: no change to the visible book
         else:
@@ -693,10 +694,10 @@ def convert(data: LobsterData, mode: str = "book", evidence: str = "full") -> Co
 
         r = chg_rows.get(i)
         if r is not None:
-            shown = _adjust(model, stats, r, prev_prices, L, run.prices if in_run else frozenset(), adjusted, i)
+            shown = _adjust(model, stats, r, prev_prices, L, cur_run.prices if in_run else frozenset(), adjusted, i)
         if in_run:
             if i == run_end:
-                runs_out.append(_close_run(model, stats, run, i))
+                runs_out.append(_close_run(model, stats, cur_run, i))
             else:
                 compare[i] = False  # NASDAQ's partial state inside one aggressor's run
         msg_end[i] = len(flow)
@@ -709,7 +710,8 @@ def convert(data: LobsterData, mode: str = "book", evidence: str = "full") -> Co
 
 def _apply_reduction(model: _Model, stats, typ, lob, side, price, size):
     """Type 2 (partial cancel), 3 (delete) or 4 (execution, book mode): the level at price
-    loses exactly size; the named order first, then anonymous liquidity, then the others."""
+    loses exactly size; the named order first, then anonymous liquidity, then the other named
+    orders youngest first."""
     tb = model.lob2tb.get(lob)
     if tb is not None and model.orders[tb][1] != price:
         tb = None  # the id is at another price in our book: treat as unknown here
