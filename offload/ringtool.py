@@ -172,6 +172,36 @@ def echo(in_ctrl, in_words, out_ctrl, out_words, yield_after):
             return n, OK
 
 
+@njit(cache=True, nogil=True)
+def sink(ctrl, words, start, n, max_batch, seed, stall_p, stall_max, yield_after):
+    """Take records start..n-1 as fast as they come, reading one word of each (every record
+    is a cache line, so every line is pulled across). Returns (next, status, -1)."""
+    mask = words.shape[0] - 1
+    head_c = load_acquire(ctrl, HEAD)
+    tail = load_relaxed(ctrl, TAIL)
+    i = start
+    spins = 0
+    acc = 0
+    while i < n:
+        if head_c == tail:
+            head_c = load_acquire(ctrl, HEAD)
+            if head_c == tail:
+                backoff(spins, yield_after)
+                spins += 1
+                if (spins & 255) == 0 and spins >= SPIN_BUDGET:
+                    return i, FULL, -1
+                continue
+        spins = 0
+        k = min(head_c - tail, n - i)
+        for c in range(tail, tail + k):
+            acc += words[c & mask, 4]
+        tail += k
+        store_release(ctrl, TAIL, tail)
+        i += k
+    ctrl[127] = acc  # an unused control word: keeps the reads from being optimised away
+    return i, OK, -1
+
+
 def _run_resumable(fn, ctrl, words, args, n, timeout, alive):
     i = 0
     deadline = time.monotonic() + timeout
@@ -192,7 +222,7 @@ def _run_resumable(fn, ctrl, words, args, n, timeout, alive):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="ringtool")
-    p.add_argument("role", choices=["produce", "consume", "echo", "own"])
+    p.add_argument("role", choices=["produce", "consume", "sink", "echo", "own"])
     p.add_argument("name")
     p.add_argument("--ring", type=int, default=0)
     p.add_argument("--n", type=int, default=1_000_000)
@@ -238,11 +268,11 @@ def main(argv=None) -> int:
             )
             if err is None:
                 ring.close_writer()
-        elif a.role == "consume":
+        elif a.role in ("consume", "sink"):
             ring.register("consumer")
             print("attached", flush=True)
             i, err = _run_resumable(
-                consume, ring.ctrl, ring.words, (a.batch, a.seed, a.stall, a.stall_max, a.yield_after), a.n, a.timeout, alive
+                consume if a.role == "consume" else sink, ring.ctrl, ring.words, (a.batch, a.seed, a.stall, a.stall_max, a.yield_after), a.n, a.timeout, alive
             )
         else:  # echo
             r_in, r_out = seg.ring(0), seg.ring(1)

@@ -1,0 +1,175 @@
+"""Bare shared-memory ring: round trip between two pinned processes (Numba client and plain
+Python client), streaming records/s, and a pyzmq round trip between the same two processes.
+
+    .venv/bin/python benchmarks/bench_ring.py          # prints figures, writes .benchmarks/ring.json
+    make bench-ring                                     # the same
+    pytest benchmarks/bench_ring.py -s --benchmark-enable
+
+Client pinned to cpu 0, peer (offload.ringtool echo / sink) pinned to cpu 1, both
+busy-polling (no sched_yield). The machine has 2 cores shared with other work: the output
+starts with what else was running.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import numpy as np
+
+from engine.records import ACTION_SHUTDOWN, ORDER_DTYPE
+from offload.latency import Peer, fmt, ghz, histogram, rtt_numba, rtt_python, save, seg_name, stream_numba
+from offload.pinning import machine_load, pin, unpin
+from offload.ring import Segment
+from offload.ringtool import pattern
+
+NEVER = str(1 << 62)
+OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".benchmarks", "ring.json")
+
+
+def sample_records(n=64) -> np.ndarray:
+    src = np.zeros((n, 8), np.int64)
+    for i in range(n):
+        pattern(i, src[i])
+    return src
+
+
+def zmq_rtt(endpoint: str, n: int) -> np.ndarray:
+    import zmq
+
+    ctx = zmq.Context.instance()
+    s = ctx.socket(zmq.REQ)
+    s.setsockopt(zmq.LINGER, 0)
+    s.RCVTIMEO = 30_000
+    s.connect(endpoint)
+    msg = bytes(range(64))
+    lat = np.empty(n, np.int64)
+    pc = time.perf_counter_ns
+    for _ in range(1000):
+        s.send(msg)
+        s.recv()
+    for i in range(n):
+        t0 = pc()
+        s.send(msg)
+        s.recv()
+        lat[i] = pc() - t0
+    s.send(b"")
+    s.recv()
+    s.close()
+    return lat
+
+
+def ring_and_zmq(n_numba=300_000, n_python=100_000, n_zmq=20_000, client_cpu=0, peer_cpu=1) -> dict:
+    """Ring echo round trips (Numba, then Python client), then pyzmq REQ/REP round trips
+    with the same peer process."""
+    res = {}
+    f = ghz()
+    name = seg_name("echo")
+    endpoint = f"ipc:///tmp/{name}.zmq"
+    rep = pin(client_cpu)
+    res["client"] = rep.summary()
+    with Segment.create(name, [("raw", 1024), ("raw", 1024)]) as seg:
+        peer = Peer(["offload.ringtool", "echo", name, "--cpu", str(peer_cpu), "--yield-after", NEVER,
+                     "--zmq", endpoint, "--timeout", "120"], seg)
+        try:
+            lines = peer.wait_line("attached")
+            res["peer"] = "".join(lines).strip().replace("pinned: ", "")
+            r_in, r_out = seg.ring(0), seg.ring(1)
+            src = sample_records()
+            warm = np.empty(20_000, np.int64)
+            rtt_numba(r_in.ctrl, r_in.words, r_out.ctrl, r_out.words, src, warm)
+            lat = np.empty(n_numba, np.int64)
+            done, _ = rtt_numba(r_in.ctrl, r_in.words, r_out.ctrl, r_out.words, src, lat)
+            if done != n_numba:
+                raise RuntimeError(f"echo peer stopped answering after {done} round trips")
+            res["ring_rtt_numba"] = histogram(lat / f)
+            recs = [src[i].tobytes() for i in range(len(src))]
+            rtt_python(r_in, r_out, recs, 20_000)
+            res["ring_rtt_python"] = histogram(rtt_python(r_in, r_out, recs, n_python))
+            stop = np.zeros(1, ORDER_DTYPE)
+            stop["action"] = ACTION_SHUTDOWN
+            r_in.push(stop)
+            peer.wait_line("zmq ready")
+            res["zmq_rtt"] = histogram(zmq_rtt(endpoint, n_zmq))
+            peer.finish()
+        finally:
+            peer.kill()
+            try:
+                os.unlink(endpoint[len("ipc://"):])
+            except FileNotFoundError:
+                pass
+    unpin()
+    res["ratio_zmq_over_ring_numba_p50"] = round(res["zmq_rtt"]["p50_ns"] / max(1, res["ring_rtt_numba"]["p50_ns"]), 1)
+    res["ratio_zmq_over_ring_python_p50"] = round(res["zmq_rtt"]["p50_ns"] / max(1, res["ring_rtt_python"]["p50_ns"]), 1)
+    return res
+
+
+def streaming(n=20_000_000, capacity=4096, batch=256, client_cpu=0, peer_cpu=1, rounds=3) -> dict:
+    """Producer (this process, njit, one HEAD publish per batch) -> consumer process (njit,
+    reads a word of every record, one TAIL publish per run). Best and median of rounds."""
+    f = ghz()
+    rates = []
+    src = sample_records(batch)
+    pin(client_cpu)
+    try:
+        for _ in range(rounds):
+            name = seg_name("stream")
+            with Segment.create(name, [("raw", capacity)]) as seg:
+                peer = Peer(["offload.ringtool", "sink", name, "--n", str(n), "--cpu", str(peer_cpu),
+                             "--yield-after", NEVER, "--timeout", "120"], seg)
+                try:
+                    peer.wait_line("attached")
+                    r = seg.ring(0)
+                    stream_numba(r.ctrl, r.words, src, 1000, batch)  # compile + warm
+                    ticks, st = stream_numba(r.ctrl, r.words, src, n - 1000, batch)
+                    if st != 0:
+                        raise RuntimeError(f"streaming stalled (status {st})")
+                    rates.append((n - 1000) / (ticks / f) * 1e9)
+                    out = peer.finish()
+                    if "ok sink" not in out:
+                        raise RuntimeError(out)
+                finally:
+                    peer.kill()
+    finally:
+        unpin()
+    rates.sort()
+    return {"records": n, "capacity": capacity, "batch": batch, "records_per_s_best": round(rates[-1]),
+            "records_per_s_median": round(rates[len(rates) // 2]),
+            "bytes_per_s_best": round(rates[-1] * 64)}
+
+
+def report(res: dict) -> None:
+    for k, v in res.items():
+        if isinstance(v, dict) and "p50_ns" in v:
+            print(fmt(k, v))
+        elif isinstance(v, dict):
+            print(f"{k:<44} " + ", ".join(f"{a}={b:,}" if isinstance(b, int) else f"{a}={b}" for a, b in v.items()))
+        else:
+            print(f"{k:<44} {v}")
+
+
+def main() -> dict:
+    res = {"machine": machine_load(), "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    res.update(ring_and_zmq())
+    res["streaming"] = streaming()
+    res["machine_after"] = machine_load()
+    report(res)
+    save(res, OUT)
+    return res
+
+
+def test_ring_round_trip_and_zmq():
+    res = ring_and_zmq(n_numba=100_000, n_python=30_000, n_zmq=5_000)
+    report(res)
+    assert res["ring_rtt_numba"]["n"] == 100_000
+
+
+def test_ring_streaming(benchmark):
+    res = benchmark.pedantic(lambda: streaming(n=5_000_000, rounds=1), rounds=3, iterations=1)
+    report({"streaming": res})
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)
