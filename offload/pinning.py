@@ -61,14 +61,16 @@ def cgroup_cpuset() -> list[int] | None:
 
 
 def allowed_cpus() -> list[int]:
-    """The cores this process may run on: its affinity mask (which the kernel already
-    intersects with the cgroup cpuset)."""
-    cpus = sorted(os.sched_getaffinity(0))
+    """The cores this process may ask for: the cgroup's cpuset when visible (a child inherits
+    its parent's narrowed affinity mask, which must not stop it from taking another core of
+    the same cpuset), else the current affinity mask."""
     cg = cgroup_cpuset()
     if cg:
-        inter = [c for c in cpus if c in cg]
-        cpus = inter or cpus
-    return cpus
+        online = set(range(os.cpu_count() or 1))
+        cpus = [c for c in cg if c in online]
+        if cpus:
+            return cpus
+    return sorted(os.sched_getaffinity(0))
 
 
 def choose_cpu(requested: int | None = None, avoid: tuple[int, ...] = ()) -> int:
