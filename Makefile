@@ -57,3 +57,6 @@ LOBSTER_DATA ?= ../shared/data/lobster
 lobster-sweep: $(STAMP)
 	@rc=0; for mode in book match; do for z in $(LOBSTER_DATA)/LOBSTER_SampleFile_*.zip; do \
 	  $(BIN)/python -m engine.lobster $$z --mode $$mode || rc=1; echo; done; done; exit $$rc
+
+bench-rings: $(STAMP)
+	$(BIN)/python benchmarks/bench_roundtrip.py
