@@ -194,3 +194,23 @@ def test_shadow_compares_every_event():
     except Exception as e:
         pytest.skip(f"hdl simulation failed here: {e}")
     assert same(ev, replay_records(orders, hv))
+
+
+def test_pinning_parses_cpusets_and_reports_what_it_got():
+    import threading
+
+    from offload.pinning import allowed_cpus, parse_cpulist, pin
+
+    assert parse_cpulist("0-3,6,8-9\n") == [0, 1, 2, 3, 6, 8, 9]
+    box = {}
+
+    def worker():  # pin a throwaway thread, not the test process
+        box["rep"] = pin(None, fifo=0, mlock=False)
+        box["aff"] = os.sched_getaffinity(0)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join(30)
+    rep = box["rep"]
+    assert rep.cpu in allowed_cpus() and box["aff"] == {rep.cpu}
+    assert "SCHED_OTHER" in rep.summary() and not rep.fifo
