@@ -48,7 +48,8 @@ class Venue:
     def __init__(self, venue: VenueConfig | str | Path | None = None):
         self.config = as_venue(venue)
         self.state = make_state(self.config)
-        self._out = np.empty(DEFAULT_EVENT_CHUNK, EVENT_DTYPE)
+        # zeros: emit never writes the reserved bytes, which must stay zero
+        self._out = np.zeros(DEFAULT_EVENT_CHUNK, EVENT_DTYPE)
 
     # -- processing ----------------------------------------------------------------------
 
@@ -62,7 +63,7 @@ class Venue:
             nxt, n_ev = process_batch(self.state, orders, i, n, self._out, 0)
             if nxt == i and n_ev == 0:
                 # The next message may need more room than the buffer has (a deep sweep).
-                self._out = np.empty(2 * len(self._out), EVENT_DTYPE)
+                self._out = np.zeros(2 * len(self._out), EVENT_DTYPE)
                 continue
             if n_ev:
                 on_events(self._out[:n_ev])

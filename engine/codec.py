@@ -139,10 +139,11 @@ def _parse_number(buf, s, e):
     ip = np.int64(0)
     n_digits = 0
     while j < e and 48 <= buf[j] <= 57:
-        if ip < 2**62:
+        # Clamp before the multiply can overflow: anything this large is out of range anyway.
+        if ip > (2**62 - 9) // 10:
+            ip = np.int64(2**62)
+        else:
             ip = ip * 10 + (buf[j] - 48)
-            if ip > 2**62:
-                ip = np.int64(2**62)
         n_digits += 1
         j += 1
     frac = np.int64(0)
@@ -480,7 +481,7 @@ def format_events(
             out[p] = 44
             out[p + 1] = 44
             p = _put_uint(out, p + 2, ev.account)
-            for _ in range(7):
+            for _ in range(6):
                 out[p] = 44
                 p += 1
         else:
@@ -547,3 +548,116 @@ class EventWriter:
                 _EVENT_TAB, _EVENT_LEN, _REASON_TAB, _REASON_LEN, _SIDE_TAB, _SIDE_LEN,
             )
             self.fh.write(self.buf[:nbytes].tobytes())
+
+
+# --- order records -> flow CSV (for `tickbook gen` and converters) ------------------------
+
+
+@njit(**_JIT)
+def _put_int(out, p, v):
+    if v < 0:
+        out[p] = 45
+        return _put_uint(out, p + 1, -v)
+    return _put_uint(out, p, v)
+
+
+@njit(**_JIT)
+def _put_units(out, p, units):
+    """A price in 1e-8 units, exactly, without trailing zeros."""
+    if units < 0:
+        out[p] = 45
+        p += 1
+        units = -units
+    p = _put_uint(out, p, units // 10**PRICE_DECIMALS)
+    frac = units % 10**PRICE_DECIMALS
+    if frac:
+        out[p] = 46
+        p += 1
+        div = 10 ** (PRICE_DECIMALS - 1)
+        while frac:
+            out[p] = 48 + frac // div
+            frac %= div
+            div //= 10
+            p += 1
+    return p
+
+
+# Stand-ins that read back as the same sentinel: nine decimals (PRICE_INVALID) and a
+# fraction (QTY_INVALID).
+_OFF_GRID_PRICE = np.frombuffer(b"0.000000001", np.uint8).copy()
+_FRACTIONAL_QTY = np.frombuffer(b"0.5", np.uint8).copy()
+
+
+@njit(**_JIT)
+def format_orders(orders, start, stop, out, sym_tab, sym_len, atab, alen, stab, slen, ttab, tlen, itab, ilen):
+    """Write orders[start:stop] as flow CSV rows while 256 + longest symbol bytes stay free."""
+    p = 0
+    margin = 256 + sym_tab.shape[1]
+    i = start
+    while i < stop and len(out) - p >= margin:
+        r = orders[i]
+        a = r.action
+        p = _put_uint(out, p, r.ts)
+        out[p] = 44
+        p = _put_uint(out, p + 1, r.account)
+        out[p] = 44
+        p += 1
+        if 1 <= a < len(alen) and alen[a] > 0:
+            p = _put_word(out, p, atab, alen, a)
+        else:
+            out[p] = 63  # '?': an unknown action, read back as MALFORMED
+            p += 1
+        out[p] = 44
+        p += 1
+        if a == ACTION_NEW and r.symbol < len(sym_len):
+            p = _put_word(out, p, sym_tab, sym_len, r.symbol)
+        out[p] = 44
+        p += 1
+        if a != ACTION_KILL:
+            p = _put_uint(out, p, r.order_id)
+        out[p] = 44
+        p += 1
+        if a == ACTION_NEW:
+            p = _put_word(out, p, stab, slen, r.side if r.side < len(slen) else 0)
+            out[p] = 44
+            p = _put_word(out, p + 1, ttab, tlen, r.type if r.type < len(tlen) else 0)
+            out[p] = 44
+            p = _put_word(out, p + 1, itab, ilen, r.tif if r.tif < len(ilen) else 0)
+            out[p] = 44
+            p += 1
+        else:
+            for _ in range(3):
+                out[p] = 44
+                p += 1
+        if a == ACTION_NEW or a == ACTION_REPLACE:
+            if r.price == PRICE_INVALID:
+                p = _put(out, p, _OFF_GRID_PRICE, 0, len(_OFF_GRID_PRICE))
+            elif r.price != PRICE_NONE:
+                p = _put_units(out, p, r.price)
+            out[p] = 44
+            p += 1
+            if r.qty == QTY_INVALID:
+                p = _put(out, p, _FRACTIONAL_QTY, 0, len(_FRACTIONAL_QTY))
+            else:
+                p = _put_int(out, p, r.qty)
+        else:
+            out[p] = 44
+            p += 1
+        out[p] = 10
+        p += 1
+        i += 1
+    return i, p
+
+
+def write_flow_csv(fh, orders: np.ndarray, venue: VenueConfig) -> None:
+    """Order records to a binary file object as flow CSV (header included)."""
+    sym_tab, sym_len = symbol_table(venue)
+    buf = np.empty(1 << 22, np.uint8)
+    fh.write((FLOW_HEADER + "\n").encode())
+    i, n = 0, len(orders)
+    while i < n:
+        i, nbytes = format_orders(
+            orders, i, n, buf, sym_tab, sym_len,
+            _ACTION_TAB, _ACTION_LEN, _SIDE_TAB, _SIDE_LEN, _TYPE_TAB, _TYPE_LEN, _TIF_TAB, _TIF_LEN,
+        )
+        fh.write(buf[:nbytes].tobytes())
