@@ -20,7 +20,7 @@ test: $(STAMP)
 	$(PYTEST) -q
 
 bench: $(STAMP)
-	$(PYTEST) benchmarks -q --benchmark-enable -s
+	$(PYTEST) benchmarks/bench_*.py -q --benchmark-enable -s -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
