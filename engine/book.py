@@ -12,7 +12,9 @@ from numba import njit
 from engine.records import SIDE_BUY
 from engine.state import C_FREE_TOP, C_LVL_FREE_TOP, C_RESTING
 
-_JIT = dict(cache=True, nogil=True, boundscheck=False)
+# _nrt=False: nothing here allocates, and with reference counting on, every call that is not
+# inlined increfs/decrefs each array of EngineState (~650 ns a call; docs/benchmarks.md).
+_JIT = dict(cache=True, nogil=True, boundscheck=False, _nrt=False)
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 

@@ -22,7 +22,9 @@ from engine.records import (
 )
 from engine.state import C_ACCOUNTS, C_HAS_DEFAULT, C_MAX_ACCOUNTS
 
-_JIT = dict(cache=True, nogil=True, boundscheck=False)
+# _nrt=False: nothing here allocates, and with reference counting on, every call that is not
+# inlined increfs/decrefs each array of EngineState (~650 ns a call; docs/benchmarks.md).
+_JIT = dict(cache=True, nogil=True, boundscheck=False, _nrt=False)
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 NS_PER_SEC = np.uint64(1_000_000_000)
