@@ -93,10 +93,10 @@ _REASON_TAB, _REASON_LEN = _table(_words(REASON_NAMES))
 
 
 @njit(**_JIT)
-def _match_token(buf, s, e, tab, lens):
-    """Index of the table word equal to buf[s:e], or 0 (no word has index 0)."""
+def _table_index(buf, s, e, tab, lens, first, missing):
+    """Index (from `first`) of the table word equal to buf[s:e], or `missing`."""
     n = e - s
-    for k in range(1, len(lens)):
+    for k in range(first, len(lens)):
         if lens[k] != n:
             continue
         ok = True
@@ -106,7 +106,13 @@ def _match_token(buf, s, e, tab, lens):
                 break
         if ok:
             return k
-    return 0
+    return missing
+
+
+@njit(**_JIT)
+def _match_token(buf, s, e, tab, lens):
+    """Enum code of the token buf[s:e], or 0 (no enum has code 0)."""
+    return _table_index(buf, s, e, tab, lens, 1, 0)
 
 
 @njit(**_JIT)
@@ -193,18 +199,7 @@ def _encode_price(neg, ip, frac, beyond):
 
 @njit(**_JIT)
 def _find_symbol(buf, s, e, sym_tab, sym_len):
-    n = e - s
-    for k in range(len(sym_len)):
-        if sym_len[k] != n:
-            continue
-        ok = True
-        for j in range(n):
-            if buf[s + j] != sym_tab[k, j]:
-                ok = False
-                break
-        if ok:
-            return k
-    return SYMBOL_UNKNOWN
+    return _table_index(buf, s, e, sym_tab, sym_len, 0, SYMBOL_UNKNOWN)
 
 
 @njit(**_JIT)
