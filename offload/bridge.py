@@ -1,4 +1,4 @@
-"""The hardware bridge: serves a hardware ring pair with the Verilog order book.
+"""The hardware bridge: serves a hardware ring pair with the Verilog order book, streaming.
 
     python -m offload.bridge --rings NAME [--config venue.toml]
 
@@ -6,44 +6,143 @@ The segment has exactly the layout the engine's has (ring 0: order records in, r
 records out; docs/offload.md), which is the layout a PCIe card's DMA engine would read and
 write: a driver for a real card replaces this process and nothing else changes.
 
-Today's limitation, stated plainly: the published simulator (`hdl.sim.run_flow`) is
-file-driven ($readmemh in, $fwrite out) and starts from reset on every call, so the book's
-state cannot be carried from one call to the next. The bridge therefore works store-and-
-forward: it collects order records until SHUTDOWN, runs them through the RTL in one
-simulation, then streams every event back (with back-pressure) and closes the event ring.
-Events are the hardware's, bit for bit; latency through this bridge means nothing. A
-streaming cocotb driver (one record per clock as it arrives) would slot in at `simulate()`.
+This process compiles the book for the venue (Icarus, through cocotb's Python runner, cached
+under build/hdl/) and runs the cocotb test `hdl/tb/bridge_tb.py`, which attaches to the
+segment from inside the simulator and *is* the DMA engine: it polls ring 0, drives each record
+into the book as it arrives, publishes the book's events to ring 1 (stalling `out_ready` while
+ring 1 is full), moves ring 0's TAIL past a record once its events are published, waits in
+real time when there is nothing to do, and ends on SHUTDOWN (closing ring 1) or STOP. An order
+sent alone gets its events back without waiting for the next one: the bridge is live.
+
+Readiness and exit, as `offload.cli` relies on: the bridge's pid appears in header word 9 once
+the book is configured and out of reset; exit 0 after a SHUTDOWN record or a STOP (SIGTERM /
+SIGINT set the STOP word), 1 when the owner died (the segment is then unlinked), on a timeout
+or a simulator failure, 2 when the segment cannot be attached or speaks another layout. At
+exit it reports records, events, simulated cycles and wall time on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
+import hashlib
+import json
+import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
 
-import numpy as np
+from engine.records import EVENT_DTYPE, ORDER_DTYPE
+from offload.ring import Segment
 
-from engine.records import ACTION_SHUTDOWN, ORDER_DTYPE
-from offload.ring import PeerGone, RingStopped, RingTimeout, Segment
+TB_MODULE = "bridge_tb"
+TOPLEVEL = "tickbook_book"
 
 
-def simulate(orders: np.ndarray, venue) -> np.ndarray:
-    from hdl.sim import run_flow
+def build(nsym: int, nord: int, nlvl: int):
+    """Compile the book for cocotb (Icarus), once per parameter set and RTL contents (the
+    runner skips an up-to-date build); a lock keeps two bridges from building the same
+    directory at once. Returns (runner, build dir)."""
+    from cocotb_tools.runner import get_runner
 
-    return run_flow(orders, venue)
+    from hdl.sim import BUILD_DIR, RTL_SOURCES, _need
+
+    _need("iverilog")
+    _need("vvp")
+    h = hashlib.sha1()
+    for s in RTL_SOURCES:
+        h.update(s.read_bytes())
+    bdir = BUILD_DIR / f"bridge_s{nsym}_o{nord}_l{nlvl}_{h.hexdigest()[:10]}"
+    bdir.mkdir(parents=True, exist_ok=True)
+    runner = get_runner("icarus")
+    with open(bdir / ".lock", "w") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        runner.build(
+            sources=[str(s) for s in RTL_SOURCES],
+            hdl_toplevel=TOPLEVEL,
+            parameters={"NSYM": nsym, "NORD": nord, "NLVL": nlvl},
+            build_dir=bdir,
+            timescale=("1ns", "1ps"),
+        )
+    return runner, bdir
+
+
+def run_sim(runner, bdir: Path, conf: dict, run_dir: Path, params: dict) -> tuple[dict, str]:
+    """Run bridge_tb in Icarus; returns (stats the test wrote, failure text or '')."""
+    from hdl.sim import REPO, TB_DIR
+
+    for p in (str(REPO), str(TB_DIR)):  # the runner hands sys.path to the simulator
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    cfg_path = run_dir / "bridge.json"
+    cfg_path.write_text(json.dumps(conf))
+    results = run_dir / "results.xml"
+    log_file = run_dir / "sim.log"
+    fail = ""
+    try:
+        runner.test(
+            test_module=TB_MODULE,
+            hdl_toplevel=TOPLEVEL,
+            parameters=params,
+            build_dir=bdir,
+            test_dir=run_dir,
+            results_xml=str(results),
+            extra_env={
+                "TICKBOOK_BRIDGE_CONFIG": str(cfg_path),
+                "COCOTB_LOG_LEVEL": "WARNING",
+                # pytest's assertion rewriting of every imported module (numba, numpy...) costs
+                # seconds at start-up; the bridge asserts nothing
+                "COCOTB_REWRITE_ASSERTION_FILES": "",
+            },
+            log_file=str(log_file),
+        )
+    except (SystemExit, RuntimeError) as e:
+        fail = f"simulator failed ({e})"
+    try:
+        cases = ET.parse(results).getroot().findall(".//testcase")
+        bad = [c for c in cases if c.find("failure") is not None or c.find("error") is not None]
+        if not cases:
+            fail = fail or "the cocotb test did not run"
+        elif bad:
+            fail = fail or "the cocotb test failed"
+    except (OSError, ET.ParseError):
+        fail = fail or "no cocotb results"
+    try:
+        stats = json.loads(conf_stats(conf).read_text())
+    except (OSError, ValueError):
+        stats = {"status": "error", "why": "no stats written"}
+    if fail:
+        try:
+            tail = log_file.read_text().splitlines()[-40:]
+        except OSError:
+            tail = []
+        fail += "\n" + "\n".join(tail)
+    return stats, fail
+
+
+def conf_stats(conf: dict) -> Path:
+    return Path(conf["stats"])
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="offload.bridge")
-    p.add_argument("--rings", required=True)
-    p.add_argument("--config", default=None)
-    p.add_argument("--venue-pickle", default=None)
-    p.add_argument("--cpu", type=int, default=None)
-    p.add_argument("--timeout", type=float, default=600.0)
+    p = argparse.ArgumentParser(prog="offload.bridge", description=__doc__.split("\n\n")[0])
+    p.add_argument("--rings", required=True, help="segment name (created by the client)")
+    p.add_argument("--config", default=None, help="venue.toml (default: the built-in venue)")
+    p.add_argument("--venue-pickle", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--cpu", type=int, default=None, help="accepted for symmetry with the engine; not used")
+    p.add_argument("--timeout", type=float, default=600.0,
+                   help="seconds without an order record (or with a full event ring) before giving up")
+    p.add_argument("--nord", type=int, default=None, help="resting orders of the hardware build (default 64)")
+    p.add_argument("--nlvl", type=int, default=None, help="price levels per side per symbol (default 16)")
+    p.add_argument("--evq", type=int, default=None, help=argparse.SUPPRESS)  # local event FIFO (tests)
     a = p.parse_args(argv)
 
+    from hdl.sim import BUILD_DIR, DEFAULT_PARAMS, config_words, unsupported
     from offload.engine_process import load_engine_venue
     from offload.pinning import die_with_parent
 
@@ -51,50 +150,73 @@ def main(argv=None) -> int:
         print(f"bridge[{os.getpid()}]: {msg}", file=sys.stderr, flush=True)
 
     die_with_parent(signal.SIGTERM)
+    os.environ.pop("PYTEST_CURRENT_TEST", None)  # the runner behaves differently under pytest
+    logging.getLogger("cocotb").setLevel(logging.ERROR)  # "Skipping compilation" and the like
+    t0 = time.monotonic()
     venue = load_engine_venue(a.config, a.venue_pickle)
-    seg = Segment.attach(a.rings, timeout=30, expect_rings=2)
-    signal.signal(signal.SIGTERM, lambda *_: seg.request_stop())
+    nord = a.nord or DEFAULT_PARAMS["nord"]
+    nlvl = a.nlvl or DEFAULT_PARAMS["nlvl"]
+    nsym = max(1, len(venue.symbols))
     try:
-        r_in, r_out = seg.ring(0), seg.ring(1)
-        r_in.register("consumer")
-        r_out.register("producer")
-        seg.set_peer()
-        parts, done = [], False
-        t0 = time.monotonic()
-        while not done:
-            v = r_in.peek()
-            if len(v) == 0:
-                if r_in.stop_requested():
-                    raise RingStopped("STOP word set")
-                if not seg.owner_alive():
-                    raise PeerGone("the ring's owner is gone")
-                if time.monotonic() - t0 > a.timeout:
-                    raise RingTimeout("no SHUTDOWN record")
-                time.sleep(0.0005)
-                continue
-            stop = np.nonzero(v["action"] == ACTION_SHUTDOWN)[0]
-            k = int(stop[0]) if len(stop) else len(v)
-            parts.append(v[:k].copy())
-            done = len(stop) > 0
-            n = len(v) if not done else k + 1
-            del v
-            r_in.advance(n)
-        orders = np.concatenate(parts) if parts else np.zeros(0, ORDER_DTYPE)
-        t1 = time.monotonic()
-        events = simulate(orders, venue)
-        t2 = time.monotonic()
-        r_out.push(events, timeout=a.timeout, alive=seg.owner_alive)
-        r_out.close_writer()
-        log(f"exit on SHUTDOWN record: {len(orders):,} orders -> {len(events):,} events "
-            f"(Icarus {t2 - t1:.2f} s, store-and-forward)")
-        return 0
-    except (PeerGone, RingStopped, RingTimeout) as e:
-        log(f"stopped: {e}")
-        if isinstance(e, PeerGone):
+        seg = Segment.attach(a.rings, timeout=30, expect_rings=2)
+    except Exception as e:  # a clear one-line refusal (layout, timeout)
+        log(f"cannot attach {a.rings}: {e}")
+        return 2
+    stop_reason = []
+
+    def on_signal(signum, _frame):
+        stop_reason.append(signal.Signals(signum).name)
+        seg.request_stop()
+
+    run_dir = None
+    try:
+        if seg.ring(0).recs.dtype != ORDER_DTYPE or seg.ring(1).recs.dtype != EVENT_DTYPE:
+            log(f"segment {a.rings}: ring 0 must carry orders and ring 1 events")
+            return 2
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        for why in unsupported(venue):
+            log(f"warning: the Verilog book may differ from the engine: {why}")
+        runner, bdir = build(nsym, nord, nlvl)
+        t_build = time.monotonic() - t0
+        (BUILD_DIR / "bridge_runs").mkdir(parents=True, exist_ok=True)
+        run_dir = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}_", dir=BUILD_DIR / "bridge_runs"))
+        conf = {
+            "rings": a.rings,
+            "bridge_pid": os.getpid(),
+            "cfg": [list(w) for w in config_words(venue)],
+            "stats": str(run_dir / "stats.json"),
+            "timeout": a.timeout,
+        }
+        if a.evq:
+            conf["evq_max"] = a.evq
+            conf["flush_events"] = min(64, a.evq)
+        log(f"Icarus book NSYM={nsym} NORD={nord} NLVL={nlvl} ({bdir.name}, ready in {t_build:.1f} s); "
+            f"serving {a.rings}")
+        stats, fail = run_sim(runner, bdir, conf, run_dir, {"NSYM": nsym, "NORD": nord, "NLVL": nlvl})
+        st = stats.get("status", "error")
+        cyc, wall, serve = stats.get("cycles", 0), stats.get("wall_s", 0.0), stats.get("serve_s", 0.0)
+        busy = max(serve - stats.get("idle_s", 0.0) - stats.get("full_s", 0.0), 1e-9)
+        how = {"shutdown": "SHUTDOWN record", "stop": f"stop ({', '.join(stop_reason) or 'STOP word'})"}.get(
+            st, f"{st}: {stats.get('why', '')}")
+        log(
+            f"exit on {how}: {stats.get('records', 0):,} records -> {stats.get('events', 0):,} events, "
+            f"{cyc:,} simulated cycles in {serve:.2f} s serving ({wall:.2f} s in the simulator; "
+            f"{cyc / busy:,.0f} cycles/s while busy, idle {stats.get('idle_s', 0.0):.2f} s, "
+            f"waiting for a full event ring {stats.get('full_s', 0.0):.2f} s, "
+            f"{stats.get('stall_cycles', 0):,} cycles with out_ready low)"
+        )
+        if fail:
+            log(fail)
+        if st == "owner gone":
             seg.unlink()
-        return 1
+            log(f"owner of {a.rings} is gone: segment unlinked")
+            return 1
+        return 0 if st in ("shutdown", "stop") and not fail else 1
     finally:
         seg.close()
+        if run_dir is not None:
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
