@@ -1,0 +1,264 @@
+"""The streaming hardware bridge (offload/bridge.py + hdl/tb/bridge_tb.py): the Verilog book in
+Icarus serving a ring pair live, against the engine with the hardware's capacities.
+
+Every wait is bounded (a hang fails, it does not block CI); no wall-clock assertion. Each
+bridge costs about 2 s of start-up (vvp, cocotb, numpy/numba imports) plus its traffic at
+~1,000 records/s (NORD=64: Icarus re-evaluates the slots every cycle)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.api import replay_records
+from engine.records import EV_FILL, EV_REJECT, R_CAPACITY
+from offload import ring as R
+from offload.cli import Server, hw_available, run_server, shutdown_record, stream
+from offload.ring import Segment
+
+REPO = Path(__file__).resolve().parents[1]
+HW_OK, HW_WHY = hw_available()
+pytestmark = [pytest.mark.hdl, pytest.mark.skipif(not HW_OK, reason=f"hdl simulation unavailable: {HW_WHY}")]
+
+WAIT = 60.0  # seconds: bound of any single wait below
+
+
+def same(a, b):
+    return len(a) == len(b) and np.array_equal(a.view(np.int64), b.view(np.int64))
+
+
+def venue():
+    from hdl.flowgen import diff_venue
+
+    return diff_venue()
+
+
+def flow(n, seed, nord=64, nlvl=16, **opts):
+    from hdl.flowgen import random_flow
+
+    return random_flow(n, venue(), seed, nord=nord, nlvl=nlvl, **opts)
+
+
+def engine(orders, nord=64, nlvl=16):
+    from hdl.sim import engine_venue
+
+    return replay_records(orders, engine_venue(venue(), nord, nlvl))
+
+
+def check(hw, orders, nord=64, nlvl=16):
+    from hdl.sim import first_difference
+
+    eng = engine(orders, nord, nlvl)
+    diff = first_difference(hw, eng)
+    assert diff is None, diff
+    return eng
+
+
+def report_numbers(out: str) -> dict:
+    m = re.search(r"exit on (.*?): ([\d,]+) records -> ([\d,]+) events, ([\d,]+) simulated cycles", out)
+    assert m, out
+    n = lambda s: int(s.replace(",", ""))  # noqa: E731
+    stall = re.search(r"([\d,]+) cycles with out_ready low", out)
+    full = re.search(r"waiting for a full event ring ([\d.]+) s", out)
+    return {"how": m.group(1), "records": n(m.group(2)), "events": n(m.group(3)), "cycles": n(m.group(4)),
+            "stall_cycles": n(stall.group(1)) if stall else 0, "full_s": float(full.group(1)) if full else 0.0}
+
+
+def until(cond, what, timeout=WAIT, alive=None):
+    t0 = time.monotonic()
+    while not cond():
+        if alive is not None and not alive():
+            pytest.fail(f"bridge exited while {what}")
+        if time.monotonic() - t0 > timeout:
+            pytest.fail(f"timed out after {timeout} s: {what}")
+        time.sleep(0.0002)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def reap():
+    yield
+    R.reap_stale()
+
+
+# ------------------------------------------------------------------------- events = engine
+
+
+@pytest.mark.parametrize(
+    "n,seed,opts,params",
+    [
+        (4000, 101, {}, ()),  # random: the default --offload hw build (NORD=64, NLVL=16)
+        # adversarial: wide price spread, few cancels, many malformed / out-of-range records and
+        # sweeps, two accounts (self-trades), on a small build that is full most of the time
+        (4000, 102, {"spread": 10, "cancel": 0.1, "weird": 0.25, "n_accounts": 2}, (8, 3)),
+    ],
+    ids=["random", "adversarial"],
+)
+def test_stream_equals_engine(n, seed, opts, params):
+    nord, nlvl = params or (64, 16)
+    orders = flow(n, seed, nord, nlvl, **opts)
+    extra = ("--nord", str(nord), "--nlvl", str(nlvl)) if params else ()
+    hw, out = run_server("offload.bridge", orders, venue(), WAIT, extra=extra)
+    eng = check(hw, orders, nord, nlvl)
+    rep = report_numbers(out)
+    assert rep["how"] == "SHUTDOWN record" and rep["records"] == n and rep["events"] == len(eng), out
+    assert rep["cycles"] >= n  # at least a cycle per record: the book really ran them
+    assert (eng["kind"] == EV_FILL).sum() > n // 50, "the flow should trade"
+    if params:
+        assert ((eng["kind"] == EV_REJECT) & (eng["reason"] == R_CAPACITY)).any(), "should hit CAPACITY"
+
+
+# ------------------------------------------------------------------------- live
+
+
+def test_live_one_order_at_a_time():
+    """Send one order, get all its events (and ring 0 TAIL past it) before sending the next.
+    A store-and-forward bridge fails this at the first order."""
+    orders = flow(150, 103)
+    eng = engine(orders)
+    per_msg = [eng[eng["msg_seq"] == s] for s in orders["msg_seq"]]
+    srv = Server("offload.bridge", venue())
+    try:
+        srv.wait_ready()
+        r_in, r_out = srv.seg.ring(0), srv.seg.ring(1)
+        r_in.register("producer")
+        r_out.register("consumer")
+        got = []
+        for k in range(len(orders)):
+            r_in.push(orders[k : k + 1], timeout=WAIT, alive=srv.alive)
+            # the engine protocol: TAIL past the record means all its events are readable
+            until(lambda: r_in.tail() >= k + 1, f"TAIL past order {k}", alive=srv.alive)
+            ev = r_out.pop()
+            assert same(ev, per_msg[k]), f"order {k}: got {len(ev)} events, the engine has {len(per_msg[k])}"
+            got.append(ev)
+        assert r_out.available() == 0
+        r_in.push(shutdown_record(), timeout=WAIT, alive=srv.alive)
+        rest = r_out.drain_until_closed(timeout=WAIT, alive=srv.alive)
+        assert len(rest) == 0
+        assert srv.proc.wait(WAIT) == 0
+    finally:
+        out = srv.close()
+    assert same(np.concatenate(got), eng)
+    rep = report_numbers(out)
+    assert rep["records"] == len(orders) and rep["events"] == len(eng), out
+
+
+# ------------------------------------------------------------------------- back-pressure
+
+
+def test_full_event_ring_loses_nothing():
+    """A 16-slot event ring, a 4-event FIFO in the bridge and a consumer that first does not
+    read at all, then reads a few events at a time: the book stalls on out_ready, waits, and
+    every event arrives in order."""
+    orders = flow(1500, 104)
+    srv = Server("offload.bridge", venue(), events_cap=16, extra=("--evq", "4"))
+    try:
+        srv.wait_ready()
+        r_in, r_out = srv.seg.ring(0), srv.seg.ring(1)
+        r_in.register("producer")
+        r_out.register("consumer")
+        r_in.push(orders, timeout=WAIT, alive=srv.alive)
+        r_in.push(shutdown_record(), timeout=WAIT, alive=srv.alive)
+        until(lambda: r_out.available() == r_out.capacity, "event ring full", alive=srv.alive)
+        time.sleep(0.5)  # the bridge sits on a full ring (in real time, the book stalled)
+        assert r_out.available() == r_out.capacity and not r_out.closed()
+        parts, t_last = [], time.monotonic()
+        while True:
+            closed = r_out.closed()
+            got = r_out.pop(5)
+            if len(got):
+                parts.append(got)
+                t_last = time.monotonic()
+            elif closed:
+                break
+            elif time.monotonic() - t_last > WAIT or not srv.alive() and not r_out.closed():
+                pytest.fail("no progress draining the event ring")
+            time.sleep(0.0005)  # a slow consumer
+        assert srv.proc.wait(WAIT) == 0
+    finally:
+        out = srv.close()
+    check(np.concatenate(parts), orders)
+    rep = report_numbers(out)
+    assert rep["stall_cycles"] > 0 and rep["full_s"] > 0, out
+
+
+# ------------------------------------------------------------------------- lifetime
+
+
+def test_shutdown_is_clean_and_segments_are_removed():
+    from hdl.sim import BUILD_DIR
+
+    orders = flow(300, 105)
+    srv = Server("offload.bridge", venue())
+    name, pid = srv.name, srv.proc.pid
+    try:
+        srv.wait_ready()
+        ev = stream(srv.seg, orders, srv.alive, WAIT)
+        assert srv.seg.ring(1).closed()
+        assert srv.seg.ring(0).tail() == len(orders) + 1  # SHUTDOWN consumed too
+        assert srv.proc.wait(WAIT) == 0
+    finally:
+        out = srv.close()
+    check(ev, orders)
+    assert not R.segment_exists(name)
+    runs = BUILD_DIR / "bridge_runs"
+    assert not list(runs.glob(f"{pid}_*")) if runs.exists() else True, "the run directory was left behind"
+    assert "exit on SHUTDOWN record" in out, out
+
+
+def test_sigterm_stops_the_bridge_and_closes_the_event_ring():
+    srv = Server("offload.bridge", venue())
+    try:
+        srv.wait_ready()
+        r_in, r_out = srv.seg.ring(0), srv.seg.ring(1)
+        r_in.register("producer")
+        r_out.register("consumer")
+        r_in.push(flow(20, 106), timeout=WAIT, alive=srv.alive)
+        until(lambda: r_in.tail() >= 20, "20 orders processed", alive=srv.alive)
+        srv.proc.send_signal(signal.SIGTERM)
+        assert srv.proc.wait(WAIT) == 0
+        assert r_out.closed() and r_out.available() > 0
+    finally:
+        out = srv.close()
+    rep = report_numbers(out)
+    assert rep["how"] == "stop (SIGTERM)" and rep["records"] == 20, out
+
+
+def test_bridge_unlinks_the_segment_when_its_owner_dies():
+    nm = f"tickbook-test-bridge-orphan-{os.getpid()}"
+    own = subprocess.Popen([sys.executable, "-m", "offload.ringtool", "own", nm], cwd=REPO,
+                           stdout=subprocess.PIPE, text=True)
+    br = None
+    try:
+        assert own.stdout.readline().strip() == "ready"
+        br = subprocess.Popen([sys.executable, "-m", "offload.bridge", "--rings", nm], cwd=REPO,
+                              stderr=subprocess.PIPE, text=True)
+        with Segment.attach(nm) as seg:
+            until(lambda: seg.peer_pid == br.pid, "bridge ready", alive=lambda: br.poll() is None)
+        own.kill()
+        own.wait(10)
+        _, err = br.communicate(timeout=WAIT)
+        assert br.returncode == 1 and "owner" in err and "unlinked" in err, err
+        assert not R.segment_exists(nm)
+    finally:
+        for p in (own, br):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait(10)
+        R.reap_stale(nm)
+
+
+def test_bridge_refuses_a_segment_of_another_layout():
+    nm = f"tickbook-test-bridge-layout-{os.getpid()}"
+    with Segment.create(nm, [("orders", 64), ("events", 64)]) as seg:
+        seg.hdr[R.H_VERSION] = 99
+        r = subprocess.run([sys.executable, "-m", "offload.bridge", "--rings", nm], cwd=REPO,
+                           capture_output=True, text=True, timeout=WAIT)
+    assert r.returncode == 2 and "ring layout version 99" in r.stderr, r.stderr
