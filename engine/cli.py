@@ -292,6 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     eng = sub.add_parser("engine", help="run the pinned engine process on shared-memory rings", add_help=False)
     eng.add_argument("rest", nargs=argparse.REMAINDER)
     eng.set_defaults(func=lambda a: _delegate("offload.cli", a.rest, "engine_main"))
+
+    gw = sub.add_parser("gateway", help="run the pyzmq gateway (ROUTER orders, PUB market data) on an engine's rings", add_help=False)
+    gw.add_argument("rest", nargs=argparse.REMAINDER)
+    gw.set_defaults(func=lambda a: _delegate("offload.gateway", a.rest))
     return p
 
 
@@ -310,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         return _delegate("engine.lobster", argv[1:])
     if argv and argv[0] == "engine":
         return _delegate("offload.cli", argv[1:], "engine_main")
+    if argv and argv[0] == "gateway":
+        return _delegate("offload.gateway", argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

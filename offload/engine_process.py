@@ -35,7 +35,7 @@ from numba import njit
 from engine.matcher import events_bound, events_needed, process_one
 from engine.records import ACTION_SHUTDOWN, EVENT_DTYPE, ORDER_DTYPE
 from offload.atomics import backoff, load_acquire, load_relaxed, store_release
-from offload.ring import CLOSED, HEAD, OK, STOP, STOPPED, TAIL, Segment, nb_push_blocking
+from offload.ring import CLOSED, HEAD, OK, SHM_DIR, STOP, STOPPED, TAIL, Segment, nb_push_blocking
 
 MAX_BATCH = 64  # order records per batch: bounds how long events wait for a publish
 DEFAULT_ORDERS_CAP = 1 << 14
@@ -206,6 +206,7 @@ def main(argv=None) -> int:
     except Exception as e:  # a clear one-line refusal (layout, timeout)
         log(f"cannot attach {a.rings}: {e}")
         return 2
+    ready_file = os.path.join(SHM_DIR, f"{a.rings}.ready")
     try:
         r_in, r_out = seg.ring(0), seg.ring(1)
         if r_in.recs.dtype != ORDER_DTYPE or r_out.recs.dtype != EVENT_DTYPE:
@@ -246,6 +247,8 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         worker.start()
         seg.set_peer()  # ready: the loop is running
+        with open(ready_file, "w") as f:  # the pod's readiness probe looks for it (docs/deploy.md)
+            f.write(f"{os.getpid()}\n")
         owner_gone = False
         while worker.is_alive():
             worker.join(0.05)  # the main thread wakes for signals and the owner check only
@@ -265,6 +268,10 @@ def main(argv=None) -> int:
             log(f"owner of {a.rings} is gone: segment unlinked")
         return 0 if stats[S_STATUS] == OK or stop_reason else 1
     finally:
+        try:
+            os.unlink(ready_file)
+        except FileNotFoundError:
+            pass
         seg.close()
 
 

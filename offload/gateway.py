@@ -1,0 +1,1113 @@
+"""The pyzmq gateway: order entry (ROUTER) and market data (PUB) in front of an engine's rings.
+
+    tickbook gateway --rings NAME [--orders tcp://*:5555] [--md tcp://*:5556] [--config venue.toml]
+                     [--spawn-engine [--engine-cpu N]] [--attach] [--journal FILE] ...
+
+The gateway binds its sockets, creates (owns) the engine's ring segment NAME (`--attach`: uses
+an existing one), and waits for an engine to attach and warm up (`tickbook engine --rings
+NAME`, started beside it as in the Kubernetes pod, or by the gateway with `--spawn-engine`).
+It then creates `/dev/shm/NAME.gateway.ready` and serves:
+
+- ROUTER: each request is one message of 64-byte order records (`ORDER_DTYPE`) or CSV rows;
+  the gateway checks it whole (a refused message gets an `ERR` reply naming the reason, none
+  of its records enter the ring), stamps every record (`msg_seq` := the venue-wide message
+  number, `ts` := the gateway's clock) and writes them into ring 0. A full ring stops the
+  gateway reading its socket (back-pressure through ZeroMQ's queues), nothing is dropped.
+- Events from ring 1 are routed: the sender of a message gets its events in one `EV` reply,
+  with its own `msg_seq` restored, once the engine has processed all its records; events of
+  a client's resting orders caused by someone else's message (maker fills, kill-switch
+  cancels) go to the order's owner as unsolicited `REP` messages.
+- PUB: trades and top-of-book changes per symbol (topic = symbol name), a heartbeat.
+
+Frames, formats and error replies: docs/offload.md#gateway. SIGTERM/SIGINT: the gateway
+finishes the requests in flight, refuses new ones, sends the engine its SHUTDOWN record
+(owned segment; `--attach` leaves the engine running), removes the segment and exits 0.
+Engine death: every request in flight and every new one for `--grace` seconds gets an
+`ERR` reply, then the gateway exits with status 3 (a supervisor restarts both).
+
+`Client` is the Python side (notebooks, tests, benchmarks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import heapq
+import os
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import zmq
+
+from engine.records import (
+    ACTION_CANCEL,
+    ACTION_KILL,
+    ACTION_MALFORMED,
+    ACTION_NEW,
+    ACTION_REPLACE,
+    ACTION_SHUTDOWN,
+    EV_ACK,
+    EV_CANCELED,
+    EV_FILL,
+    EV_REPLACED,
+    EVENT_DTYPE,
+    ORDER_DTYPE,
+    PRICE_NONE,
+    R_TAKER,
+    RECORD_SIZE,
+)
+from offload.ring import C_PRODUCER_PID, HEAD, SHM_DIR, TAIL, RingError, Segment, pid_alive
+
+DEFAULT_ORDERS = "tcp://*:5555"
+DEFAULT_MD = "tcp://*:5556"
+MAX_RECORDS = 1 << 16  # records in one request message
+MAX_TOKEN = 64  # bytes of a request token
+MAX_BACKLOG = 100_000  # replies queued for one client that does not read before it is cut off
+ROUTER_HWM = 100_000
+PUB_HWM = 1_000_000
+VALID_ACTIONS = (ACTION_NEW, ACTION_CANCEL, ACTION_REPLACE, ACTION_KILL, ACTION_MALFORMED)
+EXIT_OK, EXIT_USAGE, EXIT_ENGINE_GONE = 0, 2, 3
+
+# frame kinds
+K_ORD, K_CSV = b"ORD", b"CSV"  # client -> gateway
+K_EV, K_ERR, K_REP = b"EV", b"ERR", b"REP"  # gateway -> client
+MD_TRADE, MD_TOP, MD_HEARTBEAT = b"trade", b"top", b"hb"
+HEARTBEAT_TOPIC = b"\x00"  # no symbol name contains NUL: subscribers to a symbol never see it
+
+# Market data payloads (little-endian, packed). Prices in 1e-8 units like the records.
+TRADE_DTYPE = np.dtype(
+    [
+        ("seq", "<i8"),  # 0  event seq of the taker's FILL
+        ("ts", "<u8"),  # 8  gateway clock (ns since the epoch) when published
+        ("price", "<i8"),  # 16
+        ("qty", "<u4"),  # 24
+        ("symbol", "<u2"),  # 28 venue symbol index
+        ("side", "u1"),  # 30 aggressor: 1 BUY, 2 SELL
+        ("reserved", "u1"),  # 31
+    ]
+)
+TOP_DTYPE = np.dtype(
+    [
+        ("seq", "<i8"),  # 0  last event seq applied
+        ("ts", "<u8"),  # 8
+        ("bid_price", "<i8"),  # 16 PRICE_NONE when the side is empty
+        ("bid_qty", "<i8"),  # 24
+        ("ask_price", "<i8"),  # 32
+        ("ask_qty", "<i8"),  # 40
+        ("bid_orders", "<u4"),  # 48
+        ("ask_orders", "<u4"),  # 52
+        ("symbol", "<u2"),  # 56
+        ("reserved", "u1", (6,)),  # 58
+    ]
+)
+HEARTBEAT_DTYPE = np.dtype([("ts", "<u8"), ("last_seq", "<i8"), ("engine_ready", "<i8")])
+assert TRADE_DTYPE.itemsize == 32 and TOP_DTYPE.itemsize == 64
+
+
+def ready_path(rings: str, who: str = "engine") -> str:
+    """`/dev/shm/NAME.ready` (engine, warmed up and serving) or `NAME.gateway.ready`."""
+    return os.path.join(SHM_DIR, f"{rings}.ready" if who == "engine" else f"{rings}.{who}.ready")
+
+
+def write_ready(path: str) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(f"{os.getpid()}\n")
+    os.replace(tmp, path)
+
+
+def remove_file(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def shard_of(symbol: str, count: int) -> int:
+    """docs/deploy.md#scale-out: crc32(UTF-8 name) mod count."""
+    return zlib.crc32(symbol.encode()) % count
+
+
+# --------------------------------------------------------------------------- the L2 view
+
+
+class Book:
+    """Per-symbol price levels rebuilt from the event stream alone (the engine publishes no
+    book). An order rests once the events of the message that placed it are all seen and it
+    is still alive, so a taker never shows in the book and no transient crossed book is
+    published. Prices in 1e-8 units."""
+
+    def __init__(self, n_symbols: int):
+        self.orders: dict[int, list] = {}  # order_id -> [sym, side, price, leaves, resting]
+        self.levels = [({}, {}) for _ in range(n_symbols)]  # [sym][side-1]: price -> [qty, orders]
+        self.heaps = [([], []) for _ in range(n_symbols)]  # bids as -price, asks as price
+        self.open_pos = -1  # message whose events are being applied
+        self.candidates: list[int] = []  # orders placed/moved by that message
+        self.dirty: set[int] = set()
+        self.last_seq = 0
+
+    def _level_add(self, sym, side, price, qty):
+        lv = self.levels[sym][side - 1]
+        cur = lv.get(price)
+        if cur is None:
+            lv[price] = [qty, 1]
+            heapq.heappush(self.heaps[sym][side - 1], -price if side == 1 else price)
+        else:
+            cur[0] += qty
+            cur[1] += 1
+        self.dirty.add(sym)
+
+    def _level_sub(self, sym, side, price, qty, gone):
+        lv = self.levels[sym][side - 1]
+        cur = lv[price]
+        cur[0] -= qty
+        if gone:
+            cur[1] -= 1
+            if cur[1] == 0:
+                del lv[price]
+        self.dirty.add(sym)
+
+    def event(self, pos, seq, kind, oid, sym, side, price, qty, leaves):
+        if pos != self.open_pos:
+            self.finish()
+            self.open_pos = pos
+        self.last_seq = seq
+        if kind == EV_ACK:
+            if price != PRICE_NONE and sym < len(self.levels):  # MARKET orders never rest
+                self.orders[oid] = [sym, side, price, qty, False]
+                self.candidates.append(oid)
+        elif kind == EV_FILL:
+            o = self.orders.get(oid)
+            if o is None:
+                return
+            if o[4]:
+                self._level_sub(o[0], o[1], o[2], qty, leaves == 0)
+            o[3] = leaves
+            if leaves == 0:
+                del self.orders[oid]
+        elif kind == EV_CANCELED:
+            o = self.orders.pop(oid, None)
+            if o is not None and o[4]:
+                self._level_sub(o[0], o[1], o[2], o[3], True)
+        elif kind == EV_REPLACED:
+            o = self.orders.get(oid)
+            if o is not None:
+                if o[4]:
+                    self._level_sub(o[0], o[1], o[2], o[3], True)
+                o[2], o[3], o[4] = price, qty, False
+                self.candidates.append(oid)
+
+    def apply(self, ev: np.ndarray, t: int) -> int:
+        """Apply events while their message (ring position msg_seq - 1) is < t, i.e. finished;
+        return how many were applied."""
+        pos_l = (ev["msg_seq"] - 1).tolist()
+        if not pos_l or pos_l[0] >= t:
+            return 0
+        cols = [ev[f].tolist() for f in ("seq", "kind", "order_id", "symbol", "side", "price", "qty", "leaves")]
+        for j, pos in enumerate(pos_l):
+            if pos >= t:
+                return j
+            self.event(pos, *(c[j] for c in cols))
+        return len(pos_l)
+
+    def finish(self):
+        """The open message is complete: what it placed and is still alive rests now."""
+        for oid in self.candidates:
+            o = self.orders.get(oid)
+            if o is not None and not o[4] and o[3] > 0:
+                o[4] = True
+                self._level_add(o[0], o[1], o[2], o[3])
+        self.candidates.clear()
+        self.open_pos = -1
+
+    def top(self, sym) -> tuple:
+        out = []
+        for s in (0, 1):
+            lv, hp = self.levels[sym][s], self.heaps[sym][s]
+            while hp and (-hp[0] if s == 0 else hp[0]) not in lv:
+                heapq.heappop(hp)
+            if hp:
+                p = -hp[0] if s == 0 else hp[0]
+                out += [p, lv[p][0], lv[p][1]]
+            else:
+                out += [PRICE_NONE, 0, 0]
+        return tuple(out)
+
+
+# --------------------------------------------------------------------------- the gateway
+
+
+class Request:
+    __slots__ = ("client", "token", "start", "end", "cseqs", "accts", "chunks")
+
+    def __init__(self, client, token, start, n, cseqs, accts):
+        self.client, self.token, self.start, self.end = client, token, start, start + n
+        self.cseqs, self.accts, self.chunks = cseqs, accts, []
+
+
+class ClientState:
+    __slots__ = ("requests", "records", "events", "errors", "backlog", "gone", "undeliverable")
+
+    def __init__(self):
+        self.requests = self.records = self.events = self.errors = self.undeliverable = 0
+        self.backlog = collections.deque()
+        self.gone = None
+
+
+class Gateway:
+    def __init__(self, rings: str, venue, orders_addr=DEFAULT_ORDERS, md_addr=DEFAULT_MD, attach=False,
+                 orders_cap=1 << 14, events_cap=1 << 16, journal=None, shard=None, grace=1.0,
+                 engine_timeout=0.0, heartbeat=1.0, engine_cmd=None, log=None):
+        self.rings, self.venue = rings, venue
+        self.names = [s.name for s in venue.symbols]
+        self.grace, self.engine_timeout, self.heartbeat = grace, engine_timeout, heartbeat
+        self.log = log or (lambda msg: print(f"gateway[{os.getpid()}]: {msg}", file=sys.stderr, flush=True))
+        self.owned = None
+        if shard is not None:
+            k, n = shard
+            self.owned = np.array([shard_of(s, n) == k for s in self.names], bool)
+            self.shard = shard
+        self.ctx = zmq.Context()
+        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # an unroutable reply raises, never vanishes
+        self.router.setsockopt(zmq.SNDHWM, ROUTER_HWM)
+        self.router.setsockopt(zmq.RCVHWM, ROUTER_HWM)
+        self.router.setsockopt(zmq.LINGER, 2000)
+        self.router.setsockopt(zmq.HEARTBEAT_IVL, 2000)
+        self.router.setsockopt(zmq.HEARTBEAT_TIMEOUT, 6000)
+        self.pub = self.ctx.socket(zmq.PUB)
+        self.pub.setsockopt(zmq.SNDHWM, PUB_HWM)
+        self.pub.setsockopt(zmq.LINGER, 500)
+        self.seg = None
+        self.engine = None
+        try:
+            self.router.bind(orders_addr)
+            self.pub.bind(md_addr)
+            self.orders_endpoint = self.router.getsockopt_string(zmq.LAST_ENDPOINT)
+            self.md_endpoint = self.pub.getsockopt_string(zmq.LAST_ENDPOINT)
+            self.ready_file = ready_path(rings, "gateway")
+            remove_file(self.ready_file)  # a stale one from a killed predecessor
+            if attach:
+                self.seg = Segment.attach(rings, timeout=max(engine_timeout, 5.0), expect_rings=2)
+                prod = int(self.seg.ring(0)._q[C_PRODUCER_PID])
+                if prod and prod != os.getpid() and pid_alive(prod):
+                    raise RingError(f"ring 0 of {rings} already has a live producer (pid {prod})")
+            else:
+                self.seg = Segment.create(rings, [("orders", orders_cap), ("events", events_cap)])
+            self.r_in, self.r_out = self.seg.ring(0), self.seg.ring(1)
+            if self.r_in.recs.dtype != ORDER_DTYPE or self.r_out.recs.dtype != EVENT_DTYPE:
+                raise RingError(f"segment {rings}: ring 0 must carry orders and ring 1 events")
+            self.r_in.register("producer")
+            self.r_out.register("consumer")
+            if engine_cmd is not None:
+                self.engine = subprocess.Popen(engine_cmd)
+        except BaseException:
+            self.close()
+            raise
+        self.attach = attach
+        self.head = self.r_in.head()
+        self.tail_cache = self.r_in.tail()
+        self.t_seen = self.tail_cache
+        self.book = Book(len(self.names))
+        self.book_q: collections.deque[np.ndarray] = collections.deque()
+        self.topics = [n.encode() for n in self.names]
+        self.pending: collections.deque[Request] = collections.deque()
+        self.stalled = None  # (request, records, next index, frame kept alive)
+        self.owner: dict[int, bytes] = {}  # order_id -> client that placed it
+        self.clients: dict[bytes, ClientState] = {}
+        self.backlogged: set[bytes] = set()
+        self.last_top: dict[int, tuple] = {}
+        self.md_count: dict[bytes, int] = collections.defaultdict(int)
+        self.last_ts = 0
+        self.journal = open(journal, "ab") if journal else None
+        self.state = "waiting"  # waiting -> serving -> draining | engine-gone -> done
+        self.stop_reason = None
+        self.exit_status = EXIT_OK
+        self.engine_pid = 0
+        self.orphans = 0
+        self.stats = collections.Counter()
+        self.poller = zmq.Poller()
+        self.poller.register(self.router, zmq.POLLIN)
+
+    # ---- replies
+
+    def _client(self, ident: bytes) -> ClientState:
+        cs = self.clients.get(ident)
+        if cs is None:
+            cs = self.clients[ident] = ClientState()
+        return cs
+
+    def _send(self, ident: bytes, frames: list, n_events: int = 0) -> None:
+        cs = self._client(ident)
+        cs.events += n_events
+        if cs.gone is not None:
+            cs.undeliverable += n_events
+            self.stats["undeliverable messages"] += 1
+            return
+        if cs.backlog:
+            cs.backlog.append((frames, n_events))
+            if len(cs.backlog) > MAX_BACKLOG:
+                self._cut_off(ident, cs, f"more than {MAX_BACKLOG} replies queued (the client does not read)")
+            return
+        try:
+            self.router.send_multipart([ident, *frames], flags=zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            cs.backlog.append((frames, n_events))
+            self.backlogged.add(ident)
+        except zmq.ZMQError as e:
+            if e.errno != zmq.EHOSTUNREACH:
+                raise
+            cs.undeliverable += n_events
+            self.stats["undeliverable messages"] += 1
+            self._cut_off(ident, cs, "disconnected")
+
+    def _cut_off(self, ident, cs, why):
+        lost = sum(n for _, n in cs.backlog)
+        cs.undeliverable += lost
+        self.stats["undeliverable messages"] += len(cs.backlog)
+        cs.backlog.clear()
+        self.backlogged.discard(ident)
+        cs.gone = why
+        self.log(f"client {ident.hex()} {why}: its replies and reports from now on are undeliverable "
+                 f"(counted, {cs.undeliverable} events so far); its resting orders stay in the book")
+
+    def _flush_backlogs(self) -> bool:
+        moved = False
+        for ident in list(self.backlogged):
+            cs = self.clients[ident]
+            while cs.backlog:
+                frames, n = cs.backlog[0]
+                try:
+                    self.router.send_multipart([ident, *frames], flags=zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    break
+                except zmq.ZMQError as e:
+                    if e.errno != zmq.EHOSTUNREACH:
+                        raise
+                    self._cut_off(ident, cs, "disconnected")
+                    break
+                cs.backlog.popleft()
+                moved = True
+            if not cs.backlog:
+                self.backlogged.discard(ident)
+        return moved
+
+    def _error(self, ident, token, reason, events=None, seqs=None) -> None:
+        self._client(ident).errors += 1
+        self.stats["errors"] += 1
+        ev = events if events is not None else b""
+        sq = seqs if seqs is not None else b""
+        self._send(ident, [K_ERR, token, reason.encode(), ev, sq], 0 if events is None else len(events))
+
+    # ---- requests
+
+    def _parse(self, frames):
+        """(ident, token, records, keep-alive frame) or None after an ERR reply."""
+        ident = frames[0].bytes
+        body = frames[1:]
+        if len(body) == 1:
+            token, kind, payload = b"", K_ORD, body[0]
+        elif len(body) == 3:
+            kind, token, payload = body[0].bytes, body[1].bytes, body[2]
+        else:
+            self._error(ident, b"", f"expected frames [ORD|CSV, token, payload] or one frame of records; "
+                                    f"got {len(body)} frames")
+            return None
+        if len(token) > MAX_TOKEN:
+            self._error(ident, token[:MAX_TOKEN], f"token of {len(token)} bytes: at most {MAX_TOKEN}")
+            return None
+        if kind == K_ORD:
+            n_bytes = len(payload.buffer)
+            if n_bytes == 0 or n_bytes % RECORD_SIZE:
+                self._error(ident, token, f"message of {n_bytes} bytes is not a whole number of {RECORD_SIZE}-byte "
+                                          "order records (ORDER_DTYPE, docs/protocol.md): refused")
+                return None
+            recs = np.frombuffer(payload.buffer, ORDER_DTYPE)
+        elif kind == K_CSV:
+            from engine.codec import FlowError, parse_flow_bytes
+
+            try:
+                recs = parse_flow_bytes(payload.bytes, self.venue, "CSV message").orders
+            except FlowError as e:
+                self._error(ident, token, str(e))
+                return None
+            if len(recs) == 0:
+                self._error(ident, token, "CSV message has a header but no rows")
+                return None
+        else:
+            self._error(ident, token, f"unknown message kind {kind[:16]!r}: ORD (records) or CSV (rows)")
+            return None
+        if len(recs) > MAX_RECORDS:
+            self._error(ident, token, f"{len(recs)} records in one message: at most {MAX_RECORDS}")
+            return None
+        why = self._validate(recs)
+        if why:
+            self._error(ident, token, why + ": message refused, none of its records was sent")
+            return None
+        return ident, token, recs, payload
+
+    def _validate(self, recs) -> str | None:
+        act = recs["action"]
+        bad = ~np.isin(act, VALID_ACTIONS)
+        if bad.any():
+            i = int(np.argmax(bad))
+            what = "SHUTDOWN is a control record, not accepted from clients" if act[i] == ACTION_SHUTDOWN else (
+                "not NEW 1, CANCEL 2, REPLACE 3, KILL 4 or MALFORMED 5")
+            return f"record {i}: action {int(act[i])} ({what})"
+        nz = recs["reserved"].any(axis=1)
+        if nz.any():
+            return f"record {int(np.argmax(nz))}: reserved bytes 50..63 must be zero"
+        if self.owned is not None:
+            sym = recs["symbol"].astype(np.int64)
+            known = sym < len(self.owned)
+            foreign = (act == ACTION_NEW) & known
+            foreign[foreign] = ~self.owned[sym[foreign]]
+            if foreign.any():
+                i = int(np.argmax(foreign))
+                name = self.names[int(sym[i])]
+                k, n = self.shard
+                return (f"record {i}: symbol {name} belongs to shard {shard_of(name, n)} of {n}, "
+                        f"this gateway is shard {k} (docs/deploy.md#scale-out)")
+        return None
+
+    def _accept(self, frames) -> None:
+        parsed = self._parse(frames)
+        if parsed is None:
+            return
+        ident, token, recs, keep = parsed
+        if self.state != "serving":
+            why = {"waiting": "engine not ready yet (warming up): retry later",
+                   "draining": "gateway shutting down: message refused",
+                   }.get(self.state, f"engine gone ({self.stop_reason}): message refused")
+            self._error(ident, token, why)
+            return
+        cs = self._client(ident)
+        cs.requests += 1
+        cs.records += len(recs)
+        self.stats["requests"] += 1
+        self.stats["records"] += len(recs)
+        req = Request(ident, token, self.head, len(recs), recs["msg_seq"].copy(), recs["account"].tolist())
+        self.pending.append(req)
+        self.stalled = (req, recs, 0, keep)
+        self._push_stalled()
+
+    def _push_stalled(self) -> bool:
+        req, recs, i, keep = self.stalled
+        n = len(recs) - i
+        r = self.r_in
+        cap = r.capacity
+        free = cap - (self.head - self.tail_cache)
+        if free < n:
+            self.tail_cache = int(r.ctrl[TAIL])
+            free = cap - (self.head - self.tail_cache)
+        k = min(free, n)
+        if k <= 0:
+            return False
+        ts = max(time.time_ns(), self.last_ts)
+        self.last_ts = ts
+        done = 0
+        while done < k:
+            s = (self.head + done) & r.mask
+            m = min(k - done, cap - s)
+            dst = r.recs[s : s + m]
+            dst[...] = recs[i + done : i + done + m]
+            dst["msg_seq"] = np.arange(self.head + done + 1, self.head + done + m + 1, dtype=np.int64)
+            dst["ts"] = ts
+            if self.journal is not None:
+                self.journal.write(dst.tobytes())
+            done += m
+        self.head += k
+        r.ctrl[HEAD] = self.head  # x86 TSO: published after the slots (docs/offload.md)
+        self.stalled = None if i + k == len(recs) else (req, recs, i + k, keep)
+        return True
+
+    # ---- events
+
+    def _drain(self) -> bool:
+        t = int(self.r_in.ctrl[TAIL])  # before ring 1: every event of a record < t is readable now
+        r = self.r_out
+        n = r.available()
+        if t == self.t_seen and not n:
+            return False
+        self._book_catch_up(t)
+        done = 0
+        while done < n:
+            view = r.peek(n - done)
+            self._route(view)
+            self._feed_book(view, t)
+            r.advance(len(view))
+            done += len(view)
+        self.t_seen = t
+        self.tail_cache = max(self.tail_cache, t)
+        self._complete(t)
+        self.book.finish()  # the book applies only events of messages < t: all complete
+        self._publish_tops()
+        return True
+
+    def _feed_book(self, view, t) -> None:
+        """Apply events of finished messages only (a message's events may straddle two
+        publishes of the event ring when it is nearly full); keep the rest for later."""
+        if self.book_q:
+            self.book_q.append(view.copy())
+            return
+        k = self.book.apply(view, t)
+        if k < len(view):
+            self.book_q.append(view[k:].copy())
+
+    def _book_catch_up(self, t) -> None:
+        q = self.book_q
+        while q:
+            k = self.book.apply(q[0], t)
+            if k < len(q[0]):
+                q[0] = q[0][k:]
+                return
+            q.popleft()
+
+    def _route(self, view) -> None:
+        pos_l = (view["msg_seq"] - 1).tolist()
+        kind_l = view["kind"].tolist()
+        oid_l = view["order_id"].tolist()
+        acct_l = view["account"].tolist()
+        sym_l = view["symbol"].tolist()
+        leaves_l = view["leaves"].tolist()
+        reason_l = view["reason"].tolist()
+        pending, owner = self.pending, self.owner
+        i = 0
+        req = pending[0] if pending else None
+        to_req: dict[int, list] = {}
+        to_owner: dict[bytes, list] = {}
+        trades: dict[int, list] = {}
+        for j in range(len(pos_l)):
+            pos = pos_l[j]
+            while req is not None and pos >= req.end:
+                i += 1
+                req = pending[i] if i < len(pending) else None
+            kind, oid = kind_l[j], oid_l[j]
+            sender = None
+            if req is not None and pos >= req.start:
+                sender = req.client
+                if acct_l[j] == req.accts[pos - req.start]:
+                    to_req.setdefault(i, []).append(j)
+                else:
+                    sender = None  # someone else's order (the maker of a fill)
+            else:
+                self.orphans += 1
+            if kind == EV_ACK:
+                if sender is not None:
+                    owner[oid] = sender
+            elif kind == EV_FILL or kind == EV_CANCELED or kind == EV_REPLACED:
+                o = owner.get(oid)
+                if o is not None and o != sender:
+                    to_owner.setdefault(o, []).append(j)
+                if kind == EV_CANCELED or (kind == EV_FILL and leaves_l[j] == 0):
+                    owner.pop(oid, None)
+                if kind == EV_FILL and reason_l[j] == R_TAKER:
+                    trades.setdefault(sym_l[j], []).append(j)
+        for i, idx in to_req.items():
+            req = pending[i]
+            chunk = view[idx]
+            chunk["msg_seq"] = req.cseqs[chunk["msg_seq"] - 1 - req.start]
+            req.chunks.append(chunk)
+        for ident, idx in to_owner.items():
+            chunk = view[idx]
+            chunk["msg_seq"] = 0
+            self.stats["reports"] += 1
+            self._send(ident, [K_REP, chunk], len(chunk))
+        if trades:
+            ts = time.time_ns()
+            for sym, idx in trades.items():
+                out = np.zeros(len(idx), TRADE_DTYPE)
+                ev = view[idx]
+                out["seq"], out["price"], out["qty"] = ev["seq"], ev["price"], ev["qty"]
+                out["symbol"], out["side"], out["ts"] = sym, ev["side"], ts
+                self._md(sym, MD_TRADE, out)
+
+    def _complete(self, t) -> None:
+        pending = self.pending
+        while pending and pending[0].end <= t:
+            req = pending.popleft()
+            ev = np.concatenate(req.chunks) if req.chunks else np.empty(0, EVENT_DTYPE)
+            seqs = np.arange(req.start + 1, req.end + 1, dtype=np.int64)
+            self._send(req.client, [K_EV, req.token, ev, seqs], len(ev))
+
+    # ---- market data
+
+    def _md(self, sym: int, kind: bytes, payload: np.ndarray) -> None:
+        topic = self.topics[sym] if sym < len(self.topics) else b"?"
+        self.md_count[topic] += 1
+        self.pub.send_multipart([topic, kind, struct.pack("<q", self.md_count[topic]), payload], copy=False)
+
+    def _publish_tops(self) -> None:
+        book = self.book
+        if not book.dirty:
+            return
+        ts = time.time_ns()
+        for sym in sorted(book.dirty):
+            top = book.top(sym)
+            if self.last_top.get(sym) == top:
+                continue
+            self.last_top[sym] = top
+            out = np.zeros(1, TOP_DTYPE)
+            out["seq"], out["ts"], out["symbol"] = book.last_seq, ts, sym
+            (out["bid_price"], out["bid_qty"], out["bid_orders"],
+             out["ask_price"], out["ask_qty"], out["ask_orders"]) = top
+            self._md(sym, MD_TOP, out)
+        book.dirty.clear()
+
+    def _heartbeat(self) -> None:
+        hb = np.zeros(1, HEARTBEAT_DTYPE)
+        hb["ts"], hb["last_seq"], hb["engine_ready"] = time.time_ns(), self.book.last_seq, self.state == "serving"
+        self.md_count[HEARTBEAT_TOPIC] += 1
+        self.pub.send_multipart([HEARTBEAT_TOPIC, MD_HEARTBEAT, struct.pack("<q", self.md_count[HEARTBEAT_TOPIC]), hb])
+
+    # ---- the engine
+
+    def _engine_alive(self) -> bool:
+        if self.engine is not None and self.engine.poll() is not None:
+            return False
+        return self.engine_pid == 0 or pid_alive(self.engine_pid)
+
+    def _check_engine(self, now) -> None:
+        if self.state == "waiting":
+            pid = self.seg.peer_pid
+            if pid and (self.engine is None or pid == self.engine.pid):
+                self.engine_pid = pid
+                self.state = "serving"
+                write_ready(self.ready_file)
+                self.log(f"engine pid {pid} ready on {self.rings}: serving orders on {self.orders_endpoint}, "
+                         f"market data on {self.md_endpoint}")
+            elif self.engine is not None and self.engine.poll() is not None:
+                self._engine_gone(f"the engine it started exited with status {self.engine.returncode} before it was ready")
+            elif self.engine_timeout and now - self.t_start > self.engine_timeout:
+                self._engine_gone(f"no engine became ready on {self.rings} within {self.engine_timeout} s")
+        elif self.state in ("serving", "draining"):
+            if not self._engine_alive():
+                self._engine_gone(f"engine pid {self.engine_pid} exited")
+            elif self.r_out.closed() and self.state == "serving":
+                self._engine_gone(f"engine pid {self.engine_pid} stopped (closed its event ring)")
+
+    def _engine_gone(self, why: str) -> None:
+        self._drain()
+        self._drain()  # after CLOSED or death nothing more comes: what is there is final
+        t = int(self.r_in.ctrl[TAIL])
+        for req in self.pending:
+            ev = np.concatenate(req.chunks) if req.chunks else np.empty(0, EVENT_DTYPE)
+            done = max(0, min(t, req.end) - req.start)
+            self._error(req.client, req.token,
+                        f"engine gone ({why}): {done} of {req.end - req.start} records of this message were processed "
+                        "(their events are attached), the rest were not",
+                        ev, np.arange(req.start + 1, req.start + done + 1, dtype=np.int64))
+        self.pending.clear()
+        self.stalled = None
+        remove_file(self.ready_file)
+        self.log(f"{why}; answering every request with ERR for {self.grace} s, then exiting {EXIT_ENGINE_GONE}")
+        self.stop_reason = why
+        self.state = "engine-gone"
+        self.exit_status = EXIT_ENGINE_GONE
+        self.gone_at = time.monotonic()
+
+    # ---- the loop
+
+    def request_stop(self, why="stop requested") -> None:
+        if self.stop_reason is None:
+            self.stop_reason = why
+
+    def _read_socket(self, budget: int) -> bool:
+        got = False
+        router = self.router
+        for _ in range(budget):
+            if self.stalled is not None or not router.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                break
+            self._accept(router.recv_multipart(copy=False))
+            got = True
+        return got
+
+    def run(self) -> int:
+        self.t_start = time.monotonic()
+        next_check = next_hb = 0.0
+        idle = loops = 0
+        while True:
+            work = False
+            if self.state in ("serving", "draining"):
+                work |= self._drain()
+                if self.stalled is not None:
+                    work |= self._push_stalled()
+            if self.stalled is None:
+                work |= self._read_socket(64)
+            if self.backlogged:
+                work |= self._flush_backlogs()
+            idle = 0 if work else idle + 1
+            loops += 1
+            if not work or (loops & 255) == 0:
+                now = time.monotonic()
+                if now >= next_check:
+                    next_check = now + 0.02
+                    status = self._housekeeping(now)
+                    if status is not None:
+                        return status
+                    if self.heartbeat and now >= next_hb:
+                        next_hb = now + self.heartbeat
+                        self._heartbeat()
+            if work:
+                continue
+            if self.pending and self.state in ("serving", "draining"):
+                # the engine answers within microseconds: spin, then yield, then nap
+                if idle < 4000:
+                    continue
+                if idle < 40000:
+                    os.sched_yield()
+                    continue
+                time.sleep(0.0005)
+            else:
+                self.poller.poll(1 if self.backlogged else 20)
+
+    def _housekeeping(self, now) -> int | None:
+        if self.stop_reason is not None and self.state in ("waiting", "serving"):
+            self.log(f"{self.stop_reason}: finishing {len(self.pending)} requests in flight, refusing new ones")
+            self.state = "draining"
+            self.drain_deadline = now + 10.0
+            remove_file(self.ready_file)
+        self._check_engine(now)
+        if self.state == "draining" and (not self.pending or now > self.drain_deadline):
+            self._finish_engine()
+            return self._close_out()
+        if self.state == "engine-gone" and now - self.gone_at >= self.grace:
+            return self._close_out()
+        return None
+
+    def _finish_engine(self) -> None:
+        """Owned segment: the engine's SHUTDOWN record after everything else, then its CLOSED."""
+        if self.attach or self.engine_pid == 0 or not self._engine_alive():
+            return
+        deadline = time.monotonic() + 10.0
+        while self.stalled is not None and time.monotonic() < deadline:
+            self._drain()
+            self._push_stalled()
+        shut = np.zeros(1, ORDER_DTYPE)
+        shut["action"] = ACTION_SHUTDOWN
+        while time.monotonic() < deadline:
+            self.tail_cache = int(self.r_in.ctrl[TAIL])
+            if self.head - self.tail_cache < self.r_in.capacity:
+                self.r_in.recs[self.head & self.r_in.mask] = shut[0]
+                self.head += 1
+                self.r_in.ctrl[HEAD] = self.head
+                break
+            self._drain()
+            time.sleep(0.0005)
+        while time.monotonic() < deadline and self._engine_alive():
+            closed = self.r_out.closed()
+            self._drain()
+            if closed:
+                break
+            time.sleep(0.0005)
+        self._drain()
+
+    def _close_out(self) -> int:
+        # refuse what is still queued in the socket: never a silent drop
+        while self.router.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            self.stalled = None
+            self._accept(self.router.recv_multipart(copy=False))
+        for req in self.pending:
+            ev = np.concatenate(req.chunks) if req.chunks else np.empty(0, EVENT_DTYPE)
+            self._error(req.client, req.token, f"gateway stopped ({self.stop_reason}) before this message was finished", ev)
+        self.pending.clear()
+        deadline = time.monotonic() + 2.0
+        while self.backlogged and time.monotonic() < deadline:
+            self._flush_backlogs()
+            time.sleep(0.001)
+        for ident in list(self.backlogged):
+            self._cut_off(ident, self.clients[ident], "still had replies queued when the gateway stopped")
+        s = self.stats
+        undeliv = sum(c.undeliverable for c in self.clients.values())
+        self.log(f"exit ({self.stop_reason or 'done'}): {len(self.clients)} clients, {s['requests']:,} requests, "
+                 f"{s['records']:,} records, {s['errors']:,} error replies, {s['reports']:,} unsolicited reports, "
+                 f"{undeliv:,} events undeliverable, {self.orphans:,} events of no request")
+        return self.exit_status
+
+    def close(self) -> None:
+        remove_file(getattr(self, "ready_file", "") or "/nonexistent")
+        if getattr(self, "journal", None) is not None:
+            self.journal.close()
+            self.journal = None
+        if self.engine is not None and self.engine.poll() is None:
+            try:
+                self.engine.wait(5)  # after its SHUTDOWN record it exits by itself
+            except subprocess.TimeoutExpired:
+                if self.seg is not None:
+                    self.seg.request_stop()
+                self.engine.terminate()
+                try:
+                    self.engine.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.engine.kill()
+                    self.engine.wait(10)
+        if self.seg is not None:
+            if self.seg.owner:
+                remove_file(ready_path(self.rings))  # an engine killed with SIGKILL leaves it
+            self.seg.close()
+            self.seg = None
+        for s in (self.router, self.pub):
+            s.close()
+        self.ctx.term()
+
+
+# --------------------------------------------------------------------------- the client
+
+
+class GatewayError(RuntimeError):
+    """An ERR reply: the message was refused, or the engine went away; `.events` holds the
+    events of the records that were processed before that."""
+
+    def __init__(self, reason, events=None, venue_seqs=None):
+        super().__init__(reason)
+        self.reason = reason
+        self.events = events if events is not None else np.empty(0, EVENT_DTYPE)
+        self.venue_seqs = venue_seqs if venue_seqs is not None else np.empty(0, np.int64)
+
+
+@dataclass
+class Reply:
+    token: bytes
+    events: np.ndarray  # EVENT_DTYPE, msg_seq = the client's own msg_seq
+    venue_seqs: np.ndarray  # int64: the venue-wide message number given to each record
+    error: str | None = None
+
+
+@dataclass
+class MarketData:
+    symbol: str  # "" for a heartbeat
+    kind: str  # "trade", "top", "hb"
+    count: int  # per topic 1, 2, 3 ...: a gap means PUB dropped messages (slow subscriber)
+    records: np.ndarray  # TRADE_DTYPE, TOP_DTYPE or HEARTBEAT_DTYPE
+
+
+class Client:
+    """One DEALER connection to a gateway (plus a SUB socket after `subscribe`). Not thread
+    safe: one Client per thread.
+
+        c = Client("tcp://127.0.0.1:5555")
+        events = c.submit(orders)              # ORDER_DTYPE records (or c.submit_csv(text))
+        c.reports()                            # maker fills etc. of our resting orders
+        c.subscribe(["AAPL"], "tcp://127.0.0.1:5556"); md = c.market_data(timeout=1.0)
+    """
+
+    MD_DTYPES = {"trade": TRADE_DTYPE, "top": TOP_DTYPE, "hb": HEARTBEAT_DTYPE}
+
+    def __init__(self, orders: str = "tcp://127.0.0.1:5555", timeout: float = 30.0, context=None):
+        self.ctx = context or zmq.Context.instance()
+        self.timeout = timeout
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.RCVHWM, 0)  # never make the gateway queue replies for us
+        self.sock.connect(orders)
+        self.sub = None
+        self._n = 0
+        self._replies: dict[bytes, Reply] = {}
+        self._reports: list[np.ndarray] = []
+        self._md: collections.deque = collections.deque()
+
+    # -- orders
+    def send(self, records, kind: bytes = K_ORD) -> bytes:
+        """Send one message without waiting; returns its token (see recv)."""
+        self._n += 1
+        token = struct.pack("<Q", self._n)
+        if isinstance(records, str):
+            records, kind = records.encode(), K_CSV
+        elif isinstance(records, np.ndarray):
+            if records.dtype != ORDER_DTYPE:
+                raise TypeError(f"records must have ORDER_DTYPE, got {records.dtype}")
+            records = np.ascontiguousarray(records)
+        self.sock.send_multipart([kind, token, records], copy=False)
+        return token
+
+    def _pump(self, timeout_ms: int) -> bool:
+        if not self.sock.poll(timeout_ms):
+            return False
+        while True:
+            f = self.sock.recv_multipart()
+            kind = f[0]
+            if kind == K_EV:
+                self._replies[f[1]] = Reply(f[1], np.frombuffer(f[2], EVENT_DTYPE), np.frombuffer(f[3], np.int64))
+            elif kind == K_ERR:
+                self._replies[f[1]] = Reply(f[1], np.frombuffer(f[3], EVENT_DTYPE), np.frombuffer(f[4], np.int64),
+                                            f[2].decode(errors="replace"))
+            elif kind == K_REP:
+                self._reports.append(np.frombuffer(f[1], EVENT_DTYPE))
+            else:
+                raise GatewayError(f"unexpected message {f[:1]!r} from the gateway")
+            if not self.sock.poll(0):
+                return True
+
+    def recv(self, token: bytes | None = None, timeout: float | None = None) -> Reply:
+        """The reply to `token` (or the oldest reply of any), waiting up to timeout s."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            if token is None and self._replies:
+                return self._replies.pop(next(iter(self._replies)))
+            if token is not None and token in self._replies:
+                return self._replies.pop(token)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no reply from the gateway within {self.timeout if timeout is None else timeout} s")
+            self._pump(max(1, int(left * 1000)))
+
+    def submit(self, records, timeout: float | None = None) -> np.ndarray:
+        """Records (ORDER_DTYPE array, or CSV text with its header) in, this client's events
+        of them out; raises GatewayError when the gateway refused the message."""
+        r = self.recv(self.send(records), timeout)
+        if r.error is not None:
+            raise GatewayError(r.error, r.events, r.venue_seqs)
+        return r.events
+
+    def submit_csv(self, text: str, timeout: float | None = None) -> np.ndarray:
+        return self.submit(text, timeout)
+
+    def reports(self, timeout: float = 0.0) -> np.ndarray:
+        """Unsolicited reports received so far (events of our resting orders caused by
+        other clients' messages, msg_seq 0)."""
+        self._pump(int(timeout * 1000))
+        out = np.concatenate(self._reports) if self._reports else np.empty(0, EVENT_DTYPE)
+        self._reports = []
+        return out
+
+    # -- market data
+    def subscribe(self, symbols=(), md: str = "tcp://127.0.0.1:5556", wait: float | None = 10.0) -> None:
+        """SUB to `symbols` (all when empty); with `wait`, return once the subscription is
+        live (the gateway's heartbeat arrived), or raise TimeoutError."""
+        if self.sub is None:
+            self.sub = self.ctx.socket(zmq.SUB)
+            self.sub.setsockopt(zmq.LINGER, 0)
+            self.sub.setsockopt(zmq.RCVHWM, 0)
+            self.sub.connect(md)
+        self._want = {s.encode() for s in symbols} or None
+        for s in symbols or [""]:
+            self.sub.setsockopt(zmq.SUBSCRIBE, s.encode())
+        if symbols:
+            self.sub.setsockopt(zmq.SUBSCRIBE, HEARTBEAT_TOPIC)
+        if wait:
+            deadline = time.monotonic() + wait
+            while True:
+                m = self.market_data(max(0.0, deadline - time.monotonic()), heartbeats=True)
+                if m is None:
+                    raise TimeoutError(f"no market data heartbeat from {md} within {wait} s")
+                if m.kind == "hb":
+                    return
+                self._md.append(m)
+
+    def market_data(self, timeout: float = 0.0, heartbeats: bool = False) -> MarketData | None:
+        """The next market data message (None when none came within timeout s)."""
+        if self._md:
+            return self._md.popleft()
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.sub.poll(max(0, int((deadline - time.monotonic()) * 1000))):
+                topic, kind, cnt, payload = self.sub.recv_multipart()
+                if topic == HEARTBEAT_TOPIC and not heartbeats:
+                    continue
+                if self._want is not None and topic != HEARTBEAT_TOPIC and topic not in self._want:
+                    continue  # SUB matches prefixes: AAPL would also see AAPLX
+                k = kind.decode()
+                return MarketData("" if topic == HEARTBEAT_TOPIC else topic.decode(), k,
+                                  struct.unpack("<q", cnt)[0], np.frombuffer(payload, self.MD_DTYPES[k]))
+            if time.monotonic() >= deadline:
+                return None
+
+    def close(self) -> None:
+        self.sock.close(0)
+        if self.sub is not None:
+            self.sub.close(0)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _shard_from_env(a):
+    idx = a.shard_index if a.shard_index is not None else os.environ.get("TICKBOOK_SHARD_INDEX")
+    cnt = a.shard_count if a.shard_count is not None else os.environ.get("TICKBOOK_SHARD_COUNT")
+    if idx in (None, "") and cnt in (None, ""):
+        return None
+    try:
+        k, n = int(idx), int(cnt)
+    except (TypeError, ValueError):
+        raise ValueError(f"shard index {idx!r} and count {cnt!r} must both be integers "
+                         "(TICKBOOK_SHARD_INDEX / TICKBOOK_SHARD_COUNT or --shard-index / --shard-count)") from None
+    if not 0 <= k < n:
+        raise ValueError(f"shard index {k} is not in 0..{n - 1}")
+    return k, n
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="tickbook gateway", description=__doc__.split("\n\n")[0])
+    p.add_argument("--rings", required=True, help="segment name of the engine (created here unless --attach)")
+    p.add_argument("--orders", default=DEFAULT_ORDERS, help=f"ROUTER endpoint (default {DEFAULT_ORDERS})")
+    p.add_argument("--md", default=DEFAULT_MD, help=f"PUB endpoint (default {DEFAULT_MD})")
+    p.add_argument("--config", default=None, help="venue.toml: the engine's (default: the built-in venue)")
+    p.add_argument("--attach", action="store_true", help="use an existing segment; leave its engine running at exit")
+    p.add_argument("--spawn-engine", action="store_true", help="start `tickbook engine` on the segment")
+    p.add_argument("--engine-cpu", type=int, default=None, help="--cpu for the spawned engine")
+    p.add_argument("--engine-arg", action="append", default=[], help="extra argument for the spawned engine")
+    p.add_argument("--orders-cap", type=int, default=1 << 14, help="order ring slots (power of two)")
+    p.add_argument("--events-cap", type=int, default=1 << 16, help="event ring slots (power of two)")
+    p.add_argument("--journal", default=None, help="append every stamped record (64 B, ring order) to FILE")
+    p.add_argument("--shard-index", type=int, default=None, help="default $TICKBOOK_SHARD_INDEX")
+    p.add_argument("--shard-count", type=int, default=None, help="default $TICKBOOK_SHARD_COUNT")
+    p.add_argument("--grace", type=float, default=1.0, help="s of ERR replies after the engine dies")
+    p.add_argument("--engine-timeout", type=float, default=0.0, help="s to wait for the engine (0: forever)")
+    p.add_argument("--heartbeat", type=float, default=1.0, help="s between market data heartbeats (0: none)")
+    a = p.parse_args(argv)
+
+    def log(msg):
+        print(f"gateway[{os.getpid()}]: {msg}", file=sys.stderr, flush=True)
+
+    from engine.config import ConfigError, load_venue
+
+    try:
+        venue = load_venue(a.config)
+        shard = _shard_from_env(a)
+    except (ConfigError, ValueError) as e:
+        log(str(e))
+        return EXIT_USAGE
+    cmd = None
+    if a.spawn_engine:
+        cmd = [sys.executable, "-m", "offload.engine_process", "--rings", a.rings, *a.engine_arg]
+        if a.config:
+            cmd += ["--config", a.config]
+        if a.engine_cpu is not None:
+            cmd += ["--cpu", str(a.engine_cpu)]
+    try:
+        gw = Gateway(a.rings, venue, a.orders, a.md, attach=a.attach, orders_cap=a.orders_cap,
+                     events_cap=a.events_cap, journal=a.journal, shard=shard, grace=a.grace,
+                     engine_timeout=a.engine_timeout, heartbeat=a.heartbeat, engine_cmd=cmd, log=log)
+    except (zmq.ZMQError, RingError, OSError) as e:
+        log(f"cannot start on {a.rings} ({a.orders}, {a.md}): {e}")
+        return EXIT_USAGE
+    log(f"listening: orders {gw.orders_endpoint}, market data {gw.md_endpoint}; segment {a.rings} "
+        f"({'attached' if a.attach else 'created'}); waiting for the engine"
+        + (f"; shard {shard[0]} of {shard[1]}" if shard else ""))
+
+    def on_signal(signum, _frame):
+        gw.request_stop(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        return gw.run()
+    finally:
+        gw.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
