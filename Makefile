@@ -46,9 +46,12 @@ hdl-soak: $(STAMP)
 hdl-lint:
 	for p in "-GNSYM=1 -GNORD=1 -GNLVL=1" "-GNSYM=4 -GNORD=16 -GNLVL=8" "-GNSYM=3 -GNORD=64 -GNLVL=16"; do \
 	  verilator --lint-only -Wall $$p hdl/rtl/tickbook_book.v || exit 1; done
+	for p in "-GNSYM=1 -GNORD=1 -GNLVL=1" "-GNSYM=1 -GNORD=4 -GNLVL=2" "-GNSYM=4 -GNORD=16 -GNLVL=8" "-GNSYM=3 -GNORD=5 -GNLVL=3"; do \
+	  verilator --lint-only -Wall $$p hdl/rtl/tickbook_book_area.v || exit 1; done
 
+# the area build NSYM=1 NORD=4 NLVL=2 on an iCE40 HX8K; AREA=0 the fast build, NSYM/NORD/NLVL/FREQ
 synth:
-	hdl/synth/synth.sh   # CORE=1: the matching core alone; NSYM/NORD/NLVL from the environment
+	hdl/synth/synth.sh
 
 # LOBSTER sweep: the six NASDAQ sample files, book mode then match mode (docs/lobster.md).
 # Fails unless every orderbook row agrees in every run.

@@ -31,6 +31,7 @@ HDL_DIR = Path(__file__).resolve().parent
 RTL_DIR = HDL_DIR / "rtl"
 TB_DIR = HDL_DIR / "tb"
 RTL_SOURCES = [RTL_DIR / "tickbook_book.v"]
+AREA_SOURCES = [RTL_DIR / "tickbook_book_area.v"]  # the area build (tickbook_book_area)
 REPO = HDL_DIR.parent
 BUILD_DIR = Path(os.environ.get("TICKBOOK_HDL_BUILD", REPO / "build" / "hdl"))
 
@@ -38,9 +39,10 @@ BUILD_DIR = Path(os.environ.get("TICKBOOK_HDL_BUILD", REPO / "build" / "hdl"))
 DEFAULT_PARAMS = {"nord": 64, "nlvl": 16}
 CHUNK = 65536  # records per $readmemh file
 
-# Configuration port addresses (hdl/rtl/tickbook_book.v)
-CFG_TICK, CFG_RECIP, CFG_REF, CFG_BPS, CFG_NSYM = 0, 1, 2, 3, 4
+# Configuration port addresses (hdl/rtl/tickbook_book.v; the area build reads 0, 3, 4, 5, 6)
+CFG_TICK, CFG_RECIP, CFG_REF, CFG_BPS, CFG_NSYM, CFG_REF_UNITS, CFG_BAND_UNITS = 0, 1, 2, 3, 4, 5, 6
 RECIP_SHIFT = 106
+BAND_MAX = (1 << 54) - 1  # the area build's collar half-width register saturates here
 
 
 class SimError(RuntimeError):
@@ -66,8 +68,12 @@ def engine_venue(venue=None, nord: int = DEFAULT_PARAMS["nord"], nlvl: int = DEF
     return _venue(venue).with_capacity(max_orders=nord, max_levels=nlvl)
 
 
-def config_words(venue) -> list[tuple[int, int, int]]:
-    """(addr, symbol, data) writes that load a venue into the book's configuration port."""
+def config_words(venue, area: bool = False) -> list[tuple[int, int, int]]:
+    """(addr, symbol, data) writes that load a venue into the book's configuration port.
+
+    area: also the words of the area build (tickbook_book_area), which works in 1e-8 units: the
+    reference price in units and its collar half-width floor(ref_units * band_bps / 10000)
+    (saturated to 54 bits), which the book recomputes itself when fills move the reference."""
     v = _venue(venue)
     words = [(CFG_NSYM, 0, len(v.symbols))]
     for i, s in enumerate(v.symbols):
@@ -81,6 +87,15 @@ def config_words(venue) -> list[tuple[int, int, int]]:
             (CFG_REF, i, s.ref_ticks),
             (CFG_BPS, i, s.band_bps),
         ]
+        if area:
+            ref_u = s.ref_ticks * s.tick_units
+            if ref_u >= 1 << 53:
+                raise SimError(f"symbol {s.name}: reference price outside 53 bits of 1e-8 units "
+                               "(the area build holds it in units)")
+            words += [
+                (CFG_REF_UNITS, i, ref_u),
+                (CFG_BAND_UNITS, i, min(ref_u * s.band_bps // 10000, BAND_MAX)),
+            ]
     return words
 
 
@@ -118,21 +133,22 @@ def _need(tool: str) -> str:
     return path
 
 
-def build(nsym: int, nord: int, nlvl: int) -> Path:
-    """Compile the file-driven testbench for these parameters (cached under build/hdl/)."""
+def build(nsym: int, nord: int, nlvl: int, area: bool = False) -> Path:
+    """Compile the file-driven testbench for these parameters (cached under build/hdl/).
+    area: the area build (hdl/rtl/tickbook_book_area.v) instead of the fast one."""
     iverilog = _need("iverilog")
-    srcs = RTL_SOURCES + [TB_DIR / "tb_file.v"]
+    srcs = RTL_SOURCES + AREA_SOURCES + [TB_DIR / "tb_file.v"]
     h = hashlib.sha1()
     for s in srcs:
         h.update(s.read_bytes())
-    key = f"file_s{nsym}_o{nord}_l{nlvl}_c{CHUNK}_{h.hexdigest()[:10]}"
+    key = f"file_s{nsym}_o{nord}_l{nlvl}{'_area' if area else ''}_c{CHUNK}_{h.hexdigest()[:10]}"
     out = BUILD_DIR / key / "tb.vvp"
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(f".{os.getpid()}.tmp")
     cmd = [iverilog, "-g2005", "-o", str(tmp), "-s", "tb_file"]
-    for k, v in (("NSYM", nsym), ("NORD", nord), ("NLVL", nlvl), ("CHUNK", CHUNK)):
+    for k, v in (("NSYM", nsym), ("NORD", nord), ("NLVL", nlvl), ("CHUNK", CHUNK), ("AREA", int(area))):
         cmd += ["-P", f"tb_file.{k}={v}"]
     cmd += [str(s) for s in srcs]
     r = subprocess.run(cmd, capture_output=True, text=True)
@@ -158,6 +174,7 @@ def simulate(
     nord: int = DEFAULT_PARAMS["nord"],
     nlvl: int = DEFAULT_PARAMS["nlvl"],
     nsym: int | None = None,
+    area: bool = False,
     idle: int = 0,
     stall: int = 0,
     seed: int = 1,
@@ -165,7 +182,8 @@ def simulate(
     keep: Path | None = None,
 ) -> SimResult:
     """Run orders through the RTL. idle/stall: percent of cycles with the input idle / the
-    output not ready (random, seeded). trace: record the cycle of every accept and event."""
+    output not ready (random, seeded). trace: record the cycle of every accept and event.
+    area: run the area build (tickbook_book_area) instead of the fast one."""
     if orders.dtype != ORDER_DTYPE:
         raise TypeError(f"orders must have ORDER_DTYPE, got {orders.dtype}")
     v = _venue(venue)
@@ -174,13 +192,13 @@ def simulate(
     if len(v.symbols) > nsym:
         raise SimError(f"the venue has {len(v.symbols)} symbols, the hardware build holds {nsym}")
     vvp_bin = _need("vvp")
-    tb = build(nsym, nord, nlvl)
+    tb = build(nsym, nord, nlvl, area)
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
     ctx = tempfile.TemporaryDirectory(prefix="run_", dir=BUILD_DIR) if keep is None else None
     work = Path(ctx.name) if ctx else Path(keep)
     work.mkdir(parents=True, exist_ok=True)
     try:
-        words = config_words(v)
+        words = config_words(v, area)
         (work / "cfg.hex").write_text("".join(f"{a:02x}{s:04x}{d:032x}\n" for a, s, d in words))
         n = len(orders)
         for k in range(0, max(n, 1), CHUNK):
@@ -240,7 +258,8 @@ def _warn_scope(v, orders) -> None:
 def run_flow(orders: np.ndarray, venue=None, **params) -> np.ndarray:
     """Orders (ORDER_DTYPE) through the Verilog order book -> events (EVENT_DTYPE).
 
-    params: nord, nlvl, nsym (hardware capacities), idle, stall, seed (stream timing)."""
+    params: nord, nlvl, nsym (hardware capacities), area (the area build), idle, stall, seed
+    (stream timing)."""
     return simulate(orders, venue, **params).events
 
 

@@ -1,12 +1,22 @@
-// Pin-limited harness for synthesis only: the book's 512-bit streams and configuration word go
-// through shift registers fed from a few pins, so place-and-route sees the book's logic with
-// registered inputs and outputs (what Fmax is measured on), not 1,500 I/O pins.
+// Pin-limited harness for synthesis only: the book's record and configuration words come in
+// through shift registers fed from a few pins and the event goes out one bit a clock, so
+// place-and-route sees the book's logic with registered inputs and outputs (what Fmax is measured
+// on), not 1,500 I/O pins.
+//   - record: only bytes 8-49 (order_id .. tif, in_data[399:64]) are shifted in; ts and the
+//     reserved bytes, which neither book reads, are tied to zero;
+//   - event: the book holds out_data while out_valid && !out_ready, so the harness reads it one
+//     bit a cycle (a bit counter and a multiplexer over bits [455:0]; bytes 57-63 are reserved,
+//     zero) and takes the event (out_ready) with the last bit;
+//   - configuration: address, symbol and the data bits the book reads (107 for the fast build's
+//     reciprocal, 54 for the area build).
+`timescale 1ns / 1ps
 `default_nettype none
 
 module synth_top #(
     parameter integer NSYM = 1,
     parameter integer NORD = 4,
-    parameter integer NLVL = 2
+    parameter integer NLVL = 2,
+    parameter integer AREA = 1     // 1: tickbook_book_area, 0: tickbook_book (the fast build)
 ) (
     input  wire clk,
     input  wire rst,
@@ -15,43 +25,59 @@ module synth_top #(
     input  wire sin_cfg,   // shift sin into the configuration register
     input  wire go_rec,    // present the record register on the input stream
     input  wire go_cfg,    // write the configuration register
-    input  wire out_take,  // consumer ready / shift the event register
+    input  wire out_take,  // shift out the next bit of the event
     output wire sout,
     output wire in_ready,
     output wire out_valid,
     output wire tob_par,
     output wire busy
 );
-    reg [511:0] rec;
-    reg [150:0] cfg;
-    reg [511:0] ev;
-    reg         ev_full;
-    wire [511:0] out_data;
+    localparam integer CDW = (AREA != 0) ? 54 : 107;
+    localparam integer CFW = 3 + 16 + CDW;
+    reg  [335:0]     rec;
+    reg  [CFW-1:0]   cfg;
+    reg  [8:0]       bc;
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [511:0]     out_data;         // bytes 57-63 are reserved (zero)
+    /* verilator lint_on UNUSEDSIGNAL */
     wire [NSYM*64-1:0] bpx, bqt, apx, aqt;
+    wire             last = (bc == 9'd455);
+    wire             take = out_valid && out_take;
 
     always @(posedge clk) begin
-        if (sin_rec) rec <= {sin, rec[511:1]};
-        if (sin_cfg) cfg <= {sin, cfg[150:1]};
-        if (out_valid && !ev_full) begin
-            ev <= out_data;
-            ev_full <= 1'b1;
-        end else if (out_take) begin
-            ev <= {1'b0, ev[511:1]};
-            if (ev == 512'd0) ev_full <= 1'b0;
-        end
-        if (rst) ev_full <= 1'b0;
+        if (sin_rec) rec <= {sin, rec[335:1]};
+        if (sin_cfg) cfg <= {sin, cfg[CFW-1:1]};
+        if (take) bc <= last ? 9'd0 : bc + 9'd1;
+        if (rst) bc <= 9'd0;
     end
 
-    tickbook_book #(.NSYM(NSYM), .NORD(NORD), .NLVL(NLVL)) book (
-        .clk(clk), .rst(rst),
-        .cfg_we(go_cfg), .cfg_addr(cfg[150:148]), .cfg_sym(cfg[143:128]), .cfg_data(cfg[127:0]),
-        .in_valid(go_rec), .in_ready(in_ready), .in_data(rec),
-        .out_valid(out_valid), .out_ready(!ev_full), .out_data(out_data),
-        .tob_bid_px(bpx), .tob_bid_qty(bqt), .tob_ask_px(apx), .tob_ask_qty(aqt),
-        .busy(busy)
-    );
+    wire [511:0] in_data = {112'd0, rec, 64'd0};
+    wire [127:0] cfg_data = {{(128-CDW){1'b0}}, cfg[CDW-1:0]};
+    wire [455:0] ev_bits = out_data[455:0];
 
-    assign sout = ev[0];
+    generate
+        if (AREA != 0) begin : g_area
+            tickbook_book_area #(.NSYM(NSYM), .NORD(NORD), .NLVL(NLVL)) book (
+                .clk(clk), .rst(rst),
+                .cfg_we(go_cfg), .cfg_addr(cfg[CFW-1 -: 3]), .cfg_sym(cfg[CDW +: 16]), .cfg_data(cfg_data),
+                .in_valid(go_rec), .in_ready(in_ready), .in_data(in_data),
+                .out_valid(out_valid), .out_ready(take && last), .out_data(out_data),
+                .tob_bid_px(bpx), .tob_bid_qty(bqt), .tob_ask_px(apx), .tob_ask_qty(aqt),
+                .busy(busy)
+            );
+        end else begin : g_fast
+            tickbook_book #(.NSYM(NSYM), .NORD(NORD), .NLVL(NLVL)) book (
+                .clk(clk), .rst(rst),
+                .cfg_we(go_cfg), .cfg_addr(cfg[CFW-1 -: 3]), .cfg_sym(cfg[CDW +: 16]), .cfg_data(cfg_data),
+                .in_valid(go_rec), .in_ready(in_ready), .in_data(in_data),
+                .out_valid(out_valid), .out_ready(take && last), .out_data(out_data),
+                .tob_bid_px(bpx), .tob_bid_qty(bqt), .tob_ask_px(apx), .tob_ask_qty(aqt),
+                .busy(busy)
+            );
+        end
+    endgenerate
+
+    assign sout = ev_bits[bc];
     assign tob_par = ^{bpx, bqt, apx, aqt};
 endmodule
 

@@ -1,4 +1,5 @@
-// File-driven testbench for volume (driven by hdl/sim.py, not by cocotb).
+// File-driven testbench for volume (driven by hdl/sim.py, not by cocotb). AREA selects the
+// book: 0 the fast build (tickbook_book), 1 the area build (tickbook_book_area).
 //
 // Reads, in its working directory:
 //   cfg.hex            NCFG lines: {addr[7:0], sym[15:0], data[127:0]} (38 hex digits)
@@ -18,6 +19,7 @@ module tb_file;
     parameter integer NORD = 16;
     parameter integer NLVL = 8;
     parameter integer CHUNK = 65536;
+    parameter integer AREA = 0;    // 1: tickbook_book_area (hdl/rtl/tickbook_book_area.v)
 
     reg clk = 1'b0;
     reg rst = 1'b1;
@@ -36,14 +38,27 @@ module tb_file;
     wire [NSYM*64-1:0] bpx, bqt, apx, aqt;
     wire         busy;
 
-    tickbook_book #(.NSYM(NSYM), .NORD(NORD), .NLVL(NLVL)) dut (
-        .clk(clk), .rst(rst),
-        .cfg_we(cfg_we), .cfg_addr(cfg_addr), .cfg_sym(cfg_sym), .cfg_data(cfg_data),
-        .in_valid(in_valid), .in_ready(in_ready), .in_data(in_data),
-        .out_valid(out_valid), .out_ready(out_ready), .out_data(out_data),
-        .tob_bid_px(bpx), .tob_bid_qty(bqt), .tob_ask_px(apx), .tob_ask_qty(aqt),
-        .busy(busy)
-    );
+    generate
+        if (AREA != 0) begin : g_area
+            tickbook_book_area #(.NSYM(NSYM), .NORD(NORD), .NLVL(NLVL)) dut (
+                .clk(clk), .rst(rst),
+                .cfg_we(cfg_we), .cfg_addr(cfg_addr), .cfg_sym(cfg_sym), .cfg_data(cfg_data),
+                .in_valid(in_valid), .in_ready(in_ready), .in_data(in_data),
+                .out_valid(out_valid), .out_ready(out_ready), .out_data(out_data),
+                .tob_bid_px(bpx), .tob_bid_qty(bqt), .tob_ask_px(apx), .tob_ask_qty(aqt),
+                .busy(busy)
+            );
+        end else begin : g_fast
+            tickbook_book #(.NSYM(NSYM), .NORD(NORD), .NLVL(NLVL)) dut (
+                .clk(clk), .rst(rst),
+                .cfg_we(cfg_we), .cfg_addr(cfg_addr), .cfg_sym(cfg_sym), .cfg_data(cfg_data),
+                .in_valid(in_valid), .in_ready(in_ready), .in_data(in_data),
+                .out_valid(out_valid), .out_ready(out_ready), .out_data(out_data),
+                .tob_bid_px(bpx), .tob_bid_qty(bqt), .tob_ask_px(apx), .tob_ask_qty(aqt),
+                .busy(busy)
+            );
+        end
+    endgenerate
 
     reg [151:0] cfgmem [0:4095];
     reg [511:0] mem [0:CHUNK-1];

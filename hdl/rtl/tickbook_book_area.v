@@ -1,0 +1,744 @@
+// tickbook: the Verilog order book, area build (fits an iCE40 HX8K in small configurations).
+//
+// Same ports, same events, same rulebook as tickbook_book.v (the fast build); what differs is
+// how the book gets there (docs/hardware.md, "The area build"):
+//   - prices are kept and compared in 1e-8 units only (no tick prices in the slots): orders of
+//     one symbol compare the same in units as in ticks, and the collar and the MARKET protection
+//     price are exact in units (see below);
+//   - the tick check is a serial restoring division (p mod tick), DB bits a cycle, for priced
+//     messages only (NEW LIMIT, REPLACE);
+//   - the collar half-width floor(ref * band_bps / 10000) is held per symbol and recomputed
+//     serially (shift-add multiply, then division by 10000 KB bits a cycle) after a message whose
+//     fills moved the reference price; the host loads the initial one with the configuration;
+//   - time priority is an age matrix (which slot joined its level first) instead of 32-bit stamps
+//     (exact, no wrap-around);
+//   - the best bid/ask, the level tests and the FOK scan use one matrix of pairwise price
+//     comparisons between the slots instead of chains of compare-and-select;
+//   - only the record fields the book uses are registered (flags instead of 64-bit fields where a
+//     check is all that is needed), the event is held as its fields, and the slot reads of a
+//     state go through one shared read port.
+//
+// Exactness of the collar in units: with p = q * tick and ref_u = ref_t * tick (tick > 0), for
+// an integer d, d > floor(X / 10000) <=> 10000 * d > X; hence |q - ref_t| > floor(ref_t * bps /
+// 10000) <=> |p - ref_u| > floor(ref_u * bps / 10000), and the same for the MARKET protection
+// price (q <= ref_t + band_t <=> p <= ref_u + band_u; q >= ref_t - band_t <=> p >= ref_u - band_u).
+`timescale 1ns / 1ps
+`default_nettype none
+
+module tickbook_book_area #(
+    parameter integer NSYM = 1,   // symbols
+    parameter integer NORD = 4,   // resting orders (all symbols) = [engine] max_orders
+    parameter integer NLVL = 2    // price levels per side per symbol = [engine] max_levels
+) (
+    input  wire                 clk,
+    input  wire                 rst,
+    input  wire                 cfg_we,
+    input  wire [2:0]           cfg_addr, // 0 tick units, 3 band bps, 4 nsym, 5 ref units,
+                                          // 6 initial collar half-width in units (1, 2 ignored)
+    input  wire [15:0]          cfg_sym,
+    /* verilator lint_off UNUSEDSIGNAL */
+    input  wire [127:0]         cfg_data,
+    /* verilator lint_on UNUSEDSIGNAL */
+    input  wire                 in_valid,
+    output wire                 in_ready,
+    /* verilator lint_off UNUSEDSIGNAL */
+    input  wire [511:0]         in_data,   // ts and reserved bytes are not read
+    /* verilator lint_on UNUSEDSIGNAL */
+    output reg                  out_valid,
+    input  wire                 out_ready,
+    output wire [511:0]         out_data,
+    output wire [NSYM*64-1:0]   tob_bid_px,
+    output wire [NSYM*64-1:0]   tob_bid_qty,
+    output wire [NSYM*64-1:0]   tob_ask_px,
+    output wire [NSYM*64-1:0]   tob_ask_qty,
+    output wire                 busy
+);
+    localparam integer SW = (NSYM > 1) ? $clog2(NSYM) : 1;
+    localparam integer IW = (NORD > 1) ? $clog2(NORD) : 1;
+    localparam integer CW = $clog2(NORD + 1);
+    localparam integer LW = $clog2(NLVL + 1);
+    localparam integer QW = 32 + CW;               // sums of leaves
+    localparam integer NN = NORD * NORD;
+    // serial tick check: DB bits a cycle over RW = DB * DSTEPS >= 53 bits of the price
+    localparam integer DB = 1;
+    localparam integer DSTEPS = (53 + DB - 1) / DB;
+    localparam integer RW = DB * DSTEPS;
+    // collar: 32 multiply steps, then a division by 10000 over PW bits, KB bits a cycle
+    localparam integer KB = 5;
+    localparam integer KSTEPS = (86 + KB - 1) / KB;
+    localparam integer PW = KB * KSTEPS;
+
+    localparam [7:0] A_NEW = 8'd1, A_CANCEL = 8'd2, A_REPLACE = 8'd3;
+    localparam [7:0] T_LIMIT = 8'd1, T_MARKET = 8'd2;
+    localparam [7:0] F_GTC = 8'd1, F_FOK = 8'd3, F_POST = 8'd4;
+    localparam [2:0] EV_ACK = 3'd1, EV_REJECT = 3'd2, EV_FILL = 3'd3, EV_CANCELED = 3'd4,
+                     EV_REPLACED = 3'd5;
+    localparam [5:0] R_NONE = 6'd0, R_UNKNOWN_SYMBOL = 6'd4, R_DUPLICATE = 6'd5, R_BAD_TIF = 6'd6,
+                     R_BAD_QTY = 6'd7, R_MAX_QTY = 6'd8, R_BAD_PRICE = 6'd9,
+                     R_PRICE_BAND = 6'd10, R_CAPACITY = 6'd14, R_MALFORMED = 6'd15,
+                     R_UNKNOWN_ORDER = 6'd16, R_NOT_OWNER = 6'd17, R_SELF_TRADE = 6'd32,
+                     R_FOK = 6'd33, R_POST_ONLY = 6'd34, R_IOC = 6'd35, R_USER = 6'd36,
+                     R_TAKER = 6'd48, R_MAKER = 6'd49;
+    localparam [63:0] PRICE_NONE = 64'h8000_0000_0000_0000;
+    localparam [13:0] TENK = 14'd10000;
+
+    localparam [2:0] S_IDLE = 3'd0, S_CHECK = 3'd1, S_MATCH = 3'd2, S_FILL2 = 3'd3,
+                     S_FOK1 = 3'd4, S_FOK2 = 3'd5, S_PREP = 3'd6, S_BAND = 3'd7;
+
+    // ------------------------------------------------------------------ configuration
+    reg [52:0]  c_tick  [0:NSYM-1];   // tick, 1e-8 units
+    reg [31:0]  c_bps   [0:NSYM-1];   // band_bps, 0 = no collar
+    reg [52:0]  c_ref0  [0:NSYM-1];   // configured reference price, units
+    reg [53:0]  c_band0 [0:NSYM-1];   // floor(ref0 * bps / 10000), saturated to 54 bits
+    reg [15:0]  c_nsym;
+    reg [52:0]  r_ref   [0:NSYM-1];   // current reference price, units
+    reg [53:0]  r_band  [0:NSYM-1];   // its collar half-width, units (saturated)
+
+    // ------------------------------------------------------------------ order slots
+    reg [NORD-1:0] o_valid;
+    reg [63:0]     o_id    [0:NORD-1];
+    reg [31:0]     o_acct  [0:NORD-1];
+    reg [SW-1:0]   o_sym   [0:NORD-1];
+    reg [NORD-1:0] o_side;            // 0 buy, 1 sell
+    reg [NORD-1:0] o_post;
+    reg [52:0]     o_pxu   [0:NORD-1];// price, 1e-8 units
+    reg [31:0]     o_lvs   [0:NORD-1];
+    reg [NN-1:0]   age;               // age[i*NORD+j]: slot i joined its level before slot j
+    reg [CW-1:0]   rest_cnt;
+    reg [LW-1:0]   lvl_cnt [0:(2<<SW)-1];
+
+    // ------------------------------------------------------------------ message being worked on
+    reg [2:0]   state;
+    reg [63:0]  m_id, m_mseq;
+    reg [RW-1:0] m_px;                // rotates through the divider, back in place at CHECK
+    reg [31:0]  m_qty, m_acct;
+    reg [15:0]  m_sym;
+    reg         m_new, m_can, m_rep, m_fok_ok, m_mkt, m_sell, m_fok, m_post, m_rests;
+    reg         m_pnone, m_prng, m_qbad, m_qmax, m_div, m_ontick;
+    reg         m_hit;
+    reg [IW-1:0] m_hidx;
+    reg [SW-1:0] cur_sym;
+    reg         cur_ok;
+    reg [52:0]  d_rem;                // p mod tick, being computed
+    reg [5:0]   d_cnt;
+    // taker (id and account are the message's: a REPLACE passed NOT_OWNER)
+    reg         tk_rep, tk_side, tk_has_lim, tk_rest, tk_post, tk_first, tk_mkt;
+    reg [31:0]  tk_lvs;
+    reg [53:0]  tk_lim;               // units; MARKET: protection price at acceptance
+    reg [IW-1:0] fm_i;                // maker of the fill being reported
+    reg         sb_f;                 // FOK: own-account order found, and its slot
+    reg [IW-1:0] sb_i;
+    // collar recomputation
+    reg         b_dirty;
+    reg         b_div;
+    reg [6:0]   b_cnt;
+    reg [PW-1:0] b_p;
+    reg [13:0]  b_rem;
+    // event being presented
+    reg [63:0]  ev_seq, ev_mseq, ev_oid, ev_cid;
+    reg         ev_pnone;
+    reg [52:0]  ev_px;
+    reg [31:0]  ev_qty, ev_lvs, ev_acct;
+    reg [15:0]  ev_sym;
+    reg [2:0]   ev_kind;
+    reg [1:0]   ev_side;
+    reg [5:0]   ev_reason;
+    // top of book
+    reg         tob_bf [0:NSYM-1];
+    reg         tob_af [0:NSYM-1];
+    reg [52:0]  tob_bpx [0:NSYM-1];
+    reg [52:0]  tob_apx [0:NSYM-1];
+    reg [QW-1:0] tob_bqt [0:NSYM-1];
+    reg [QW-1:0] tob_aqt [0:NSYM-1];
+
+    integer i0, p0, p1, q0, q1, e0, e1, n0, l0, f0, f1, s0, x0, r0, j, k, ai, aj, bi;
+
+    assign in_ready = (state == S_IDLE) && !b_dirty && !rst;
+    assign busy = (state != S_IDLE) || b_dirty;
+    wire ev_free = !out_valid || out_ready;
+
+    assign out_data = {56'd0, 2'd0, ev_reason, 6'd0, ev_side, 5'd0, ev_kind, ev_sym, ev_acct,
+                       ev_lvs, ev_qty, ev_pnone, 10'd0, ev_px, ev_cid, ev_oid, ev_mseq, ev_seq};
+
+    genvar gs;
+    generate
+        for (gs = 0; gs < NSYM; gs = gs + 1) begin : g_tob
+            assign tob_bid_px[64*gs +: 64]  = tob_bf[gs] ? {11'd0, tob_bpx[gs]} : PRICE_NONE;
+            assign tob_bid_qty[64*gs +: 64] = {{(64-QW){1'b0}}, tob_bqt[gs]};
+            assign tob_ask_px[64*gs +: 64]  = tob_af[gs] ? {11'd0, tob_apx[gs]} : PRICE_NONE;
+            assign tob_ask_qty[64*gs +: 64] = {{(64-QW){1'b0}}, tob_aqt[gs]};
+        end
+    endgenerate
+
+    // ------------------------------------------------------------------ input fields
+    wire [63:0] in_id  = in_data[127:64];
+    wire [63:0] in_px  = in_data[191:128];
+    wire [63:0] in_qty = in_data[255:192];
+    wire [15:0] in_sym = in_data[367:352];
+    wire [7:0]  in_act = in_data[375:368];
+    wire [7:0]  in_side = in_data[383:376];
+    wire [7:0]  in_type = in_data[391:384];
+    wire [7:0]  in_tif = in_data[399:392];
+    wire        in_sym_ok = (in_sym < c_nsym) && ({16'd0, in_sym} < NSYM);
+
+    reg          l_hit;
+    reg [IW-1:0] l_idx;
+    always @* begin
+        l_hit = 1'b0;
+        l_idx = {IW{1'b0}};
+        for (i0 = 0; i0 < NORD; i0 = i0 + 1)
+            if (o_valid[i0] && o_id[i0] == in_id) begin
+                l_hit = 1'b1;
+                l_idx = i0[IW-1:0];
+            end
+    end
+
+    // ------------------------------------------------------------------ pairwise price matrix
+    reg [NN-1:0] pgt, peq;            // [i*NORD+j]: price of slot i >, == price of slot j
+    always @* begin
+        pgt = {NN{1'b0}};
+        peq = {NN{1'b0}};
+        for (p0 = 0; p0 < NORD; p0 = p0 + 1) begin
+            peq[p0*NORD+p0] = 1'b1;
+            for (p1 = p0 + 1; p1 < NORD; p1 = p1 + 1) begin
+                pgt[p0*NORD+p1] = (o_pxu[p0] > o_pxu[p1]);
+                peq[p0*NORD+p1] = (o_pxu[p0] == o_pxu[p1]);
+            end
+        end
+        for (p0 = 0; p0 < NORD; p0 = p0 + 1)
+            for (p1 = 0; p1 < p0; p1 = p1 + 1) begin
+                peq[p0*NORD+p1] = peq[p1*NORD+p0];
+                pgt[p0*NORD+p1] = !pgt[p1*NORD+p0] && !peq[p1*NORD+p0];
+            end
+    end
+    // priority (a before b) among bids and among asks; ties on price by age
+    reg [NN-1:0] bid_bt, ask_bt;
+    always @* begin
+        for (q0 = 0; q0 < NORD; q0 = q0 + 1)
+            for (q1 = 0; q1 < NORD; q1 = q1 + 1) begin
+                bid_bt[q0*NORD+q1] = (q0 != q1) && (pgt[q0*NORD+q1] || (peq[q0*NORD+q1] && age[q0*NORD+q1]));
+                ask_bt[q0*NORD+q1] = (q0 != q1) && (pgt[q1*NORD+q0] || (peq[q0*NORD+q1] && age[q0*NORD+q1]));
+            end
+    end
+
+    // ------------------------------------------------------------------ book of cur_sym
+    reg [NORD-1:0] elig_b, elig_a, best_b, best_a, at_b, at_a;
+    always @* begin
+        for (e0 = 0; e0 < NORD; e0 = e0 + 1) begin
+            elig_b[e0] = o_valid[e0] && o_sym[e0] == cur_sym && !o_side[e0];
+            elig_a[e0] = o_valid[e0] && o_sym[e0] == cur_sym && o_side[e0];
+        end
+        for (e0 = 0; e0 < NORD; e0 = e0 + 1) begin
+            best_b[e0] = elig_b[e0];
+            best_a[e0] = elig_a[e0];
+            for (e1 = 0; e1 < NORD; e1 = e1 + 1)
+                if (e1 != e0) begin
+                    if (elig_b[e1] && !bid_bt[e0*NORD+e1]) best_b[e0] = 1'b0;
+                    if (elig_a[e1] && !ask_bt[e0*NORD+e1]) best_a[e0] = 1'b0;
+                end
+        end
+        for (e0 = 0; e0 < NORD; e0 = e0 + 1) begin
+            at_b[e0] = 1'b0;
+            at_a[e0] = 1'b0;
+            for (e1 = 0; e1 < NORD; e1 = e1 + 1) begin
+                if (best_b[e1] && peq[e0*NORD+e1]) at_b[e0] = elig_b[e0];
+                if (best_a[e1] && peq[e0*NORD+e1]) at_a[e0] = elig_a[e0];
+            end
+        end
+    end
+    wire bb_f = |elig_b;
+    wire ba_f = |elig_a;
+    reg [IW-1:0] bb_i, ba_i;
+    always @* begin
+        bb_i = {IW{1'b0}};
+        ba_i = {IW{1'b0}};
+        for (n0 = 0; n0 < NORD; n0 = n0 + 1) begin
+            if (best_b[n0]) bb_i = bb_i | n0[IW-1:0];
+            if (best_a[n0]) ba_i = ba_i | n0[IW-1:0];
+        end
+    end
+
+    // ------------------------------------------------------------------ taker side tests
+    wire [IW-1:0] t = m_hidx;
+    wire         t_side = o_side[t];
+    wire [31:0]  t32 = {{(32-IW){1'b0}}, t};
+    wire [31:0]  sb_i32 = {{(32-IW){1'b0}}, sb_i};
+    wire         opp_f = tk_side ? bb_f : ba_f;
+    wire [IW-1:0] opp_i = tk_side ? bb_i : ba_i;
+    wire [NORD-1:0] best_o = tk_side ? best_b : best_a;
+    wire [NORD-1:0] at_o = tk_side ? at_b : at_a;
+    wire [NORD-1:0] elig_o = tk_side ? elig_b : elig_a;
+    wire [NN-1:0]  opp_bt = tk_side ? bid_bt : ask_bt;
+    wire         opp_alone = ((at_o & ~best_o) == {NORD{1'b0}});
+
+    // slot i within the taker's limit; its account is the message's
+    reg [NORD-1:0] in_lim, acct_eq;
+    always @* begin
+        for (l0 = 0; l0 < NORD; l0 = l0 + 1) begin
+            in_lim[l0] = !tk_has_lim || (tk_side ? !({1'b0, o_pxu[l0]} < tk_lim)
+                                                : ({1'b0, o_pxu[l0]} <= tk_lim));
+            acct_eq[l0] = (o_acct[l0] == m_acct);
+        end
+    end
+    wire cross_m = opp_f && in_lim[opp_i];
+    wire self_hit = acct_eq[opp_i];
+
+    // FOK: the taker's own first order within its limit (FOK1), what trades before it (FOK2)
+    wire [NORD-1:0] own = elig_o & in_lim & acct_eq;
+    reg [NORD-1:0] best_own, fk_take;
+    reg [IW-1:0]   own_i;
+    always @* begin
+        own_i = {IW{1'b0}};
+        for (f0 = 0; f0 < NORD; f0 = f0 + 1) begin
+            best_own[f0] = own[f0];
+            for (f1 = 0; f1 < NORD; f1 = f1 + 1)
+                if (f1 != f0 && own[f1] && !opp_bt[f0*NORD+f1]) best_own[f0] = 1'b0;
+            if (best_own[f0]) own_i = own_i | f0[IW-1:0];
+        end
+        for (f0 = 0; f0 < NORD; f0 = f0 + 1) begin
+            fk_take[f0] = elig_o[f0] && in_lim[f0] && (!sb_f || opp_bt[f0*NORD+sb_i32]);
+        end
+    end
+
+    // sums of leaves: size at the best bid/ask; in FOK2 the opposite side's sum is FOK's
+    reg [QW-1:0] sum_b, sum_a;
+    always @* begin
+        sum_b = {QW{1'b0}};
+        sum_a = {QW{1'b0}};
+        for (s0 = 0; s0 < NORD; s0 = s0 + 1) begin
+            if ((state == S_FOK2 && tk_side) ? fk_take[s0] : at_b[s0])
+                sum_b = sum_b + {{(QW-32){1'b0}}, o_lvs[s0]};
+            if ((state == S_FOK2 && !tk_side) ? fk_take[s0] : at_a[s0])
+                sum_a = sum_a + {{(QW-32){1'b0}}, o_lvs[s0]};
+        end
+    end
+    wire [QW-1:0] avail = tk_side ? sum_b : sum_a;
+
+    // the slot read of the state: CHECK/PREP the target t, MATCH the maker, FILL2 the last maker
+    wire [IW-1:0] rd_i = (state == S_FILL2) ? fm_i : (state == S_MATCH) ? opp_i : t;
+    wire [63:0]  rd_id = o_id[rd_i];
+    wire [31:0]  rd_acct = o_acct[rd_i];
+    wire [52:0]  rd_px = o_pxu[rd_i];
+    wire [31:0]  rd_lvs = o_lvs[rd_i];
+
+    // ------------------------------------------------------------------ checks
+    wire [52:0]  p53 = m_px[52:0];
+    wire [52:0]  ref_u = r_ref[cur_sym];
+    wire [53:0]  band_u = r_band[cur_sym];
+    wire         bps_nz = (c_bps[cur_sym] != 32'd0);
+    wire         fields_ok = m_fok_ok;
+    wire         sym_known = (m_sym < c_nsym) && ({16'd0, m_sym} < NSYM);
+    wire         is_mkt = m_new && m_mkt;
+    wire         bad_tif = is_mkt && m_rests;
+    wire [52:0]  pdist = (p53 > ref_u) ? (p53 - ref_u) : (ref_u - p53);
+    wire         out_band = bps_nz && ({1'b0, pdist} > band_u);
+    wire         side_sel = m_rep ? t_side : m_sell;
+
+    reg          lvl_exists, t_others;
+    always @* begin
+        lvl_exists = 1'b0;
+        t_others = 1'b0;
+        for (x0 = 0; x0 < NORD; x0 = x0 + 1)
+            if (o_valid[x0] && o_sym[x0] == cur_sym) begin
+                if (o_side[x0] == side_sel && o_pxu[x0] == p53) lvl_exists = 1'b1;
+                if (x0[IW-1:0] != t && o_side[x0] == o_side[t] && peq[x0*NORD+t32]) t_others = 1'b1;
+            end
+    end
+    wire [LW-1:0] lvl_here = lvl_cnt[{cur_sym, side_sel}];
+    wire          lvl_full = ({{(32-LW){1'b0}}, lvl_here} >= NLVL);
+    wire          cap_new = ({{(32-CW){1'b0}}, rest_cnt} >= NORD) || (!lvl_exists && lvl_full);
+    wire          cap_rep = (p53 != rd_px) && !lvl_exists && lvl_full;
+
+    // MARKET protection price (units), taken at acceptance
+    wire [54:0]  ref_plus = {2'd0, ref_u} + {1'b0, band_u};
+    wire [53:0]  ref_minus = (band_u >= {1'b0, ref_u}) ? 54'd1 : ({1'b0, ref_u} - band_u);
+    wire [53:0]  mkt_lim = side_sel ? ref_minus : (ref_plus[54] ? {54{1'b1}} : ref_plus[53:0]);
+
+    // ------------------------------------------------------------------ matching
+    wire [31:0]  fq = (tk_lvs < rd_lvs) ? tk_lvs : rd_lvs;
+    wire [31:0]  mk_left = rd_lvs - fq;
+    wire [31:0]  tk_left = tk_lvs - fq;
+
+    reg [IW-1:0] free_i;
+    always @* begin
+        free_i = {IW{1'b0}};
+        for (r0 = NORD - 1; r0 >= 0; r0 = r0 - 1)
+            if (!o_valid[r0]) free_i = r0[IW-1:0];
+    end
+
+    // ------------------------------------------------------------------ serial arithmetic
+    // tick check: DB restoring-division steps of p mod tick a cycle, MSB first
+    reg [52:0] d_next;
+    reg [53:0] d_sh;
+    always @* begin
+        d_next = d_rem;
+        for (k = 0; k < DB; k = k + 1) begin
+            d_sh = {d_next, m_px[RW-1-k]};
+            if (d_sh >= {1'b0, c_tick[cur_sym]}) d_sh = d_sh - {1'b0, c_tick[cur_sym]};
+            d_next = d_sh[52:0];
+        end
+    end
+    // collar: b_p = ref * bps (32 shift-add steps, 54-bit adder), then b_p / 10000 (KB steps a cycle)
+    reg [PW-1:0] b_pn;
+    reg [13:0]   b_rn;
+    reg [14:0]   b_sh;
+    reg [54:0]   b_sum;
+    always @* begin
+        b_pn = b_p;
+        b_rn = b_rem;
+        b_sum = {1'b0, b_p[85:32]} + (b_p[0] ? {2'd0, ref_u} : 55'd0);
+        b_sh = 15'd0;
+        if (!b_div) begin
+            b_pn = {PW{1'b0}};
+            b_pn[85:0] = {b_sum, b_p[31:1]};
+        end else begin
+            for (bi = 0; bi < KB; bi = bi + 1) begin
+                b_sh = {b_rn, b_pn[PW-1]};
+                b_pn = {b_pn[PW-2:0], 1'b0};
+                if (b_sh >= {1'b0, TENK}) begin
+                    b_sh = b_sh - {1'b0, TENK};
+                    b_pn[0] = 1'b1;
+                end
+                b_rn = b_sh[13:0];
+            end
+        end
+    end
+    wire b_sat = (b_pn[PW-1:54] != {(PW-54){1'b0}});
+
+    // ------------------------------------------------------------------ events
+    wire [15:0] cur_sym16 = {{(16-SW){1'b0}}, cur_sym};
+
+    task emit;
+        input [2:0]  k_kind;
+        input [5:0]  k_reason;
+        input [63:0] k_oid, k_cid;
+        input        k_pnone;
+        input [52:0] k_px;
+        input [31:0] k_qty, k_lvs, k_acct;
+        input        k_sell;
+        begin
+            ev_seq <= ev_seq + 64'd1;
+            ev_mseq <= m_mseq;
+            ev_oid <= k_oid;
+            ev_cid <= k_cid;
+            ev_pnone <= k_pnone;
+            ev_px <= k_pnone ? 53'd0 : k_px;
+            ev_qty <= k_qty;
+            ev_lvs <= k_lvs;
+            ev_acct <= k_acct;
+            ev_sym <= cur_sym16;
+            ev_kind <= k_kind;
+            ev_side <= k_sell ? 2'd2 : 2'd1;
+            ev_reason <= k_reason;
+            out_valid <= 1'b1;
+        end
+    endtask
+
+    task reject;
+        input [5:0] k_reason;
+        begin
+            emit(EV_REJECT, k_reason, m_id, 64'd0, 1'b1, 53'd0, 32'd0, 32'd0, m_acct, 1'b0);
+            ev_sym <= m_sym;
+            ev_side <= 2'd0;
+        end
+    endtask
+
+    // slot s goes to the back of its level: every other slot is older
+    task stamp;
+        input [IW-1:0] s;
+        begin
+            for (ai = 0; ai < NORD; ai = ai + 1)
+                for (aj = 0; aj < NORD; aj = aj + 1)
+                    if (ai != aj) begin
+                        if (ai[IW-1:0] == s) age[ai*NORD+aj] <= 1'b0;
+                        else if (aj[IW-1:0] == s) age[ai*NORD+aj] <= 1'b1;
+                    end
+        end
+    endtask
+
+    task rest_new;
+        input [31:0] k_lvs;
+        begin
+            o_valid[free_i] <= 1'b1;
+            o_id[free_i] <= m_id;
+            o_acct[free_i] <= m_acct;
+            o_sym[free_i] <= cur_sym;
+            o_side[free_i] <= side_sel;
+            o_post[free_i] <= m_post;
+            o_pxu[free_i] <= p53;
+            o_lvs[free_i] <= k_lvs;
+            stamp(free_i);
+            rest_cnt <= rest_cnt + 1'b1;
+            if (!lvl_exists) lvl_cnt[{cur_sym, side_sel}] <= lvl_here + 1'b1;
+        end
+    endtask
+
+    task remove_t;
+        input k_side;
+        begin
+            o_valid[t] <= 1'b0;
+            rest_cnt <= rest_cnt - 1'b1;
+            if (!t_others) lvl_cnt[{cur_sym, k_side}] <= lvl_cnt[{cur_sym, k_side}] - 1'b1;
+        end
+    endtask
+
+    // ------------------------------------------------------------------ the state machine
+    always @(posedge clk) begin
+        if (rst) begin
+            state <= S_IDLE;
+            out_valid <= 1'b0;
+            ev_seq <= 64'd0;
+            o_valid <= {NORD{1'b0}};
+            rest_cnt <= {CW{1'b0}};
+            cur_ok <= 1'b0;
+            b_dirty <= 1'b0;
+            for (j = 0; j < (2 << SW); j = j + 1) lvl_cnt[j] <= {LW{1'b0}};
+            for (j = 0; j < NSYM; j = j + 1) begin
+                r_ref[j] <= c_ref0[j];
+                r_band[j] <= c_band0[j];
+                tob_bf[j] <= 1'b0; tob_bpx[j] <= 53'd0; tob_bqt[j] <= {QW{1'b0}};
+                tob_af[j] <= 1'b0; tob_apx[j] <= 53'd0; tob_aqt[j] <= {QW{1'b0}};
+            end
+        end else begin
+            if (out_valid && out_ready) out_valid <= 1'b0;
+
+            if (cur_ok && state != S_FOK2) begin
+                tob_bf[cur_sym] <= bb_f;
+                tob_bpx[cur_sym] <= o_pxu[bb_i];
+                tob_bqt[cur_sym] <= sum_b;
+                tob_af[cur_sym] <= ba_f;
+                tob_apx[cur_sym] <= o_pxu[ba_i];
+                tob_aqt[cur_sym] <= sum_a;
+            end
+
+            case (state)
+            S_IDLE: if (b_dirty) begin
+                b_p <= {{(PW-32){1'b0}}, c_bps[cur_sym]};
+                b_rem <= 14'd0;
+                b_cnt <= 7'd0;
+                b_div <= 1'b0;
+                state <= S_BAND;
+            end else if (in_valid) begin
+                m_id   <= in_id;
+                m_px   <= in_px[RW-1:0];
+                m_qty  <= in_qty[31:0];
+                m_mseq <= in_data[319:256];
+                m_acct <= in_data[351:320];
+                m_sym  <= in_sym;
+                m_new  <= (in_act == A_NEW);
+                m_can  <= (in_act == A_CANCEL);
+                m_rep  <= (in_act == A_REPLACE);
+                m_fok_ok <= (in_side == 8'd1 || in_side == 8'd2) &&
+                            (in_type == T_LIMIT || in_type == T_MARKET) &&
+                            (in_tif >= F_GTC && in_tif <= F_POST);
+                m_mkt  <= (in_type == T_MARKET);
+                m_sell <= (in_side == 8'd2);
+                m_fok  <= (in_tif == F_FOK);
+                m_post <= (in_tif == F_POST);
+                m_rests <= (in_tif == F_GTC || in_tif == F_POST);
+                m_pnone <= (in_px == PRICE_NONE);
+                m_prng <= (in_px[63:53] == 11'd0) && (in_px != 64'd0);
+                m_qbad <= in_qty[63] || (in_qty == 64'd0);
+                m_qmax <= (in_qty[63:32] != 32'd0);
+                m_div  <= (in_act == A_NEW && in_type == T_LIMIT && in_sym_ok) ||
+                          (in_act == A_REPLACE && l_hit);
+                m_hit  <= l_hit;
+                m_hidx <= l_idx;
+                d_rem  <= 53'd0;
+                d_cnt  <= 6'd0;
+                if (in_act == A_NEW && in_sym_ok) begin
+                    cur_sym <= in_sym[SW-1:0];
+                    cur_ok <= 1'b1;
+                end else if ((in_act == A_CANCEL || in_act == A_REPLACE) && l_hit) begin
+                    cur_sym <= o_sym[l_idx];
+                    cur_ok <= 1'b1;
+                end
+                state <= (in_act == A_NEW || in_act == A_REPLACE) ? S_PREP : S_CHECK;
+            end
+
+            // limit of the taker; then the tick check, DB bits a cycle (priced messages)
+            S_PREP: begin
+                if (d_cnt == 6'd0) begin
+                    tk_side <= side_sel;
+                    tk_has_lim <= !is_mkt || bps_nz;
+                    tk_lim <= is_mkt ? mkt_lim : {1'b0, p53};
+                end
+                if (!m_div) state <= S_CHECK;
+                else begin
+                    d_rem <= d_next;
+                    m_px <= {m_px[RW-1-DB:0], m_px[RW-1 -: DB]};
+                    d_cnt <= d_cnt + 6'd1;
+                    if ({26'd0, d_cnt} == DSTEPS - 1) begin
+                        m_ontick <= (d_next == 53'd0);
+                        state <= S_CHECK;
+                    end
+                end
+            end
+
+            S_CHECK: if (ev_free) begin
+                state <= S_IDLE;
+                if (m_new && fields_ok) begin
+                    if (!sym_known) reject(R_UNKNOWN_SYMBOL);
+                    else if (m_hit) reject(R_DUPLICATE);
+                    else if (bad_tif) reject(R_BAD_TIF);
+                    else if (m_qbad) reject(R_BAD_QTY);
+                    else if (m_qmax) reject(R_MAX_QTY);
+                    else if (is_mkt ? !m_pnone : (!m_prng || !m_ontick)) reject(R_BAD_PRICE);
+                    else if (!is_mkt && out_band) reject(R_PRICE_BAND);
+                    else if (!is_mkt && m_rests && cap_new) reject(R_CAPACITY);
+                    else begin
+                        emit(EV_ACK, R_NONE, m_id, 64'd0, is_mkt, p53, m_qty, m_qty, m_acct, side_sel);
+                        tk_rep <= 1'b0;
+                        tk_lvs <= m_qty;
+                        tk_rest <= !is_mkt && m_rests;
+                        tk_post <= m_post;
+                        tk_first <= 1'b1;
+                        tk_mkt <= is_mkt;
+                        if (m_fok) state <= S_FOK1;
+                        else if (cross_m) state <= S_MATCH;
+                        else if (!is_mkt && m_rests) rest_new(m_qty);
+                        else state <= S_MATCH;
+                    end
+                end else if (m_can) begin
+                    if (!m_hit) reject(R_UNKNOWN_ORDER);
+                    else if (rd_acct != m_acct) reject(R_NOT_OWNER);
+                    else begin
+                        emit(EV_CANCELED, R_USER, m_id, 64'd0, 1'b0, rd_px, rd_lvs, 32'd0, m_acct, t_side);
+                        remove_t(t_side);
+                    end
+                end else if (m_rep) begin
+                    if (!m_hit) reject(R_UNKNOWN_ORDER);
+                    else if (rd_acct != m_acct) reject(R_NOT_OWNER);
+                    else if (m_qbad) reject(R_BAD_QTY);
+                    else if (m_qmax) reject(R_MAX_QTY);
+                    else if (!m_prng || !m_ontick) reject(R_BAD_PRICE);
+                    else if (out_band) reject(R_PRICE_BAND);
+                    else if (cap_rep) reject(R_CAPACITY);
+                    else begin
+                        emit(EV_REPLACED, R_NONE, m_id, 64'd0, 1'b0, p53, m_qty, m_qty, m_acct, t_side);
+                        o_lvs[t] <= m_qty;
+                        if (!(p53 == rd_px && m_qty <= rd_lvs)) begin
+                            o_pxu[t] <= p53;
+                            stamp(t);
+                            if (p53 != rd_px)
+                                lvl_cnt[{cur_sym, t_side}] <= lvl_here + {{(LW-1){1'b0}}, !lvl_exists}
+                                                                       - {{(LW-1){1'b0}}, !t_others};
+                            if (cross_m) begin
+                                tk_rep <= 1'b1;
+                                tk_lvs <= m_qty;
+                                tk_rest <= 1'b1;
+                                tk_post <= o_post[t];
+                                tk_first <= 1'b1;
+                                tk_mkt <= 1'b0;
+                                state <= S_MATCH;
+                            end
+                        end
+                    end
+                end else begin
+                    reject(R_MALFORMED);
+                end
+            end
+
+            S_MATCH: if (ev_free) begin
+                tk_first <= 1'b0;
+                if (tk_post && tk_first && cross_m) begin
+                    emit(EV_CANCELED, R_POST_ONLY, m_id, 64'd0, tk_mkt, p53, tk_lvs, 32'd0, m_acct, tk_side);
+                    if (tk_rep) remove_t(tk_side);
+                    state <= S_IDLE;
+                end else if (!cross_m) begin
+                    if (!tk_rest)
+                        emit(EV_CANCELED, R_IOC, m_id, 64'd0, tk_mkt, p53, tk_lvs, 32'd0, m_acct, tk_side);
+                    else if (!tk_rep)
+                        rest_new(tk_lvs);
+                    state <= S_IDLE;
+                end else if (self_hit) begin
+                    emit(EV_CANCELED, R_SELF_TRADE, m_id, 64'd0, tk_mkt, p53, tk_lvs, 32'd0, m_acct, tk_side);
+                    if (tk_rep) remove_t(tk_side);
+                    state <= S_IDLE;
+                end else begin
+                    emit(EV_FILL, R_TAKER, m_id, rd_id, 1'b0, rd_px, fq, tk_left, m_acct, tk_side);
+                    fm_i <= opp_i;
+                    tk_lvs <= tk_left;
+                    r_ref[cur_sym] <= rd_px;
+                    if (bps_nz && rd_px != ref_u) b_dirty <= 1'b1;
+                    o_lvs[opp_i] <= mk_left;
+                    if (mk_left == 32'd0) begin
+                        o_valid[opp_i] <= 1'b0;
+                        if (opp_alone)
+                            lvl_cnt[{cur_sym, !tk_side}] <= lvl_cnt[{cur_sym, !tk_side}] - 1'b1;
+                    end
+                    if (tk_rep) begin
+                        o_lvs[t] <= tk_left;
+                        if (tk_left == 32'd0) begin
+                            o_valid[t] <= 1'b0;
+                            if (!t_others) lvl_cnt[{cur_sym, tk_side}] <= lvl_cnt[{cur_sym, tk_side}] - 1'b1;
+                        end
+                    end
+                    rest_cnt <= rest_cnt - {{(CW-1){1'b0}}, mk_left == 32'd0}
+                                         - {{(CW-1){1'b0}}, tk_rep && tk_left == 32'd0};
+                    state <= S_FILL2;
+                end
+            end
+
+            S_FILL2: if (ev_free) begin
+                // the maker's half: same price and quantity as the taker's FILL still presented
+                emit(EV_FILL, R_MAKER, ev_cid, m_id, 1'b0, ev_px, ev_qty, rd_lvs, rd_acct, !tk_side);
+                if (tk_lvs == 32'd0) state <= S_IDLE;
+                else if (!cross_m && tk_rest) begin
+                    if (!tk_rep) rest_new(tk_lvs);
+                    state <= S_IDLE;
+                end else state <= S_MATCH;
+            end
+
+            S_FOK1: begin
+                sb_f <= |own;
+                sb_i <= own_i;
+                state <= S_FOK2;
+            end
+
+            S_FOK2: if (ev_free) begin
+                if (avail < {{(QW-32){1'b0}}, tk_lvs}) begin
+                    emit(EV_CANCELED, R_FOK, m_id, 64'd0, tk_mkt, p53, tk_lvs, 32'd0, m_acct, tk_side);
+                    state <= S_IDLE;
+                end else state <= S_MATCH;
+            end
+
+            S_BAND: begin
+                b_p <= b_pn;
+                b_rem <= b_rn;
+                b_cnt <= b_cnt + 7'd1;
+                if (!b_div && b_cnt == 7'd31) begin
+                    b_div <= 1'b1;
+                    b_cnt <= 7'd0;
+                end else if (b_div && {25'd0, b_cnt} == KSTEPS - 1) begin
+                    r_band[cur_sym] <= b_sat ? {54{1'b1}} : b_pn[53:0];
+                    b_dirty <= 1'b0;
+                    state <= S_IDLE;
+                end
+            end
+
+            default: state <= S_IDLE;
+            endcase
+        end
+        if (cfg_we) begin
+            if (cfg_addr == 3'd4) c_nsym <= cfg_data[15:0];
+            else if ({16'd0, cfg_sym} < NSYM) begin
+                case (cfg_addr)
+                3'd0: c_tick[cfg_sym[SW-1:0]] <= cfg_data[52:0];
+                3'd3: c_bps[cfg_sym[SW-1:0]] <= cfg_data[31:0];
+                3'd5: begin
+                    c_ref0[cfg_sym[SW-1:0]] <= cfg_data[52:0];
+                    r_ref[cfg_sym[SW-1:0]] <= cfg_data[52:0];
+                end
+                3'd6: begin
+                    c_band0[cfg_sym[SW-1:0]] <= cfg_data[53:0];
+                    r_band[cfg_sym[SW-1:0]] <= cfg_data[53:0];
+                end
+                default: ;
+                endcase
+            end
+        end
+    end
+endmodule
+
+`default_nettype wire
