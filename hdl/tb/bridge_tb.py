@@ -202,25 +202,25 @@ class Bridge:
         accepted_to = tail  # ring cursor after the last accepted record
         done_to = tail  # completion point recorded up to this cursor
         done: deque[tuple[int, int]] = deque()  # (ring cursor, events needed before TAIL may move there)
-        taken = 0  # events handshaken
+        taken = 0  # events handshaken (counted when decided: the book takes them at the next edge)
         in_hs = ev_hs = False
-        ev_val = 0
         ordy = False  # out_ready as driven
         drv_valid = False  # in_valid as driven
         stalled = 0
         evq = self.evq
         cycles = 0
+        woke = False  # back from a real-time wait: decide again at the same simulated time
         try:
             while True:
                 # ---- the edge after the previous falling edge's decisions
-                await fe
-                cycles += 1
+                if woke:
+                    woke = False
+                else:
+                    await fe
+                    cycles += 1
                 if in_hs:
                     accepted_to = cur + 1
                     valid = False
-                if ev_hs:
-                    evq.append(ev_val)
-                    taken += 1
                 busy = h_busy.value == 1
                 ov = h_ov.value == 1
                 if not busy and accepted_to > done_to:
@@ -241,12 +241,6 @@ class Bridge:
                         batch = [int.from_bytes(raw[k : k + 64], "little") for k in range(0, 64 * n, 64)]
                         bi, base = 0, rd
                         rd += n
-                # ---- publish events; move ring 0 TAIL past completed records
-                if evq and (len(evq) >= flush_events or (done and bi == len(batch))):
-                    self.flush()
-                while done and self.published >= done[0][1]:
-                    tail = done.popleft()[0]
-                    in_ctrl[TAIL] = tail  # after the events' HEAD store: x86 TSO keeps the order
                 # ---- drive the book
                 if not valid and bi < len(batch):
                     h_in.value = batch[bi]
@@ -263,7 +257,14 @@ class Bridge:
                 in_hs = valid and h_ready.value == 1
                 ev_hs = ov and ordy
                 if ev_hs:
-                    ev_val = h_out.value.to_unsigned()
+                    evq.append(h_out.value.to_unsigned())
+                    taken += 1
+                # ---- publish events; move ring 0 TAIL past completed records
+                if evq and (len(evq) >= flush_events or (done and bi == len(batch))):
+                    self.flush()
+                while done and self.published >= done[0][1]:
+                    tail = done.popleft()[0]
+                    in_ctrl[TAIL] = tail  # after the events' HEAD store: x86 TSO keeps the order
                 # ---- nothing to simulate: wait in real time instead of burning cycles
                 if not ordy:
                     stalled += 1
@@ -292,6 +293,7 @@ class Bridge:
                 if int(in_ctrl[HEAD]) == rd:
                     self.idle_waits += 1
                     self.idle_s += self.wait_until(lambda: int(in_ctrl[HEAD]) != rd, "no order record")
+                woke = True
         finally:
             self.cycles += cycles
             self.records = accepted_to - self.tail0

@@ -1,0 +1,166 @@
+"""The streaming hardware bridge (offload/bridge.py): records per second through the rings and
+the Verilog book in Icarus, and the round trip of one order (client -> ring 0 -> cocotb ->
+the book -> ring 1 -> client), side by side with the file-driven simulation of the same flow.
+
+    .venv/bin/python benchmarks/bench_bridge.py     # prints, writes .benchmarks/bridge.json
+    pytest benchmarks/bench_bridge.py -s            # a shorter run
+
+It is a simulator: every clock cycle is an Icarus evaluation of the whole book (all NORD slots)
+plus a cocotb callback into Python, so figures are milliseconds, not the nanoseconds of a card.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+import numpy as np
+
+from hdl.flowgen import diff_venue, random_flow
+from hdl.sim import engine_venue, first_difference, simulate
+from offload.cli import Server, shutdown_record, stream
+from offload.latency import fmt, histogram, save
+from offload.pinning import machine_load
+from offload.ring import TAIL
+
+OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".benchmarks", "bridge.json")
+
+
+def _params(nord, nlvl):
+    return ("--nord", str(nord), "--nlvl", str(nlvl))
+
+
+def _cycles(report: str) -> int:
+    m = re.search(r"([\d,]+) simulated cycles", report)
+    return int(m.group(1).replace(",", "")) if m else 0
+
+
+def throughput(n: int = 5000, nord: int = 64, nlvl: int = 16, seed: int = 31) -> dict:
+    """A whole flow streamed through the bridge (pushing while draining), timed from the first
+    push to CLOSED; then the same flow through the file-driven bench (hdl.sim.simulate)."""
+    from engine.api import replay_records
+
+    v = diff_venue()
+    orders = random_flow(n, v, seed, nord=nord, nlvl=nlvl)
+    t0 = time.perf_counter()
+    srv = Server("offload.bridge", v, extra=_params(nord, nlvl))
+    try:
+        srv.wait_ready()
+        t_ready = time.perf_counter()
+        ev = stream(srv.seg, orders, srv.alive, timeout=120)
+        t_done = time.perf_counter()
+        srv.proc.wait(60)
+    finally:
+        report = srv.close()
+    diff = first_difference(ev, replay_records(orders, engine_venue(v, nord, nlvl)))
+    if diff:
+        raise AssertionError(diff)
+    dt = t_done - t_ready
+    cyc = _cycles(report)
+    simulate(orders[:8], v, nord=nord, nlvl=nlvl)  # build (cached) outside the timing
+    t1 = time.perf_counter()
+    res = simulate(orders, v, nord=nord, nlvl=nlvl)
+    t_file = time.perf_counter() - t1
+    return {
+        "nord": nord, "nlvl": nlvl, "records": n, "events": len(ev),
+        "startup_s": round(t_ready - t0, 2),
+        "stream_s": round(dt, 3),
+        "records_per_s": round(n / dt),
+        "events_per_s": round(len(ev) / dt),
+        "cycles": cyc, "cycles_per_s": round(cyc / dt),
+        "file_driven_s": round(t_file, 3),  # vvp start-up included (about 0.1 s)
+        "file_driven_records_per_s": round(n / t_file),
+        "file_driven_cycles_per_s": round(res.cycles / t_file),
+        "bridge": report.strip().splitlines()[-1].split(": ", 1)[-1],
+    }
+
+
+def latency(n: int = 300, nord: int = 64, nlvl: int = 16, gap_s: float = 0.0, seed: int = 32) -> dict:
+    """One order at a time: push a record, spin until ring 0 TAIL passes it (the protocol's
+    "all its events are readable"), pop its events; perf_counter_ns round trips in an HDR
+    histogram. gap_s: pause between orders (the bridge then sleeps in its idle wait)."""
+    v = diff_venue()
+    orders = random_flow(n + 20, v, seed, nord=nord, nlvl=nlvl)
+    lat = np.empty(n, np.int64)
+    nev = np.empty(n, np.int64)
+    srv = Server("offload.bridge", v, extra=_params(nord, nlvl))
+    try:
+        srv.wait_ready()
+        r_in, r_out = srv.seg.ring(0), srv.seg.ring(1)
+        r_in.register("producer")
+        r_out.register("consumer")
+        recs = [orders[i : i + 1].tobytes() for i in range(len(orders))]
+        pc = time.perf_counter_ns
+        deadline = time.monotonic() + 300
+        for i in range(len(orders)):
+            if gap_s:
+                time.sleep(gap_s)
+            t0 = pc()
+            if not r_in.try_push_bytes(recs[i]):
+                raise RuntimeError("order ring full with one order in flight")
+            want = r_in._head
+            while r_in._q[TAIL] < want:
+                if time.monotonic() > deadline or not srv.alive():
+                    raise RuntimeError(f"bridge stopped answering at order {i}")
+            k = 0
+            while r_out.try_pop_bytes() is not None:
+                k += 1
+            t1 = pc()
+            if i >= 20:  # the first orders: warm-up
+                lat[i - 20], nev[i - 20] = t1 - t0, k
+        r_in.push(shutdown_record(), timeout=60, alive=srv.alive)
+        r_out.drain_until_closed(timeout=60, alive=srv.alive)
+        srv.proc.wait(60)
+    finally:
+        report = srv.close()
+    cyc = _cycles(report)
+    h = histogram(lat)
+    h.update(
+        gap_s=gap_s, nord=nord, nlvl=nlvl, events_per_order=round(float(nev.mean()), 2),
+        cycles_per_order=round(cyc / len(orders), 1),  # includes the start-up cycles
+        p50_one_event_ns=int(np.median(lat[nev == 1])) if (nev == 1).any() else None,
+        p50_fills_ns=int(np.median(lat[nev >= 3])) if (nev >= 3).any() else None,
+    )
+    return h
+
+
+def run(full: bool = True) -> dict:
+    res = {"machine": machine_load(), "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    res["throughput_nord64"] = throughput(5000 if full else 2000)
+    if full:
+        res["throughput_nord8"] = throughput(5000, 8, 4)
+    res["rtt_nord64"] = latency(300 if full else 100)
+    if full:
+        res["rtt_nord8"] = latency(300, 8, 4)
+        res["rtt_nord64_after_10ms_idle"] = latency(100, gap_s=0.01)
+    res["machine_after"] = machine_load()
+    return res
+
+
+def report(res: dict) -> None:
+    print(f"\nmachine: {res['machine']}")
+    for k, d in res.items():
+        if k.startswith("throughput"):
+            print(f"{k}: {d['records']:,} records -> {d['events']:,} events in {d['stream_s']:.2f} s: "
+                  f"{d['records_per_s']:,} records/s, {d['events_per_s']:,} events/s, {d['cycles_per_s']:,} "
+                  f"cycles/s (bridge start-up {d['startup_s']} s); file-driven: {d['file_driven_records_per_s']:,} "
+                  f"records/s, {d['file_driven_cycles_per_s']:,} cycles/s")
+        elif k.startswith("rtt"):
+            print(fmt(f"{k} (one order, {d['events_per_order']} events)", d)
+                  + f"  [1 event p50 {d['p50_one_event_ns'] / 1e3:.0f} us, "
+                  f"fills p50 {(d['p50_fills_ns'] or 0) / 1e3:.0f} us, {d['cycles_per_order']} cycles/order]")
+    print(f"machine after: {res['machine_after']}")
+
+
+def test_bridge_bench():
+    res = run(full=False)
+    report(res)
+    save(res, OUT)
+    assert res["rtt_nord64"]["n"] == 100
+
+
+if __name__ == "__main__":
+    r = run()
+    report(r)
+    save(r, OUT)
