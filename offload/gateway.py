@@ -326,7 +326,7 @@ class Gateway:
         self.last_top: dict[int, tuple] = {}
         self.md_count: dict[bytes, int] = collections.defaultdict(int)
         self.last_ts = 0
-        self.journal = open(journal, "ab") if journal else None
+        self.journal = open(journal, "ab", buffering=0) if journal else None  # written before HEAD moves
         self.state = "waiting"  # waiting -> serving -> draining | engine-gone -> done
         self.stop_reason = None
         self.exit_status = EXIT_OK
@@ -590,13 +590,13 @@ class Gateway:
                 i += 1
                 req = pending[i] if i < len(pending) else None
             kind, oid = kind_l[j], oid_l[j]
-            sender = None
+            sender = rc = None  # rc: the client whose message caused the event
             if req is not None and pos >= req.start:
-                sender = req.client
+                rc = req.client
                 if acct_l[j] == req.accts[pos - req.start]:
+                    sender = rc
                     to_req.setdefault(i, []).append(j)
-                else:
-                    sender = None  # someone else's order (the maker of a fill)
+                # else: another account's order (the maker of a fill)
             else:
                 self.orphans += 1
             if kind == EV_ACK:
@@ -605,7 +605,10 @@ class Gateway:
             elif kind == EV_FILL or kind == EV_CANCELED or kind == EV_REPLACED:
                 o = owner.get(oid)
                 if o is not None and o != sender:
-                    to_owner.setdefault(o, []).append(j)
+                    if o == rc:  # the maker is another account of the same client: in the reply
+                        to_req.setdefault(i, []).append(j)
+                    else:
+                        to_owner.setdefault(o, []).append(j)
                 if kind == EV_CANCELED or (kind == EV_FILL and leaves_l[j] == 0):
                     owner.pop(oid, None)
                 if kind == EV_FILL and reason_l[j] == R_TAKER:

@@ -1,0 +1,447 @@
+"""The pyzmq gateway end to end: gateway and engine processes on ipc:// endpoints in a temp
+dir, as in the pod (the gateway owns the segment, `tickbook engine` attaches to it).
+
+- Several clients submit interleaved flows concurrently (binary and CSV messages, several in
+  flight each, rings small enough that both back-pressure paths run); each gets exactly its
+  own events, and together they equal the in-process replay (engine.api.Venue) of the flow
+  the gateway wrote into the ring, which its journal records. The PUB stream carries every
+  trade and the final top of book.
+- Bad messages get an ERR reply with a reason; a client that vanishes mid-flow does not
+  stall the others; SIGTERM stops the engine through its SHUTDOWN record and removes the
+  segment and the ready files; a dead engine is reported to the clients and ends the
+  gateway with status 3.
+
+No wall-clock assertions: every wait is bounded and fails with the processes' logs. The
+engine runs unpinned and yields when idle (2 cores shared with other work).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq
+
+from engine.api import Venue, as_venue
+from engine.codec import parse_flow_bytes, write_flow_csv
+from engine.gen import generate
+from engine.records import (
+    ACTION_NEW,
+    ACTION_SHUTDOWN,
+    EV_ACK,
+    EV_FILL,
+    EV_REJECT,
+    EVENT_DTYPE,
+    ORDER_DTYPE,
+    PRICE_NONE,
+    PRICE_SCALE,
+    R_MALFORMED,
+    R_TAKER,
+    SIDE_BUY,
+    SIDE_SELL,
+    TIF_GTC,
+    TYPE_LIMIT,
+)
+from offload import gateway as G
+from offload.gateway import Client, GatewayError
+from offload.ring import reap_stale, segment_exists
+
+REPO = Path(__file__).resolve().parents[1]
+READY_TIMEOUT = 400.0  # a cold Numba compile of the live loop takes ~110 s here
+STEP_TIMEOUT = 60.0
+
+
+def words(a):
+    return np.ascontiguousarray(a).view(np.int64).reshape(len(a), 8)
+
+
+class Stack:
+    """A gateway process (owner of the segment) and, when started, an engine process."""
+
+    def __init__(self, tmp: Path, *gw_args, start_engine=True):
+        self.tmp = tmp
+        self.name = f"tickbook-gwtest-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.orders = f"ipc://{tmp}/orders"
+        self.md = f"ipc://{tmp}/md"
+        self.journal = tmp / "journal.bin"
+        self.gw_log = open(tmp / "gateway.log", "w+")
+        self.eng_log = open(tmp / "engine.log", "w+")
+        self.engine = None
+        self.gw = subprocess.Popen(
+            [sys.executable, "-m", "offload.gateway", "--rings", self.name, "--orders", self.orders, "--md", self.md,
+             "--journal", str(self.journal), "--heartbeat", "0.1", *gw_args],
+            cwd=REPO, stdout=self.gw_log, stderr=subprocess.STDOUT)
+        self.wait(lambda: segment_exists(self.name), "the gateway to create its segment", 60)
+        if start_engine:
+            self.start_engine()
+
+    def logs(self) -> str:
+        out = []
+        for f in (self.gw_log, self.eng_log):
+            f.flush()
+            f.seek(0)
+            out.append(f.read())
+        return "\n".join(out)
+
+    def wait(self, cond, what, timeout):
+        t0 = time.monotonic()
+        while not cond():
+            if self.gw.poll() is not None and what != "the gateway to exit":
+                raise AssertionError(f"gateway exited ({self.gw.returncode}) waiting for {what}:\n{self.logs()}")
+            if time.monotonic() - t0 > timeout:
+                raise AssertionError(f"timed out ({timeout} s) waiting for {what}:\n{self.logs()}")
+            time.sleep(0.02)
+
+    def start_engine(self):
+        self.engine = subprocess.Popen(
+            [sys.executable, "-m", "offload.engine_process", "--rings", self.name, "--no-pin",
+             "--yield-after", "4096", "--attach-timeout", "60"],
+            cwd=REPO, stdout=self.eng_log, stderr=subprocess.STDOUT)
+        self.wait(lambda: os.path.exists(G.ready_path(self.name, "gateway")), "the gateway to be ready", READY_TIMEOUT)
+        assert os.path.exists(G.ready_path(self.name)), "the engine's ready file is missing"
+
+    def client(self) -> Client:
+        return Client(self.orders, timeout=STEP_TIMEOUT)
+
+    def stop(self) -> int:
+        self.gw.send_signal(signal.SIGTERM)
+        try:
+            return self.gw.wait(STEP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the gateway did not stop on SIGTERM:\n{self.logs()}") from None
+
+    def close(self):
+        for p in (self.gw, self.engine):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait(10)
+        for f in (self.gw_log, self.eng_log):
+            f.close()
+        reap_stale(self.name)
+        for who in ("engine", "gateway"):  # left behind only when a process was killed above
+            G.remove_file(G.ready_path(self.name, who))
+
+
+def order(oid, acct, side, price, qty, sym=0, action=ACTION_NEW, tif=TIF_GTC, typ=TYPE_LIMIT, msg_seq=0):
+    r = np.zeros(1, ORDER_DTYPE)
+    r["order_id"], r["account"], r["side"], r["qty"], r["symbol"] = oid, acct, side, qty, sym
+    r["price"] = PRICE_NONE if price is None else round(price * PRICE_SCALE)
+    r["action"], r["tif"], r["type"], r["msg_seq"] = action, tif, typ, msg_seq
+    return r
+
+
+def aapl_flow(acct, first_id, n, seed):
+    """NEW limit orders in AAPL (shard 0 of 2) around the reference price."""
+    rng = np.random.default_rng(seed)
+    out = np.concatenate([
+        order(first_id + i, acct, SIDE_BUY if rng.random() < 0.5 else SIDE_SELL,
+              184.90 + 0.01 * int(rng.integers(0, 21)), int(rng.integers(1, 50)), msg_seq=i + 1)
+        for i in range(n)])
+    return out
+
+
+# ------------------------------------------------------------------ many clients, one flow
+
+N_CLIENTS = 4
+
+
+def _client_run(stack, flow, k, seed, out, errors):
+    """Send `flow` in random-sized messages, up to 8 in flight; every 5th message as CSV."""
+    try:
+        venue = as_venue(None)
+        rng = np.random.default_rng(seed)
+        sent = {}  # token -> records as the gateway will see them
+        replies = []
+        with stack.client() as c:
+            i = m = 0
+            while i < len(flow) or sent:
+                if i < len(flow) and len(sent) < 8:
+                    n = int(rng.integers(1, 41))
+                    recs = flow[i : i + n]
+                    i += n
+                    m += 1
+                    if k == 0 and m % 5 == 0:
+                        buf = io.BytesIO()
+                        write_flow_csv(buf, recs, venue)
+                        text = buf.getvalue().decode()
+                        tok = c.send(text)
+                        sent[tok] = parse_flow_bytes(text.encode(), venue).orders
+                    else:
+                        sent[c.send(recs)] = recs
+                    continue
+                r = c.recv()
+                replies.append((sent.pop(r.token), r))
+            out[k] = (replies, c.reports(0.05))
+            # reports may still be on their way after our last reply: collect until quiet
+            while True:
+                more = c.reports(0.3)
+                if not len(more):
+                    break
+                out[k] = (replies, np.concatenate([out[k][1], more]))
+    except BaseException as e:  # noqa: BLE001  surfaced by the test
+        errors.append(f"client {k}: {e!r}")
+
+
+def test_concurrent_clients_get_their_own_events_equal_to_inprocess_replay(tmp_path):
+    venue = as_venue(None)
+    flow = generate(venue, 6000, seed=11)
+    flow["msg_seq"] = np.arange(1, len(flow) + 1)
+    part = [flow[flow["account"] % N_CLIENTS == k] for k in range(N_CLIENTS)]
+    # small rings: the order ring fills (gateway stops reading) and the event ring fills (engine waits)
+    stack = Stack(tmp_path, "--orders-cap", "64", "--events-cap", "256")
+    try:
+        sub = Client(stack.orders, timeout=STEP_TIMEOUT)
+        sub.subscribe([], stack.md, wait=STEP_TIMEOUT)
+        md = []
+        done = threading.Event()
+
+        def listen():
+            while not done.is_set():
+                m = sub.market_data(0.05, heartbeats=True)
+                if m is not None:
+                    md.append(m)
+
+        lt = threading.Thread(target=listen, daemon=True)
+        lt.start()
+        out, errors = [None] * N_CLIENTS, []
+        ths = [threading.Thread(target=_client_run, args=(stack, part[k], k, 100 + k, out, errors), daemon=True)
+               for k in range(N_CLIENTS)]
+        for t in ths:
+            t.start()
+        for t in ths:
+            t.join(300)
+        assert not any(t.is_alive() for t in ths), f"a client hung:\n{stack.logs()}"
+        assert not errors, f"{errors}\n{stack.logs()}"
+
+        # the interleaved flow the engine saw: the journal, in ring order
+        journal = np.fromfile(stack.journal, ORDER_DTYPE)
+        assert len(journal) == len(flow)
+        assert np.array_equal(journal["msg_seq"], np.arange(1, len(flow) + 1))
+        assert (np.diff(journal["ts"].astype(np.int64)) >= 0).all()
+        origin = {}
+        for k, (replies, _) in enumerate(out):
+            seqs = []
+            for recs, r in replies:
+                assert r.error is None, r.error
+                assert len(r.venue_seqs) == len(recs)
+                got = journal[r.venue_seqs - 1].copy()
+                want = recs.copy()
+                for a in (got, want):
+                    a["ts"] = 0
+                    a["msg_seq"] = 0
+                assert np.array_equal(words(got), words(want)), "the journal holds other records than were sent"
+                for g, c in zip(r.venue_seqs.tolist(), recs["msg_seq"].tolist()):
+                    origin[g] = (k, c)
+                seqs.append(r.venue_seqs)
+            seqs = np.sort(np.concatenate(seqs))
+            assert len(seqs) == len(part[k])
+        assert sorted(origin) == list(range(1, len(flow) + 1))
+
+        ref = Venue(venue).submit(journal)
+        delivered = {}
+        for k, (replies, reports) in enumerate(out):
+            for _, r in replies:
+                for e in r.events:
+                    delivered.setdefault(int(e["seq"]), []).append((k, "reply", e))
+            for e in reports:
+                delivered.setdefault(int(e["seq"]), []).append((k, "report", e))
+        assert len(delivered) == len(ref), f"{len(delivered)} events delivered, the replay has {len(ref)}"
+        n_reports = 0
+        for r in ref:
+            got = delivered.get(int(r["seq"]))
+            assert got is not None and len(got) == 1, f"event {r} delivered {0 if got is None else len(got)} times"
+            k, how, e = got[0]
+            sender, cseq = origin[int(r["msg_seq"])]
+            assert int(e["account"]) % N_CLIENTS == k, "an event went to a client that does not own the account"
+            if how == "reply":
+                assert k == sender and int(e["msg_seq"]) == cseq
+            else:
+                n_reports += 1
+                assert k != sender and int(e["msg_seq"]) == 0 and e["kind"] == EV_FILL
+            e2 = e.copy()
+            e2["msg_seq"] = r["msg_seq"]
+            assert e2.tobytes() == r.tobytes(), f"delivered {e} but the replay has {r}"
+        assert n_reports > 0, "no maker fill crossed clients: the flow does not test routing"
+
+        # market data: every trade, then the final top of book of every symbol
+        last = int(ref["seq"][-1])
+
+        def seen_all():
+            return any(m.kind == "hb" and int(m.records["last_seq"][0]) >= last for m in list(md))
+
+        stack.wait(seen_all, "a heartbeat after the last event", STEP_TIMEOUT)
+        done.set()
+        lt.join(5)
+        sub.close()
+        taker = ref[(ref["kind"] == EV_FILL) & (ref["reason"] == R_TAKER)]
+        trades = np.concatenate([m.records for m in md if m.kind == "trade"])
+        for s in range(len(venue.symbols)):  # in event order per symbol (topics interleave)
+            assert (np.diff(trades["seq"][trades["symbol"] == s]) > 0).all()
+        trades = trades[np.argsort(trades["seq"], kind="stable")]
+        assert len(trades) == len(taker) > 0
+        for f in ("seq", "price", "qty", "symbol", "side"):
+            assert np.array_equal(trades[f], taker[f]), f
+        counts = {}
+        for m in md:
+            counts.setdefault((m.symbol, m.kind == "hb"), []).append(m.count)
+        for key, c in counts.items():
+            assert c == list(range(c[0], c[0] + len(c))), f"gap in the market data counter of {key}"
+        v = Venue(venue)
+        v.submit(journal)
+        tops = {m.symbol: m.records[0] for m in md if m.kind == "top"}
+        for s in venue.symbols:
+            d = v.depth(s.name, 1)
+            t = tops.get(s.name)
+            for side, px, qty, n in (("bids", "bid_price", "bid_qty", "bid_orders"),
+                                     ("asks", "ask_price", "ask_qty", "ask_orders")):
+                if not d[side]:
+                    assert t is None or t[px] == PRICE_NONE, (s.name, side, t)
+                    continue
+                assert t is not None, f"no top of book published for {s.name}"
+                price, q, orders = d[side][0]
+                assert abs(int(t[px]) / PRICE_SCALE - price) < 1e-6 and int(t[qty]) == q and int(t[n]) == orders, (
+                    s.name, side, t, d[side][0])
+
+        # SIGTERM: the engine stops on its SHUTDOWN record, everything is removed
+        assert stack.stop() == 0, stack.logs()
+        assert stack.engine.wait(STEP_TIMEOUT) == 0
+        logs = stack.logs()
+        assert "exit on SHUTDOWN record" in logs, logs
+        assert f"processed {len(flow):,} orders" in logs
+        assert not segment_exists(stack.name)
+        assert not os.path.exists(G.ready_path(stack.name))
+        assert not os.path.exists(G.ready_path(stack.name, "gateway"))
+    finally:
+        stack.close()
+
+
+# ------------------------------------------------------------------ errors, disconnects, a dead engine
+
+
+@pytest.fixture(scope="module")
+def shard_stack(tmp_path_factory):
+    """Shard 0 of 2 (owns AAPL only), an ERR window of 5 s after the engine dies; the
+    engine is started by the first test (after checking the not-ready answer)."""
+    stack = Stack(tmp_path_factory.mktemp("gw"), "--shard-index", "0", "--shard-count", "2", "--grace", "5",
+                  start_engine=False)
+    yield stack
+    stack.close()
+
+
+def test_before_the_engine_is_ready_requests_get_an_error(shard_stack):
+    with shard_stack.client() as c:
+        with pytest.raises(GatewayError, match="not ready"):
+            c.submit(order(1, 900, SIDE_BUY, 185.0, 10))
+    assert not os.path.exists(G.ready_path(shard_stack.name, "gateway"))
+    shard_stack.start_engine()
+
+
+def test_bad_messages_get_an_error_reply_with_the_reason(shard_stack):
+    with shard_stack.client() as c:
+        good = order(10, 901, SIDE_BUY, 185.0, 10)
+        cases = [
+            (good.tobytes()[:63], "not a whole number of 64-byte"),
+            (good.tobytes() + b"x", "65 bytes"),
+            (b"", "0 bytes"),
+        ]
+        for payload, why in cases:
+            r = c.recv(c.send(payload))
+            assert r.error and why in r.error and "refused" in r.error and r.events.size == 0
+        shut = good.copy()
+        shut["action"] = ACTION_SHUTDOWN
+        with pytest.raises(GatewayError, match="SHUTDOWN is a control record"):
+            c.submit(np.concatenate([good, shut]))
+        zero = good.copy()
+        zero["action"] = 0
+        with pytest.raises(GatewayError, match="record 0: action 0"):
+            c.submit(zero)
+        res = good.copy()
+        res["reserved"][0, 3] = 1
+        with pytest.raises(GatewayError, match="reserved bytes"):
+            c.submit(res)
+        with pytest.raises(GatewayError, match="symbol MSFT belongs to shard 1 of 2"):
+            c.submit(order(11, 901, SIDE_BUY, 420.0, 10, sym=1))
+        with pytest.raises(GatewayError, match="header must be"):
+            c.submit("ts,acct\n1,2\n")
+        # raw frames: wrong count, unknown kind; the token comes back with the error
+        c.sock.send_multipart([b"ORD", b"tok-1"])
+        r = c.recv(b"")
+        assert r.error and "expected frames" in r.error
+        c.sock.send_multipart([b"XYZ", b"tok-2", good.tobytes()])
+        r = c.recv(b"tok-2")
+        assert r.error and "unknown message kind" in r.error
+        # none of the refused records reached the engine; a good one still does
+        ev = c.submit(good)
+        assert list(ev["kind"]) == [EV_ACK] and int(ev["msg_seq"][0]) == 0
+        # an ill-formed record is the engine's business: REJECT MALFORMED, not a gateway error
+        bad_side = order(12, 901, 9, 185.0, 10, msg_seq=77)
+        ev = c.submit(bad_side)
+        assert list(ev["kind"]) == [EV_REJECT] and ev["reason"][0] == R_MALFORMED and ev["msg_seq"][0] == 77
+        # CSV rows are accepted too (row numbers become msg_seq)
+        buf = io.BytesIO()
+        write_flow_csv(buf, np.concatenate([order(13, 901, SIDE_SELL, 185.5, 5), order(14, 901, SIDE_SELL, 185.6, 5)]),
+                       as_venue(None))
+        ev = c.submit_csv(buf.getvalue().decode())
+        assert list(ev["kind"]) == [EV_ACK, EV_ACK] and list(ev["msg_seq"]) == [1, 2]
+    assert shard_stack.gw.poll() is None
+
+
+def test_a_client_that_disconnects_mid_flow_does_not_stall_the_others(shard_stack):
+    leaver = shard_stack.client()
+    flood = aapl_flow(902, 100_000, 3000, seed=1)
+    for i in range(0, len(flood), 10):
+        leaver.send(flood[i : i + 10])  # never reads a reply
+    leaver.close()  # linger 0: gone with replies on their way
+    mine = aapl_flow(903, 200_000, 600, seed=2)
+    with shard_stack.client() as c:
+        got = 0
+        for i in range(0, len(mine), 3):
+            ev = c.submit(mine[i : i + 3])
+            assert len(ev) >= 3 and set(ev["account"].tolist()) == {903}
+            got += int((ev["kind"] == EV_ACK).sum())
+        assert got == len(mine)
+    with shard_stack.client() as c:  # and a newcomer is served
+        assert list(c.submit(order(300_000, 904, SIDE_BUY, 180.0, 1))["kind"]) == [EV_ACK]
+
+
+def test_a_dead_engine_is_reported_and_ends_the_gateway(shard_stack):
+    s = shard_stack
+    with s.client() as c:
+        assert list(c.submit(order(400_000, 905, SIDE_BUY, 180.0, 1))["kind"]) == [EV_ACK]
+        s.engine.send_signal(signal.SIGKILL)
+        s.engine.wait(STEP_TIMEOUT)
+        with pytest.raises(GatewayError, match="engine gone"):
+            for i in range(100_000):  # until the gateway has noticed (its check runs every 20 ms)
+                c.submit(order(400_001 + i, 905, SIDE_BUY, 180.0, 1))
+    try:
+        rc = s.gw.wait(STEP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the gateway did not exit after its engine died:\n{s.logs()}") from None
+    assert rc == G.EXIT_ENGINE_GONE, s.logs()
+    assert "exited; answering every request with ERR" in s.logs()
+    assert not segment_exists(s.name)
+    assert not os.path.exists(G.ready_path(s.name, "gateway"))
+    assert not os.path.exists(G.ready_path(s.name))  # the SIGKILLed engine's, removed by the owner
+
+
+def test_cli_has_the_gateway_subcommand():
+    from engine.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["gateway", "--help"])
+    assert e.value.code == 0
+
+
+def test_client_refuses_records_of_another_dtype():
+    with Client("ipc:///nonexistent/never", timeout=1.0) as c:
+        with pytest.raises(TypeError, match="ORDER_DTYPE"):
+            c.send(np.zeros(2, EVENT_DTYPE))
