@@ -111,6 +111,11 @@ HEARTBEAT_DTYPE = np.dtype([("ts", "<u8"), ("last_seq", "<i8"), ("engine_ready",
 assert TRADE_DTYPE.itemsize == 32 and TOP_DTYPE.itemsize == 64
 
 
+def _log(msg: str) -> None:
+    sys.stderr.write(f"gateway[{os.getpid()}]: {msg}\n")  # one write: the engine may share the file
+    sys.stderr.flush()
+
+
 def ready_path(rings: str, who: str = "engine") -> str:
     """`/dev/shm/NAME.ready` (engine, warmed up and serving) or `NAME.gateway.ready`."""
     return os.path.join(SHM_DIR, f"{rings}.ready" if who == "engine" else f"{rings}.{who}.ready")
@@ -268,7 +273,7 @@ class Gateway:
         self.rings, self.venue = rings, venue
         self.names = [s.name for s in venue.symbols]
         self.grace, self.engine_timeout, self.heartbeat = grace, engine_timeout, heartbeat
-        self.log = log or (lambda msg: print(f"gateway[{os.getpid()}]: {msg}", file=sys.stderr, flush=True))
+        self.log = log or _log
         self.owned = None
         if shard is not None:
             k, n = shard
@@ -1072,9 +1077,7 @@ def main(argv=None) -> int:
     p.add_argument("--heartbeat", type=float, default=1.0, help="s between market data heartbeats (0: none)")
     a = p.parse_args(argv)
 
-    def log(msg):
-        print(f"gateway[{os.getpid()}]: {msg}", file=sys.stderr, flush=True)
-
+    log = _log
     from engine.config import ConfigError, load_venue
 
     try:

@@ -1,0 +1,185 @@
+"""Order round trip through the gateway: client -> (tcp) gateway -> ring -> engine -> ring ->
+gateway -> (tcp) client, one order in flight, p50/p99/p99.9/max from an HDR histogram; in the
+same run, the bare pyzmq round trip with the same client code and framing against an echo
+ROUTER (once on the gateway's core, once on a core of its own), and a pipelined throughput.
+
+    .venv/bin/python benchmarks/bench_gateway.py       # prints, writes .benchmarks/gateway.json
+
+Placement on this 2-core machine: the engine pinned to cpu 1, busy-polling (never yields);
+gateway and client share cpu 0 (the client sleeps in zmq_poll while the gateway works, the
+gateway sleeps in zmq_poll between orders and spins only while an order is in the engine).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from engine.api import as_venue  # noqa: E402
+from engine.gen import generate  # noqa: E402
+from offload.gateway import K_EV, Client, ready_path  # noqa: E402
+from offload.latency import fmt, histogram, save  # noqa: E402
+from offload.pinning import machine_load  # noqa: E402
+from offload.ring import reap_stale  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(REPO, ".benchmarks", "gateway.json")
+NEVER = str(1 << 62)
+
+
+def on_cpu(cpu):
+    return lambda: os.sched_setaffinity(0, {cpu}) if cpu is not None else None
+
+
+def echo_main(endpoint: str) -> None:
+    """ROUTER that answers every request [kind, token, payload] with [EV, token, payload, b'']
+    (the gateway's reply framing, no work)."""
+    import zmq
+
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.ROUTER)
+    s.bind(endpoint)
+    print(s.getsockopt_string(zmq.LAST_ENDPOINT), flush=True)
+    while True:
+        f = s.recv_multipart(copy=False)
+        if len(f) == 2:  # [ident, b"stop"]
+            break
+        s.send_multipart([f[0], K_EV, f[2], f[3], b""], copy=False)
+
+
+def rtt(client: Client, orders: np.ndarray, warm: int) -> np.ndarray:
+    pc = time.perf_counter_ns
+    for i in range(warm):
+        client.submit(orders[i : i + 1])
+    n = len(orders) - warm
+    lat = np.empty(n, np.int64)
+    for k in range(n):
+        i = warm + k
+        t0 = pc()
+        client.submit(orders[i : i + 1])
+        lat[k] = pc() - t0
+    return lat
+
+
+def bare_zmq(orders, cpu) -> dict:
+    p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--echo", "tcp://127.0.0.1:*"], cwd=REPO,
+                         stdout=subprocess.PIPE, text=True, preexec_fn=on_cpu(cpu))
+    try:
+        endpoint = p.stdout.readline().strip()
+        with Client(endpoint, timeout=30) as c:
+            lat = rtt(c, orders, 2000)
+            c.sock.send(b"stop")
+        p.wait(10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)
+    return histogram(lat)
+
+
+class GatewayStack:
+    def __init__(self, gateway_cpu=0, engine_cpu=1):
+        self.name = f"tickbook-bench-gw-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.log = open(f"/tmp/{self.name}.log", "w+")
+        self.gw = subprocess.Popen(
+            [sys.executable, "-m", "offload.gateway", "--rings", self.name, "--orders", "tcp://127.0.0.1:*",
+             "--md", "tcp://127.0.0.1:*", "--spawn-engine", "--engine-cpu", str(engine_cpu),
+             f"--engine-arg=--yield-after={NEVER}", "--orders-cap", "1024"],
+            cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=on_cpu(gateway_cpu))
+        t0 = time.monotonic()
+        while not os.path.exists(ready_path(self.name, "gateway")):
+            if self.gw.poll() is not None or time.monotonic() - t0 > 400:
+                raise RuntimeError(f"gateway not ready:\n{self.output()}")
+            time.sleep(0.05)
+        m = re.search(r"serving orders on (\S+), market data on (\S+)", self.output())
+        self.orders, self.md = m.group(1), m.group(2)
+
+    def output(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def close(self) -> str:
+        if self.gw.poll() is None:
+            self.gw.terminate()
+            try:
+                self.gw.wait(30)
+            except subprocess.TimeoutExpired:
+                self.gw.kill()
+                self.gw.wait(10)
+        out = self.output()
+        self.log.close()
+        os.unlink(self.log.name)
+        reap_stale(self.name)
+        return out
+
+
+def pipelined(client: Client, orders: np.ndarray, per_msg=64, window=16) -> dict:
+    t0 = time.perf_counter()
+    inflight = []
+    events = 0
+    for i in range(0, len(orders), per_msg):
+        inflight.append(client.send(orders[i : i + per_msg]))
+        if len(inflight) >= window:
+            events += len(client.recv(inflight.pop(0)).events)
+    for tok in inflight:
+        events += len(client.recv(tok).events)
+    dt = time.perf_counter() - t0
+    return {"records": len(orders), "records_per_s": round(len(orders) / dt), "events": events,
+            "per_message": per_msg, "window": window}
+
+
+def main(n=20_000) -> dict:
+    os.sched_setaffinity(0, {0})
+    res = {"machine": machine_load(), "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    v = as_venue(None)
+    orders = generate(v, 3 * n + 260_000, seed=1)
+    res["zmq_rtt_same_core"] = bare_zmq(orders[:n], 0)
+    res["zmq_rtt_other_core"] = bare_zmq(orders[:n], 1)
+    stack = GatewayStack()
+    try:
+        with Client(stack.orders, timeout=30) as c:
+            res["gateway_rtt"] = histogram(rtt(c, orders[n : 3 * n], n))
+            res["gateway_pipelined"] = pipelined(c, orders[3 * n :])
+            c.reports()
+    finally:
+        report = stack.close()
+    res["processes"] = [line for line in report.splitlines() if "pinned" in line or "exit" in line]
+    res["ratio_gateway_over_zmq_p50"] = round(res["gateway_rtt"]["p50_ns"] / res["zmq_rtt_same_core"]["p50_ns"], 2)
+    res["machine_after"] = machine_load()
+    report_(res)
+    save(res, OUT)
+    return res
+
+
+def report_(res):
+    print(f"machine before: {res['machine']}")
+    print(fmt("pyzmq DEALER/ROUTER echo, tcp, same core", res["zmq_rtt_same_core"]))
+    print(fmt("pyzmq DEALER/ROUTER echo, tcp, other core", res["zmq_rtt_other_core"]))
+    print(fmt("order -> gateway -> engine -> gateway, tcp", res["gateway_rtt"]))
+    p = res["gateway_pipelined"]
+    print(f"pipelined: {p['records_per_s']:,} records/s ({p['per_message']} records a message, {p['window']} in flight)")
+    print(f"gateway / bare pyzmq (same core) at p50: {res['ratio_gateway_over_zmq_p50']}x")
+    for line in res["processes"]:
+        print(f"  {line}")
+    print(f"machine after: {res['machine_after']}")
+
+
+def test_gateway_round_trip():
+    res = main(n=3000)
+    assert res["gateway_rtt"]["n"] == 3000
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--echo":
+        echo_main(sys.argv[2])
+    else:
+        main()
