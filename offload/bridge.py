@@ -60,6 +60,7 @@ def build(nsym: int, nord: int, nlvl: int):
     bdir = BUILD_DIR / f"bridge_s{nsym}_o{nord}_l{nlvl}_{h.hexdigest()[:10]}"
     bdir.mkdir(parents=True, exist_ok=True)
     runner = get_runner("icarus")
+    runner.log.setLevel(logging.ERROR)  # not "Skipping compilation" on every start
     with open(bdir / ".lock", "w") as lk:
         fcntl.flock(lk, fcntl.LOCK_EX)
         runner.build(
@@ -134,7 +135,7 @@ def main(argv=None) -> int:
     p.add_argument("--rings", required=True, help="segment name (created by the client)")
     p.add_argument("--config", default=None, help="venue.toml (default: the built-in venue)")
     p.add_argument("--venue-pickle", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--cpu", type=int, default=None, help="accepted for symmetry with the engine; not used")
+    p.add_argument("--cpu", type=int, default=None, help="pin the bridge and its simulator to this core")
     p.add_argument("--timeout", type=float, default=600.0,
                    help="seconds without an order record (or with a full event ring) before giving up")
     p.add_argument("--nord", type=int, default=None, help="resting orders of the hardware build (default 64)")
@@ -144,14 +145,13 @@ def main(argv=None) -> int:
 
     from hdl.sim import BUILD_DIR, DEFAULT_PARAMS, config_words, unsupported
     from offload.engine_process import load_engine_venue
-    from offload.pinning import die_with_parent
+    from offload.pinning import die_with_parent, pin
 
     def log(msg):
         print(f"bridge[{os.getpid()}]: {msg}", file=sys.stderr, flush=True)
 
     die_with_parent(signal.SIGTERM)
     os.environ.pop("PYTEST_CURRENT_TEST", None)  # the runner behaves differently under pytest
-    logging.getLogger("cocotb").setLevel(logging.ERROR)  # "Skipping compilation" and the like
     t0 = time.monotonic()
     venue = load_engine_venue(a.config, a.venue_pickle)
     nord = a.nord or DEFAULT_PARAMS["nord"]
@@ -175,6 +175,8 @@ def main(argv=None) -> int:
             return 2
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        if a.cpu is not None:  # the simulator process inherits the affinity
+            log(f"pinned: {pin(a.cpu).summary()}")
         for why in unsupported(venue):
             log(f"warning: the Verilog book may differ from the engine: {why}")
         runner, bdir = build(nsym, nord, nlvl)
