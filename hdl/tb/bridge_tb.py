@@ -49,6 +49,7 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge
+from cocotb.types import Logic
 
 from engine.records import ACTION_SHUTDOWN
 from offload.ring import CLOSED, HEAD, STOP, TAIL, Segment, nb_push_words, pid_alive
@@ -62,6 +63,9 @@ DEFAULTS = {
     "sleep_s": 0.0002,
     "timeout": 600.0,
 }
+
+
+L1 = Logic("1")  # compared against signal values (cheaper than == 1, which builds a Logic)
 
 
 class Stop(Exception):
@@ -226,8 +230,8 @@ class Bridge:
                 if in_hs:
                     accepted_to = cur + 1
                     valid = False
-                busy = h_busy.value == 1
-                ov = h_ov.value == 1
+                busy = h_busy.value == L1
+                ov = h_ov.value == L1
                 if not busy and accepted_to > done_to:
                     # IDLE: every accepted record has emitted all its events
                     done.append((accepted_to, taken + ov))
@@ -259,7 +263,7 @@ class Bridge:
                 if want != ordy:
                     ordy = want
                     h_oready.value = int(ordy)
-                in_hs = valid and h_ready.value == 1
+                in_hs = valid and h_ready.value == L1
                 ev_hs = ov and ordy
                 if ev_hs:
                     evq.append(h_out.value.to_unsigned())
