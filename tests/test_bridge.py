@@ -1,7 +1,8 @@
 """The streaming hardware bridge (offload/bridge.py + hdl/tb/bridge_tb.py): the Verilog book in
 Icarus serving a ring pair live, against the engine with the hardware's capacities.
 
-Every wait is bounded (a hang fails, it does not block CI); no wall-clock assertion. Each
+Every wait is bounded (a hang fails, it does not block CI); no wall-clock assertion.
+`tickbook replay --transport shm --offload hw|shadow` through the bridge: tests/test_offload.py. Each
 bridge costs about 2 s of start-up (vvp, cocotb, numpy/numba imports) plus its traffic at
 ~1,000 records/s (NORD=64: Icarus re-evaluates the slots every cycle)."""
 
@@ -21,7 +22,7 @@ import pytest
 from engine.api import replay_records
 from engine.records import EV_FILL, EV_REJECT, R_CAPACITY
 from offload import ring as R
-from offload.cli import Server, hw_available, run_server, shutdown_record, stream
+from offload.cli import Server, hw_available, shutdown_record, stream
 from offload.ring import Segment
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,10 +103,23 @@ def reap():
     ids=["random", "adversarial"],
 )
 def test_stream_equals_engine(n, seed, opts, params):
+    """The flow streamed through the bridge (pushing while draining, as replay_shm does); also:
+    SHUTDOWN consumed, ring 1 closed, exit 0, the segment and the run directory removed."""
+    from hdl.sim import BUILD_DIR
+
     nord, nlvl = params or (64, 16)
     orders = flow(n, seed, nord, nlvl, **opts)
     extra = ("--nord", str(nord), "--nlvl", str(nlvl)) if params else ()
-    hw, out = run_server("offload.bridge", orders, venue(), WAIT, extra=extra)
+    srv = Server("offload.bridge", venue(), extra=extra)
+    name, pid = srv.name, srv.proc.pid
+    try:
+        srv.wait_ready()
+        hw = stream(srv.seg, orders, srv.alive, WAIT)
+        assert srv.seg.ring(1).closed()
+        assert srv.seg.ring(0).tail() == n + 1  # SHUTDOWN consumed too
+        assert srv.proc.wait(WAIT) == 0
+    finally:
+        out = srv.close()
     eng = check(hw, orders, nord, nlvl)
     rep = report_numbers(out)
     assert rep["how"] == "SHUTDOWN record" and rep["records"] == n and rep["events"] == len(eng), out
@@ -113,6 +127,9 @@ def test_stream_equals_engine(n, seed, opts, params):
     assert (eng["kind"] == EV_FILL).sum() > n // 50, "the flow should trade"
     if params:
         assert ((eng["kind"] == EV_REJECT) & (eng["reason"] == R_CAPACITY)).any(), "should hit CAPACITY"
+    assert not R.segment_exists(name)
+    runs = BUILD_DIR / "bridge_runs"
+    assert not (runs.exists() and list(runs.glob(f"{pid}_*"))), "the run directory was left behind"
 
 
 # ------------------------------------------------------------------------- live
@@ -190,27 +207,6 @@ def test_full_event_ring_loses_nothing():
 
 
 # ------------------------------------------------------------------------- lifetime
-
-
-def test_shutdown_is_clean_and_segments_are_removed():
-    from hdl.sim import BUILD_DIR
-
-    orders = flow(300, 105)
-    srv = Server("offload.bridge", venue())
-    name, pid = srv.name, srv.proc.pid
-    try:
-        srv.wait_ready()
-        ev = stream(srv.seg, orders, srv.alive, WAIT)
-        assert srv.seg.ring(1).closed()
-        assert srv.seg.ring(0).tail() == len(orders) + 1  # SHUTDOWN consumed too
-        assert srv.proc.wait(WAIT) == 0
-    finally:
-        out = srv.close()
-    check(ev, orders)
-    assert not R.segment_exists(name)
-    runs = BUILD_DIR / "bridge_runs"
-    assert not list(runs.glob(f"{pid}_*")) if runs.exists() else True, "the run directory was left behind"
-    assert "exit on SHUTDOWN record" in out, out
 
 
 def test_sigterm_stops_the_bridge_and_closes_the_event_ring():
