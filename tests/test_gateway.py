@@ -370,6 +370,15 @@ def test_bad_messages_get_an_error_reply_with_the_reason(shard_stack):
             c.submit(res)
         with pytest.raises(GatewayError, match="symbol MSFT belongs to shard 1 of 2"):
             c.submit(order(11, 901, SIDE_BUY, 420.0, 10, sym=1))
+        # the same checks on a long message (numpy path): the first bad record is named
+        many = np.concatenate([order(20 + i, 901, SIDE_BUY, 180.0, 1) for i in range(40)])
+        for field, value, why in (("action", ACTION_SHUTDOWN, "record 17: action 255"),
+                                  ("symbol", 1, "record 17: symbol MSFT belongs to shard 1"),
+                                  ("reserved", 7, "record 17: reserved bytes")):
+            bad = many.copy()
+            bad[field][17] = value
+            with pytest.raises(GatewayError, match=why):
+                c.submit(bad)
         with pytest.raises(GatewayError, match="header must be"):
             c.submit("ts,acct\n1,2\n")
         # raw frames: wrong count, unknown kind; the token comes back with the error
