@@ -201,6 +201,8 @@ def main(argv=None) -> int:
         busy = max(serve - stats.get("idle_s", 0.0) - stats.get("full_s", 0.0), 1e-9)
         how = {"shutdown": "SHUTDOWN record", "stop": f"stop ({', '.join(stop_reason) or 'STOP word'})"}.get(
             st, f"{st}: {stats.get('why', '')}")
+        if fail:
+            how = f"failure ({fail.splitlines()[0]}; the test said: {stats.get('why', '')})"
         log(
             f"exit on {how}: {stats.get('records', 0):,} records -> {stats.get('events', 0):,} events, "
             f"{cyc:,} simulated cycles in {serve:.2f} s serving ({wall:.2f} s in the simulator; "
