@@ -63,9 +63,8 @@ class EngineState(NamedTuple):
     o_aprev: np.ndarray
     o_anext: np.ndarray
     o_free: np.ndarray
-    # id -> order slot
-    id_key: np.ndarray
-    id_val: np.ndarray
+    # id -> order slot: [size, 2] of (id bits, slot or -1)
+    id_tab: np.ndarray
     # levels
     l_price: np.ndarray
     l_qty: np.ndarray
@@ -92,6 +91,21 @@ class EngineState(NamedTuple):
 
 def _pow2_at_least(n: int) -> int:
     return 1 << max(4, (n - 1).bit_length())
+
+
+def _empty_id_table(size: int) -> np.ndarray:
+    tab = np.zeros((size, 2), np.int64)
+    tab[:, 1] = -1
+    return tab
+
+
+def _prefault(st: EngineState) -> None:
+    """Touch every page now: np.zeros maps pages lazily, and a page fault (a 2 MiB huge
+    page is cleared on first write) must not land on the first orders that reach them."""
+    for a in st:
+        flat = a.reshape(-1)
+        step = max(1, 4096 // a.itemsize)
+        flat[::step] = flat[::step]
 
 
 def make_state(venue: VenueConfig) -> EngineState:
@@ -140,8 +154,7 @@ def make_state(venue: VenueConfig) -> EngineState:
         o_anext=full(n_ord, -1, np.int32),
         # Free stacks pop from the top; filling them in reverse hands out slot 0 first.
         o_free=np.arange(n_ord - 1, -1, -1, dtype=np.int32),
-        id_key=np.zeros(id_size, np.uint64),
-        id_val=full(id_size, -1, np.int32),
+        id_tab=_empty_id_table(id_size),
         l_price=np.zeros(n_lvl, np.int64),
         l_qty=np.zeros(n_lvl, np.int64),
         l_head=full(n_lvl, -1, np.int32),
@@ -163,6 +176,7 @@ def make_state(venue: VenueConfig) -> EngineState:
         open_buy=np.zeros((n_acct, n_sym), np.int64),
         open_sell=np.zeros((n_acct, n_sym), np.int64),
     )
+    _prefault(st)
     # Listed accounts are tracked from the start, with their own profile (1, 2, ...).
     from engine.risk import track_account
 
