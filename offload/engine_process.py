@@ -52,7 +52,12 @@ def engine_segment(name: str, orders_cap: int = DEFAULT_ORDERS_CAP, events_cap: 
     return Segment.create(name, [("orders", orders_cap), ("events", events_cap)])
 
 
-@njit(cache=True, nogil=True)
+# _nrt=False as on the matcher: the loop allocates nothing, and with reference counting on,
+# handing the state (45 arrays) to a call increfs and decrefs every one of them.
+_JIT = dict(cache=True, nogil=True, _nrt=False)
+
+
+@njit(**_JIT)
 def _flush(out_ctrl, out_words, evwords, n, out_head, out_tail, yield_after):
     """Push evwords[:n] to the event ring, waiting while it is full. Returns
     (out_head, out_tail, status)."""
@@ -62,7 +67,7 @@ def _flush(out_ctrl, out_words, evwords, n, out_head, out_tail, yield_after):
     return out_head, out_tail, status
 
 
-@njit(cache=True, nogil=True)
+@njit(**_JIT)
 def serve(st, in_ctrl, in_recs, out_ctrl, out_words, evbuf, evwords, yield_after, stats):
     """The live loop. Returns when a SHUTDOWN record arrives (OK) or STOP is set (STOPPED)."""
     cap_in = in_recs.shape[0]
