@@ -210,6 +210,10 @@ def main(argv=None) -> int:
             f"waiting for a full event ring {stats.get('full_s', 0.0):.2f} s, "
             f"{stats.get('stall_cycles', 0):,} cycles with out_ready low)"
         )
+        if stats.get("service_n"):
+            log(f"{stats['service_n']:,} arrivals at an idle bridge answered (TAIL past them, events "
+                f"in ring 1) in p50 {stats['service_p50_ms']:.2f} ms, p99 {stats['service_p99_ms']:.2f} ms "
+                f"of wall time in the simulator")
         if fail:
             log(fail)
         if st == "owner gone":

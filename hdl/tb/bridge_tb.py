@@ -91,7 +91,7 @@ class Bridge:
         self.records = self.events = self.cycles = 0
         self.stall_cycles = self.idle_waits = self.full_waits = 0
         self.idle_s = self.full_s = 0.0
-        self.max_evq = 0
+        self.service: list[float] = []  # seconds from an idle bridge seeing records to TAIL past them
         self.publishes = 0
         # event ring cursors (producer side)
         self.out_head = self.r_out.head()
@@ -219,6 +219,7 @@ class Bridge:
         evq = self.evq
         cycles = 0
         woke = False  # back from a real-time wait: decide again at the same simulated time
+        t_wake = None  # when records arrived at an idle bridge (service time, for the report)
         try:
             while True:
                 # ---- the edge after the previous falling edge's decisions
@@ -274,6 +275,9 @@ class Bridge:
                 while done and self.published >= done[0][1]:
                     tail = done.popleft()[0]
                     in_ctrl[TAIL] = tail  # after the events' HEAD store: x86 TSO keeps the order
+                    if t_wake is not None:  # a record that found the bridge idle is answered
+                        self.service.append(time.perf_counter() - t_wake)
+                        t_wake = None
                 # ---- nothing to simulate: wait in real time instead of burning cycles
                 if not ordy:
                     stalled += 1
@@ -302,6 +306,7 @@ class Bridge:
                 if int(in_ctrl[HEAD]) == rd:
                     self.idle_waits += 1
                     self.idle_s += self.wait_until(lambda: int(in_ctrl[HEAD]) != rd, "no order record")
+                    t_wake = time.perf_counter()
                 woke = True
         finally:
             self.cycles += cycles
@@ -351,6 +356,9 @@ async def bridge(dut):
                 records=int(b.records), events=int(b.events), published=int(b.published),
                 cycles=int(b.cycles), idle_s=b.idle_s, idle_waits=b.idle_waits, full_s=b.full_s,
                 full_waits=b.full_waits, stall_cycles=b.stall_cycles, publishes=b.publishes,
+                service_n=len(b.service),
+                service_p50_ms=1e3 * float(np.median(b.service)) if b.service else None,
+                service_p99_ms=1e3 * float(np.percentile(b.service, 99)) if b.service else None,
             )
             b.seg.close()
         with open(conf["stats"], "w") as f:
