@@ -52,7 +52,9 @@ FLOW_HEADER = "ts,account,action,symbol,order_id,side,type,tif,price,qty"
 EVENTS_HEADER = "seq,event,symbol,order_id,account,side,price,qty,leaves,contra_id,detail"
 N_FIELDS = 10
 
-_JIT = dict(cache=True, nogil=True)
+# _nrt=False: nothing here allocates (callers pass every buffer in), and reference counting
+# would incref/decref the ~20 array arguments on every per-row and per-field call.
+_JIT = dict(cache=True, nogil=True, _nrt=False)
 
 U64_MAX = np.uint64(0xFFFFFFFFFFFFFFFF)
 U32_MAX = np.uint64(0xFFFFFFFF)
@@ -286,10 +288,11 @@ def _count_rows(buf, start):
 
 
 @njit(**_JIT)
-def parse_rows(buf, start, orders, row_start, row_end, sym_tab, sym_len, atab, alen, stab, slen, ttab, tlen, itab, ilen):
-    """Parse every data row of buf from byte `start`; msg_seq numbers them from 1."""
-    fs = np.zeros(N_FIELDS + 1, np.int64)
-    fe = np.zeros(N_FIELDS + 1, np.int64)
+def parse_rows(
+    buf, start, orders, row_start, row_end, fs, fe, sym_tab, sym_len, atab, alen, stab, slen, ttab, tlen, itab, ilen
+):
+    """Parse every data row of buf from byte `start`; msg_seq numbers them from 1.
+    fs/fe (N_FIELDS + 1 each) are scratch for the field bounds of one row."""
     n = 0
     j = start
     end = len(buf)
@@ -343,8 +346,10 @@ def parse_flow_bytes(data: bytes, venue: VenueConfig, source: str = "<memory>") 
     row_start = np.zeros(n, np.int64)
     row_end = np.zeros(n, np.int64)
     sym_tab, sym_len = symbol_table(venue)
+    fs = np.zeros(N_FIELDS + 1, np.int64)
+    fe = np.zeros(N_FIELDS + 1, np.int64)
     parse_rows(
-        buf, start, orders, row_start, row_end, sym_tab, sym_len,
+        buf, start, orders, row_start, row_end, fs, fe, sym_tab, sym_len,
         _ACTION_TAB, _ACTION_LEN, _SIDE_TAB, _SIDE_LEN, _TYPE_TAB, _TYPE_LEN, _TIF_TAB, _TIF_LEN,
     )
     return Flow(orders, buf, row_start, row_end, source)
@@ -388,17 +393,14 @@ def _put_word(out, p, tab, lens, k):
 @njit(**_JIT)
 def _put_uint(out, p, v):
     v = np.uint64(v)
-    if v == 0:
-        out[p] = 48
-        return p + 1
-    tmp = np.empty(20, np.uint8)
-    n = 0
-    while v > 0:
-        tmp[n] = 48 + np.uint8(v % np.uint64(10))
-        v //= np.uint64(10)
+    n = 1
+    t = v
+    while t >= np.uint64(10):
+        t //= np.uint64(10)
         n += 1
-    for j in range(n):
-        out[p + j] = tmp[n - 1 - j]
+    for j in range(n - 1, -1, -1):
+        out[p + j] = 48 + np.uint8(v % np.uint64(10))
+        v //= np.uint64(10)
     return p + n
 
 
