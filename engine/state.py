@@ -1,17 +1,19 @@
 """The matcher's whole state: one NamedTuple of preallocated numpy arrays.
 
 Sizes come from the venue's `[engine]` capacities; nothing grows after `make_state`.
-A NamedTuple of arrays is what Numba passes cheaply (and caches) into njit code.
+A NamedTuple of arrays is what Numba caches well; a call that is not inlined passes every
+array's fields on the stack, which is why the matcher's handlers are inlined (matcher.py).
 
 Structures (all linked by int32/int64 indices, -1 = none):
 - order pool: per-order columns, a free stack, FIFO links within a price level and a
   second list per account in acceptance order (KILL walks it);
-- id table: open addressing with linear probing and backward-shift deletion, 2x the
-  pool, power of two, so a probe run stays short and never fills;
+- id table: (id, slot) pairs in one array, open addressing with linear probing and
+  backward-shift deletion, 2x the pool, power of two, so a probe run stays short and
+  never fills; runs of 8 consecutive ids share a block (book.py, hash_u64);
 - price levels: a pool of levels and, per symbol and side, a ladder of level indices
   sorted worst to best (best last: most traffic is near the touch, so inserts and
   removals shift few entries);
-- accounts: the same open-addressing table from account id to a slot holding risk
+- accounts: an open-addressing table from account id to a slot holding risk
   counters, positions and open quantities per symbol.
 """
 
