@@ -575,7 +575,11 @@ class Gateway:
             done += m
         self.head += k
         r.ctrl[HEAD] = self.head  # x86 TSO: published after the slots (docs/offload.md)
-        self.stalled = None if i + k == total else (req, data, i + k, total)
+        if i + k == total:
+            self.stalled = None
+        else:
+            self.stalled = (req, data, i + k, total)
+            self.stats["stalls"] += 1
         return True
 
     # ---- events
@@ -820,9 +824,13 @@ class Gateway:
             self.drain_deadline = now + 10.0
             remove_file(self.ready_file)
         self._check_engine(now)
-        if self.state == "draining" and (not self.pending or now > self.drain_deadline):
-            self._finish_engine()
-            return self._close_out()
+        if self.state == "draining":
+            closed = self.r_out.closed()  # the engine stopped too (a pod's SIGTERM reaches both)
+            if closed:
+                self._drain()  # after CLOSED this is final
+            if not self.pending or closed or now > self.drain_deadline:
+                self._finish_engine()
+                return self._close_out()
         if self.state == "engine-gone" and now - self.gone_at >= self.grace:
             return self._close_out()
         return None
@@ -877,7 +885,8 @@ class Gateway:
         undeliv = sum(c.undeliverable for c in self.clients.values())
         self.log(f"exit ({self.stop_reason or 'done'}): {len(self.clients)} clients, {s['requests']:,} requests, "
                  f"{s['records']:,} records, {s['errors']:,} error replies, {s['reports']:,} unsolicited reports, "
-                 f"{undeliv:,} events undeliverable, {self.orphans:,} events of no request")
+                 f"{undeliv:,} events undeliverable, {self.orphans:,} events of no request, "
+                 f"{s['stalls']:,} waits on a full order ring")
         return self.exit_status
 
     def close(self) -> None:

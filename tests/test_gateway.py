@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -154,8 +155,10 @@ def aapl_flow(acct, first_id, n, seed):
 N_CLIENTS = 4
 
 
-def _client_run(stack, flow, k, seed, out, errors):
-    """Send `flow` in random-sized messages, up to 8 in flight; every 5th message as CSV."""
+def _client_run(stack, flow, k, seed, out, errors, sync):
+    """Send `flow` in random-sized messages, up to 8 in flight; every 5th message as CSV.
+    Then wait until every client has its replies (no event can be caused after that) and
+    collect reports until this client has all the events the main thread expects for it."""
     try:
         venue = as_venue(None)
         rng = np.random.default_rng(seed)
@@ -165,7 +168,7 @@ def _client_run(stack, flow, k, seed, out, errors):
             i = m = 0
             while i < len(flow) or sent:
                 if i < len(flow) and len(sent) < 8:
-                    n = int(rng.integers(1, 41))
+                    n = 100 if m == 2 else int(rng.integers(1, 41))  # 100 > the order ring: must wait
                     recs = flow[i : i + n]
                     i += n
                     m += 1
@@ -180,15 +183,18 @@ def _client_run(stack, flow, k, seed, out, errors):
                     continue
                 r = c.recv()
                 replies.append((sent.pop(r.token), r))
-            out[k] = (replies, c.reports(0.05))
-            # reports may still be on their way after our last reply: collect until quiet
-            while True:
-                more = c.reports(0.3)
-                if not len(more):
-                    break
-                out[k] = (replies, np.concatenate([out[k][1], more]))
+            barrier, go, expect = sync
+            barrier.wait(300)
+            go.wait(300)
+            reports = [c.reports()]
+            have = sum(len(r.events) for _, r in replies)
+            deadline = time.monotonic() + STEP_TIMEOUT
+            while have + sum(map(len, reports)) < expect[k] and time.monotonic() < deadline:
+                reports.append(c.reports(0.1))
+            out[k] = (replies, np.concatenate(reports))
     except BaseException as e:  # noqa: BLE001  surfaced by the test
         errors.append(f"client {k}: {e!r}")
+        sync[0].abort()  # nobody waits 300 s for a client that is gone
 
 
 def test_concurrent_clients_get_their_own_events_equal_to_inprocess_replay(tmp_path):
@@ -213,17 +219,26 @@ def test_concurrent_clients_get_their_own_events_equal_to_inprocess_replay(tmp_p
         lt = threading.Thread(target=listen, daemon=True)
         lt.start()
         out, errors = [None] * N_CLIENTS, []
-        ths = [threading.Thread(target=_client_run, args=(stack, part[k], k, 100 + k, out, errors), daemon=True)
+        sync = (threading.Barrier(N_CLIENTS + 1), threading.Event(), {})
+        ths = [threading.Thread(target=_client_run, args=(stack, part[k], k, 100 + k, out, errors, sync), daemon=True)
                for k in range(N_CLIENTS)]
         for t in ths:
             t.start()
+        try:
+            sync[0].wait(300)  # every client has every reply: the journal is complete
+        except threading.BrokenBarrierError:
+            raise AssertionError(f"a client failed or hung: {errors}\n{stack.logs()}") from None
+        # the interleaved flow the engine saw: the journal, in ring order
+        journal = np.fromfile(stack.journal, ORDER_DTYPE)
+        ref = Venue(venue).submit(journal)
+        for k in range(N_CLIENTS):  # each event belongs to the client of its account
+            sync[2][k] = int((ref["account"] % N_CLIENTS == k).sum())
+        sync[1].set()
         for t in ths:
             t.join(300)
         assert not any(t.is_alive() for t in ths), f"a client hung:\n{stack.logs()}"
         assert not errors, f"{errors}\n{stack.logs()}"
 
-        # the interleaved flow the engine saw: the journal, in ring order
-        journal = np.fromfile(stack.journal, ORDER_DTYPE)
         assert len(journal) == len(flow)
         assert np.array_equal(journal["msg_seq"], np.arange(1, len(flow) + 1))
         assert (np.diff(journal["ts"].astype(np.int64)) >= 0).all()
@@ -246,7 +261,6 @@ def test_concurrent_clients_get_their_own_events_equal_to_inprocess_replay(tmp_p
             assert len(seqs) == len(part[k])
         assert sorted(origin) == list(range(1, len(flow) + 1))
 
-        ref = Venue(venue).submit(journal)
         delivered = {}
         for k, (replies, reports) in enumerate(out):
             for _, r in replies:
@@ -317,6 +331,9 @@ def test_concurrent_clients_get_their_own_events_equal_to_inprocess_replay(tmp_p
         logs = stack.logs()
         assert "exit on SHUTDOWN record" in logs, logs
         assert f"processed {len(flow):,} orders" in logs
+        assert "0 error replies" in logs and "0 events undeliverable" in logs and "0 events of no request" in logs
+        stalls = int(re.search(r"([\d,]+) waits on a full order ring", logs).group(1).replace(",", ""))
+        assert stalls > 0, "the order ring never filled: back-pressure was not exercised"
         assert not segment_exists(stack.name)
         assert not os.path.exists(G.ready_path(stack.name))
         assert not os.path.exists(G.ready_path(stack.name, "gateway"))
