@@ -42,38 +42,50 @@ from offload.ring import Segment
 
 TB_MODULE = "bridge_tb"
 TOPLEVEL = "tickbook_book"
+TOPLEVEL_AREA = "tickbook_book_area"  # the area build (hdl/rtl/tickbook_book_area.v): same ports
 
 
-def build(nsym: int, nord: int, nlvl: int):
+def sources(area: bool):
+    import hdl.sim
+
+    if not area:
+        return hdl.sim.RTL_SOURCES, TOPLEVEL
+    if not hasattr(hdl.sim, "AREA_SOURCES"):
+        raise RuntimeError("this hdl.sim has no area build (AREA_SOURCES)")
+    return hdl.sim.AREA_SOURCES, TOPLEVEL_AREA
+
+
+def build(nsym: int, nord: int, nlvl: int, area: bool = False):
     """Compile the book for cocotb (Icarus), once per parameter set and RTL contents (the
     runner skips an up-to-date build); a lock keeps two bridges from building the same
     directory at once. Returns (runner, build dir)."""
     from cocotb_tools.runner import get_runner
 
-    from hdl.sim import BUILD_DIR, RTL_SOURCES, _need
+    from hdl.sim import BUILD_DIR, _need
 
     _need("iverilog")
     _need("vvp")
+    srcs, top = sources(area)
     h = hashlib.sha1()
-    for s in RTL_SOURCES:
+    for s in srcs:
         h.update(s.read_bytes())
-    bdir = BUILD_DIR / f"bridge_s{nsym}_o{nord}_l{nlvl}_{h.hexdigest()[:10]}"
+    bdir = BUILD_DIR / f"bridge_{'area_' if area else ''}s{nsym}_o{nord}_l{nlvl}_{h.hexdigest()[:10]}"
     bdir.mkdir(parents=True, exist_ok=True)
     runner = get_runner("icarus")
     runner.log.setLevel(logging.ERROR)  # not "Skipping compilation" on every start
     with open(bdir / ".lock", "w") as lk:
         fcntl.flock(lk, fcntl.LOCK_EX)
         runner.build(
-            sources=[str(s) for s in RTL_SOURCES],
-            hdl_toplevel=TOPLEVEL,
+            sources=[str(s) for s in srcs],
+            hdl_toplevel=top,
             parameters={"NSYM": nsym, "NORD": nord, "NLVL": nlvl},
             build_dir=bdir,
             timescale=("1ns", "1ps"),
         )
-    return runner, bdir
+    return runner, bdir, top
 
 
-def run_sim(runner, bdir: Path, conf: dict, run_dir: Path, params: dict) -> tuple[dict, str]:
+def run_sim(runner, bdir: Path, top: str, conf: dict, run_dir: Path, params: dict) -> tuple[dict, str]:
     """Run bridge_tb in Icarus; returns (stats the test wrote, failure text or '')."""
     from hdl.sim import REPO, TB_DIR
 
@@ -88,7 +100,7 @@ def run_sim(runner, bdir: Path, conf: dict, run_dir: Path, params: dict) -> tupl
     try:
         runner.test(
             test_module=TB_MODULE,
-            hdl_toplevel=TOPLEVEL,
+            hdl_toplevel=top,
             parameters=params,
             build_dir=bdir,
             test_dir=run_dir,
@@ -140,6 +152,7 @@ def main(argv=None) -> int:
                    help="seconds without an order record (or with a full event ring) before giving up")
     p.add_argument("--nord", type=int, default=None, help="resting orders of the hardware build (default 64)")
     p.add_argument("--nlvl", type=int, default=None, help="price levels per side per symbol (default 16)")
+    p.add_argument("--area", action="store_true", help="serve the area build (tickbook_book_area)")
     p.add_argument("--evq", type=int, default=None, help=argparse.SUPPRESS)  # local event FIFO (tests)
     a = p.parse_args(argv)
 
@@ -179,23 +192,23 @@ def main(argv=None) -> int:
             log(f"pinned: {pin(a.cpu).summary()}")
         for why in unsupported(venue):
             log(f"warning: the Verilog book may differ from the engine: {why}")
-        runner, bdir = build(nsym, nord, nlvl)
+        runner, bdir, top = build(nsym, nord, nlvl, a.area)
         t_build = time.monotonic() - t0
         (BUILD_DIR / "bridge_runs").mkdir(parents=True, exist_ok=True)
         run_dir = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}_", dir=BUILD_DIR / "bridge_runs"))
         conf = {
             "rings": a.rings,
             "bridge_pid": os.getpid(),
-            "cfg": [list(w) for w in config_words(venue)],
+            "cfg": [list(w) for w in (config_words(venue, area=True) if a.area else config_words(venue))],
             "stats": str(run_dir / "stats.json"),
             "timeout": a.timeout,
         }
         if a.evq:
             conf["evq_max"] = a.evq
             conf["flush_events"] = min(64, a.evq)
-        log(f"Icarus book NSYM={nsym} NORD={nord} NLVL={nlvl} ({bdir.name}, ready in {t_build:.1f} s); "
+        log(f"Icarus {top} NSYM={nsym} NORD={nord} NLVL={nlvl} ({bdir.name}, ready in {t_build:.1f} s); "
             f"serving {a.rings}")
-        stats, fail = run_sim(runner, bdir, conf, run_dir, {"NSYM": nsym, "NORD": nord, "NLVL": nlvl})
+        stats, fail = run_sim(runner, bdir, top, conf, run_dir, {"NSYM": nsym, "NORD": nord, "NLVL": nlvl})
         st = stats.get("status", "error")
         cyc, wall, serve = stats.get("cycles", 0), stats.get("wall_s", 0.0), stats.get("serve_s", 0.0)
         busy = max(serve - stats.get("idle_s", 0.0) - stats.get("full_s", 0.0), 1e-9)

@@ -95,21 +95,25 @@ def reap():
 @pytest.mark.parametrize(
     "n,seed,opts,params",
     [
-        (4000, 101, {}, ()),  # random: the default --offload hw build (NORD=64, NLVL=16)
+        (3000, 101, {}, ()),  # random: the default --offload hw build (NORD=64, NLVL=16)
         # adversarial: wide price spread, few cancels, many malformed / out-of-range records and
         # sweeps, two accounts (self-trades), on a small build that is full most of the time
-        (4000, 102, {"spread": 10, "cancel": 0.1, "weird": 0.25, "n_accounts": 2}, (8, 3)),
+        (3000, 102, {"spread": 10, "cancel": 0.1, "weird": 0.25, "n_accounts": 2}, (8, 3)),
+        # the area build (tickbook_book_area: serial price arithmetic, ~40 cycles a message)
+        (400, 107, {"spread": 8, "weird": 0.2}, (8, 3, "area")),
     ],
-    ids=["random", "adversarial"],
+    ids=["random", "adversarial", "area"],
 )
 def test_stream_equals_engine(n, seed, opts, params):
     """The flow streamed through the bridge (pushing while draining, as replay_shm does); also:
     SHUTDOWN consumed, ring 1 closed, exit 0, the segment and the run directory removed."""
     from hdl.sim import BUILD_DIR
 
-    nord, nlvl = params or (64, 16)
+    nord, nlvl = params[:2] if params else (64, 16)
     orders = flow(n, seed, nord, nlvl, **opts)
     extra = ("--nord", str(nord), "--nlvl", str(nlvl)) if params else ()
+    if "area" in params:
+        extra += ("--area",)
     srv = Server("offload.bridge", venue(), extra=extra)
     name, pid = srv.name, srv.proc.pid
     try:
