@@ -173,7 +173,11 @@ class Book:
         cur = lv.get(price)
         if cur is None:
             lv[price] = [qty, 1]
-            heapq.heappush(self.heaps[sym][side - 1], -price if side == 1 else price)
+            hp = self.heaps[sym][side - 1]
+            heapq.heappush(hp, -price if side == 1 else price)
+            if len(hp) > 4 * len(lv) + 64:  # stale entries of removed levels: rebuild
+                hp[:] = [-p if side == 1 else p for p in lv]
+                heapq.heapify(hp)
         else:
             cur[0] += qty
             cur[1] += 1
@@ -333,7 +337,7 @@ class Gateway:
         self.book_q: collections.deque[np.ndarray] = collections.deque()
         self.topics = [n.encode() for n in self.names]
         self.pending: collections.deque[Request] = collections.deque()
-        self.stalled = None  # (request, records, next index, frame kept alive)
+        self.stalled = None  # (request, its records' bytes (keeps the frame alive), next index, count)
         self.owner: dict[int, bytes] = {}  # order_id -> client that placed it
         self.clients: dict[bytes, ClientState] = {}
         self.backlogged: set[bytes] = set()
@@ -732,10 +736,10 @@ class Gateway:
                 self._engine_gone(f"the engine it started exited with status {self.engine.returncode} before it was ready")
             elif self.engine_timeout and now - self.t_start > self.engine_timeout:
                 self._engine_gone(f"no engine became ready on {self.rings} within {self.engine_timeout} s")
-        elif self.state in ("serving", "draining"):
+        elif self.state == "serving":  # (while draining, an engine that ends is expected)
             if not self._engine_alive():
                 self._engine_gone(f"engine pid {self.engine_pid} exited")
-            elif self.r_out.closed() and self.state == "serving":
+            elif self.r_out.closed():
                 self._engine_gone(f"engine pid {self.engine_pid} stopped (closed its event ring)")
 
     def _engine_gone(self, why: str) -> None:
@@ -825,10 +829,11 @@ class Gateway:
             remove_file(self.ready_file)
         self._check_engine(now)
         if self.state == "draining":
-            closed = self.r_out.closed()  # the engine stopped too (a pod's SIGTERM reaches both)
-            if closed:
-                self._drain()  # after CLOSED this is final
-            if not self.pending or closed or now > self.drain_deadline:
+            # the engine stopped too (a pod's SIGTERM reaches both) or died
+            ended = self.r_out.closed() or not self._engine_alive()
+            if ended:
+                self._drain()  # after CLOSED (or death) this is final
+            if not self.pending or ended or now > self.drain_deadline:
                 self._finish_engine()
                 return self._close_out()
         if self.state == "engine-gone" and now - self.gone_at >= self.grace:

@@ -459,6 +459,23 @@ def test_a_dead_engine_is_reported_and_ends_the_gateway(shard_stack):
     assert not os.path.exists(G.ready_path(s.name))  # the SIGKILLed engine's, removed by the owner
 
 
+def test_sigterm_to_gateway_and_engine_at_once_is_clean(tmp_path):
+    """Pod termination: both containers get SIGTERM together; whichever stops first, the
+    gateway exits 0 and nothing is left in /dev/shm."""
+    stack = Stack(tmp_path)
+    try:
+        with stack.client() as c:
+            assert list(c.submit(order(1, 906, SIDE_BUY, 180.0, 1))["kind"]) == [EV_ACK]
+        stack.engine.send_signal(signal.SIGTERM)
+        assert stack.stop() == 0, stack.logs()
+        assert stack.engine.wait(STEP_TIMEOUT) == 0, stack.logs()
+        assert not segment_exists(stack.name)
+        assert not os.path.exists(G.ready_path(stack.name))
+        assert not os.path.exists(G.ready_path(stack.name, "gateway"))
+    finally:
+        stack.close()
+
+
 def test_cli_has_the_gateway_subcommand():
     from engine.cli import main
 
