@@ -39,10 +39,9 @@ BUILD_DIR = Path(os.environ.get("TICKBOOK_HDL_BUILD", REPO / "build" / "hdl"))
 DEFAULT_PARAMS = {"nord": 64, "nlvl": 16}
 CHUNK = 65536  # records per $readmemh file
 
-# Configuration port addresses (hdl/rtl/tickbook_book.v; the area build reads 0, 3, 4, 5, 6)
-CFG_TICK, CFG_RECIP, CFG_REF, CFG_BPS, CFG_NSYM, CFG_REF_UNITS, CFG_BAND_UNITS = 0, 1, 2, 3, 4, 5, 6
+# Configuration port addresses (hdl/rtl/tickbook_book.v; the area build reads 0, 3, 4 and 5)
+CFG_TICK, CFG_RECIP, CFG_REF, CFG_BPS, CFG_NSYM, CFG_REF_UNITS = 0, 1, 2, 3, 4, 5
 RECIP_SHIFT = 106
-BAND_MAX = (1 << 54) - 1  # the area build's collar half-width register saturates here
 
 
 class SimError(RuntimeError):
@@ -71,9 +70,9 @@ def engine_venue(venue=None, nord: int = DEFAULT_PARAMS["nord"], nlvl: int = DEF
 def config_words(venue, area: bool = False) -> list[tuple[int, int, int]]:
     """(addr, symbol, data) writes that load a venue into the book's configuration port.
 
-    area: also the words of the area build (tickbook_book_area), which works in 1e-8 units: the
-    reference price in units and its collar half-width floor(ref_units * band_bps / 10000)
-    (saturated to 54 bits), which the book recomputes itself when fills move the reference."""
+    area: also the word of the area build (tickbook_book_area), which works in 1e-8 units: the
+    reference price in units (it computes the collar from it, after reset and whenever the
+    reference or band_bps changes)."""
     v = _venue(venue)
     words = [(CFG_NSYM, 0, len(v.symbols))]
     for i, s in enumerate(v.symbols):
@@ -92,10 +91,7 @@ def config_words(venue, area: bool = False) -> list[tuple[int, int, int]]:
             if ref_u >= 1 << 53:
                 raise SimError(f"symbol {s.name}: reference price outside 53 bits of 1e-8 units "
                                "(the area build holds it in units)")
-            words += [
-                (CFG_REF_UNITS, i, ref_u),
-                (CFG_BAND_UNITS, i, min(ref_u * s.band_bps // 10000, BAND_MAX)),
-            ]
+            words.append((CFG_REF_UNITS, i, ref_u))
     return words
 
 

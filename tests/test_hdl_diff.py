@@ -33,7 +33,7 @@ CASES = [
 AREA_CASES = [
     (6_000, 4, 2, {}, 0, 0),
     (5_000, 8, 3, {"weird": 0.15, "n_accounts": 2, "spread": 3}, 10, 30),
-    (4_000, 16, 5, {"spread": 10, "cancel": 0.15}, 0, 20),
+    (3_000, 16, 5, {"spread": 10, "cancel": 0.15}, 0, 20),
 ]
 
 # extremes of the price arithmetic: a collar half-width beyond 54 bits (saturates), a reference

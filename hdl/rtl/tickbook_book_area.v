@@ -7,16 +7,19 @@
 //     price are exact in units (see below);
 //   - the tick check is a serial restoring division (p mod tick), DB bits a cycle, for priced
 //     messages only (NEW LIMIT, REPLACE);
-//   - the collar half-width floor(ref * band_bps / 10000) is held per symbol and recomputed
-//     serially (shift-add multiply, then division by 10000 KB bits a cycle) after a message whose
-//     fills moved the reference price; the host loads the initial one with the configuration;
+//   - the collar of each symbol is held as two bounds lo/hi around the reference price and
+//     recomputed serially (shift-add multiply ref * band_bps, division by 10000 KB bits a cycle)
+//     after reset, a configuration write, or a message whose fills moved the reference;
 //   - time priority is an age matrix (which slot joined its level first) instead of 32-bit stamps
-//     (exact, no wrap-around);
-//   - the best bid/ask, the level tests and the FOK scan use one matrix of pairwise price
-//     comparisons between the slots instead of chains of compare-and-select;
-//   - only the record fields the book uses are registered (flags instead of 64-bit fields where a
-//     check is all that is needed), the event is held as its fields, and the slot reads of a
-//     state go through one shared read port.
+//     (exact, no wrap-around); the price order between slots is a registered matrix too, set
+//     when a slot takes a price, from one comparator per slot (slot price against the message's
+//     price or the taker's limit), which also gives the level test and the taker's limit test;
+//   - the sums of leaves (FOK availability, size at the best bid/ask) are serial, one slot a
+//     cycle: FOK2 scans the slots, and every message ends with a scan (S_TOB) that refreshes
+//     the top of book of its symbol; the top of book is valid whenever busy is low;
+//   - only the record fields the book uses are registered (flags where a check is all that is
+//     needed), the event is held as its fields, and the slot reads of a state go through one
+//     shared read port.
 //
 // Exactness of the collar in units: with p = q * tick and ref_u = ref_t * tick (tick > 0), for
 // an integer d, d > floor(X / 10000) <=> 10000 * d > X; hence |q - ref_t| > floor(ref_t * bps /
@@ -33,8 +36,8 @@ module tickbook_book_area #(
     input  wire                 clk,
     input  wire                 rst,
     input  wire                 cfg_we,
-    input  wire [2:0]           cfg_addr, // 0 tick units, 3 band bps, 4 nsym, 5 ref units,
-                                          // 6 initial collar half-width in units (1, 2 ignored)
+    input  wire [2:0]           cfg_addr, // 0 tick units, 3 band bps, 4 nsym, 5 ref units
+                                          // (1, 2: the fast build's, ignored)
     input  wire [15:0]          cfg_sym,
     /* verilator lint_off UNUSEDSIGNAL */
     input  wire [127:0]         cfg_data,
@@ -82,17 +85,22 @@ module tickbook_book_area #(
     localparam [63:0] PRICE_NONE = 64'h8000_0000_0000_0000;
     localparam [13:0] TENK = 14'd10000;
 
-    localparam [2:0] S_IDLE = 3'd0, S_CHECK = 3'd1, S_MATCH = 3'd2, S_FILL2 = 3'd3,
-                     S_FOK1 = 3'd4, S_FOK2 = 3'd5, S_PREP = 3'd6, S_BAND = 3'd7;
+    localparam [3:0] S_IDLE = 4'd0, S_CHECK = 4'd1, S_MATCH = 4'd2, S_FILL2 = 4'd3,
+                     S_FOK1 = 4'd4, S_FOK2 = 4'd5, S_PREP = 4'd6, S_BAND = 4'd7, S_TOB = 4'd8;
+    localparam integer SCL = NORD - 1;
+    localparam [IW-1:0] SC_LAST = SCL[IW-1:0];
 
     // ------------------------------------------------------------------ configuration
     reg [52:0]  c_tick  [0:NSYM-1];   // tick, 1e-8 units
     reg [31:0]  c_bps   [0:NSYM-1];   // band_bps, 0 = no collar
     reg [52:0]  c_ref0  [0:NSYM-1];   // configured reference price, units
-    reg [53:0]  c_band0 [0:NSYM-1];   // floor(ref0 * bps / 10000), saturated to 54 bits
     reg [15:0]  c_nsym;
     reg [52:0]  r_ref   [0:NSYM-1];   // current reference price, units
-    reg [53:0]  r_band  [0:NSYM-1];   // its collar half-width, units (saturated)
+    // collar of the current reference, band = floor(ref * bps / 10000): hi = min(ref + band,
+    // 2**53 - 1), lo = max(ref - band, 1); p is outside iff p < lo or p > hi (p >= 1), and they
+    // are the MARKET protection prices (SELL lo, BUY hi). Recomputed when ref or bps changes.
+    reg [52:0]  r_lo    [0:NSYM-1];
+    reg [52:0]  r_hi    [0:NSYM-1];
 
     // ------------------------------------------------------------------ order slots
     reg [NORD-1:0] o_valid;
@@ -104,11 +112,16 @@ module tickbook_book_area #(
     reg [52:0]     o_pxu   [0:NORD-1];// price, 1e-8 units
     reg [31:0]     o_lvs   [0:NORD-1];
     reg [NN-1:0]   age;               // age[i*NORD+j]: slot i joined its level before slot j
+    // price order between slots, set when a slot takes a price (i < j used): slot i's price
+    // >, == slot j's
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg [NN-1:0]   m_gt, m_eq;
+    /* verilator lint_on UNUSEDSIGNAL */
     reg [CW-1:0]   rest_cnt;
     reg [LW-1:0]   lvl_cnt [0:(2<<SW)-1];
 
     // ------------------------------------------------------------------ message being worked on
-    reg [2:0]   state;
+    reg [3:0]   state;
     reg [63:0]  m_id, m_mseq;
     reg [RW-1:0] m_px;                // rotates through the divider, back in place at CHECK
     reg [31:0]  m_qty, m_acct;
@@ -124,12 +137,16 @@ module tickbook_book_area #(
     // taker (id and account are the message's: a REPLACE passed NOT_OWNER)
     reg         tk_rep, tk_side, tk_has_lim, tk_rest, tk_post, tk_first, tk_mkt;
     reg [31:0]  tk_lvs;
-    reg [53:0]  tk_lim;               // units; MARKET: protection price at acceptance
+    reg [52:0]  tk_lim;               // units; MARKET: protection price at acceptance
     reg [IW-1:0] fm_i;                // maker of the fill being reported
     reg         sb_f;                 // FOK: own-account order found, and its slot
     reg [IW-1:0] sb_i;
-    // collar recomputation
-    reg         b_dirty;
+    // collar recomputation, one symbol at a time (b_cur)
+    reg [NSYM-1:0] b_dirty;
+    reg [SW-1:0] b_cur;
+    // serial scans (FOK2 availability, top of book at the end of a message)
+    reg [IW-1:0] sc;
+    reg [QW-1:0] f_acc;
     reg         b_div;
     reg [6:0]   b_cnt;
     reg [PW-1:0] b_p;
@@ -151,10 +168,11 @@ module tickbook_book_area #(
     reg [QW-1:0] tob_bqt [0:NSYM-1];
     reg [QW-1:0] tob_aqt [0:NSYM-1];
 
-    integer i0, p0, p1, q0, q1, e0, e1, n0, l0, f0, f1, s0, x0, r0, j, k, ai, aj, bi;
+    integer r1, i0, p0, p1, q0, q1, e0, e1, n0, l0, f0, f1, x0, r0, j, k, ai, aj, bi;
 
-    assign in_ready = (state == S_IDLE) && !b_dirty && !rst;
-    assign busy = (state != S_IDLE) || b_dirty;
+    wire   b_any = |b_dirty;
+    assign in_ready = (state == S_IDLE) && !b_any && !rst;
+    assign busy = (state != S_IDLE) || b_any;
     wire ev_free = !out_valid || out_ready;
 
     assign out_data = {56'd0, 2'd0, ev_reason, 6'd0, ev_side, 5'd0, ev_kind, ev_sym, ev_acct,
@@ -201,8 +219,8 @@ module tickbook_book_area #(
         for (p0 = 0; p0 < NORD; p0 = p0 + 1) begin
             peq[p0*NORD+p0] = 1'b1;
             for (p1 = p0 + 1; p1 < NORD; p1 = p1 + 1) begin
-                pgt[p0*NORD+p1] = (o_pxu[p0] > o_pxu[p1]);
-                peq[p0*NORD+p1] = (o_pxu[p0] == o_pxu[p1]);
+                pgt[p0*NORD+p1] = m_gt[p0*NORD+p1];
+                peq[p0*NORD+p1] = m_eq[p0*NORD+p1];
             end
         end
         for (p0 = 0; p0 < NORD; p0 = p0 + 1)
@@ -271,12 +289,14 @@ module tickbook_book_area #(
     wire [NN-1:0]  opp_bt = tk_side ? bid_bt : ask_bt;
     wire         opp_alone = ((at_o & ~best_o) == {NORD{1'b0}});
 
-    // slot i within the taker's limit; its account is the message's
-    reg [NORD-1:0] in_lim, acct_eq;
+    // every slot's price against tk_lim (the message's price for a LIMIT NEW or a REPLACE, from
+    // S_PREP on): the taker's limit, the level test, the price order of a slot taking the price
+    reg [NORD-1:0] c_lt, c_eq, in_lim, acct_eq;
     always @* begin
         for (l0 = 0; l0 < NORD; l0 = l0 + 1) begin
-            in_lim[l0] = !tk_has_lim || (tk_side ? !({1'b0, o_pxu[l0]} < tk_lim)
-                                                : ({1'b0, o_pxu[l0]} <= tk_lim));
+            c_lt[l0] = (o_pxu[l0] < tk_lim);
+            c_eq[l0] = (o_pxu[l0] == tk_lim);
+            in_lim[l0] = !tk_has_lim || (tk_side ? !c_lt[l0] : (c_lt[l0] || c_eq[l0]));
             acct_eq[l0] = (o_acct[l0] == m_acct);
         end
     end
@@ -300,38 +320,30 @@ module tickbook_book_area #(
         end
     end
 
-    // sums of leaves: size at the best bid/ask; in FOK2 the opposite side's sum is FOK's
-    reg [QW-1:0] sum_b, sum_a;
-    always @* begin
-        sum_b = {QW{1'b0}};
-        sum_a = {QW{1'b0}};
-        for (s0 = 0; s0 < NORD; s0 = s0 + 1) begin
-            if ((state == S_FOK2 && tk_side) ? fk_take[s0] : at_b[s0])
-                sum_b = sum_b + {{(QW-32){1'b0}}, o_lvs[s0]};
-            if ((state == S_FOK2 && !tk_side) ? fk_take[s0] : at_a[s0])
-                sum_a = sum_a + {{(QW-32){1'b0}}, o_lvs[s0]};
-        end
-    end
-    wire [QW-1:0] avail = tk_side ? sum_b : sum_a;
-
-    // the slot read of the state: CHECK/PREP the target t, MATCH the maker, FILL2 the last maker
-    wire [IW-1:0] rd_i = (state == S_FILL2) ? fm_i : (state == S_MATCH) ? opp_i : t;
+    // the slot read of the state: CHECK/PREP the target t, MATCH the maker, FILL2 the last maker,
+    // FOK2/TOB the slot being scanned
+    wire [IW-1:0] rd_i = (state == S_FILL2) ? fm_i : (state == S_MATCH) ? opp_i :
+                         (state == S_FOK2 || state == S_TOB) ? sc : t;
     wire [63:0]  rd_id = o_id[rd_i];
     wire [31:0]  rd_acct = o_acct[rd_i];
     wire [52:0]  rd_px = o_pxu[rd_i];
     wire [31:0]  rd_lvs = o_lvs[rd_i];
+    wire [QW-1:0] rd_lvq = {{(QW-32){1'b0}}, rd_lvs};
+    wire [QW-1:0] sc0 = {QW{1'b0}};
+    wire         sc_first = (sc == {IW{1'b0}});
+    wire [QW-1:0] f_next = (sc_first ? sc0 : f_acc) + (fk_take[sc] ? rd_lvq : sc0);
 
     // ------------------------------------------------------------------ checks
     wire [52:0]  p53 = m_px[52:0];
     wire [52:0]  ref_u = r_ref[cur_sym];
-    wire [53:0]  band_u = r_band[cur_sym];
+    wire [52:0]  lo_u = r_lo[cur_sym];
+    wire [52:0]  hi_u = r_hi[cur_sym];
     wire         bps_nz = (c_bps[cur_sym] != 32'd0);
     wire         fields_ok = m_fok_ok;
     wire         sym_known = (m_sym < c_nsym) && ({16'd0, m_sym} < NSYM);
     wire         is_mkt = m_new && m_mkt;
     wire         bad_tif = is_mkt && m_rests;
-    wire [52:0]  pdist = (p53 > ref_u) ? (p53 - ref_u) : (ref_u - p53);
-    wire         out_band = bps_nz && ({1'b0, pdist} > band_u);
+    wire         out_band = bps_nz && (p53 < lo_u || p53 > hi_u);
     wire         side_sel = m_rep ? t_side : m_sell;
 
     reg          lvl_exists, t_others;
@@ -340,7 +352,7 @@ module tickbook_book_area #(
         t_others = 1'b0;
         for (x0 = 0; x0 < NORD; x0 = x0 + 1)
             if (o_valid[x0] && o_sym[x0] == cur_sym) begin
-                if (o_side[x0] == side_sel && o_pxu[x0] == p53) lvl_exists = 1'b1;
+                if (o_side[x0] == side_sel && c_eq[x0]) lvl_exists = 1'b1;
                 if (x0[IW-1:0] != t && o_side[x0] == o_side[t] && peq[x0*NORD+t32]) t_others = 1'b1;
             end
     end
@@ -349,10 +361,6 @@ module tickbook_book_area #(
     wire          cap_new = ({{(32-CW){1'b0}}, rest_cnt} >= NORD) || (!lvl_exists && lvl_full);
     wire          cap_rep = (p53 != rd_px) && !lvl_exists && lvl_full;
 
-    // MARKET protection price (units), taken at acceptance
-    wire [54:0]  ref_plus = {2'd0, ref_u} + {1'b0, band_u};
-    wire [53:0]  ref_minus = (band_u >= {1'b0, ref_u}) ? 54'd1 : ({1'b0, ref_u} - band_u);
-    wire [53:0]  mkt_lim = side_sel ? ref_minus : (ref_plus[54] ? {54{1'b1}} : ref_plus[53:0]);
 
     // ------------------------------------------------------------------ matching
     wire [31:0]  fq = (tk_lvs < rd_lvs) ? tk_lvs : rd_lvs;
@@ -386,7 +394,7 @@ module tickbook_book_area #(
     always @* begin
         b_pn = b_p;
         b_rn = b_rem;
-        b_sum = {1'b0, b_p[85:32]} + (b_p[0] ? {2'd0, ref_u} : 55'd0);
+        b_sum = {1'b0, b_p[85:32]} + (b_p[0] ? {2'd0, b_ref} : 55'd0);
         b_sh = 15'd0;
         if (!b_div) begin
             b_pn = {PW{1'b0}};
@@ -403,7 +411,18 @@ module tickbook_book_area #(
             end
         end
     end
-    wire b_sat = (b_pn[PW-1:54] != {(PW-54){1'b0}});
+    // the bounds from band = b_pn (the quotient after the last step)
+    wire [52:0] b_ref = r_ref[b_cur];
+    wire        b_big = (b_pn[PW-1:53] != {(PW-53){1'b0}});   // band >= 2**53
+    wire [53:0] b_hsum = {1'b0, b_ref} + {1'b0, b_pn[52:0]};
+    wire [52:0] b_hi = (b_big || b_hsum[53]) ? {53{1'b1}} : b_hsum[52:0];
+    wire [52:0] b_lo = (b_big || b_pn[52:0] >= b_ref) ? 53'd1 : (b_ref - b_pn[52:0]);
+    reg  [SW-1:0] b_first;            // lowest symbol whose collar is to be recomputed
+    always @* begin
+        b_first = {SW{1'b0}};
+        for (r1 = NSYM - 1; r1 >= 0; r1 = r1 - 1)
+            if (b_dirty[r1]) b_first = r1[SW-1:0];
+    end
 
     // ------------------------------------------------------------------ events
     wire [15:0] cur_sym16 = {{(16-SW){1'b0}}, cur_sym};
@@ -456,6 +475,24 @@ module tickbook_book_area #(
         end
     endtask
 
+    // slot s takes the price tk_lim: its order against every other slot
+    task set_order;
+        input [IW-1:0] s;
+        begin
+            for (ai = 0; ai < NORD; ai = ai + 1)
+                for (aj = 0; aj < NORD; aj = aj + 1)
+                    if (ai != aj) begin
+                        if (ai[IW-1:0] == s) begin
+                            m_gt[ai*NORD+aj] <= c_lt[aj];
+                            m_eq[ai*NORD+aj] <= c_eq[aj];
+                        end else if (aj[IW-1:0] == s) begin
+                            m_gt[ai*NORD+aj] <= !c_lt[ai] && !c_eq[ai];
+                            m_eq[ai*NORD+aj] <= c_eq[ai];
+                        end
+                    end
+        end
+    endtask
+
     task rest_new;
         input [31:0] k_lvs;
         begin
@@ -468,6 +505,7 @@ module tickbook_book_area #(
             o_pxu[free_i] <= p53;
             o_lvs[free_i] <= k_lvs;
             stamp(free_i);
+            set_order(free_i);
             rest_cnt <= rest_cnt + 1'b1;
             if (!lvl_exists) lvl_cnt[{cur_sym, side_sel}] <= lvl_here + 1'b1;
         end
@@ -491,29 +529,24 @@ module tickbook_book_area #(
             o_valid <= {NORD{1'b0}};
             rest_cnt <= {CW{1'b0}};
             cur_ok <= 1'b0;
-            b_dirty <= 1'b0;
+            b_dirty <= {NSYM{1'b1}};          // the collars of the configured references
+            age <= {NN{1'b0}};                // (defined, and an event for the @* blocks)
+            m_gt <= {NN{1'b0}};
+            m_eq <= {NN{1'b0}};
+            sc <= {IW{1'b0}};
             for (j = 0; j < (2 << SW); j = j + 1) lvl_cnt[j] <= {LW{1'b0}};
             for (j = 0; j < NSYM; j = j + 1) begin
                 r_ref[j] <= c_ref0[j];
-                r_band[j] <= c_band0[j];
                 tob_bf[j] <= 1'b0; tob_bpx[j] <= 53'd0; tob_bqt[j] <= {QW{1'b0}};
                 tob_af[j] <= 1'b0; tob_apx[j] <= 53'd0; tob_aqt[j] <= {QW{1'b0}};
             end
         end else begin
             if (out_valid && out_ready) out_valid <= 1'b0;
 
-            if (cur_ok && state != S_FOK2) begin
-                tob_bf[cur_sym] <= bb_f;
-                tob_bpx[cur_sym] <= o_pxu[bb_i];
-                tob_bqt[cur_sym] <= sum_b;
-                tob_af[cur_sym] <= ba_f;
-                tob_apx[cur_sym] <= o_pxu[ba_i];
-                tob_aqt[cur_sym] <= sum_a;
-            end
-
             case (state)
-            S_IDLE: if (b_dirty) begin
-                b_p <= {{(PW-32){1'b0}}, c_bps[cur_sym]};
+            S_IDLE: if (b_any) begin
+                b_cur <= b_first;
+                b_p <= {{(PW-32){1'b0}}, c_bps[b_first]};
                 b_rem <= 14'd0;
                 b_cnt <= 7'd0;
                 b_div <= 1'b0;
@@ -561,7 +594,7 @@ module tickbook_book_area #(
                 if (d_cnt == 6'd0) begin
                     tk_side <= side_sel;
                     tk_has_lim <= !is_mkt || bps_nz;
-                    tk_lim <= is_mkt ? mkt_lim : {1'b0, p53};
+                    tk_lim <= !is_mkt ? p53 : side_sel ? lo_u : hi_u;
                 end
                 if (!m_div) state <= S_CHECK;
                 else begin
@@ -576,7 +609,7 @@ module tickbook_book_area #(
             end
 
             S_CHECK: if (ev_free) begin
-                state <= S_IDLE;
+                state <= S_TOB;
                 if (m_new && fields_ok) begin
                     if (!sym_known) reject(R_UNKNOWN_SYMBOL);
                     else if (m_hit) reject(R_DUPLICATE);
@@ -620,6 +653,7 @@ module tickbook_book_area #(
                         if (!(p53 == rd_px && m_qty <= rd_lvs)) begin
                             o_pxu[t] <= p53;
                             stamp(t);
+                            set_order(t);
                             if (p53 != rd_px)
                                 lvl_cnt[{cur_sym, t_side}] <= lvl_here + {{(LW-1){1'b0}}, !lvl_exists}
                                                                        - {{(LW-1){1'b0}}, !t_others};
@@ -644,23 +678,23 @@ module tickbook_book_area #(
                 if (tk_post && tk_first && cross_m) begin
                     emit(EV_CANCELED, R_POST_ONLY, m_id, 64'd0, tk_mkt, p53, tk_lvs, 32'd0, m_acct, tk_side);
                     if (tk_rep) remove_t(tk_side);
-                    state <= S_IDLE;
+                    state <= S_TOB;
                 end else if (!cross_m) begin
                     if (!tk_rest)
                         emit(EV_CANCELED, R_IOC, m_id, 64'd0, tk_mkt, p53, tk_lvs, 32'd0, m_acct, tk_side);
                     else if (!tk_rep)
                         rest_new(tk_lvs);
-                    state <= S_IDLE;
+                    state <= S_TOB;
                 end else if (self_hit) begin
                     emit(EV_CANCELED, R_SELF_TRADE, m_id, 64'd0, tk_mkt, p53, tk_lvs, 32'd0, m_acct, tk_side);
                     if (tk_rep) remove_t(tk_side);
-                    state <= S_IDLE;
+                    state <= S_TOB;
                 end else begin
                     emit(EV_FILL, R_TAKER, m_id, rd_id, 1'b0, rd_px, fq, tk_left, m_acct, tk_side);
                     fm_i <= opp_i;
                     tk_lvs <= tk_left;
                     r_ref[cur_sym] <= rd_px;
-                    if (bps_nz && rd_px != ref_u) b_dirty <= 1'b1;
+                    if (bps_nz && rd_px != ref_u) b_dirty[cur_sym] <= 1'b1;
                     o_lvs[opp_i] <= mk_left;
                     if (mk_left == 32'd0) begin
                         o_valid[opp_i] <= 1'b0;
@@ -683,10 +717,10 @@ module tickbook_book_area #(
             S_FILL2: if (ev_free) begin
                 // the maker's half: same price and quantity as the taker's FILL still presented
                 emit(EV_FILL, R_MAKER, ev_cid, m_id, 1'b0, ev_px, ev_qty, rd_lvs, rd_acct, !tk_side);
-                if (tk_lvs == 32'd0) state <= S_IDLE;
+                if (tk_lvs == 32'd0) state <= S_TOB;
                 else if (!cross_m && tk_rest) begin
                     if (!tk_rep) rest_new(tk_lvs);
-                    state <= S_IDLE;
+                    state <= S_TOB;
                 end else state <= S_MATCH;
             end
 
@@ -696,11 +730,33 @@ module tickbook_book_area #(
                 state <= S_FOK2;
             end
 
-            S_FOK2: if (ev_free) begin
-                if (avail < {{(QW-32){1'b0}}, tk_lvs}) begin
+            // what trades before the own order: one slot a cycle
+            S_FOK2: if (sc != SC_LAST) begin
+                f_acc <= f_next;
+                sc <= sc + 1'b1;
+            end else if (ev_free) begin
+                sc <= {IW{1'b0}};
+                if (f_next < {{(QW-32){1'b0}}, tk_lvs}) begin
                     emit(EV_CANCELED, R_FOK, m_id, 64'd0, tk_mkt, p53, tk_lvs, 32'd0, m_acct, tk_side);
-                    state <= S_IDLE;
+                    state <= S_TOB;
                 end else state <= S_MATCH;
+            end
+
+            // top of book of the message's symbol: one slot a cycle, then idle
+            S_TOB: begin
+                if (cur_ok) begin
+                    tob_bf[cur_sym] <= bb_f;
+                    tob_af[cur_sym] <= ba_f;
+                    if (sc == bb_i) tob_bpx[cur_sym] <= rd_px;
+                    if (sc == ba_i) tob_apx[cur_sym] <= rd_px;
+                    tob_bqt[cur_sym] <= (sc_first ? sc0 : tob_bqt[cur_sym]) + (at_b[sc] ? rd_lvq : sc0);
+                    tob_aqt[cur_sym] <= (sc_first ? sc0 : tob_aqt[cur_sym]) + (at_a[sc] ? rd_lvq : sc0);
+                end
+                sc <= sc + 1'b1;
+                if (sc == SC_LAST) begin
+                    sc <= {IW{1'b0}};
+                    state <= S_IDLE;
+                end
             end
 
             S_BAND: begin
@@ -711,8 +767,9 @@ module tickbook_book_area #(
                     b_div <= 1'b1;
                     b_cnt <= 7'd0;
                 end else if (b_div && {25'd0, b_cnt} == KSTEPS - 1) begin
-                    r_band[cur_sym] <= b_sat ? {54{1'b1}} : b_pn[53:0];
-                    b_dirty <= 1'b0;
+                    r_lo[b_cur] <= b_lo;
+                    r_hi[b_cur] <= b_hi;
+                    b_dirty[b_cur] <= 1'b0;
                     state <= S_IDLE;
                 end
             end
@@ -725,14 +782,14 @@ module tickbook_book_area #(
             else if ({16'd0, cfg_sym} < NSYM) begin
                 case (cfg_addr)
                 3'd0: c_tick[cfg_sym[SW-1:0]] <= cfg_data[52:0];
-                3'd3: c_bps[cfg_sym[SW-1:0]] <= cfg_data[31:0];
+                3'd3: begin
+                    c_bps[cfg_sym[SW-1:0]] <= cfg_data[31:0];
+                    b_dirty[cfg_sym[SW-1:0]] <= 1'b1;
+                end
                 3'd5: begin
                     c_ref0[cfg_sym[SW-1:0]] <= cfg_data[52:0];
                     r_ref[cfg_sym[SW-1:0]] <= cfg_data[52:0];
-                end
-                3'd6: begin
-                    c_band0[cfg_sym[SW-1:0]] <= cfg_data[53:0];
-                    r_band[cfg_sym[SW-1:0]] <= cfg_data[53:0];
+                    b_dirty[cfg_sym[SW-1:0]] <= 1'b1;
                 end
                 default: ;
                 endcase

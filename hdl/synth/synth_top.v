@@ -4,9 +4,11 @@
 // on), not 1,500 I/O pins.
 //   - record: only bytes 8-49 (order_id .. tif, in_data[399:64]) are shifted in; ts and the
 //     reserved bytes, which neither book reads, are tied to zero;
-//   - event: the book holds out_data while out_valid && !out_ready, so the harness reads it one
-//     bit a cycle (a bit counter and a multiplexer over bits [455:0]; bytes 57-63 are reserved,
-//     zero) and takes the event (out_ready) with the last bit;
+//   - event and top of book: observed through registered parities (an XOR over bits [455:0] of
+//     out_data, bytes 57-63 being reserved zeros, and one over the top of book), so no output bit
+//     and none of the logic behind it can be optimized away, at the cost of an XOR tree rather
+//     than a 456-bit shift register or multiplexer. out_take is the consumer's ready. This
+//     harness measures area and timing; it is not a way to read events off a board;
 //   - configuration: address, symbol and the data bits the book reads (107 for the fast build's
 //     reciprocal, 54 for the area build).
 `timescale 1ns / 1ps
@@ -25,8 +27,8 @@ module synth_top #(
     input  wire sin_cfg,   // shift sin into the configuration register
     input  wire go_rec,    // present the record register on the input stream
     input  wire go_cfg,    // write the configuration register
-    input  wire out_take,  // shift out the next bit of the event
-    output wire sout,
+    input  wire out_take,  // consumer ready
+    output wire sout,      // registered parity of the event
     output wire in_ready,
     output wire out_valid,
     output wire tob_par,
@@ -36,24 +38,21 @@ module synth_top #(
     localparam integer CFW = 3 + 16 + CDW;
     reg  [335:0]     rec;
     reg  [CFW-1:0]   cfg;
-    reg  [8:0]       bc;
+    reg              ev_par, tb_par;
     /* verilator lint_off UNUSEDSIGNAL */
     wire [511:0]     out_data;         // bytes 57-63 are reserved (zero)
     /* verilator lint_on UNUSEDSIGNAL */
     wire [NSYM*64-1:0] bpx, bqt, apx, aqt;
-    wire             last = (bc == 9'd455);
-    wire             take = out_valid && out_take;
 
     always @(posedge clk) begin
         if (sin_rec) rec <= {sin, rec[335:1]};
         if (sin_cfg) cfg <= {sin, cfg[CFW-1:1]};
-        if (take) bc <= last ? 9'd0 : bc + 9'd1;
-        if (rst) bc <= 9'd0;
+        ev_par <= ^out_data[455:0];
+        tb_par <= ^{bpx, bqt, apx, aqt};
     end
 
     wire [511:0] in_data = {112'd0, rec, 64'd0};
     wire [127:0] cfg_data = {{(128-CDW){1'b0}}, cfg[CDW-1:0]};
-    wire [455:0] ev_bits = out_data[455:0];
 
     generate
         if (AREA != 0) begin : g_area
@@ -61,7 +60,7 @@ module synth_top #(
                 .clk(clk), .rst(rst),
                 .cfg_we(go_cfg), .cfg_addr(cfg[CFW-1 -: 3]), .cfg_sym(cfg[CDW +: 16]), .cfg_data(cfg_data),
                 .in_valid(go_rec), .in_ready(in_ready), .in_data(in_data),
-                .out_valid(out_valid), .out_ready(take && last), .out_data(out_data),
+                .out_valid(out_valid), .out_ready(out_take), .out_data(out_data),
                 .tob_bid_px(bpx), .tob_bid_qty(bqt), .tob_ask_px(apx), .tob_ask_qty(aqt),
                 .busy(busy)
             );
@@ -70,15 +69,15 @@ module synth_top #(
                 .clk(clk), .rst(rst),
                 .cfg_we(go_cfg), .cfg_addr(cfg[CFW-1 -: 3]), .cfg_sym(cfg[CDW +: 16]), .cfg_data(cfg_data),
                 .in_valid(go_rec), .in_ready(in_ready), .in_data(in_data),
-                .out_valid(out_valid), .out_ready(take && last), .out_data(out_data),
+                .out_valid(out_valid), .out_ready(out_take), .out_data(out_data),
                 .tob_bid_px(bpx), .tob_bid_qty(bqt), .tob_ask_px(apx), .tob_ask_qty(aqt),
                 .busy(busy)
             );
         end
     endgenerate
 
-    assign sout = ev_bits[bc];
-    assign tob_par = ^{bpx, bqt, apx, aqt};
+    assign sout = ev_par;
+    assign tob_par = tb_par;
 endmodule
 
 `default_nettype wire
