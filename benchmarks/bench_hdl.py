@@ -9,6 +9,12 @@ Figures are clock cycles of the RTL (no wall time): they do not depend on the ma
 - interval: cycles from accepting one record to accepting the next, with the input always
   valid and the output always ready (the sustained cost of a message of that kind)
 - per fill: the extra interval of a NEW per resting order it trades against
+
+Both builds: the fast one (hdl/rtl/tickbook_book.v, NORD=64, NLVL=16, `.benchmarks/hdl.json`) and
+the area one (hdl/rtl/tickbook_book_area.v, `.benchmarks/hdl_area.json`) at NORD=4 (the
+configuration `make synth` places on the iCE40; NLVL=3 so that the 4-fill sweep's three levels
+fit, NLVL does not change cycles). The area build's cycles depend on NORD through its scans (one
+slot a cycle: the top of book after a message that changed the book, FOK's availability).
 """
 
 from __future__ import annotations
@@ -25,12 +31,16 @@ from engine.records import (
     ACTION_REPLACE,
     EV_REJECT,
     ORDER_DTYPE,
+    PRICE_NONE,
 )
 from hdl.flowgen import diff_venue, random_flow
 from hdl.sim import simulate
 
-OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".benchmarks", "hdl.json")
+OUT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".benchmarks")
+OUT = os.path.join(OUT_DIR, "hdl.json")
+OUT_AREA = os.path.join(OUT_DIR, "hdl_area.json")
 NORD, NLVL = 64, 16
+AREA_NORD, AREA_NLVL = 4, 3
 
 
 def _rec(out, i, action, oid, side=1, price=0, qty=1, tif=1, acct=1, typ=1):
@@ -40,8 +50,9 @@ def _rec(out, i, action, oid, side=1, price=0, qty=1, tif=1, acct=1, typ=1):
     r["tif"], r["account"], r["type"], r["symbol"] = tif, acct, typ, 0
 
 
-def scenario_flows(v):
-    """Named flows: each message of interest is preceded by what it needs."""
+def scenario_flows(v, max_fills: int = 8):
+    """Named flows: each message of interest is preceded by what it needs (sweeps of up to
+    max_fills resting orders)."""
     tick = v.symbols[0].tick_units
     ref = v.symbols[0].ref_ticks
     flows = {}
@@ -59,7 +70,7 @@ def scenario_flows(v):
         _rec(f, k, ACTION_REPLACE, 1, 0, (ref - 1 - (k % 2)) * tick, 1000 - k)
     flows["replace"] = f
     # a NEW crossing j resting orders (j fills), for j = 1..8
-    for j in (1, 2, 4, 8):
+    for j in [j for j in (1, 2, 4, 8) if j <= max_fills]:
         f = np.zeros(60 * (j + 1), ORDER_DTYPE)
         i = 0
         oid = 1
@@ -82,6 +93,12 @@ def scenario_flows(v):
         _rec(f, 2 * k, ACTION_NEW, 2 * k + 1, 2, (ref + 1) * tick, 1, acct=1)
         _rec(f, 2 * k + 1, ACTION_NEW, 2 * k + 2, 1, (ref + 1) * tick, 1, tif=3, acct=2)
     flows["fok_fill"] = f
+    # MARKET IOC against one resting order at the reference price (no collar recomputation)
+    f = np.zeros(n, ORDER_DTYPE)
+    for k in range(n // 2):
+        _rec(f, 2 * k, ACTION_NEW, 2 * k + 1, 2, ref * tick, 1, acct=1)
+        _rec(f, 2 * k + 1, ACTION_NEW, 2 * k + 2, 1, PRICE_NONE, 1, tif=2, acct=2, typ=2)
+    flows["market_fill"] = f
     # rejects
     f = np.zeros(n, ORDER_DTYPE)
     for k in range(n):
@@ -106,6 +123,7 @@ def classify(orders, events):
             tif = {1: "GTC", 2: "IOC", 3: "FOK", 4: "POST"}[int(r["tif"])]
             if fills:
                 lab = f"NEW {fills} fills" + (" (FOK)" if tif == "FOK" else "")
+                lab += " (MARKET)" if int(r["type"]) == 2 else ""
             else:
                 lab = "NEW rest" if len(evs) == 1 else f"NEW {tif} no fill, cancelled"
         elif a == ACTION_CANCEL:
@@ -118,8 +136,8 @@ def classify(orders, events):
     return labels
 
 
-def measure(orders, v, **kw):
-    res = simulate(orders, v, nord=NORD, nlvl=NLVL, trace=True, **kw)
+def measure(orders, v, nord=NORD, nlvl=NLVL, **kw):
+    res = simulate(orders, v, nord=nord, nlvl=nlvl, trace=True, **kw)
     acc = res.accept_cycle
     first = {}
     for e, c in zip(res.events, res.event_cycle):
@@ -131,11 +149,12 @@ def measure(orders, v, **kw):
     return res, classify(orders, res.events), lat, interval
 
 
-def run() -> dict:
+def run(area: bool = False) -> dict:
     v = diff_venue()
+    nord, nlvl = (AREA_NORD, AREA_NLVL) if area else (NORD, NLVL)
     table = defaultdict(lambda: {"latency": [], "interval": []})
-    for name, f in scenario_flows(v).items():
-        res, labels, lat, interval = measure(f, v)
+    for name, f in scenario_flows(v, nord).items():
+        res, labels, lat, interval = measure(f, v, nord, nlvl, area=area)
         for lab, la, iv in zip(labels, lat, interval):
             table[lab]["latency"].append(int(la))
             if iv > 0:
@@ -150,10 +169,11 @@ def run() -> dict:
             "interval_cycles_max": int(iv.max()) if len(iv) else None,
         }
     # a random adversarial flow: average cycles per message overall
-    f = random_flow(20000, v, 77, nord=NORD, nlvl=NLVL)
-    res = simulate(f, v, nord=NORD, nlvl=NLVL)
+    nrand = 5000 if area else 20000
+    f = random_flow(nrand, v, 77, nord=nord, nlvl=nlvl)
+    res = simulate(f, v, nord=nord, nlvl=nlvl, area=area)
     fills = int((res.events["kind"] == 3).sum()) // 2
-    out["random flow (20k messages)"] = {
+    out[f"random flow ({nrand // 1000}k messages)"] = {
         "cycles_per_message": round(res.cycles / len(f), 3),
         "events_per_message": round(len(res.events) / len(f), 3),
         "fills": fills,
@@ -174,13 +194,24 @@ def report(out: dict) -> str:
 
 def test_hdl_cycles():
     out = run()
-    print("\n" + report(out))
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
+    print("\nfast build (tickbook_book, NORD=64, NLVL=16)\n" + report(out))
+    os.makedirs(OUT_DIR, exist_ok=True)
     with open(OUT, "w") as fh:
         json.dump(out, fh, indent=1)
     assert out["NEW rest"]["interval_cycles_median"] <= 4
     assert out["CANCEL"]["interval_cycles_median"] <= 4
 
 
+def test_hdl_cycles_area():
+    out = run(area=True)
+    print(f"\narea build (tickbook_book_area, NORD={AREA_NORD}, NLVL={AREA_NLVL})\n" + report(out))
+    os.makedirs(OUT_DIR, exist_ok=True)
+    with open(OUT_AREA, "w") as fh:
+        json.dump(out, fh, indent=1)
+    assert out["CANCEL"]["interval_cycles_median"] <= 4 + AREA_NORD
+    assert out["NEW rest"]["interval_cycles_median"] <= 64
+
+
 if __name__ == "__main__":
     test_hdl_cycles()
+    test_hdl_cycles_area()

@@ -146,6 +146,7 @@ module tickbook_book_area #(
     reg [SW-1:0] b_cur;
     // serial scans (FOK2 availability, top of book at the end of a message)
     reg [IW-1:0] sc;
+    reg         chg;                  // the message changed the book (else S_TOB is skipped)
     reg [QW-1:0] f_acc;
     reg         b_div;
     reg [6:0]   b_cnt;
@@ -507,6 +508,7 @@ module tickbook_book_area #(
             stamp(free_i);
             set_order(free_i);
             rest_cnt <= rest_cnt + 1'b1;
+            chg <= 1'b1;
             if (!lvl_exists) lvl_cnt[{cur_sym, side_sel}] <= lvl_here + 1'b1;
         end
     endtask
@@ -516,6 +518,7 @@ module tickbook_book_area #(
         begin
             o_valid[t] <= 1'b0;
             rest_cnt <= rest_cnt - 1'b1;
+            chg <= 1'b1;
             if (!t_others) lvl_cnt[{cur_sym, k_side}] <= lvl_cnt[{cur_sym, k_side}] - 1'b1;
         end
     endtask
@@ -579,6 +582,7 @@ module tickbook_book_area #(
                 m_hidx <= l_idx;
                 d_rem  <= 53'd0;
                 d_cnt  <= 6'd0;
+                chg    <= 1'b0;
                 if (in_act == A_NEW && in_sym_ok) begin
                     cur_sym <= in_sym[SW-1:0];
                     cur_ok <= 1'b1;
@@ -650,6 +654,7 @@ module tickbook_book_area #(
                     else begin
                         emit(EV_REPLACED, R_NONE, m_id, 64'd0, 1'b0, p53, m_qty, m_qty, m_acct, t_side);
                         o_lvs[t] <= m_qty;
+                        chg <= 1'b1;
                         if (!(p53 == rd_px && m_qty <= rd_lvs)) begin
                             o_pxu[t] <= p53;
                             stamp(t);
@@ -692,6 +697,7 @@ module tickbook_book_area #(
                 end else begin
                     emit(EV_FILL, R_TAKER, m_id, rd_id, 1'b0, rd_px, fq, tk_left, m_acct, tk_side);
                     fm_i <= opp_i;
+                    chg <= 1'b1;
                     tk_lvs <= tk_left;
                     r_ref[cur_sym] <= rd_px;
                     if (bps_nz && rd_px != ref_u) b_dirty[cur_sym] <= 1'b1;
@@ -743,7 +749,8 @@ module tickbook_book_area #(
             end
 
             // top of book of the message's symbol: one slot a cycle, then idle
-            S_TOB: begin
+            S_TOB: if (!chg) state <= S_IDLE;
+            else begin
                 if (cur_ok) begin
                     tob_bf[cur_sym] <= bb_f;
                     tob_af[cur_sym] <= ba_f;
