@@ -39,9 +39,9 @@ def on_cpu(cpu):
     return lambda: os.sched_setaffinity(0, {cpu}) if cpu is not None else None
 
 
-def echo_main(endpoint: str) -> None:
+def echo_main(endpoint: str, spin: bool = False) -> None:
     """ROUTER that answers every request [kind, token, payload] with [EV, token, payload, b'']
-    (the gateway's reply framing, no work)."""
+    (the gateway's reply framing, no work); `spin`: busy-polls instead of sleeping in recv."""
     import zmq
 
     ctx = zmq.Context()
@@ -49,7 +49,13 @@ def echo_main(endpoint: str) -> None:
     s.bind(endpoint)
     print(s.getsockopt_string(zmq.LAST_ENDPOINT), flush=True)
     while True:
-        f = s.recv_multipart(copy=False)
+        if spin:
+            try:
+                f = s.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                continue
+        else:
+            f = s.recv_multipart(copy=False)
         if len(f) == 2:  # [ident, b"stop"]
             break
         s.send_multipart([f[0], K_EV, f[2], f[3], b""], copy=False)
@@ -69,8 +75,9 @@ def rtt(client: Client, orders: np.ndarray, warm: int) -> np.ndarray:
     return lat
 
 
-def bare_zmq(orders, cpu) -> dict:
-    p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--echo", "tcp://127.0.0.1:*"], cwd=REPO,
+def bare_zmq(orders, cpu, spin=False) -> dict:
+    p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--echo-spin" if spin else "--echo",
+                          "tcp://127.0.0.1:*"], cwd=REPO,
                          stdout=subprocess.PIPE, text=True, preexec_fn=on_cpu(cpu))
     try:
         endpoint = p.stdout.readline().strip()
@@ -86,13 +93,13 @@ def bare_zmq(orders, cpu) -> dict:
 
 
 class GatewayStack:
-    def __init__(self, gateway_cpu=0, engine_cpu=1):
+    def __init__(self, gateway_cpu=0, engine_cpu=1, extra=()):
         self.name = f"tickbook-bench-gw-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.log = open(f"/tmp/{self.name}.log", "w+")
         self.gw = subprocess.Popen(
             [sys.executable, "-m", "offload.gateway", "--rings", self.name, "--orders", "tcp://127.0.0.1:*",
              "--md", "tcp://127.0.0.1:*", "--spawn-engine", "--engine-cpu", str(engine_cpu),
-             f"--engine-arg=--yield-after={NEVER}", "--orders-cap", "1024"],
+             f"--engine-arg=--yield-after={NEVER}", "--orders-cap", "1024", *extra],
             cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=on_cpu(gateway_cpu))
         t0 = time.monotonic()
         while not os.path.exists(ready_path(self.name, "gateway")):
@@ -144,6 +151,7 @@ def main(n=20_000) -> dict:
     orders = generate(v, 3 * n + 260_000, seed=1)
     res["zmq_rtt_same_core"] = bare_zmq(orders[:n], 0)
     res["zmq_rtt_other_core"] = bare_zmq(orders[:n], 1)
+    res["zmq_rtt_other_core_spinning_echo"] = bare_zmq(orders[:n], 1, spin=True)
     stack = GatewayStack()
     try:
         with Client(stack.orders, timeout=30) as c:
@@ -153,6 +161,14 @@ def main(n=20_000) -> dict:
     finally:
         report = stack.close()
     res["processes"] = [line for line in report.splitlines() if "pinned" in line or "exit" in line]
+    # --spin: the gateway busy-polls its socket for 5 ms after each message instead of sleeping
+    stack = GatewayStack(extra=("--spin", "0.005"))
+    try:
+        with Client(stack.orders, timeout=30) as c:
+            res["gateway_rtt_spin"] = histogram(rtt(c, orders[n : 3 * n], n))
+            c.reports()
+    finally:
+        stack.close()
     res["ratio_gateway_over_zmq_p50"] = round(res["gateway_rtt"]["p50_ns"] / res["zmq_rtt_same_core"]["p50_ns"], 2)
     res["machine_after"] = machine_load()
     report_(res)
@@ -164,7 +180,9 @@ def report_(res):
     print(f"machine before: {res['machine']}")
     print(fmt("pyzmq DEALER/ROUTER echo, tcp, same core", res["zmq_rtt_same_core"]))
     print(fmt("pyzmq DEALER/ROUTER echo, tcp, other core", res["zmq_rtt_other_core"]))
+    print(fmt("pyzmq echo, tcp, other core, echo spinning", res["zmq_rtt_other_core_spinning_echo"]))
     print(fmt("order -> gateway -> engine -> gateway, tcp", res["gateway_rtt"]))
+    print(fmt("the same, gateway --spin 0.005", res["gateway_rtt_spin"]))
     p = res["gateway_pipelined"]
     print(f"pipelined: {p['records_per_s']:,} records/s ({p['per_message']} records a message, {p['window']} in flight)")
     print(f"gateway / bare pyzmq (same core) at p50: {res['ratio_gateway_over_zmq_p50']}x")
@@ -179,7 +197,7 @@ def test_gateway_round_trip():
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 2 and sys.argv[1] == "--echo":
-        echo_main(sys.argv[2])
+    if len(sys.argv) > 2 and sys.argv[1] in ("--echo", "--echo-spin"):
+        echo_main(sys.argv[2], spin=sys.argv[1] == "--echo-spin")
     else:
         main()

@@ -282,10 +282,11 @@ class ClientState:
 class Gateway:
     def __init__(self, rings: str, venue, orders_addr=DEFAULT_ORDERS, md_addr=DEFAULT_MD, attach=False,
                  orders_cap=1 << 14, events_cap=1 << 16, journal=None, shard=None, grace=1.0,
-                 engine_timeout=0.0, heartbeat=1.0, engine_cmd=None, log=None):
+                 engine_timeout=0.0, heartbeat=1.0, engine_cmd=None, log=None, spin=0.0):
         self.rings, self.venue = rings, venue
         self.names = [s.name for s in venue.symbols]
         self.grace, self.engine_timeout, self.heartbeat = grace, engine_timeout, heartbeat
+        self.spin = spin  # s of busy-polling the socket after the last activity before sleeping
         self.log = log or _log
         self.owned = None
         if shard is not None:
@@ -786,20 +787,23 @@ class Gateway:
         self.t_start = time.monotonic()
         next_check = next_hb = 0.0
         idle = loops = 0
+        last_work = 0.0
         while True:
             work = False
             if self.state in ("serving", "draining"):
                 work |= self._drain()
                 if self.stalled is not None:
                     work |= self._push_stalled()
-            if self.stalled is None and (idle < 2 or (idle & 7) == 0):  # spinning: every 8th turn
-                work |= self._read_socket(64)
+            if self.stalled is None and (idle < 2 or (idle & 7) == 0 or not self.pending):
+                work |= self._read_socket(64)  # while waiting on the engine: every 8th turn
             if self.backlogged:
                 work |= self._flush_backlogs()
             idle = 0 if work else idle + 1
             loops += 1
             if not work or (loops & 255) == 0:
                 now = time.monotonic()
+                if idle == 1:
+                    last_work = now
                 if now >= next_check:
                     next_check = now + 0.02
                     status = self._housekeeping(now)
@@ -818,6 +822,8 @@ class Gateway:
                     os.sched_yield()
                     continue
                 time.sleep(0.0005)
+            elif self.spin and now - last_work < self.spin:
+                continue  # --spin: a sleeping gateway pays a wake-up per order (~100 us in a VM)
             else:
                 self.poller.poll(1 if self.backlogged else 20)
 
@@ -969,6 +975,7 @@ class Client:
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.RCVHWM, 0)  # never make the gateway queue replies for us
+        self.sock.setsockopt(zmq.RCVTIMEO, max(1, int(timeout * 1000)))
         self.sock.connect(orders)
         self.sub = None
         self._n = 0
@@ -990,27 +997,34 @@ class Client:
         self.sock.send_multipart([kind, token, records], copy=False)
         return token
 
+    def _take(self, f) -> None:
+        kind = f[0]
+        if kind == K_EV:
+            self._replies[f[1]] = Reply(f[1], np.frombuffer(f[2], EVENT_DTYPE), np.frombuffer(f[3], np.int64))
+        elif kind == K_ERR:
+            self._replies[f[1]] = Reply(f[1], np.frombuffer(f[3], EVENT_DTYPE), np.frombuffer(f[4], np.int64),
+                                        f[2].decode(errors="replace"))
+        elif kind == K_REP:
+            self._reports.append(np.frombuffer(f[1], EVENT_DTYPE))
+        else:
+            raise GatewayError(f"unexpected message {f[:1]!r} from the gateway")
+
     def _pump(self, timeout_ms: int) -> bool:
-        if not self.sock.poll(timeout_ms):
-            return False
+        """Take every message that has arrived, waiting up to timeout_ms for the first."""
+        got = False
         while True:
-            f = self.sock.recv_multipart()
-            kind = f[0]
-            if kind == K_EV:
-                self._replies[f[1]] = Reply(f[1], np.frombuffer(f[2], EVENT_DTYPE), np.frombuffer(f[3], np.int64))
-            elif kind == K_ERR:
-                self._replies[f[1]] = Reply(f[1], np.frombuffer(f[3], EVENT_DTYPE), np.frombuffer(f[4], np.int64),
-                                            f[2].decode(errors="replace"))
-            elif kind == K_REP:
-                self._reports.append(np.frombuffer(f[1], EVENT_DTYPE))
-            else:
-                raise GatewayError(f"unexpected message {f[:1]!r} from the gateway")
-            if not self.sock.poll(0):
-                return True
+            try:
+                self._take(self.sock.recv_multipart(zmq.NOBLOCK))
+                got = True
+            except zmq.Again:
+                if got or timeout_ms <= 0 or not self.sock.poll(timeout_ms):
+                    return got
 
     def recv(self, token: bytes | None = None, timeout: float | None = None) -> Reply:
-        """The reply to `token` (or the oldest reply of any), waiting up to timeout s."""
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        """The reply to `token` (or the oldest reply of any), waiting up to timeout s
+        (default: the Client's); reports that arrive meanwhile are kept for reports()."""
+        wait = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + wait
         while True:
             if token is None and self._replies:
                 return self._replies.pop(next(iter(self._replies)))
@@ -1018,8 +1032,14 @@ class Client:
                 return self._replies.pop(token)
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"no reply from the gateway within {self.timeout if timeout is None else timeout} s")
-            self._pump(max(1, int(left * 1000)))
+                raise TimeoutError(f"no reply from the gateway within {wait} s")
+            if timeout is None:  # one blocking recv per message (RCVTIMEO = the Client's timeout)
+                try:
+                    self._take(self.sock.recv_multipart())
+                except zmq.Again:
+                    raise TimeoutError(f"no reply from the gateway within {wait} s") from None
+            else:
+                self._pump(max(1, int(left * 1000)))
 
     def submit(self, records, timeout: float | None = None) -> np.ndarray:
         """Records (ORDER_DTYPE array, or CSV text with its header) in, this client's events
@@ -1130,6 +1150,9 @@ def main(argv=None) -> int:
     p.add_argument("--grace", type=float, default=1.0, help="s of ERR replies after the engine dies")
     p.add_argument("--engine-timeout", type=float, default=0.0, help="s to wait for the engine (0: forever)")
     p.add_argument("--heartbeat", type=float, default=1.0, help="s between market data heartbeats (0: none)")
+    p.add_argument("--spin", type=float, default=0.0,
+                   help="s to busy-poll the socket after the last message before sleeping (0: sleep at once; "
+                        "for a gateway with a core of its own)")
     a = p.parse_args(argv)
 
     log = _log
@@ -1151,7 +1174,8 @@ def main(argv=None) -> int:
     try:
         gw = Gateway(a.rings, venue, a.orders, a.md, attach=a.attach, orders_cap=a.orders_cap,
                      events_cap=a.events_cap, journal=a.journal, shard=shard, grace=a.grace,
-                     engine_timeout=a.engine_timeout, heartbeat=a.heartbeat, engine_cmd=cmd, log=log)
+                     engine_timeout=a.engine_timeout, heartbeat=a.heartbeat, engine_cmd=cmd, log=log,
+                     spin=a.spin)
     except (zmq.ZMQError, RingError, OSError) as e:
         log(f"cannot start on {a.rings} ({a.orders}, {a.md}): {e}")
         return EXIT_USAGE
