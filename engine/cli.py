@@ -1,4 +1,4 @@
-"""`tickbook` command line: replay, gen, book, demo, and the doors to lobster/engine.
+"""`tickbook` command line: replay, gen, book, demo, and the doors to lobster/engine/gateway/bridge.
 
 Errors a user can fix (a missing file, a bad venue, a wrong header) end with one line
 on stderr naming the file, row and field, and exit status 2.
@@ -310,6 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
     gw = sub.add_parser("gateway", help="run the pyzmq gateway (ROUTER orders, PUB market data) on an engine's rings", add_help=False)
     gw.add_argument("rest", nargs=argparse.REMAINDER)
     gw.set_defaults(func=lambda a: _delegate("offload.gateway", a.rest))
+
+    br = sub.add_parser("bridge", help="run the hardware bridge (the Verilog book in Icarus) on a hardware segment", add_help=False)
+    br.add_argument("rest", nargs=argparse.REMAINDER)
+    br.set_defaults(func=lambda a: _delegate("offload.bridge", a.rest))
     return p
 
 
@@ -330,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
         return _delegate("offload.cli", argv[1:], "engine_main")
     if argv and argv[0] == "gateway":
         return _delegate("offload.gateway", argv[1:])
+    if argv and argv[0] == "bridge":
+        return _delegate("offload.bridge", argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
