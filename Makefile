@@ -19,8 +19,13 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PYTEST) -q
 
+# Every benchmark prints its figures; pytest-benchmark's timings go to build/bench/latest.json
+# and are shown beside the committed baseline as ratios (nothing asserts a time). CI runs this.
+BENCH_JSON := build/bench/latest.json
 bench: $(STAMP)
-	$(PYTEST) benchmarks/bench_*.py -q --benchmark-enable -s -p no:cacheprovider
+	@mkdir -p build/bench
+	$(PYTEST) benchmarks/bench_*.py -q --benchmark-enable -s -p no:cacheprovider --benchmark-json=$(BENCH_JSON)
+	$(BIN)/pytest-benchmark compare benchmarks/baseline.json $(BENCH_JSON) --columns=min,median,max --group-by=name --name=short
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
