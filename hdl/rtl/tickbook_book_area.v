@@ -8,7 +8,8 @@
 //   - the tick check is a serial restoring division (p mod tick), DB bits a cycle, for priced
 //     messages only (NEW LIMIT, REPLACE);
 //   - the collar of each symbol is held as two bounds lo/hi around the reference price and
-//     recomputed serially (shift-add multiply ref * band_bps, division by 10000 KB bits a cycle)
+//     recomputed serially (shift-add multiply ref * band_bps, division by 10000 KB bits a cycle,
+//     the bounds in a cycle of their own)
 //     after reset, a configuration write, or a message whose fills moved the reference;
 //   - time priority is an age matrix (which slot joined its level first) instead of 32-bit stamps
 //     (exact, no wrap-around); the price order between slots is a registered matrix too, set
@@ -67,7 +68,7 @@ module tickbook_book_area #(
     localparam integer DSTEPS = (53 + DB - 1) / DB;
     localparam integer RW = DB * DSTEPS;
     // collar: 32 multiply steps, then a division by 10000 over PW bits, KB bits a cycle
-    localparam integer KB = 5;
+    localparam integer KB = 4;
     localparam integer KSTEPS = (86 + KB - 1) / KB;
     localparam integer PW = KB * KSTEPS;
 
@@ -148,7 +149,9 @@ module tickbook_book_area #(
     reg [IW-1:0] sc;
     reg         chg;                  // the message changed the book (else S_TOB is skipped)
     reg [QW-1:0] f_acc;
+    reg         f_done;               // FOK2: all slots summed into f_acc
     reg         b_div;
+    reg         b_fin;                // the quotient is in b_p: the bounds, then idle
     reg [6:0]   b_cnt;
     reg [PW-1:0] b_p;
     reg [13:0]  b_rem;
@@ -291,12 +294,15 @@ module tickbook_book_area #(
     wire         opp_alone = ((at_o & ~best_o) == {NORD{1'b0}});
 
     // every slot's price against tk_lim (the message's price for a LIMIT NEW or a REPLACE, from
-    // S_PREP on): the taker's limit, the level test, the price order of a slot taking the price
-    reg [NORD-1:0] c_lt, c_eq, in_lim, acct_eq;
+    // S_PREP on): the taker's limit, the level test, the price order of a slot taking the price.
+    // Registered (c_lt, c_eq: one cycle behind the slots and tk_lim): PREP lasts two cycles or
+    // more, and no state reads the result for a slot whose price was written the cycle before
+    // (a REPLACE's own slot is on the taker's side).
+    reg [NORD-1:0] c_ltw, c_eqw, c_lt, c_eq, in_lim, acct_eq;
     always @* begin
         for (l0 = 0; l0 < NORD; l0 = l0 + 1) begin
-            c_lt[l0] = (o_pxu[l0] < tk_lim);
-            c_eq[l0] = (o_pxu[l0] == tk_lim);
+            c_ltw[l0] = (o_pxu[l0] < tk_lim);
+            c_eqw[l0] = (o_pxu[l0] == tk_lim);
             in_lim[l0] = !tk_has_lim || (tk_side ? !c_lt[l0] : (c_lt[l0] || c_eq[l0]));
             acct_eq[l0] = (o_acct[l0] == m_acct);
         end
@@ -319,6 +325,11 @@ module tickbook_book_area #(
         for (f0 = 0; f0 < NORD; f0 = f0 + 1) begin
             fk_take[f0] = elig_o[f0] && in_lim[f0] && (!sb_f || opp_bt[f0*NORD+sb_i32]);
         end
+    end
+
+    always @(posedge clk) begin
+        c_lt <= c_ltw;
+        c_eq <= c_eqw;
     end
 
     // the slot read of the state: CHECK/PREP the target t, MATCH the maker, FILL2 the last maker,
@@ -412,12 +423,12 @@ module tickbook_book_area #(
             end
         end
     end
-    // the bounds from band = b_pn (the quotient after the last step)
+    // the bounds from band = b_p (the quotient, registered after the last step)
     wire [52:0] b_ref = r_ref[b_cur];
-    wire        b_big = (b_pn[PW-1:53] != {(PW-53){1'b0}});   // band >= 2**53
-    wire [53:0] b_hsum = {1'b0, b_ref} + {1'b0, b_pn[52:0]};
+    wire        b_big = (b_p[PW-1:53] != {(PW-53){1'b0}});    // band >= 2**53
+    wire [53:0] b_hsum = {1'b0, b_ref} + {1'b0, b_p[52:0]};
     wire [52:0] b_hi = (b_big || b_hsum[53]) ? {53{1'b1}} : b_hsum[52:0];
-    wire [52:0] b_lo = (b_big || b_pn[52:0] >= b_ref) ? 53'd1 : (b_ref - b_pn[52:0]);
+    wire [52:0] b_lo = (b_big || b_p[52:0] >= b_ref) ? 53'd1 : (b_ref - b_p[52:0]);
     reg  [SW-1:0] b_first;            // lowest symbol whose collar is to be recomputed
     always @* begin
         b_first = {SW{1'b0}};
@@ -553,6 +564,7 @@ module tickbook_book_area #(
                 b_rem <= 14'd0;
                 b_cnt <= 7'd0;
                 b_div <= 1'b0;
+                b_fin <= 1'b0;
                 state <= S_BAND;
             end else if (in_valid) begin
                 m_id   <= in_id;
@@ -600,8 +612,10 @@ module tickbook_book_area #(
                     tk_has_lim <= !is_mkt || bps_nz;
                     tk_lim <= !is_mkt ? p53 : side_sel ? lo_u : hi_u;
                 end
-                if (!m_div) state <= S_CHECK;
-                else begin
+                if (!m_div) begin
+                    d_cnt <= 6'd1;
+                    if (d_cnt != 6'd0) state <= S_CHECK;   // two cycles: c_lt/c_eq of tk_lim
+                end else begin
                     d_rem <= d_next;
                     m_px <= {m_px[RW-1-DB:0], m_px[RW-1 -: DB]};
                     d_cnt <= d_cnt + 6'd1;
@@ -731,18 +745,23 @@ module tickbook_book_area #(
             end
 
             S_FOK1: begin
+                f_done <= 1'b0;
                 sb_f <= |own;
                 sb_i <= own_i;
                 state <= S_FOK2;
             end
 
-            // what trades before the own order: one slot a cycle
-            S_FOK2: if (sc != SC_LAST) begin
+            // what trades before the own order: one slot a cycle, then the decision
+            S_FOK2: if (!f_done) begin
                 f_acc <= f_next;
                 sc <= sc + 1'b1;
+                if (sc == SC_LAST) begin
+                    sc <= {IW{1'b0}};
+                    f_done <= 1'b1;
+                end
             end else if (ev_free) begin
-                sc <= {IW{1'b0}};
-                if (f_next < {{(QW-32){1'b0}}, tk_lvs}) begin
+                f_done <= 1'b0;
+                if (f_acc < {{(QW-32){1'b0}}, tk_lvs}) begin
                     emit(EV_CANCELED, R_FOK, m_id, 64'd0, tk_mkt, p53, tk_lvs, 32'd0, m_acct, tk_side);
                     state <= S_TOB;
                 end else state <= S_MATCH;
@@ -766,19 +785,19 @@ module tickbook_book_area #(
                 end
             end
 
-            S_BAND: begin
+            S_BAND: if (b_fin) begin
+                r_lo[b_cur] <= b_lo;
+                r_hi[b_cur] <= b_hi;
+                b_dirty[b_cur] <= 1'b0;
+                state <= S_IDLE;
+            end else begin
                 b_p <= b_pn;
                 b_rem <= b_rn;
                 b_cnt <= b_cnt + 7'd1;
                 if (!b_div && b_cnt == 7'd31) begin
                     b_div <= 1'b1;
                     b_cnt <= 7'd0;
-                end else if (b_div && {25'd0, b_cnt} == KSTEPS - 1) begin
-                    r_lo[b_cur] <= b_lo;
-                    r_hi[b_cur] <= b_hi;
-                    b_dirty[b_cur] <= 1'b0;
-                    state <= S_IDLE;
-                end
+                end else if (b_div && {25'd0, b_cnt} == KSTEPS - 1) b_fin <= 1'b1;
             end
 
             default: state <= S_IDLE;
