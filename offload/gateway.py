@@ -1,6 +1,7 @@
 """The pyzmq gateway: order entry (ROUTER) and market data (PUB) in front of an engine's rings.
 
     tickbook gateway --rings NAME [--orders tcp://*:5555] [--md tcp://*:5556] [--config venue.toml]
+                     [--offload sw|hw|shadow] [--hw-rings NAME-hw]
                      [--spawn-engine [--engine-cpu N]] [--attach] [--journal FILE] ...
 
 The gateway binds its sockets, creates (owns) the engine's ring segment NAME (`--attach`: uses
@@ -18,6 +19,14 @@ It then creates `/dev/shm/NAME.gateway.ready` and serves:
   a client's resting orders caused by someone else's message (maker fills, kill-switch
   cancels) go to the order's owner as unsolicited `REP` messages.
 - PUB: trades and top-of-book changes per symbol (topic = symbol name), a heartbeat.
+
+Offload (docs/offload.md#gateway): `sw` (default) as above; `hw`: the gateway creates the
+hardware segment NAME-hw instead (same two-ring layout) and waits for `tickbook bridge
+--rings NAME-hw` (its pid in the header), which takes the engine's place; `shadow`: both
+segments, every stamped record into both order rings (only what fits in both: the slower side
+sets the pace), clients get the engine's events, and the hardware's are compared with them
+record by record; the first divergence is logged with its message, divergent records are
+counted in the ready file's status lines and the exit report.
 
 Frames, formats and error replies: docs/offload.md#gateway. SIGTERM/SIGINT: the gateway
 finishes the requests in flight, refuses new ones, sends the engine its SHUTDOWN record
@@ -73,6 +82,8 @@ ROUTER_HWM = 100_000
 PUB_HWM = 1_000_000
 VALID_ACTIONS = (ACTION_NEW, ACTION_CANCEL, ACTION_REPLACE, ACTION_KILL, ACTION_MALFORMED)
 EXIT_OK, EXIT_USAGE, EXIT_ENGINE_GONE = 0, 2, 3
+OFFLOAD_MODES = ("sw", "hw", "shadow")
+SHADOW_FINISH = 10.0  # s the stopping gateway waits for the hardware to catch up (shadow)
 _VALID_ACTION = np.zeros(256, bool)
 _VALID_ACTION[list(VALID_ACTIONS)] = True
 _VALID_SET = frozenset(VALID_ACTIONS)
@@ -131,11 +142,153 @@ def ready_path(rings: str, who: str = "engine") -> str:
     return os.path.join(SHM_DIR, f"{rings}.ready" if who == "engine" else f"{rings}.{who}.ready")
 
 
-def write_ready(path: str) -> None:
+def hw_segment(rings: str) -> str:
+    """The hardware segment the gateway creates for --offload hw|shadow (the bridge's --rings)."""
+    return f"{rings}-hw"
+
+
+def write_ready(path: str, lines=()) -> None:
+    """Atomically: the pid on line 1, then status lines (`key value`)."""
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
-        f.write(f"{os.getpid()}\n")
+        f.write("".join(f"{x}\n" for x in (os.getpid(), *lines)))
     os.replace(tmp, path)
+
+
+def read_status(path: str) -> dict[str, str]:
+    """The status lines of a gateway's ready file as a dict (`pid` included)."""
+    with open(path) as f:
+        lines = f.read().splitlines()
+    out = {"pid": lines[0]} if lines else {}
+    for line in lines[1:]:
+        k, _, v = line.partition(" ")
+        out[k] = v
+    return out
+
+
+def _open_segment(name, attach, orders_cap, events_cap, timeout) -> Segment:
+    """The gateway's side of a ring pair: created (owned) or, with attach, an existing one
+    without a live producer; registered as ring 0's producer and ring 1's consumer."""
+    if attach:
+        seg = Segment.attach(name, timeout=timeout, expect_rings=2)
+        prod = int(seg.ring(0)._q[C_PRODUCER_PID])
+        if prod and prod != os.getpid() and pid_alive(prod):
+            seg.close()
+            raise RingError(f"ring 0 of {name} already has a live producer (pid {prod})")
+    else:
+        seg = Segment.create(name, [("orders", orders_cap), ("events", events_cap)])
+    r_in, r_out = seg.ring(0), seg.ring(1)
+    if r_in.recs.dtype != ORDER_DTYPE or r_out.recs.dtype != EVENT_DTYPE:
+        seg.close()
+        raise RingError(f"segment {name}: ring 0 must carry orders and ring 1 events")
+    r_in.register("producer")
+    r_out.register("consumer")
+    return seg
+
+
+class Shadow:
+    """--offload shadow: the hardware segment. It gets every stamped record the engine gets (the
+    gateway writes only what fits in both order rings), its events are read as they come and
+    kept, with the engine's and the records, until both sides have finished a record; then
+    they are compared (`offload.cli.first_divergence`) and forgotten."""
+
+    def __init__(self, seg: Segment):
+        self.seg = seg
+        self.r_in, self.r_out = seg.ring(0), seg.ring(1)
+        self.head = self.r_in.head()
+        self.tail_cache = self.r_in.tail()
+        self.pid = 0
+        self.sw: list[np.ndarray] = []  # engine events not compared yet (copies)
+        self.hw: list[np.ndarray] = []  # hardware events not compared yet
+        self.recs: list[np.ndarray] = []  # stamped records not compared yet
+        self.compared = self.divergent = 0
+        self.first = None  # the first divergence, described
+        self.first_seq = 0
+
+    def start(self, venue_head: int) -> None:
+        self.off = self.head - venue_head  # hardware ring position - venue position (0 unless --attach)
+        self.start_seq = self.done_to = self.compared_to = venue_head
+
+    def free(self, want: int) -> int:
+        cap = self.r_in.capacity
+        free = cap - (self.head - self.tail_cache)
+        if free < want:
+            self.tail_cache = int(self.r_in.ctrl[TAIL])
+            free = cap - (self.head - self.tail_cache)
+        return free
+
+    def put(self, data, keep: bool = True) -> None:
+        """Copy stamped records (bytes, free slots checked) into the order ring; HEAD not yet.
+        keep: also remember them until their events are compared (not the SHUTDOWN record)."""
+        r = self.r_in
+        n = len(data) // RECORD_SIZE
+        if keep:
+            self.recs.append(np.frombuffer(bytes(data), ORDER_DTYPE))
+        done = 0
+        while done < n:
+            slot = (self.head + done) & r.mask
+            m = min(n - done, r.capacity - slot)
+            r._b[slot * RECORD_SIZE : (slot + m) * RECORD_SIZE] = data[done * RECORD_SIZE : (done + m) * RECORD_SIZE]
+            done += m
+        self.head += n
+
+    def publish(self) -> None:
+        self.r_in.ctrl[HEAD] = self.head
+
+    def drain(self) -> bool:
+        """Read the hardware's events; records before `done_to` (venue msg_seq) are finished."""
+        t = int(self.r_in.ctrl[TAIL])  # before ring 1, as for the engine
+        r = self.r_out
+        n = r.available()
+        done = 0
+        while done < n:
+            view = r.peek(n - done)
+            self.hw.append(view.copy())
+            r.advance(len(view))
+            done += len(view)
+        self.tail_cache = max(self.tail_cache, t)
+        t_venue = t - self.off
+        moved = bool(n) or t_venue != self.done_to
+        self.done_to = t_venue
+        return moved
+
+    def ended(self) -> bool:
+        return self.r_out.closed() or (self.pid != 0 and not pid_alive(self.pid))
+
+    @staticmethod
+    def _cat(parts, dtype):
+        return parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.empty(0, dtype)
+
+    def compare(self, upto: int, log) -> None:
+        """Compare the events of the records with msg_seq <= upto (finished on both sides)."""
+        if upto <= self.compared_to:
+            return
+        from offload.cli import first_divergence
+
+        sw, hw = self._cat(self.sw, EVENT_DTYPE), self._cat(self.hw, EVENT_DTYPE)
+        recs = self._cat(self.recs, ORDER_DTYPE)
+        i = int(np.searchsorted(sw["msg_seq"], upto, "right"))
+        j = int(np.searchsorted(hw["msg_seq"], upto, "right"))
+        k = int(np.searchsorted(recs["msg_seq"], upto, "right"))
+        a, b, rr = sw[:i], hw[:j], recs[:k]
+        if first_divergence(a, b, rr) is not None:  # find the records that differ, one by one
+            ms = rr["msg_seq"]
+            alo, ahi = np.searchsorted(a["msg_seq"], ms, "left"), np.searchsorted(a["msg_seq"], ms, "right")
+            blo, bhi = np.searchsorted(b["msg_seq"], ms, "left"), np.searchsorted(b["msg_seq"], ms, "right")
+            for q in range(len(rr)):
+                d = first_divergence(a[alo[q] : ahi[q]], b[blo[q] : bhi[q]], rr[q : q + 1])
+                if d is None:
+                    continue
+                self.divergent += 1
+                if self.first is None:
+                    self.first_seq = int(ms[q])
+                    self.first = f"shadow: engine (sw) and hardware (hw) differ on message msg_seq={int(ms[q])}: {d}"
+                    log(self.first)
+        self.compared += len(rr)
+        self.compared_to = upto
+        self.sw = [sw[i:]] if i < len(sw) else []
+        self.hw = [hw[j:]] if j < len(hw) else []
+        self.recs = [recs[k:]] if k < len(recs) else []
 
 
 def remove_file(path: str) -> None:
@@ -282,8 +435,18 @@ class ClientState:
 class Gateway:
     def __init__(self, rings: str, venue, orders_addr=DEFAULT_ORDERS, md_addr=DEFAULT_MD, attach=False,
                  orders_cap=1 << 14, events_cap=1 << 16, journal=None, shard=None, grace=1.0,
-                 engine_timeout=0.0, heartbeat=1.0, engine_cmd=None, log=None, spin=0.0):
+                 engine_timeout=0.0, heartbeat=1.0, engine_cmd=None, log=None, spin=0.0, offload="sw",
+                 hw_rings=None):
+        if offload not in OFFLOAD_MODES:
+            raise ValueError(f"unknown offload mode {offload!r}: {', '.join(OFFLOAD_MODES)}")
+        if offload == "hw" and engine_cmd is not None:
+            raise ValueError("--offload hw runs no engine: start `tickbook bridge --rings NAME-hw` beside the gateway")
         self.rings, self.venue = rings, venue
+        self.offload = offload
+        self.hw_rings = hw_rings or hw_segment(rings)
+        # the segment whose events the clients get: the engine's (sw, shadow) or the hardware's (hw)
+        self.main_rings = self.hw_rings if offload == "hw" else rings
+        self.backend = "bridge" if offload == "hw" else "engine"
         self.names = [s.name for s in venue.symbols]
         self.grace, self.engine_timeout, self.heartbeat = grace, engine_timeout, heartbeat
         self.spin = spin  # s of busy-polling the socket after the last activity before sleeping
@@ -305,6 +468,7 @@ class Gateway:
         self.pub.setsockopt(zmq.SNDHWM, PUB_HWM)
         self.pub.setsockopt(zmq.LINGER, 500)
         self.seg = None
+        self.sh = None  # Shadow (--offload shadow): the hardware segment fed the same records
         self.engine = None
         try:
             self.router.bind(orders_addr)
@@ -313,18 +477,11 @@ class Gateway:
             self.md_endpoint = self.pub.getsockopt_string(zmq.LAST_ENDPOINT)
             self.ready_file = ready_path(rings, "gateway")
             remove_file(self.ready_file)  # a stale one from a killed predecessor
-            if attach:
-                self.seg = Segment.attach(rings, timeout=max(engine_timeout, 5.0), expect_rings=2)
-                prod = int(self.seg.ring(0)._q[C_PRODUCER_PID])
-                if prod and prod != os.getpid() and pid_alive(prod):
-                    raise RingError(f"ring 0 of {rings} already has a live producer (pid {prod})")
-            else:
-                self.seg = Segment.create(rings, [("orders", orders_cap), ("events", events_cap)])
+            self.seg = _open_segment(self.main_rings, attach, orders_cap, events_cap, max(engine_timeout, 5.0))
             self.r_in, self.r_out = self.seg.ring(0), self.seg.ring(1)
-            if self.r_in.recs.dtype != ORDER_DTYPE or self.r_out.recs.dtype != EVENT_DTYPE:
-                raise RingError(f"segment {rings}: ring 0 must carry orders and ring 1 events")
-            self.r_in.register("producer")
-            self.r_out.register("consumer")
+            if offload == "shadow":
+                self.sh = Shadow(_open_segment(self.hw_rings, attach, orders_cap, events_cap,
+                                               max(engine_timeout, 5.0)))
             if engine_cmd is not None:
                 self.engine = subprocess.Popen(engine_cmd)
         except BaseException:
@@ -334,6 +491,9 @@ class Gateway:
         self.head = self.r_in.head()
         self.tail_cache = self.r_in.tail()
         self.t_seen = self.tail_cache
+        self.last_stamped = self.head  # msg_seq of the last record stamped (= its ring position + 1)
+        if self.sh is not None:
+            self.sh.start(self.head)
         self.book = Book(len(self.names))
         self.book_q: collections.deque[np.ndarray] = collections.deque()
         self.topics = [n.encode() for n in self.names]
@@ -350,6 +510,8 @@ class Gateway:
         self.stop_reason = None
         self.exit_status = EXIT_OK
         self.engine_pid = 0
+        self.status_at = 0.0  # when the ready file's status lines were last written
+        self.status_key = None
         self.orphans = 0
         self.stats = collections.Counter()
         self.poller = zmq.Poller()
@@ -554,6 +716,9 @@ class Gateway:
         if free < n:
             self.tail_cache = int(r.ctrl[TAIL])
             free = cap - (self.head - self.tail_cache)
+        sh = self.sh
+        if sh is not None:  # shadow: only what fits in both order rings (the slower side sets the pace)
+            free = min(free, sh.free(n))
         k = min(free, n)
         if k <= 0:
             return False
@@ -577,9 +742,14 @@ class Gateway:
                 dst["ts"] = ts
             if self.journal is not None:
                 self.journal.write(mv[off : off + m * RECORD_SIZE])
+            if sh is not None:
+                sh.put(mv[off : off + m * RECORD_SIZE])
             done += m
         self.head += k
+        self.last_stamped = self.head
         r.ctrl[HEAD] = self.head  # x86 TSO: published after the slots (docs/offload.md)
+        if sh is not None:
+            sh.publish()
         if i + k == total:
             self.stalled = None
         else:
@@ -590,6 +760,13 @@ class Gateway:
     # ---- events
 
     def _drain(self) -> bool:
+        work = self._drain_main()
+        if self.sh is not None:
+            work |= self.sh.drain()
+            self._compare()
+        return work
+
+    def _drain_main(self) -> bool:
         t = int(self.r_in.ctrl[TAIL])  # before ring 1: every event of a record < t is readable now
         r = self.r_out
         n = r.available()
@@ -600,6 +777,8 @@ class Gateway:
         while done < n:
             view = r.peek(n - done)
             rows = view.view(np.int64).reshape(-1, 8).tolist()
+            if self.sh is not None:
+                self.sh.sw.append(view.copy())
             self._route(view, rows)
             self._feed_book(rows, t)
             r.advance(len(rows))
@@ -610,6 +789,13 @@ class Gateway:
         self.book.finish()  # the book applies only events of messages < t: all complete
         self._publish_tops()
         return True
+
+    def _compare(self) -> None:
+        sh = self.sh
+        before = sh.first
+        sh.compare(min(self.t_seen, sh.done_to, self.last_stamped), self.log)
+        if sh.first is not before:
+            self._write_status(time.monotonic())  # the first divergence shows at once
 
     def _feed_book(self, rows, t) -> None:
         """Apply events of finished messages only (a message's events may straddle two
@@ -720,28 +906,69 @@ class Gateway:
     # ---- the engine
 
     def _engine_alive(self) -> bool:
+        """The server of the main segment (engine, or the bridge in hw) and, in shadow, the bridge."""
         if self.engine is not None and self.engine.poll() is not None:
+            return False
+        if self.sh is not None and self.sh.pid and not pid_alive(self.sh.pid):
             return False
         return self.engine_pid == 0 or pid_alive(self.engine_pid)
 
+    def _ended(self) -> bool:
+        """Every server closed its event ring or died: what the rings hold now is final."""
+        main = self.r_out.closed() or (self.engine_pid != 0 and not pid_alive(self.engine_pid))
+        return main and (self.sh is None or self.sh.ended())
+
     def _check_engine(self, now) -> None:
+        sh, who = self.sh, self.backend
         if self.state == "waiting":
             pid = self.seg.peer_pid
-            if pid and (self.engine is None or pid == self.engine.pid):
+            main_ok = pid and (self.engine is None or pid == self.engine.pid)
+            if main_ok and (sh is None or sh.seg.peer_pid):
                 self.engine_pid = pid
                 self.state = "serving"
-                write_ready(self.ready_file)
-                self.log(f"engine pid {pid} ready on {self.rings}: serving orders on {self.orders_endpoint}, "
-                         f"market data on {self.md_endpoint}")
+                also = ""
+                if sh is not None:
+                    sh.pid = sh.seg.peer_pid
+                    also = f", bridge pid {sh.pid} ready on {self.hw_rings} (shadow: every event compared)"
+                self._write_status(now)
+                self.log(f"{who} pid {pid} ready on {self.main_rings}{also}: serving orders on "
+                         f"{self.orders_endpoint}, market data on {self.md_endpoint} (--offload {self.offload})")
             elif self.engine is not None and self.engine.poll() is not None:
                 self._engine_gone(f"the engine it started exited with status {self.engine.returncode} before it was ready")
             elif self.engine_timeout and now - self.t_start > self.engine_timeout:
-                self._engine_gone(f"no engine became ready on {self.rings} within {self.engine_timeout} s")
+                missing = [f"{who} on {self.main_rings}"] if not main_ok else []
+                if sh is not None and not sh.seg.peer_pid:
+                    missing.append(f"bridge on {self.hw_rings}")
+                self._engine_gone(f"no {' and no '.join(missing)} became ready within {self.engine_timeout} s")
         elif self.state == "serving":  # (while draining, an engine that ends is expected)
-            if not self._engine_alive():
-                self._engine_gone(f"engine pid {self.engine_pid} exited")
+            if self.engine is not None and self.engine.poll() is not None or not pid_alive(self.engine_pid):
+                self._engine_gone(f"{who} pid {self.engine_pid} exited")
             elif self.r_out.closed():
-                self._engine_gone(f"engine pid {self.engine_pid} stopped (closed its event ring)")
+                self._engine_gone(f"{who} pid {self.engine_pid} stopped (closed its event ring)")
+            elif sh is not None and not pid_alive(sh.pid):
+                self._engine_gone(f"bridge pid {sh.pid} on {self.hw_rings} exited (shadow needs both)")
+            elif sh is not None and sh.r_out.closed():
+                self._engine_gone(f"bridge pid {sh.pid} on {self.hw_rings} stopped (closed its event ring)")
+            elif now - self.status_at >= 1.0:
+                self._write_status(now)
+
+    def _status_lines(self) -> list[str]:
+        lines = [f"offload {self.offload}", f"segments {self.main_rings}" + (f" {self.hw_rings}" if self.sh else "")]
+        sh = self.sh
+        if sh is not None:
+            lines += [f"stamped {self.last_stamped}", f"compared {sh.compared}", f"divergent {sh.divergent}"]
+            if sh.first is not None:
+                lines.append(f"first_divergence msg_seq={sh.first_seq}: {sh.first.splitlines()[0]}")
+        return lines
+
+    def _write_status(self, now) -> None:
+        """The ready file: the gateway's pid on line 1, then `key value` lines (docs/offload.md)."""
+        self.status_at = now
+        key = None if self.sh is None else (self.last_stamped, self.sh.compared, self.sh.divergent)
+        if self.state != "serving" or (key == self.status_key and os.path.exists(self.ready_file)):
+            return
+        self.status_key = key
+        write_ready(self.ready_file, self._status_lines())
 
     def _engine_gone(self, why: str) -> None:
         self._drain()
@@ -836,7 +1063,7 @@ class Gateway:
         self._check_engine(now)
         if self.state == "draining":
             # the engine stopped too (a pod's SIGTERM reaches both) or died
-            ended = self.r_out.closed() or not self._engine_alive()
+            ended = self._ended()
             if ended:
                 self._drain()  # after CLOSED (or death) this is final
             if not self.pending or ended or now > self.drain_deadline:
@@ -849,6 +1076,8 @@ class Gateway:
     def _finish_engine(self) -> None:
         """Owned segment: the engine's SHUTDOWN record after everything else, then its CLOSED."""
         if self.attach or self.engine_pid == 0 or not self._engine_alive():
+            if self.sh is not None:
+                self._drain()
             return
         deadline = time.monotonic() + 10.0
         while self.stalled is not None and time.monotonic() < deadline:
@@ -858,15 +1087,20 @@ class Gateway:
         shut["action"] = ACTION_SHUTDOWN
         while time.monotonic() < deadline:
             self.tail_cache = int(self.r_in.ctrl[TAIL])
-            if self.head - self.tail_cache < self.r_in.capacity:
+            if self.head - self.tail_cache < self.r_in.capacity and (self.sh is None or self.sh.free(1)):
                 self.r_in.recs[self.head & self.r_in.mask] = shut[0]
                 self.head += 1
                 self.r_in.ctrl[HEAD] = self.head
+                if self.sh is not None:
+                    self.sh.put(shut.tobytes(), keep=False)
+                    self.sh.publish()
                 break
             self._drain()
             time.sleep(0.0005)
-        while time.monotonic() < deadline and self._engine_alive():
-            closed = self.r_out.closed()
+        if self.sh is not None:  # the hardware is slower: give it time to catch up before comparing the rest
+            deadline = max(deadline, time.monotonic() + SHADOW_FINISH)
+        while time.monotonic() < deadline:
+            closed = self._ended()
             self._drain()
             if closed:
                 break
@@ -897,8 +1131,16 @@ class Gateway:
         self.log(f"exit ({self.stop_reason or 'done'}): {len(self.clients)} clients, {s['requests']:,} requests, "
                  f"{s['records']:,} records, {s['errors']:,} error replies, {s['reports']:,} unsolicited reports, "
                  f"{undeliv:,} events undeliverable, {self.orphans:,} events of no request, "
-                 f"{s['stalls']:,} waits on a full order ring")
+                 f"{s['stalls']:,} waits on a full order ring; offload {self.offload}" + self._shadow_report())
         return self.exit_status
+
+    def _shadow_report(self) -> str:
+        sh = self.sh
+        if sh is None:
+            return ""
+        first = f" (first at msg_seq {sh.first_seq})" if sh.first is not None else ""
+        return (f"; shadow: {sh.compared:,} of {self.last_stamped - sh.start_seq:,} records compared with the "
+                f"hardware, {sh.divergent:,} divergent{first}")
 
     def close(self) -> None:
         remove_file(getattr(self, "ready_file", "") or "/nonexistent")
@@ -918,10 +1160,13 @@ class Gateway:
                     self.engine.kill()
                     self.engine.wait(10)
         if self.seg is not None:
-            if self.seg.owner:
+            if self.seg.owner and self.backend == "engine":
                 remove_file(ready_path(self.rings))  # an engine killed with SIGKILL leaves it
             self.seg.close()
             self.seg = None
+        if self.sh is not None:
+            self.sh.seg.close()
+            self.sh = None
         for s in (self.router, self.pub):
             s.close()
         self.ctx.term()
@@ -1150,6 +1395,10 @@ def main(argv=None) -> int:
     p.add_argument("--grace", type=float, default=1.0, help="s of ERR replies after the engine dies")
     p.add_argument("--engine-timeout", type=float, default=0.0, help="s to wait for the engine (0: forever)")
     p.add_argument("--heartbeat", type=float, default=1.0, help="s between market data heartbeats (0: none)")
+    p.add_argument("--offload", choices=OFFLOAD_MODES, default="sw",
+                   help="sw: the engine on NAME; hw: the hardware bridge on the hardware segment; "
+                        "shadow: both, every event compared, clients get the engine's (default sw)")
+    p.add_argument("--hw-rings", default=None, help="hardware segment for hw/shadow (default NAME-hw)")
     p.add_argument("--spin", type=float, default=0.0,
                    help="s to busy-poll the socket after the last message before sleeping (0: sleep at once; "
                         "for a gateway with a core of its own)")
@@ -1165,6 +1414,9 @@ def main(argv=None) -> int:
         log(str(e))
         return EXIT_USAGE
     cmd = None
+    if a.spawn_engine and a.offload == "hw":
+        log("--spawn-engine with --offload hw: no engine runs in hw mode (start `tickbook bridge` instead)")
+        return EXIT_USAGE
     if a.spawn_engine:
         cmd = [sys.executable, "-m", "offload.engine_process", "--rings", a.rings, *a.engine_arg]
         if a.config:
@@ -1175,12 +1427,15 @@ def main(argv=None) -> int:
         gw = Gateway(a.rings, venue, a.orders, a.md, attach=a.attach, orders_cap=a.orders_cap,
                      events_cap=a.events_cap, journal=a.journal, shard=shard, grace=a.grace,
                      engine_timeout=a.engine_timeout, heartbeat=a.heartbeat, engine_cmd=cmd, log=log,
-                     spin=a.spin)
+                     spin=a.spin, offload=a.offload, hw_rings=a.hw_rings)
     except (zmq.ZMQError, RingError, OSError) as e:
         log(f"cannot start on {a.rings} ({a.orders}, {a.md}): {e}")
         return EXIT_USAGE
-    log(f"listening: orders {gw.orders_endpoint}, market data {gw.md_endpoint}; segment {a.rings} "
-        f"({'attached' if a.attach else 'created'}); waiting for the engine"
+    segs = {"sw": f"segment {gw.main_rings}", "hw": f"hardware segment {gw.hw_rings}",
+            "shadow": f"segments {gw.main_rings} and {gw.hw_rings}"}[a.offload]
+    wait = {"sw": "the engine", "hw": "the bridge", "shadow": "the engine and the bridge"}[a.offload]
+    log(f"listening: orders {gw.orders_endpoint}, market data {gw.md_endpoint}; {segs} "
+        f"({'attached' if a.attach else 'created'}), --offload {a.offload}; waiting for {wait}"
         + (f"; shard {shard[0]} of {shard[1]}" if shard else ""))
 
     def on_signal(signum, _frame):

@@ -32,7 +32,7 @@ import numpy as np
 import pytest
 import zmq
 
-from engine.api import Venue, as_venue
+from engine.api import Venue, as_venue, replay_records
 from engine.codec import parse_flow_bytes, write_flow_csv
 from engine.gen import generate
 from engine.records import (
@@ -68,9 +68,9 @@ def words(a):
 class Stack:
     """A gateway process (owner of the segment) and, when started, an engine process."""
 
-    def __init__(self, tmp: Path, *gw_args, start_engine=True):
+    def __init__(self, tmp: Path, *gw_args, start_engine=True, segment=None, name=None):
         self.tmp = tmp
-        self.name = f"tickbook-gwtest-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.name = name or f"tickbook-gwtest-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.orders = f"ipc://{tmp}/orders"
         self.md = f"ipc://{tmp}/md"
         self.journal = tmp / "journal.bin"
@@ -81,7 +81,8 @@ class Stack:
             [sys.executable, "-m", "offload.gateway", "--rings", self.name, "--orders", self.orders, "--md", self.md,
              "--journal", str(self.journal), "--heartbeat", "0.1", *gw_args],
             cwd=REPO, stdout=self.gw_log, stderr=subprocess.STDOUT)
-        self.wait(lambda: segment_exists(self.name), "the gateway to create its segment", 60)
+        seg = segment or self.name
+        self.wait(lambda: segment_exists(seg), "the gateway to create its segment", 60)
         if start_engine:
             self.start_engine()
 
@@ -488,3 +489,181 @@ def test_client_refuses_records_of_another_dtype():
     with Client("ipc:///nonexistent/never", timeout=1.0) as c:
         with pytest.raises(TypeError, match="ORDER_DTYPE"):
             c.send(np.zeros(2, EVENT_DTYPE))
+
+
+# ------------------------------------------------------------------ --offload hw | shadow
+
+HW_OK, HW_WHY = (lambda: __import__("offload.cli", fromlist=["hw_available"]).hw_available())()
+NORD, NLVL = 8, 3  # a small book: the flow fills it (CAPACITY), Icarus runs it fast
+N_HW = 240  # records through the bridge (~1-3k records/s)
+
+
+class OffloadStack(Stack):
+    """Gateway --offload hw|shadow on the hdl diff venue (no account limits: the hardware has
+    none), the bridge on NAME-hw (NORD=8, NLVL=3) and, in shadow, an engine on NAME with the
+    venue `engine_venue` given (the hardware's capacities, or not)."""
+
+    def __init__(self, tmp: Path, mode: str, engine_venue=None, *gw_args):
+        import pickle
+
+        from hdl.flowgen import DIFF_VENUE_TOML, diff_venue
+
+        (tmp / "venue.toml").write_text(DIFF_VENUE_TOML)
+        for what, v in (("bridge", diff_venue()), ("engine", engine_venue)):
+            with open(tmp / f"{what}.pickle", "wb") as f:
+                pickle.dump(v, f)
+        self.mode, self.bridge = mode, None
+        self.br_log = open(tmp / "bridge.log", "w+")
+        name = f"tickbook-gwtest-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.hw_name = G.hw_segment(name)
+        super().__init__(tmp, "--offload", mode, "--config", str(tmp / "venue.toml"), "--engine-timeout", "300",
+                         *gw_args, start_engine=False, segment=self.hw_name, name=name)
+        self.bridge = subprocess.Popen(
+            [sys.executable, "-m", "offload.bridge", "--rings", self.hw_name, "--venue-pickle",
+             str(tmp / "bridge.pickle"), "--nord", str(NORD), "--nlvl", str(NLVL), "--timeout", "120"],
+            cwd=REPO, stdout=self.br_log, stderr=subprocess.STDOUT)
+        if mode == "shadow":
+            self.engine = subprocess.Popen(
+                [sys.executable, "-m", "offload.engine_process", "--rings", self.name, "--no-pin",
+                 "--yield-after", "4096", "--attach-timeout", "60", "--venue-pickle", str(tmp / "engine.pickle")],
+                cwd=REPO, stdout=self.eng_log, stderr=subprocess.STDOUT)
+        self.wait(lambda: os.path.exists(G.ready_path(self.name, "gateway")), "the gateway to be ready", READY_TIMEOUT)
+
+    def logs(self) -> str:
+        self.br_log.flush()
+        self.br_log.seek(0)
+        return super().logs() + "\n" + self.br_log.read()
+
+    def status(self) -> dict:
+        return G.read_status(G.ready_path(self.name, "gateway"))
+
+    def close(self):
+        if self.bridge is not None and self.bridge.poll() is None:
+            self.bridge.kill()
+            self.bridge.wait(10)
+        self.br_log.close()
+        super().close()
+        reap_stale(self.hw_name)
+
+
+def _hw_flow(seed):
+    from hdl.flowgen import diff_venue, random_flow
+
+    return random_flow(N_HW, diff_venue(), seed, nord=NORD, nlvl=NLVL)  # msg_seq 1..n, actions 1-5
+
+
+def _submit_all(stack, flow, seed):
+    """One client, messages of 1-24 records, up to 4 in flight: its events in venue order."""
+    rng = np.random.default_rng(seed)
+    sent, events = {}, []
+    with stack.client() as c:
+        i = 0
+        while i < len(flow) or sent:
+            if i < len(flow) and len(sent) < 4:
+                n = int(rng.integers(1, 25))
+                sent[c.send(flow[i : i + n])] = len(sent)
+                i += n
+                continue
+            tok = next(iter(sent))  # replies of one connection come in order
+            r = c.recv(tok)
+            assert r.error is None, f"{r.error}\n{stack.logs()}"
+            del sent[tok]
+            events.append(r.events)
+    return np.concatenate(events)
+
+
+def _first_differing_message(a, b):
+    from offload.cli import first_divergence
+
+    for m in np.unique(np.concatenate([a["msg_seq"], b["msg_seq"]])):
+        if first_divergence(a[a["msg_seq"] == m], b[b["msg_seq"] == m], np.empty(0, ORDER_DTYPE)) is not None:
+            return int(m)
+    return None
+
+
+@pytest.mark.hdl
+@pytest.mark.skipif(not HW_OK, reason=f"hdl simulation unavailable: {HW_WHY}")
+@pytest.mark.parametrize("mode,capacities", [("hw", None), ("shadow", "hardware"), ("shadow", "engine default")],
+                         ids=["hw", "shadow-agree", "shadow-diverge"])
+def test_offload_hw_and_shadow(tmp_path, mode, capacities):
+    """hw: the client gets the hardware's events, equal to the in-process replay with the
+    hardware's capacities. shadow: the client gets the engine's events; every hardware event
+    is compared with the engine's, and an engine with other capacities than the card
+    (CAPACITY rejects only on the card) is caught at the first message that differs, reported
+    in the log, the ready file's status and the exit line; a full hardware order ring stops
+    the gateway reading (back-pressure), nothing is lost. SIGTERM ends gateway, bridge and
+    engine through their SHUTDOWN records and removes both segments."""
+    from engine.records import R_CAPACITY
+    from hdl.flowgen import diff_venue
+    from hdl.sim import engine_venue
+
+    hw_venue = engine_venue(diff_venue(), NORD, NLVL)
+    sw_venue = hw_venue if capacities == "hardware" else diff_venue()
+    flow = _hw_flow(31 if capacities != "engine default" else 32)
+    # shadow-agree: 16-slot order rings, so the hardware's fills while the engine's does not
+    small = ("--orders-cap", "16") if capacities == "hardware" else ()
+    stack = OffloadStack(tmp_path, mode, sw_venue if mode == "shadow" else None, *small)
+    try:
+        st = stack.status()
+        assert st["pid"] == str(stack.gw.pid) and st["offload"] == mode, st
+        got = _submit_all(stack, flow, 7)
+        journal = np.fromfile(stack.journal, ORDER_DTYPE)
+        assert len(journal) == len(flow) and np.array_equal(journal["msg_seq"], flow["msg_seq"])
+        want = replay_records(journal, sw_venue if mode == "shadow" else hw_venue)
+        assert len(got) == len(want) and np.array_equal(words(got), words(want)), stack.logs()
+        ref_hw = replay_records(journal, hw_venue)
+        expect_first = _first_differing_message(want, ref_hw) if mode == "shadow" else None
+        if capacities == "engine default":  # the setup must diverge, and through CAPACITY
+            assert expect_first is not None
+            assert (ref_hw[ref_hw["msg_seq"] == expect_first]["reason"] == R_CAPACITY).any()
+        elif mode == "shadow":
+            assert expect_first is None
+        if mode == "shadow":  # the hardware catches up: every record compared
+            stack.wait(lambda: int(stack.status().get("compared", 0)) == len(flow),
+                       "the hardware's events of every record to be compared", STEP_TIMEOUT)
+            st = stack.status()
+            assert st["stamped"] == str(len(flow)), st
+            if expect_first is None:
+                assert st["divergent"] == "0" and "first_divergence" not in st, st
+            else:
+                assert int(st["divergent"]) >= 1, st
+                assert st["first_divergence"].startswith(f"msg_seq={expect_first}: "), st
+        assert stack.stop() == 0, stack.logs()
+        assert stack.bridge.wait(STEP_TIMEOUT) == 0, stack.logs()
+        if stack.engine is not None:
+            assert stack.engine.wait(STEP_TIMEOUT) == 0, stack.logs()
+        logs = stack.logs()
+        assert logs.count("exit on SHUTDOWN record") == (2 if mode == "shadow" else 1), logs
+        exit_line = next(x for x in logs.splitlines() if "gateway[" in x and ": exit (" in x)
+        assert f"offload {mode}" in exit_line and "0 error replies" in exit_line, exit_line
+        stalls = int(re.search(r"([\d,]+) waits on a full order ring", exit_line).group(1).replace(",", ""))
+        assert stalls > 0 if small else True, f"the hardware's order ring never filled: {exit_line}"
+        if mode == "shadow":
+            n_div = 0 if expect_first is None else int(st["divergent"])
+            assert f"shadow: {len(flow)} of {len(flow)} records compared with the hardware, {n_div} divergent" in exit_line, exit_line
+            if expect_first is None:
+                assert "differ on message" not in logs
+            else:
+                assert f"(first at msg_seq {expect_first})" in exit_line
+                m = re.search(r"shadow: engine \(sw\) and hardware \(hw\) differ on message msg_seq=(\d+): "
+                              r"first divergence at event", logs)
+                assert m and int(m.group(1)) == expect_first, logs
+                assert logs.count("differ on message") == 1, "only the first divergence is logged"
+        for seg in (stack.name, stack.hw_name):
+            assert not segment_exists(seg), seg
+        assert not os.path.exists(G.ready_path(stack.name, "gateway"))
+    finally:
+        stack.close()
+
+
+def test_cli_has_the_bridge_subcommand():
+    r = subprocess.run([sys.executable, "-m", "engine.cli", "bridge", "--help"], cwd=REPO, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and "--rings" in r.stdout and "--nord" in r.stdout, r.stderr
+
+
+def test_gateway_refuses_spawn_engine_in_hw_mode(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "offload.gateway", "--rings", f"tickbook-gwtest-{uuid.uuid4().hex[:6]}",
+                        "--orders", f"ipc://{tmp_path}/o", "--md", f"ipc://{tmp_path}/m", "--offload", "hw",
+                        "--spawn-engine"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "no engine runs in hw mode" in r.stderr, r.stderr
