@@ -130,8 +130,20 @@ def test_overlay_renders_the_expected_objects(rendered, overlay):
     assert kinds == ["Namespace", "PriorityClass", "RuntimeClass", "Service", "StatefulSet"]
     sts = next(d for d in docs if d["kind"] == "StatefulSet")
     names = sorted(c["name"] for c in _pod(sts)["containers"])
-    assert names == ["bridge", "engine", "gateway"]
+    # fpga: the card is the matcher (--offload hw), no engine container
+    assert names == (["bridge", "gateway"] if overlay == "fpga" else ["bridge", "engine", "gateway"])
     bridge = _container(sts, "bridge")
+    gateway = _container(sts, "gateway")
+    assert bridge["args"][:3] == ["bridge", "--rings", "$(TICKBOOK_RINGS)-hw"], bridge["args"]
+    mode = gateway["args"][gateway["args"].index("--offload") + 1]
+    assert mode == ("hw" if overlay == "fpga" else "shadow")
+    # who serves which segment, as the policy reads it: one server per segment
+    served = {}
+    for c in _pod(sts)["containers"]:
+        for argv in check.tickbook_commands(c):
+            if argv[1] in check.RING_SERVERS:
+                served.setdefault(argv[argv.index("--rings") + 1], []).append(c["name"])
+    assert served == ({"book-hw": ["bridge"]} if overlay == "fpga" else {"book": ["engine"], "book-hw": ["bridge"]})
     limits = bridge["resources"]["limits"]
     if overlay == "fpga":
         assert any(check.FPGA_RESOURCE.match(r) for r in limits), limits
@@ -510,3 +522,62 @@ def test_dockerfile_targets():
     assert stages["runtime"] == "python:3.11-slim" and stages["sim"] == "runtime"
     sim = text.split("AS sim", 1)[1]
     assert "iverilog" in sim and "cocotb" in sim
+
+
+# --------------------------------------------------------------------------- ring segments
+
+
+def _add_bridge(items, args):
+    sts = _find(items, "StatefulSet")
+    br = copy.deepcopy(_container(sts, "gateway"))
+    br["name"] = "bridge"
+    for k in ("ports", "readinessProbe", "startupProbe", "livenessProbe"):
+        br.pop(k, None)
+    br["args"] = args
+    _pod(sts)["containers"].append(br)
+    return sts
+
+
+def test_bridge_on_the_engines_segment_is_a_second_consumer():
+    """The defect the overlays had: `tickbook bridge --rings $(TICKBOOK_RINGS)` beside the engine."""
+    def m(items):
+        sts = _add_bridge(items, ["bridge", "--rings", "$(TICKBOOK_RINGS)"])
+        _container(sts, "gateway")["args"] += ["--offload", "shadow"]
+    hit = assert_violation(_mutated(m), "ring-single-consumer", "containers")
+    assert "'book'" in hit.message and "containers[bridge]" in hit.message and "containers[engine]" in hit.message
+
+
+def test_bridge_on_its_own_segment_passes():
+    def m(items):
+        sts = _add_bridge(items, ["bridge", "--rings", "$(TICKBOOK_RINGS)-hw"])
+        _container(sts, "gateway")["args"] += ["--offload", "shadow"]
+    assert _mutated(m) == []
+
+
+def test_hw_segment_without_a_gateway_creating_it():
+    def m(items):  # gateway left at --offload sw: nobody creates book-hw
+        _add_bridge(items, ["bridge", "--rings", "$(TICKBOOK_RINGS)-hw"])
+    hit = assert_violation(_mutated(m), "ring-owner", "containers[bridge].args")
+    assert "'book-hw'" in hit.message
+
+
+def test_gateway_segment_without_a_server():
+    def m(items):  # --offload shadow but no bridge: book-hw never gets a server
+        _container(_find(items, "StatefulSet"), "gateway")["args"] += ["--offload", "shadow"]
+    hit = assert_violation(_mutated(m), "ring-owner", "containers[gateway].args")
+    assert "'book-hw'" in hit.message
+
+
+def test_unknown_cli_subcommand():
+    def m(items):
+        _container(_find(items, "StatefulSet"), "engine")["args"] = ['exec tickbook matcher --rings "${TICKBOOK_RINGS}"']
+    assert_violation(_mutated(m), "cli-subcommand", "containers[engine].args")
+
+
+def test_policy_knows_the_cli_subcommands():
+    import argparse
+
+    from engine.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == check.CLI_SUBCOMMANDS

@@ -13,7 +13,8 @@ Exit status: 0 no violation, 1 violations, 2 unreadable input.
 
 Rules on workloads (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob):
   guaranteed-qos       every container has cpu and memory limits, requests equal to them
-  matcher-whole-cpu    the matcher container (`engine`) asks for a whole number of CPUs
+  matcher-whole-cpu    the matcher containers (`engine`, and `bridge`, the card's or the
+                       simulator's busy-polling server) ask for a whole number of CPUs
   priority-class       priorityClassName set, defined here, globalDefault false, explicit
                        preemptionPolicy, value >= MIN_PRIORITY
   shm-memory           /dev/shm is an emptyDir with medium Memory and a sizeLimit, and every
@@ -24,6 +25,12 @@ Rules on workloads (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, Cr
   shard-count          TICKBOOK_SHARD_COUNT equals spec.replicas of a StatefulSet
   image-pinned         images carry a tag or digest other than latest
   device-in-limits     FPGA device-plugin resources are in limits, integer, requests equal
+  cli-subcommand       a container running `tickbook X` names a subcommand the CLI has
+  ring-single-consumer no two containers serve (consume ring 0 of) the same segment: the rings
+                       are single-producer single-consumer (`tickbook engine|bridge --rings S`)
+  ring-owner           every segment a server attaches to is created by a gateway of the pod
+                       (`--rings S`, plus `S-hw` or `--hw-rings` for --offload hw|shadow; S
+                       itself not for hw), and every segment a gateway creates has a server
 Rules on KubeletConfiguration (kubelet.config.k8s.io/v1beta1):
   kubelet-unknown-field  field names of v1beta1 (misspellings get a suggestion)
   kubelet-value          allowed values (policies, scopes, options, cpuset syntax, quantities)
@@ -43,6 +50,10 @@ from pathlib import Path
 import yaml
 
 MATCHER = "engine"
+MATCHERS = (MATCHER, "bridge")  # busy-polling servers of a ring segment
+# `tickbook` subcommands (engine/cli.py build_parser; tests/test_k8s.py keeps the two equal)
+CLI_SUBCOMMANDS = frozenset({"replay", "gen", "book", "demo", "lobster", "engine", "gateway", "bridge"})
+RING_SERVERS = ("engine", "bridge")
 SHM_PATH = "/dev/shm"
 MIN_PRIORITY = 100_000_000
 SHARD_COUNT_ENV = "TICKBOOK_SHARD_COUNT"
@@ -173,7 +184,7 @@ def check_guaranteed(v, pod, prefix):
 
 def check_matcher_cpu(v, pod, prefix):
     for where, c in _containers(pod, prefix):
-        if c.get("name") != MATCHER:
+        if c.get("name") not in MATCHERS:
             continue
         res = c.get("resources") or {}
         for kind in ("limits", "requests"):
@@ -227,7 +238,7 @@ def check_runtime_class(v, pod, prefix, runtime_classes):
 def check_shm(v, pod, prefix):
     volumes = {vol.get("name"): (i, vol) for i, vol in enumerate(pod.get("volumes") or [])}
     containers = list(_containers(pod, prefix))
-    has_matcher = any(c.get("name") == MATCHER for _, c in containers)
+    has_matcher = any(c.get("name") in MATCHERS for _, c in containers)
     shm_volumes = set()
     for where, c in containers:
         mounts = [m for m in c.get("volumeMounts") or [] if str(m.get("mountPath", "")).rstrip("/") == SHM_PATH]
@@ -268,7 +279,7 @@ def check_probes(v, pod, prefix):
             v(f"{where}.livenessProbe.exec", "no-exec-liveness",
               "exec liveness probe on the hot pod: each probe forks a process in the pod, and a "
               "slow probe restarts a healthy matcher")
-        if c.get("name") == MATCHER:
+        if c.get("name") in MATCHERS:
             for p in ("readinessProbe", "startupProbe"):
                 if "exec" in (c.get(p) or {}):
                     v(f"{where}.{p}.exec", "no-exec-liveness",
@@ -309,6 +320,88 @@ def check_devices(v, pod, prefix):
                 v(f"{where}.resources.requests.{r}", "device-in-limits", "request differs from limit")
 
 
+def _expand(text: str, env: dict) -> str:
+    """$(VAR) as the kubelet expands it in command/args, ${VAR} and $VAR as the shell does."""
+    text = re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), text)
+    text = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: env.get(m.group(1), m.group(0)), text)
+    return re.sub(r"\$([A-Za-z_][A-Za-z0-9_]*)", lambda m: env.get(m.group(1), m.group(0)), text)
+
+
+def tickbook_commands(c: dict) -> list[list[str]]:
+    """The `tickbook ...` invocations of a container (argv lists, variables expanded): its
+    command + args, or the script of `sh -c SCRIPT`, split at ; && || |."""
+    import shlex
+
+    env = {e["name"]: str(e["value"]) for e in c.get("env") or [] if isinstance(e, dict) and "value" in e}
+    argv = [str(x) for x in (c.get("command") or []) + (c.get("args") or [])]
+    if len(argv) >= 3 and argv[0].rsplit("/", 1)[-1] in ("sh", "bash", "dash") and argv[1] == "-c":
+        try:
+            lex = shlex.shlex(argv[2], posix=True, punctuation_chars=";&|")
+            lex.whitespace_split = True
+            tokens = list(lex)
+        except ValueError:
+            return []
+    else:
+        tokens = argv
+    out, cur = [], []
+    for t in tokens + [";"]:
+        if t and set(t) <= set(";&|"):
+            if cur:
+                out.append(cur)
+            cur = []
+        elif cur or t != "exec":
+            cur.append(_expand(t, env))
+    return [cmd for cmd in out if cmd[0].rsplit("/", 1)[-1] == "tickbook"]
+
+
+def _option(argv: list[str], name: str) -> str | None:
+    for i, t in enumerate(argv):
+        if t == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if t.startswith(name + "="):
+            return t.split("=", 1)[1]
+    return None
+
+
+def check_rings(v, pod, prefix):
+    """Who creates and who serves each ring segment of the pod (docs/deploy.md#the-pod)."""
+    servers: dict[str, list[str]] = {}  # segment -> containers serving it (ring 0's consumer)
+    owners: dict[str, list[str]] = {}  # segment -> gateways creating it
+    for where, c in _containers(pod, prefix):
+        for argv in tickbook_commands(c):
+            sub = argv[1] if len(argv) > 1 else ""
+            if sub not in CLI_SUBCOMMANDS:
+                v(f"{where}.args", "cli-subcommand",
+                  f"`tickbook {sub}` is not a subcommand of the CLI ({', '.join(sorted(CLI_SUBCOMMANDS))}): "
+                  "the container would exit at once")
+                continue
+            rings = _option(argv, "--rings")
+            if rings is None:
+                continue
+            if sub in RING_SERVERS:
+                servers.setdefault(rings, []).append(where)
+            elif sub == "gateway" and "--attach" not in argv:
+                mode = _option(argv, "--offload") or "sw"
+                hw = _option(argv, "--hw-rings") or f"{rings}-hw"
+                for seg in ([rings] if mode != "hw" else []) + ([hw] if mode in ("hw", "shadow") else []):
+                    owners.setdefault(seg, []).append(where)
+    for seg, who in sorted(servers.items()):
+        if len(who) > 1:
+            v(f"{prefix}.containers", "ring-single-consumer",
+              f"segment {seg!r} is served by {len(who)} containers ({', '.join(who)}): its rings are "
+              "single-producer single-consumer, a second consumer steals and corrupts records; give "
+              "the bridge its own segment (the gateway's --offload hw|shadow creates NAME-hw)")
+        if owners and seg not in owners:
+            v(f"{who[0]}.args", "ring-owner",
+              f"segment {seg!r} is created by no gateway of the pod (they create {sorted(owners)}): "
+              "the server waits for it and exits")
+    for seg, who in sorted(owners.items()):
+        if seg not in servers and servers:
+            v(f"{who[0]}.args", "ring-owner",
+              f"segment {seg!r} created by the gateway has no server in the pod (engine or bridge "
+              f"--rings {seg}): the gateway never becomes ready")
+
+
 def check_workload(v, doc, prefix, pod, classes, runtime_classes):
     check_guaranteed(v, pod, prefix)
     check_matcher_cpu(v, pod, prefix)
@@ -318,6 +411,7 @@ def check_workload(v, doc, prefix, pod, classes, runtime_classes):
     check_probes(v, pod, prefix)
     check_images(v, pod, prefix)
     check_devices(v, pod, prefix)
+    check_rings(v, pod, prefix)
     kind, spec = doc.get("kind"), doc.get("spec") or {}
     if kind == "Deployment":
         strategy = (spec.get("strategy") or {}).get("type", "RollingUpdate")
