@@ -63,3 +63,16 @@ def test_unsupported_venue_features_warn():
     assert sim.unsupported(diff_venue()) == []
     with pytest.warns(UserWarning, match="account"):
         sim._warn_scope(sim._venue(None), np.zeros(0, ORDER_DTYPE))
+
+
+def test_area_configuration_words():
+    """The area build gets the reference price in 1e-8 units (address 5) besides the fast
+    build's words; it holds 53 bits, which the engine's price range guarantees (MAX_PRICE_UNITS)."""
+    from engine.records import MAX_PRICE_UNITS
+
+    v = diff_venue()
+    fast, area = sim.config_words(v), sim.config_words(v, area=True)
+    assert [w for w in area if w[0] != sim.CFG_REF_UNITS] == fast
+    units = {s: d for a, s, d in area if a == sim.CFG_REF_UNITS}
+    assert units == {i: s.ref_ticks * s.tick_units for i, s in enumerate(v.symbols)}
+    assert MAX_PRICE_UNITS < 2**53
