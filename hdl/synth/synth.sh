@@ -14,6 +14,7 @@ if [ -n "$missing" ]; then
 fi
 AREA=${AREA:-1}; NSYM=${NSYM:-1}; NORD=${NORD:-4}; NLVL=${NLVL:-2}; FREQ=${FREQ:-12}; SEED=${SEED:-1}
 CORE=${CORE:-0}; DEF=""; TAG=""
+if [ "$CORE" = 1 ]; then AREA=0; fi   # CORE=1 measures the fast build's matching core
 if [ "$AREA" = 1 ]; then TAG="_area"; fi
 if [ "$CORE" = 1 ]; then DEF="-DTICKBOOK_CORE_ONLY"; TAG="${TAG}_core"; fi
 OUT=build/hdl/synth/s${NSYM}_o${NORD}_l${NLVL}${TAG}
