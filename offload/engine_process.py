@@ -199,7 +199,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
 
     from engine.state import make_state
-    from offload.pinning import die_with_parent, pin
+    from offload.pinning import allowed_cpus, die_with_parent, pin, set_fifo
 
     def log(msg):
         print(f"engine[{os.getpid()}]: {msg}", file=sys.stderr, flush=True)
@@ -220,7 +220,11 @@ def main(argv=None) -> int:
         if a.no_pin:
             rep_s = "not pinned (--no-pin)"
         else:
-            rep = pin(a.cpu, fifo=a.fifo, mlock=a.mlock)
+            # The core and the memory lock now (warm-up runs there too); SCHED_FIFO only for
+            # the polling thread, below: a FIFO main thread on the same core would never run
+            # again once the loop spins (same priority, no time slices), so the ready
+            # handshake, signals and the owner check would starve.
+            rep = pin(a.cpu, fifo=0, mlock=a.mlock)
             rep_s = rep.summary()
         log(f"pinned: {rep_s}")
         t_w = warm_up(venue)
@@ -243,14 +247,25 @@ def main(argv=None) -> int:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        worker = threading.Thread(
-            target=serve,
-            args=(st, r_in.ctrl, r_in.recs, r_out.ctrl, r_out.words, evbuf, evwords, a.yield_after, stats),
-            name="engine-loop",
-            daemon=True,
-        )
+        fifo_notes = []
+
+        def loop():
+            if a.fifo > 0 and not a.no_pin:
+                fifo_notes.append(set_fifo(a.fifo)[1])  # this thread only
+            serve(st, r_in.ctrl, r_in.recs, r_out.ctrl, r_out.words, evbuf, evwords, a.yield_after, stats)
+
+        worker = threading.Thread(target=loop, name="engine-loop", daemon=True)
         t0 = time.perf_counter()
         worker.start()
+        if not a.no_pin:
+            # The main thread wakes every 50 ms: off the loop's core when the cpuset has another.
+            others = set(allowed_cpus()) - {rep.cpu}
+            if others:
+                os.sched_setaffinity(0, others)
+        if a.fifo > 0 and not a.no_pin:
+            while worker.is_alive() and not fifo_notes:
+                time.sleep(0.001)
+            log(f"loop thread: {fifo_notes[0] if fifo_notes else 'ended before SCHED_FIFO'}")
         seg.set_peer()  # ready: the loop is running
         with open(ready_file, "w") as f:  # the pod's readiness probe looks for it (docs/deploy.md)
             f.write(f"{os.getpid()}\n")

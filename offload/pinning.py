@@ -121,12 +121,11 @@ def pin(cpu: int | None = None, fifo: int = 0, mlock: bool = False, avoid: tuple
         rep.notes.append(f"affinity not set: {e}")
     rep.affinity = sorted(os.sched_getaffinity(0))
     if fifo > 0:
-        try:
-            prio = min(fifo, os.sched_get_priority_max(os.SCHED_FIFO))
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(prio))
+        prio, line = set_fifo(fifo)
+        if prio:
             rep.fifo, rep.fifo_priority = True, prio
-        except (OSError, AttributeError) as e:
-            rep.notes.append(f"SCHED_FIFO refused: {e}")
+        else:
+            rep.notes.append(line)
     if mlock:
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.mlockall(MCL_CURRENT | MCL_FUTURE) == 0:
@@ -135,6 +134,17 @@ def pin(cpu: int | None = None, fifo: int = 0, mlock: bool = False, avoid: tuple
             err = ctypes.get_errno()
             rep.notes.append(f"mlockall refused: {os.strerror(err)} (needs CAP_IPC_LOCK or ulimit -l)")
     return rep
+
+
+def set_fifo(priority: int) -> tuple[int, str]:
+    """SCHED_FIFO for the calling thread alone (Linux schedules threads, not processes).
+    Returns (the priority got, 0 when refused; a line for the log)."""
+    try:
+        prio = min(priority, os.sched_get_priority_max(os.SCHED_FIFO))
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(prio))
+        return prio, f"SCHED_FIFO {prio}"
+    except (OSError, AttributeError) as e:
+        return 0, f"SCHED_FIFO refused: {e}"
 
 
 def unpin() -> None:

@@ -82,6 +82,22 @@ def test_engine_stops_on_sigterm_and_reports():
     assert "stop (SIGTERM)" in out and "processed 0 orders" in out, out
 
 
+def test_engine_with_sched_fifo_gets_ready_serves_and_stops():
+    # SCHED_FIFO goes to the polling thread alone: a FIFO main thread on the loop's core
+    # never ran again, so the engine never got ready. Yielding keeps this test polite.
+    v = as_venue(None)
+    orders = generate(v, 2000, seed=5)
+    srv = Server("offload.engine_process", v, extra=(*POLITE, "--fifo", "1"))
+    try:
+        srv.wait_ready(timeout=60)
+        events = stream(srv.seg, orders, srv.alive, timeout=60)  # ends with a SHUTDOWN record
+        assert srv.proc.wait(60) == 0
+    finally:
+        out = srv.close()
+    assert "loop thread: SCHED_FIFO 1" in out or "loop thread: SCHED_FIFO refused" in out, out
+    np.testing.assert_array_equal(events, replay_records(orders, v))
+
+
 def test_engine_refuses_a_segment_of_another_layout():
     nm = f"tickbook-test-layout-{os.getpid()}"
     with Segment.create(nm, [("orders", 64), ("events", 64)]) as seg:
