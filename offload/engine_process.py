@@ -32,6 +32,7 @@ import time
 import numpy as np
 from numba import njit
 
+from engine.book import id_prefetch
 from engine.matcher import events_bound, events_needed, process_one
 from engine.records import ACTION_SHUTDOWN, EVENT_DTYPE, ORDER_DTYPE
 from offload.atomics import backoff, load_acquire, load_relaxed, store_release
@@ -107,6 +108,8 @@ def serve(st, in_ctrl, in_recs, out_ctrl, out_words, evbuf, evwords, yield_after
                     break
                 stats[S_EVENTS] += n_out
                 n_out = 0
+            if c + 1 < end:
+                id_prefetch(st, in_recs[(c + 1) & mask_in].order_id)  # hides the next id's miss
             n_out = process_one(st, in_recs, slot, evbuf, n_out)
             stats[S_MSGS] += 1
             c += 1
