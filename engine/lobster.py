@@ -21,7 +21,6 @@ price is the engine's price in ticks, and 10^4 x it is the record's 1e-8 unit pr
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import time
 import zipfile
@@ -35,6 +34,7 @@ from numba import njit
 from engine.state import make_state
 
 from engine.book import top_levels
+from engine.jitcache import flush_if_engine_changed
 from engine.matcher import process_one
 from engine.records import (
     ACTION_CANCEL,
@@ -966,18 +966,6 @@ def _close_run(model: _Model, stats, run: _Run, last_row):
 RES_COMPARED, RES_IDENTICAL, RES_REJECTS, RES_FILLS, RES_DIVERGENT, RES_FIRST_REJECT = range(6)
 
 
-def _engine_stamp() -> str:
-    """A hash of the engine's hot-path sources. Numba's cache of replay_compare keys on this
-    module's file only, so a change in the matcher would otherwise run stale inlined code."""
-    h = hashlib.sha256()
-    here = Path(__file__).resolve().parent
-    for name in ("records.py", "book.py", "state.py", "risk.py", "matcher.py"):
-        p = here / name
-        if p.exists():
-            h.update(p.read_bytes())
-    return h.hexdigest()[:16]
-
-
 @njit(cache=True, nogil=True)
 def replay_compare(st, orders, msg_end, book, compare, out, fills, res, div_rows, div_levels, reject_at):
     """Run every record through the engine; after each message i with compare[i], compare both
@@ -1039,28 +1027,10 @@ def replay_compare(st, orders, msg_end, book, compare, out, fills, res, div_rows
     res[RES_FILLS] = n_fill
 
 
-_STAMP_CHECKED = False
-
-
 def _replay_fn():
-    """replay_compare, its on-disk cache dropped first when the engine's sources changed."""
-    global _STAMP_CHECKED
-    if not _STAMP_CHECKED:
-        _STAMP_CHECKED = True
-        stamp_file = Path(__file__).resolve().parent / "__pycache__" / "lobster_engine.stamp"
-        stamp = _engine_stamp()
-        try:
-            old = stamp_file.read_text()
-        except OSError:
-            old = ""
-        if old != stamp:
-            try:
-                replay_compare._cache.flush()
-                stamp_file.parent.mkdir(exist_ok=True)
-                stamp_file.write_text(stamp)
-            except (OSError, AttributeError):
-                pass
-    return replay_compare
+    """replay_compare, its on-disk cache dropped first when the engine's sources changed
+    (it inlines the matcher; engine/jitcache.py)."""
+    return flush_if_engine_changed(replay_compare, "lobster_replay_compare")
 
 
 @dataclass

@@ -33,6 +33,7 @@ import numpy as np
 from numba import njit
 
 from engine.book import id_prefetch
+from engine.jitcache import flush_if_engine_changed
 from engine.matcher import events_bound, events_needed, process_one
 from engine.records import ACTION_SHUTDOWN, EVENT_DTYPE, ORDER_DTYPE
 from offload.atomics import backoff, load_acquire, load_relaxed, store_release
@@ -163,6 +164,7 @@ def warm_up(venue, check: bool = True) -> float:
     from engine.state import make_state
 
     t0 = time.perf_counter()
+    flush_if_engine_changed(serve, "engine_process_serve")
     small = venue.with_capacity(max_orders=64, max_levels=16, max_accounts=max(64, len(venue.accounts) + 1))
     orders = generate(small, 3000 if check else 16, seed=7)
     ref = replay_records(orders, small) if check else None
