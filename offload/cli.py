@@ -22,7 +22,7 @@ import uuid
 import numpy as np
 
 from engine.records import ACTION_SHUTDOWN, EVENT_DTYPE, ORDER_DTYPE
-from offload.ring import SHM_DIR, PeerGone, RingError, RingTimeout, Segment, as_words, nb_pop_words, nb_push_words
+from offload.ring import PeerGone, RingError, RingTimeout, Segment, as_words, nb_pop_words, nb_push_words, ready_path, remove_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -91,8 +91,7 @@ class Server:
                     self.proc.wait(10)
         finally:
             self.seg.close()
-            if os.path.exists(ready := os.path.join(SHM_DIR, f"{self.name}.ready")):  # a SIGKILLed engine's
-                os.unlink(ready)
+            remove_file(ready_path(self.name))  # a SIGKILLed engine leaves its ready file
             try:
                 os.unlink(self.venue_file)
             except FileNotFoundError:

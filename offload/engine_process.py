@@ -37,7 +37,7 @@ from engine.jitcache import flush_if_engine_changed
 from engine.matcher import events_bound, events_needed, process_one
 from engine.records import ACTION_SHUTDOWN, EVENT_DTYPE, ORDER_DTYPE
 from offload.atomics import backoff, load_acquire, load_relaxed, store_release
-from offload.ring import CLOSED, HEAD, OK, SHM_DIR, STOP, STOPPED, TAIL, Segment, nb_push_blocking
+from offload.ring import CLOSED, HEAD, OK, STOP, STOPPED, TAIL, Segment, nb_push_blocking, ready_path, remove_file
 
 MAX_BATCH = 64  # order records per batch: bounds how long events wait for a publish
 DEFAULT_ORDERS_CAP = 1 << 14
@@ -216,7 +216,7 @@ def main(argv=None) -> int:
     except Exception as e:  # a clear one-line refusal (layout, timeout)
         log(f"cannot attach {a.rings}: {e}")
         return 2
-    ready_file = os.path.join(SHM_DIR, f"{a.rings}.ready")
+    ready_file = ready_path(a.rings)
     try:
         r_in, r_out = seg.ring(0), seg.ring(1)
         if r_in.recs.dtype != ORDER_DTYPE or r_out.recs.dtype != EVENT_DTYPE:
@@ -293,10 +293,7 @@ def main(argv=None) -> int:
             log(f"owner of {a.rings} is gone: segment unlinked")
         return 0 if stats[S_STATUS] == OK or stop_reason else 1
     finally:
-        try:
-            os.unlink(ready_file)
-        except FileNotFoundError:
-            pass
+        remove_file(ready_file)
         seg.close()
 
 

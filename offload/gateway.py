@@ -71,7 +71,7 @@ from engine.records import (
     R_TAKER,
     RECORD_SIZE,
 )
-from offload.ring import C_PRODUCER_PID, HEAD, SHM_DIR, TAIL, RingError, Segment, pid_alive
+from offload.ring import C_PRODUCER_PID, HEAD, TAIL, RingError, Segment, pid_alive, ready_path, remove_file
 
 DEFAULT_ORDERS = "tcp://*:5555"
 DEFAULT_MD = "tcp://*:5556"
@@ -135,11 +135,6 @@ assert _HB.size == HEARTBEAT_DTYPE.itemsize
 def _log(msg: str) -> None:
     sys.stderr.write(f"gateway[{os.getpid()}]: {msg}\n")  # one write: the engine may share the file
     sys.stderr.flush()
-
-
-def ready_path(rings: str, who: str = "engine") -> str:
-    """`/dev/shm/NAME.ready` (engine, warmed up and serving) or `NAME.gateway.ready`."""
-    return os.path.join(SHM_DIR, f"{rings}.ready" if who == "engine" else f"{rings}.{who}.ready")
 
 
 def hw_segment(rings: str) -> str:
@@ -289,13 +284,6 @@ class Shadow:
         self.sw = [sw[i:]] if i < len(sw) else []
         self.hw = [hw[j:]] if j < len(hw) else []
         self.recs = [recs[k:]] if k < len(recs) else []
-
-
-def remove_file(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def shard_of(symbol: str, count: int) -> int:

@@ -127,6 +127,19 @@ def _path(name: str) -> str:
     return os.path.join(SHM_DIR, name)
 
 
+def ready_path(rings: str, who: str = "engine") -> str:
+    """The readiness file beside segment NAME: `NAME.ready` (the engine, warmed up and
+    serving) or `NAME.WHO.ready` (e.g. the gateway's); the pod's probe looks for them."""
+    return os.path.join(SHM_DIR, f"{rings}.ready" if who == "engine" else f"{rings}.{who}.ready")
+
+
+def remove_file(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 def ring_bytes(capacity: int) -> int:
     """Control page + slots, rounded up to a page so every ring starts page-aligned."""
     return PAGE + -(-capacity * RECORD_SIZE // PAGE) * PAGE
