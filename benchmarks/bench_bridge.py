@@ -12,15 +12,19 @@ plus a cocotb callback into Python, so figures are milliseconds, not the nanosec
 from __future__ import annotations
 
 import os
+import sys
 import re
 import time
 
 import numpy as np
 
-from hdl.flowgen import diff_venue, random_flow
-from hdl.sim import engine_venue, first_difference, simulate
-from offload.cli import Server, shutdown_record
-from offload.latency import fmt, histogram, save
+# run as a script too: the test kit (testkit/) comes from the checkout, it is not installed
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from testkit.flows import diff_venue, random_records
+from engine.compare import first_divergence
+from hdl.sim.driver import engine_venue, simulate
+from offload.server import Server, shutdown_record
+from testkit.latency import fmt, histogram, save
 from offload.pinning import machine_load, pin, unpin
 from offload.ring import TAIL
 
@@ -80,9 +84,9 @@ def throughput(n: int = 5000, nord: int = 64, nlvl: int = 16, seed: int = 31) ->
     from engine.api import replay_records
 
     v = diff_venue()
-    orders = random_flow(n, v, seed, nord=nord, nlvl=nlvl)
+    orders = random_records(seed, n, v, nord=nord, nlvl=nlvl)
     t0 = time.perf_counter()
-    srv = Server("offload.bridge", v, extra=_params(nord, nlvl), cpu=1)
+    srv = Server("hdl.sim.bridge", v, extra=_params(nord, nlvl), cpu=1)
     try:
         srv.wait_ready()
         pin(0)
@@ -93,7 +97,7 @@ def throughput(n: int = 5000, nord: int = 64, nlvl: int = 16, seed: int = 31) ->
     finally:
         report = srv.close()
         unpin()
-    diff = first_difference(ev, replay_records(orders, engine_venue(v, nord, nlvl)))
+    diff = first_divergence(ev, replay_records(orders, engine_venue(v, nord, nlvl)), names=("hw", "engine"))
     if diff:
         raise AssertionError(diff)
     dt = t_done - t_ready
@@ -123,10 +127,10 @@ def latency(n: int = 300, nord: int = 64, nlvl: int = 16, gap_s: float = 0.0, se
     an HDR histogram. Client and bridge (with its simulator) pinned to different cores.
     gap_s: pause between orders (the bridge then sleeps in its idle wait)."""
     v = diff_venue()
-    orders = random_flow(n + 20, v, seed, nord=nord, nlvl=nlvl)
+    orders = random_records(seed, n + 20, v, nord=nord, nlvl=nlvl)
     lat = np.empty(n, np.int64)
     nev = np.empty(n, np.int64)
-    srv = Server("offload.bridge", v, extra=_params(nord, nlvl), cpu=bridge_cpu)
+    srv = Server("hdl.sim.bridge", v, extra=_params(nord, nlvl), cpu=bridge_cpu)
     try:
         srv.wait_ready()
         pin(client_cpu)

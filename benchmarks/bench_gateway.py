@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from engine.api import as_venue  # noqa: E402
 from engine.gen import generate  # noqa: E402
 from offload.gateway import K_EV, Client, ready_path  # noqa: E402
-from offload.latency import fmt, histogram, save  # noqa: E402
+from testkit.latency import fmt, histogram, save  # noqa: E402
 from offload.pinning import machine_load  # noqa: E402
 from offload.ring import reap_stale  # noqa: E402
 

@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections import defaultdict
 
 import numpy as np
 
+# run as a script too: the test kit (testkit/) comes from the checkout, it is not installed
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from engine.records import (
     ACTION_CANCEL,
     ACTION_NEW,
@@ -33,8 +36,8 @@ from engine.records import (
     ORDER_DTYPE,
     PRICE_NONE,
 )
-from hdl.flowgen import diff_venue, random_flow
-from hdl.sim import simulate
+from testkit.flows import diff_venue, random_records
+from hdl.sim.driver import simulate
 
 OUT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".benchmarks")
 OUT = os.path.join(OUT_DIR, "hdl.json")
@@ -170,7 +173,7 @@ def run(area: bool = False) -> dict:
         }
     # a random adversarial flow: average cycles per message overall
     nrand = 5000 if area else 20000
-    f = random_flow(nrand, v, 77, nord=nord, nlvl=nlvl)
+    f = random_records(77, nrand, v, nord=nord, nlvl=nlvl)
     res = simulate(f, v, nord=nord, nlvl=nlvl, area=area)
     fills = int((res.events["kind"] == 3).sum()) // 2
     out[f"random flow ({nrand // 1000}k messages)"] = {

@@ -5,7 +5,7 @@ Python client), streaming records/s, and a pyzmq round trip between the same two
     make bench-ring                                     # the same
     pytest benchmarks/bench_ring.py -s --benchmark-enable
 
-Client pinned to cpu 0, peer (offload.ringtool echo / sink) pinned to cpu 1, both
+Client pinned to cpu 0, peer (testkit.ringtool echo / sink) pinned to cpu 1, both
 busy-polling (no sched_yield). The machine has 2 cores shared with other work: the output
 starts with what else was running.
 """
@@ -18,11 +18,13 @@ import time
 
 import numpy as np
 
+# run as a script too: the test kit (testkit/) comes from the checkout, it is not installed
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from engine.records import ACTION_SHUTDOWN, ORDER_DTYPE
-from offload.latency import Peer, fmt, ghz, histogram, rtt_numba, rtt_python, save, seg_name, stream_numba
+from testkit.latency import Peer, fmt, ghz, histogram, rtt_numba, rtt_python, save, seg_name, stream_numba
 from offload.pinning import machine_load, pin, unpin
 from offload.ring import Segment
-from offload.ringtool import pattern
+from testkit.ringtool import pattern
 
 NEVER = str(1 << 62)
 OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".benchmarks", "ring.json")
@@ -70,7 +72,7 @@ def ring_and_zmq(n_numba=300_000, n_python=100_000, n_zmq=20_000, client_cpu=0, 
     rep = pin(client_cpu)
     res["client"] = rep.summary()
     with Segment.create(name, [("raw", 1024), ("raw", 1024)]) as seg:
-        peer = Peer(["offload.ringtool", "echo", name, "--cpu", str(peer_cpu), "--yield-after", NEVER,
+        peer = Peer(["testkit.ringtool", "echo", name, "--cpu", str(peer_cpu), "--yield-after", NEVER,
                      "--zmq", endpoint, "--timeout", "120"], seg)
         try:
             lines = peer.wait_line("attached")
@@ -116,7 +118,7 @@ def streaming(n=20_000_000, capacity=4096, batch=256, client_cpu=0, peer_cpu=1, 
         for _ in range(rounds):
             name = seg_name("stream")
             with Segment.create(name, [("raw", capacity)]) as seg:
-                peer = Peer(["offload.ringtool", "sink", name, "--n", str(n), "--cpu", str(peer_cpu),
+                peer = Peer(["testkit.ringtool", "sink", name, "--n", str(n), "--cpu", str(peer_cpu),
                              "--yield-after", NEVER, "--timeout", "120"], seg)
                 try:
                     peer.wait_line("attached")

@@ -13,13 +13,15 @@ import time
 
 import numpy as np
 
+# run as a script too: the test kit (testkit/) comes from the checkout, it is not installed
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_ring  # noqa: E402
 
 from engine.api import as_venue  # noqa: E402
 from engine.gen import generate  # noqa: E402
-from offload.cli import Server  # noqa: E402
-from offload.latency import ghz, histogram, rtt_numba, rtt_python, save  # noqa: E402
+from offload.server import Server  # noqa: E402
+from testkit.latency import ghz, histogram, rtt_numba, rtt_python, save  # noqa: E402
 from offload.pinning import machine_load, pin, unpin  # noqa: E402
 from offload.ring import as_words  # noqa: E402
 

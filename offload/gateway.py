@@ -54,6 +54,7 @@ from dataclasses import dataclass
 import numpy as np
 import zmq
 
+from engine.compare import first_divergence
 from engine.records import (
     ACTION_CANCEL,
     ACTION_KILL,
@@ -185,7 +186,7 @@ class Shadow:
     """--offload shadow: the hardware segment. It gets every stamped record the engine gets (the
     gateway writes only what fits in both order rings), its events are read as they come and
     kept, with the engine's and the records, until both sides have finished a record; then
-    they are compared (`offload.cli.first_divergence`) and forgotten."""
+    they are compared (`engine.compare.first_divergence`) and forgotten."""
 
     def __init__(self, seg: Segment):
         self.seg = seg
@@ -258,8 +259,6 @@ class Shadow:
         """Compare the events of the records with msg_seq <= upto (finished on both sides)."""
         if upto <= self.compared_to:
             return
-        from offload.cli import first_divergence
-
         sw, hw = self._cat(self.sw, EVENT_DTYPE), self._cat(self.hw, EVENT_DTYPE)
         recs = self._cat(self.recs, ORDER_DTYPE)
         i = int(np.searchsorted(sw["msg_seq"], upto, "right"))

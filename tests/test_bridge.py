@@ -22,11 +22,12 @@ import pytest
 from engine.api import replay_records
 from engine.records import EV_FILL, EV_REJECT, R_CAPACITY
 from offload import ring as R
-from offload.cli import Server, hw_available, shutdown_record, stream
+from hdl.sim.driver import simulator_available
+from offload.server import Server, shutdown_record, stream
 from offload.ring import Segment
 
 REPO = Path(__file__).resolve().parents[1]
-HW_OK, HW_WHY = hw_available()
+HW_OK, HW_WHY = simulator_available()
 pytestmark = [pytest.mark.hdl, pytest.mark.skipif(not HW_OK, reason=f"hdl simulation unavailable: {HW_WHY}")]
 
 WAIT = 60.0  # seconds: bound of any single wait below
@@ -37,28 +38,28 @@ def same(a, b):
 
 
 def venue():
-    from hdl.flowgen import diff_venue
+    from testkit.flows import diff_venue
 
     return diff_venue()
 
 
 def flow(n, seed, nord=64, nlvl=16, **opts):
-    from hdl.flowgen import random_flow
+    from testkit.flows import random_records
 
-    return random_flow(n, venue(), seed, nord=nord, nlvl=nlvl, **opts)
+    return random_records(seed, n, venue(), nord=nord, nlvl=nlvl, **opts)
 
 
 def engine(orders, nord=64, nlvl=16):
-    from hdl.sim import engine_venue
+    from hdl.sim.driver import engine_venue
 
     return replay_records(orders, engine_venue(venue(), nord, nlvl))
 
 
 def check(hw, orders, nord=64, nlvl=16):
-    from hdl.sim import first_difference
+    from engine.compare import first_divergence
 
     eng = engine(orders, nord, nlvl)
-    diff = first_difference(hw, eng)
+    diff = first_divergence(hw, eng, names=("hw", "engine"))
     assert diff is None, diff
     return eng
 
@@ -105,16 +106,16 @@ def reap():
     ids=["random", "adversarial", "area"],
 )
 def test_stream_equals_engine(n, seed, opts, params):
-    """The flow streamed through the bridge (pushing while draining, as replay_shm does); also:
+    """The flow streamed through the bridge (pushing while draining, as `tickbook replay --transport shm` does); also:
     SHUTDOWN consumed, ring 1 closed, exit 0, the segment and the run directory removed."""
-    from hdl.sim import BUILD_DIR
+    from hdl.sim.driver import BUILD_DIR
 
     nord, nlvl = params[:2] if params else (64, 16)
     orders = flow(n, seed, nord, nlvl, **opts)
     extra = ("--nord", str(nord), "--nlvl", str(nlvl)) if params else ()
     if "area" in params:
         extra += ("--area",)
-    srv = Server("offload.bridge", venue(), extra=extra)
+    srv = Server("hdl.sim.bridge", venue(), extra=extra)
     name, pid = srv.name, srv.proc.pid
     try:
         srv.wait_ready()
@@ -145,7 +146,7 @@ def test_live_one_order_at_a_time():
     orders = flow(150, 103)
     eng = engine(orders)
     per_msg = [eng[eng["msg_seq"] == s] for s in orders["msg_seq"]]
-    srv = Server("offload.bridge", venue())
+    srv = Server("hdl.sim.bridge", venue())
     try:
         srv.wait_ready()
         r_in, r_out = srv.seg.ring(0), srv.seg.ring(1)
@@ -179,7 +180,7 @@ def test_full_event_ring_loses_nothing():
     read at all, then reads a few events at a time: the book stalls on out_ready, waits, and
     every event arrives in order."""
     orders = flow(1500, 104)
-    srv = Server("offload.bridge", venue(), events_cap=16, extra=("--evq", "4"))
+    srv = Server("hdl.sim.bridge", venue(), events_cap=16, extra=("--evq", "4"))
     try:
         srv.wait_ready()
         r_in, r_out = srv.seg.ring(0), srv.seg.ring(1)
@@ -214,7 +215,7 @@ def test_full_event_ring_loses_nothing():
 
 
 def test_sigterm_stops_the_bridge_and_closes_the_event_ring():
-    srv = Server("offload.bridge", venue())
+    srv = Server("hdl.sim.bridge", venue())
     try:
         srv.wait_ready()
         r_in, r_out = srv.seg.ring(0), srv.seg.ring(1)
@@ -233,12 +234,12 @@ def test_sigterm_stops_the_bridge_and_closes_the_event_ring():
 
 def test_bridge_unlinks_the_segment_when_its_owner_dies():
     nm = f"tickbook-test-bridge-orphan-{os.getpid()}"
-    own = subprocess.Popen([sys.executable, "-m", "offload.ringtool", "own", nm], cwd=REPO,
+    own = subprocess.Popen([sys.executable, "-m", "testkit.ringtool", "own", nm], cwd=REPO,
                            stdout=subprocess.PIPE, text=True)
     br = None
     try:
         assert own.stdout.readline().strip() == "ready"
-        br = subprocess.Popen([sys.executable, "-m", "offload.bridge", "--rings", nm], cwd=REPO,
+        br = subprocess.Popen([sys.executable, "-m", "hdl.sim.bridge", "--rings", nm], cwd=REPO,
                               stderr=subprocess.PIPE, text=True)
         with Segment.attach(nm) as seg:
             until(lambda: seg.peer_pid == br.pid, "bridge ready", alive=lambda: br.poll() is None)
@@ -259,6 +260,6 @@ def test_bridge_refuses_a_segment_of_another_layout():
     nm = f"tickbook-test-bridge-layout-{os.getpid()}"
     with Segment.create(nm, [("orders", 64), ("events", 64)]) as seg:
         seg.hdr[R.H_VERSION] = 99
-        r = subprocess.run([sys.executable, "-m", "offload.bridge", "--rings", nm], cwd=REPO,
+        r = subprocess.run([sys.executable, "-m", "hdl.sim.bridge", "--rings", nm], cwd=REPO,
                            capture_output=True, text=True, timeout=WAIT)
     assert r.returncode == 2 and "ring layout version 99" in r.stderr, r.stderr

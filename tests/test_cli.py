@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from engine.api import Venue
-from engine.cli import main
+from tickbook.cli import main
 from engine.codec import read_flow
 from engine.config import load_venue
 from engine.records import EV_REJECT, ORDER_DTYPE, R_MALFORMED

@@ -1,6 +1,6 @@
 """The engine against the reference, byte for byte, on many seeded flows.
 
-Per run: >= 200,000 messages over random, adversarial, deep-book and syntax-fuzz flows (see flowgen.py).
+Per run: >= 200,000 messages over random, adversarial, deep-book and syntax-fuzz flows (see testkit/flows.py).
 On a difference the report gives the flow kind and seed, the first differing event line with
 context, and a shrunk flow (rows removed while the two matchers still disagree) to paste into
 a test.
@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from flowgen import FLOW_HEADER, adversarial_flow, deep_book_flow, random_flow, syntax_fuzz_flow
+from testkit.flows import FLOW_HEADER, adversarial_flow, deep_book_flow, random_flow, syntax_fuzz_flow
 from reference import replay as reference_replay
 from reference.harness import engine_replay, first_difference
 

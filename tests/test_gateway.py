@@ -478,7 +478,7 @@ def test_sigterm_to_gateway_and_engine_at_once_is_clean(tmp_path):
 
 
 def test_cli_has_the_gateway_subcommand():
-    from engine.cli import main
+    from tickbook.cli import main
 
     with pytest.raises(SystemExit) as e:
         main(["gateway", "--help"])
@@ -493,7 +493,9 @@ def test_client_refuses_records_of_another_dtype():
 
 # ------------------------------------------------------------------ --offload hw | shadow
 
-HW_OK, HW_WHY = (lambda: __import__("offload.cli", fromlist=["hw_available"]).hw_available())()
+from hdl.sim.driver import simulator_available  # noqa: E402
+
+HW_OK, HW_WHY = simulator_available()
 NORD, NLVL = 8, 3  # a small book: the flow fills it (CAPACITY), Icarus runs it fast
 N_HW = 240  # records through the bridge (~1-3k records/s)
 
@@ -506,7 +508,7 @@ class OffloadStack(Stack):
     def __init__(self, tmp: Path, mode: str, engine_venue=None, *gw_args):
         import pickle
 
-        from hdl.flowgen import DIFF_VENUE_TOML, diff_venue
+        from testkit.flows import DIFF_VENUE_TOML, diff_venue
 
         (tmp / "venue.toml").write_text(DIFF_VENUE_TOML)
         for what, v in (("bridge", diff_venue()), ("engine", engine_venue)):
@@ -519,7 +521,7 @@ class OffloadStack(Stack):
         super().__init__(tmp, "--offload", mode, "--config", str(tmp / "venue.toml"), "--engine-timeout", "300",
                          *gw_args, start_engine=False, segment=self.hw_name, name=name)
         self.bridge = subprocess.Popen(
-            [sys.executable, "-m", "offload.bridge", "--rings", self.hw_name, "--venue-pickle",
+            [sys.executable, "-m", "hdl.sim.bridge", "--rings", self.hw_name, "--venue-pickle",
              str(tmp / "bridge.pickle"), "--nord", str(NORD), "--nlvl", str(NLVL), "--timeout", "120"],
             cwd=REPO, stdout=self.br_log, stderr=subprocess.STDOUT)
         if mode == "shadow":
@@ -547,9 +549,9 @@ class OffloadStack(Stack):
 
 
 def _hw_flow(seed):
-    from hdl.flowgen import diff_venue, random_flow
+    from testkit.flows import diff_venue, random_records
 
-    return random_flow(N_HW, diff_venue(), seed, nord=NORD, nlvl=NLVL)  # msg_seq 1..n, actions 1-5
+    return random_records(seed, N_HW, diff_venue(), nord=NORD, nlvl=NLVL)  # msg_seq 1..n, actions 1-5
 
 
 def _submit_all(stack, flow, seed):
@@ -573,7 +575,7 @@ def _submit_all(stack, flow, seed):
 
 
 def _first_differing_message(a, b):
-    from offload.cli import first_divergence
+    from engine.compare import first_divergence
 
     for m in np.unique(np.concatenate([a["msg_seq"], b["msg_seq"]])):
         if first_divergence(a[a["msg_seq"] == m], b[b["msg_seq"] == m], np.empty(0, ORDER_DTYPE)) is not None:
@@ -594,8 +596,8 @@ def test_offload_hw_and_shadow(tmp_path, mode, capacities):
     the gateway reading (back-pressure), nothing is lost. SIGTERM ends gateway, bridge and
     engine through their SHUTDOWN records and removes both segments."""
     from engine.records import R_CAPACITY
-    from hdl.flowgen import diff_venue
-    from hdl.sim import engine_venue
+    from testkit.flows import diff_venue
+    from hdl.sim.driver import engine_venue
 
     hw_venue = engine_venue(diff_venue(), NORD, NLVL)
     sw_venue = hw_venue if capacities == "hardware" else diff_venue()
@@ -657,7 +659,7 @@ def test_offload_hw_and_shadow(tmp_path, mode, capacities):
 
 
 def test_cli_has_the_bridge_subcommand():
-    r = subprocess.run([sys.executable, "-m", "engine.cli", "bridge", "--help"], cwd=REPO, capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "tickbook.cli", "bridge", "--help"], cwd=REPO, capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0 and "--rings" in r.stdout and "--nord" in r.stdout, r.stderr
 

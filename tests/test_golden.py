@@ -29,7 +29,7 @@ def test_golden_matches_venue_rulebook(shared_dir):
     assert blocks[1].strip() == (GOLDEN / "example_events.csv").read_text().strip()
 
 
-# Regression goldens: flows from tests/flowgen.py frozen with the reference's output at the time
+# Regression goldens: flows from testkit/flows.py frozen with the reference's output at the time
 # they were made. They are not hand-checked truth (test_rules.py is); they make any change of
 # behaviour in either matcher visible. Regenerate deliberately, after a rulebook decision
 # changes, with:  cd tests && python test_golden.py
@@ -56,7 +56,7 @@ def test_regression_golden(matcher, name):
 
 
 def _regenerate():
-    import flowgen
+    from testkit import flows as flowgen
     from reference import replay
 
     for name, (gen, seed, n) in REGRESSION.items():

@@ -14,7 +14,7 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 def test_replay_offload_hw_golden(tmp_path):
     out = tmp_path / "events.csv"
     r = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "replay", str(GOLDEN / "example_flow.csv"), "--config",
+        [sys.executable, "-m", "tickbook.cli", "replay", str(GOLDEN / "example_flow.csv"), "--config",
          str(GOLDEN / "example_venue.toml"), "--offload", "hw", "--events", str(out), "-q"],
         capture_output=True, text=True, cwd=GOLDEN.parent.parent,
     )

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from hdl.sim import AREA_SOURCES, BUILD_DIR, REPO, RTL_SOURCES, TB_DIR, _need
+from hdl.sim.driver import AREA_SOURCES, BUILD_DIR, REPO, RTL_SOURCES, TB_DIR, _need
 
 pytestmark = pytest.mark.hdl
 

@@ -14,8 +14,9 @@ import pytest
 from engine.api import replay_records
 from engine.config import parse_venue
 from engine.records import EV_FILL, EV_REJECT, R_CAPACITY
-from hdl.flowgen import DIFF_VENUE_TOML, diff_venue, random_flow
-from hdl.sim import engine_venue, first_difference, simulate
+from testkit.flows import DIFF_VENUE_TOML, diff_venue, random_records
+from engine.compare import first_divergence
+from hdl.sim.driver import engine_venue, simulate
 
 pytestmark = pytest.mark.hdl
 
@@ -60,10 +61,10 @@ band_bps = 1
 
 def _check(n, nord, nlvl, opts, idle, stall, seed, venue=None, area=False):
     v = venue or diff_venue()
-    flow = random_flow(n, v, seed, nord=nord, nlvl=nlvl, **opts)
+    flow = random_records(seed, n, v, nord=nord, nlvl=nlvl, **opts)
     res = simulate(flow, v, nord=nord, nlvl=nlvl, idle=idle, stall=stall, seed=seed + 7, area=area)
     eng = replay_records(flow, engine_venue(v, nord, nlvl))
-    diff = first_difference(res.events, eng)
+    diff = first_divergence(res.events, eng, names=("hw", "engine"))
     assert diff is None, diff
     return res, eng
 

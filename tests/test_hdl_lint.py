@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from hdl.sim import AREA_SOURCES, RTL_SOURCES
+from hdl.sim.driver import AREA_SOURCES, RTL_SOURCES
 
 pytestmark = pytest.mark.hdl
 

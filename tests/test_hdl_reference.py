@@ -19,8 +19,8 @@ from engine.records import (
     PRICE_NONE,
     QTY_INVALID,
 )
-from hdl.flowgen import DIFF_VENUE_TOML, random_flow
-from hdl.sim import run_flow
+from testkit.flows import DIFF_VENUE_TOML, random_records
+from hdl.sim.driver import run_flow
 
 pytestmark = pytest.mark.hdl
 
@@ -63,7 +63,7 @@ def test_rtl_matches_reference_csv(nord, nlvl, seed):
 
     toml = DIFF_VENUE_TOML + f"\n[engine]\nmax_orders = {nord}\nmax_levels = {nlvl}\n"
     venue = parse_venue(toml)
-    text = flow_csv(random_flow(10000, venue, seed, nord=nord, nlvl=nlvl), venue)
+    text = flow_csv(random_records(seed, 10000, venue, nord=nord, nlvl=nlvl), venue)
     flow = parse_flow_bytes(text.encode(), venue)
     events = run_flow(flow.orders, venue, nord=nord, nlvl=nlvl)
     buf = io.BytesIO()

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from engine.records import EVENT_DTYPE, ORDER_DTYPE
-from hdl import sim
-from hdl.flowgen import diff_venue, random_flow
+from hdl.sim import driver as sim
+from testkit.flows import diff_venue, random_records
 
 
 def test_reciprocal_divides_exactly():
@@ -31,7 +31,7 @@ def test_collar_constant_divides_by_10000():
 
 
 def test_hex_round_trip():
-    recs = random_flow(50, diff_venue(), 1, nord=4, nlvl=2)
+    recs = random_records(1, 50, diff_venue(), nord=4, nlvl=2)
     back = sim.hex_to_records(sim.records_to_hex(recs), ORDER_DTYPE)
     assert back.tobytes() == recs.tobytes()
 

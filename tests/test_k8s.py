@@ -577,7 +577,7 @@ def test_unknown_cli_subcommand():
 def test_policy_knows_the_cli_subcommands():
     import argparse
 
-    from engine.cli import build_parser
+    from tickbook.cli import build_parser
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     assert set(sub.choices) == check.CLI_SUBCOMMANDS

@@ -17,9 +17,12 @@ import pytest
 from engine.api import as_venue, replay_records
 from engine.codec import read_flow
 from engine.gen import generate
+from engine.compare import first_divergence
+from hdl.sim.driver import simulator_available
 from offload import ring as R
-from offload.cli import POLITE, Server, ShadowMismatch, first_divergence, hw_available, replay_shm, stream
 from offload.ring import PeerGone, Segment
+from offload.server import Server, stream
+from tickbook.offloaded import POLITE, ShadowMismatch, replay_offloaded
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "tests" / "golden"
@@ -43,7 +46,7 @@ def warm_engine():
 def test_shm_sw_equals_inprocess_generated(seed, n):
     v = as_venue(None)
     orders = generate(v, n, seed=seed)
-    assert same(replay_shm(orders, v, "sw"), replay_records(orders, v))
+    assert same(replay_offloaded(orders, v, "shm", "sw"), replay_records(orders, v))
 
 
 @pytest.mark.parametrize("stem", ["example", "adversarial", "random", "syntax"])
@@ -53,7 +56,7 @@ def test_shm_sw_equals_inprocess_golden(stem):
         pytest.skip(f"{flow_p.name} not in tests/golden")
     v = as_venue(venue_p if venue_p.exists() else None)
     flow = read_flow(flow_p, v)
-    assert same(replay_shm(flow, v, "sw"), replay_records(flow.orders, v))
+    assert same(replay_offloaded(flow.orders, v, "shm", "sw"), replay_records(flow.orders, v))
 
 
 def test_cli_replay_transport_shm_writes_the_same_csv(tmp_path):
@@ -63,7 +66,7 @@ def test_cli_replay_transport_shm_writes_the_same_csv(tmp_path):
     for extra in ([], ["--transport", "shm"]):
         out = tmp_path / f"ev{len(outs)}.csv"
         r = subprocess.run(
-            [sys.executable, "-m", "engine.cli", "replay", str(flow), "--config", str(cfg), "--events", str(out), "-q", *extra],
+            [sys.executable, "-m", "tickbook.cli", "replay", str(flow), "--config", str(cfg), "--events", str(out), "-q", *extra],
             cwd=REPO, capture_output=True, text=True, timeout=300,
         )
         assert r.returncode == 0, r.stderr
@@ -111,7 +114,7 @@ def test_engine_refuses_a_segment_of_another_layout():
 
 def test_engine_unlinks_the_segment_when_its_owner_dies():
     nm = f"tickbook-test-orphan-{os.getpid()}"
-    own = subprocess.Popen([sys.executable, "-m", "offload.ringtool", "own", nm], cwd=REPO,
+    own = subprocess.Popen([sys.executable, "-m", "testkit.ringtool", "own", nm], cwd=REPO,
                            stdout=subprocess.PIPE, text=True)
     eng = None
     try:
@@ -163,7 +166,7 @@ def test_first_divergence_names_the_message():
 
 # --- hardware (skipped, with the reason, when the Verilog simulation is not available)
 
-HW_OK, HW_WHY = hw_available()
+HW_OK, HW_WHY = simulator_available()
 needs_hw = pytest.mark.skipif(not HW_OK, reason=f"hdl simulation unavailable: {HW_WHY}")
 
 
@@ -178,7 +181,7 @@ def hw_venue():
 def small_flow(n=400, seed=11):
     """A flow inside the default hardware build's capacities; (orders, client venue, the
     venue the Numba engine needs to match the hardware's capacities)."""
-    from hdl.sim import engine_venue
+    from hdl.sim.driver import engine_venue
 
     from engine.records import ACTION_KILL
 
@@ -193,7 +196,7 @@ def small_flow(n=400, seed=11):
 def test_hw_through_the_bridge_equals_the_engine():
     orders, v, hv = small_flow()
     try:
-        hw = replay_shm(orders, v, "hw")
+        hw = replay_offloaded(orders, v, "shm", "hw")
     except Exception as e:  # the RTL is another engineer's work in progress
         pytest.skip(f"hdl simulation failed here: {e}")
     assert same(hw, replay_records(orders, hv))
@@ -204,7 +207,7 @@ def test_hw_through_the_bridge_equals_the_engine():
 def test_shadow_compares_every_event():
     orders, v, hv = small_flow(seed=12)
     try:
-        ev = replay_shm(orders, v, "shadow")
+        ev = replay_offloaded(orders, v, "shm", "shadow")
     except ShadowMismatch as e:
         pytest.fail(str(e))
     except Exception as e:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from flowgen import adversarial_flow, deep_book_flow, random_flow
+from testkit.flows import adversarial_flow, deep_book_flow, random_flow
 from reference import HEADER_OUT, replay
 from reference.matcher import decimals_as_written, parse_number, parse_uint
 from test_properties import check_events

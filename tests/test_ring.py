@@ -36,7 +36,7 @@ class Procs:
 
     def start(self, *args, **kw):
         p = subprocess.Popen(
-            [PY, "-m", "offload.ringtool", *map(str, args)],
+            [PY, "-m", "testkit.ringtool", *map(str, args)],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -69,7 +69,7 @@ def procs():
 def warm_cache():
     """Compile (or load) the njit peers once here, so spawned processes load the cache
     instead of compiling concurrently."""
-    from offload import ringtool
+    from testkit import ringtool
 
     with Segment.create(name(), [("raw", 16), ("raw", 16)]) as seg:
         r = seg.ring(0)
@@ -287,7 +287,7 @@ def test_consumer_crash_owner_sees_peer_gone_and_cleans_up(procs):
         c = procs.start("consume", nm, "--n", 10**9, "--stall", 0.5, "--timeout", TIMEOUT)
         wait_line(c, "attached")
         r = seg.ring(0)
-        from offload.ringtool import pattern
+        from testkit.ringtool import pattern
 
         data = np.zeros((1000, 8), np.int64)
         for i in range(1000):

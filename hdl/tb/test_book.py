@@ -22,8 +22,9 @@ from engine.api import Venue, replay_records
 from engine.codec import EventWriter, parse_flow_bytes
 from engine.config import parse_venue
 from engine.records import EVENT_DTYPE, PRICE_NONE, PRICE_SCALE
-from hdl.flowgen import diff_venue, random_flow
-from hdl.sim import config_words, engine_venue, first_difference
+from testkit.flows import diff_venue, random_records
+from engine.compare import first_divergence
+from hdl.sim.driver import config_words, engine_venue
 
 NORD = int(os.environ["HDL_NORD"])
 NLVL = int(os.environ["HDL_NLVL"])
@@ -165,7 +166,7 @@ class Book:
 
 def check_engine(orders, events, venue=VENUE):
     eng = replay_records(orders, engine_venue(venue, NORD, NLVL))
-    diff = first_difference(events, eng)
+    diff = first_divergence(events, eng, names=("hw", "engine"))
     assert diff is None, diff
 
 
@@ -477,10 +478,10 @@ async def test_random_backpressure_and_idle(dut):
             await book.start(v)
         else:
             await book.reset()
-        orders = random_flow(600, v, seed, nord=NORD, nlvl=NLVL)
+        orders = random_records(seed, 600, v, nord=NORD, nlvl=NLVL)
         await book.run(orders)
         got = book.event_array()
-        diff = first_difference(got, replay_records(orders, engine_venue(v, NORD, NLVL)))
+        diff = first_divergence(got, replay_records(orders, engine_venue(v, NORD, NLVL)), names=("hw", "engine"))
         assert diff is None, f"idle {idle} stall {stall}: {diff}"
 
 
@@ -493,13 +494,13 @@ async def test_reset_in_traffic(dut):
         return
     book = Book(dut, idle=10, stall=30, seed=9)
     await book.start(v)
-    first = random_flow(400, v, 11, nord=NORD, nlvl=NLVL)
+    first = random_records(11, 400, v, nord=NORD, nlvl=NLVL)
     accepted = await _run_until(book, first, 150)
     assert accepted >= 150
     await book.reset()
-    second = random_flow(400, v, 12, nord=NORD, nlvl=NLVL)
+    second = random_records(12, 400, v, nord=NORD, nlvl=NLVL)
     await book.run(second)
-    diff = first_difference(book.event_array(), replay_records(second, engine_venue(v, NORD, NLVL)))
+    diff = first_divergence(book.event_array(), replay_records(second, engine_venue(v, NORD, NLVL)), names=("hw", "engine"))
     assert diff is None, diff
 
 
@@ -517,7 +518,7 @@ async def test_top_of_book(dut):
         return
     book = Book(dut)
     await book.start(v)
-    orders = random_flow(300, v, 21, nord=NORD, nlvl=NLVL)
+    orders = random_records(21, 300, v, nord=NORD, nlvl=NLVL)
     eng = Venue(engine_venue(v, NORD, NLVL))
     names = [s.name for s in v.symbols]
     checked = 0

@@ -1,9 +1,9 @@
 """Ring peers run as real processes by the ring tests and benchmarks.
 
-    python -m offload.ringtool produce NAME [--ring 0] [--n N] [--seed S] [--stall P] ...
-    python -m offload.ringtool consume NAME [--ring 0] [--n N] [--seed S] [--stall P] ...
-    python -m offload.ringtool echo NAME [--cpu C] [--zmq ENDPOINT]
-    python -m offload.ringtool own NAME [--orders CAP] [--events CAP]   (create, then sleep)
+    python -m testkit.ringtool produce NAME [--ring 0] [--n N] [--seed S] [--stall P] ...
+    python -m testkit.ringtool consume NAME [--ring 0] [--n N] [--seed S] [--stall P] ...
+    python -m testkit.ringtool echo NAME [--cpu C] [--zmq ENDPOINT]
+    python -m testkit.ringtool own NAME [--orders CAP] [--events CAP]   (create, then sleep)
 
 Records carry a pattern derived from their index so the consumer checks order, loss and
 content of every word. Loops are njit with a spin budget: they return to Python now and

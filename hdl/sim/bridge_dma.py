@@ -1,11 +1,11 @@
 """cocotb 2.x test that *is* the hardware bridge: it serves a ring pair with the Verilog book.
 
-Launched by `offload/bridge.py` through cocotb's Python runner (Icarus); never run by pytest
+Launched by `hdl/sim/bridge.py` through cocotb's Python runner (Icarus); never run by pytest
 directly. Everything it needs comes in a JSON file named by $TICKBOOK_BRIDGE_CONFIG:
 
     rings         segment name (ring 0: order records in, ring 1: event records out)
     bridge_pid    the bridge process (our parent): written into the header as "ready"
-    cfg           configuration writes (addr, symbol, data) from hdl.sim.config_words(venue)
+    cfg           configuration writes (addr, symbol, data) from hdl.sim.driver.config_words(venue)
     stats         where to write what was processed (JSON) when the run ends
     timeout       seconds without an inbound record, or with a full event ring, before giving up
     evq_max, fetch_max, flush_events, spin_s, sleep_s: tuning (defaults below)

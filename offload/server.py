@@ -1,12 +1,14 @@
-"""Entry points the `tickbook` CLI delegates to.
+"""The client side of a server on rings: start one, stream a flow through it, stop it.
 
-    engine_main(argv)                         tickbook engine --rings NAME [--cpu N] ...
-    replay_shm(flow, venue, offload) -> events  tickbook replay FLOW --transport shm --offload sw|hw|shadow
+    srv = Server("offload.engine_process", venue)   # or "hdl.sim.bridge": the same protocol
+    srv.wait_ready()
+    events = stream(srv.seg, orders, srv.alive)     # orders in, SHUTDOWN, every event out
+    report = srv.close()
 
-`replay_shm` owns the segments: it creates them, starts the engine process (sw), the hardware
-bridge (hw) or both (shadow), streams the flow through the order ring while draining the
-event ring (never blocking on one while the other is full), sends SHUTDOWN, collects every
-event until the server closes its event ring, and removes the segments whatever happens.
+A `Server` owns its segment: it creates it, starts the server process on it, and removes it
+(and the ready file a killed server leaves) whatever happens. `stream` pushes the flow through
+the order ring while draining the event ring, never blocking on one while the other is full,
+and returns once the server closes its event ring.
 """
 
 from __future__ import annotations
@@ -25,21 +27,6 @@ from engine.records import ACTION_SHUTDOWN, EVENT_DTYPE, ORDER_DTYPE
 from offload.ring import PeerGone, RingError, RingTimeout, Segment, as_words, nb_pop_words, nb_push_words, ready_path, remove_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-# replay is about results, not latency: a server that has been idle a while lets other work
-# on its core run (benchmarks start the engine without this)
-POLITE = ("--yield-after", "4096")
-
-
-class ShadowMismatch(RuntimeError):
-    """sw and hw disagree; the message names the first differing event and its order."""
-
-
-def engine_main(argv=None) -> int:
-    from offload.engine_process import main
-
-    return main(argv)
 
 
 def shutdown_record() -> np.ndarray:
@@ -159,78 +146,3 @@ def run_server(module: str, orders: np.ndarray, venue, timeout: float = 60.0, cp
         report = srv.close()
         sys.stderr.write(report)
         raise
-
-
-def hw_available() -> tuple[bool, str]:
-    """Whether the Verilog book can run here, and why not."""
-    import shutil
-
-    try:
-        import hdl.sim  # noqa: F401
-    except Exception as e:  # the hdl package is another engineer's: absent or broken
-        return False, f"hdl.sim not importable: {e}"
-    if not hasattr(hdl.sim, "run_flow"):
-        return False, "hdl.sim has no run_flow"
-    for tool in ("iverilog", "vvp"):
-        if shutil.which(tool) is None:
-            return False, f"{tool} not installed"
-    return True, "ok"
-
-
-def first_divergence(sw: np.ndarray, hw: np.ndarray, orders: np.ndarray) -> str | None:
-    """None when identical; else a description of the first differing event and its order."""
-    n = min(len(sw), len(hw))
-    a, b = as_words(np.ascontiguousarray(sw[:n])), as_words(np.ascontiguousarray(hw[:n]))
-    diff = np.nonzero((a != b).any(axis=1))[0]
-    if len(diff) == 0 and len(sw) == len(hw):
-        return None
-    i = int(diff[0]) if len(diff) else n
-    ev = sw[i] if i < len(sw) else hw[i]
-    msg_seq = int(ev["msg_seq"])
-    which = np.nonzero(orders["msg_seq"] == msg_seq)[0]
-    order = orders[which[0]] if len(which) else None
-    return (
-        f"first divergence at event {i} (sw has {len(sw)} events, hw {len(hw)}):\n"
-        f"  sw: {sw[i] if i < len(sw) else '<none>'}\n  hw: {hw[i] if i < len(hw) else '<none>'}\n"
-        f"  message msg_seq={msg_seq}: {order}"
-    )
-
-
-def replay_shm(flow, venue, offload_mode: str = "sw", timeout: float = 120.0) -> np.ndarray:
-    """`tickbook replay FLOW --transport shm --offload MODE`: the flow through the rings."""
-    from engine.api import as_venue
-
-    orders = flow.orders if hasattr(flow, "orders") else flow
-    if orders.dtype != ORDER_DTYPE:
-        raise TypeError(f"orders must have ORDER_DTYPE, got {orders.dtype}")
-    venue = as_venue(venue)
-    if offload_mode == "sw":
-        events, report = run_server("offload.engine_process", orders, venue, timeout, extra=POLITE)
-        _say(report)
-        return events
-    ok, why = hw_available()
-    if not ok:
-        raise RuntimeError(f"--offload {offload_mode} needs the Verilog simulation: {why}")
-    if offload_mode == "hw":
-        events, report = run_server("offload.bridge", orders, venue, timeout)
-        _say(report)
-        return events
-    if offload_mode == "shadow":
-        from hdl.sim import engine_venue
-
-        sw_venue = engine_venue(venue)  # the hardware's capacities, so CAPACITY rejects agree
-        sw, rep_sw = run_server("offload.engine_process", orders, sw_venue, timeout, extra=POLITE)
-        hw, rep_hw = run_server("offload.bridge", orders, venue, timeout)
-        _say(rep_sw + rep_hw)
-        d = first_divergence(sw, hw, orders)
-        if d is not None:
-            raise ShadowMismatch(d)
-        print(f"shadow: {len(sw):,} events identical in sw and hw", file=sys.stderr)
-        return sw
-    raise ValueError(f"unknown offload mode {offload_mode!r}: sw, hw or shadow")
-
-
-def _say(report: str) -> None:
-    for line in report.splitlines():
-        if line.startswith(("engine[", "bridge[")):
-            print(line, file=sys.stderr)

@@ -1,11 +1,11 @@
 """Run order flows through the Verilog order book (Icarus Verilog, file-driven testbench).
 
-    from hdl.sim import run_flow, simulate, engine_venue
+    from hdl.sim.driver import run_flow, simulate, engine_venue
     events = run_flow(orders, venue)             # ORDER_DTYPE in, EVENT_DTYPE out
     res = simulate(orders, venue, trace=True)    # events plus cycle counts
 
 The records go to the RTL untouched: each 64-byte record is written as one hex line (the record
-as a little-endian integer), read by `hdl/tb/tb_file.v` with $readmemh and driven on the input
+as a little-endian integer), read by `hdl/sim/tb_file.v` with $readmemh and driven on the input
 stream; every event the book emits is written back with $fwrite and decoded here.
 
 The hardware's capacities are its parameters (`nord` resting orders, `nlvl` price levels per side
@@ -27,9 +27,11 @@ import numpy as np
 
 from engine.records import EVENT_DTYPE, ORDER_DTYPE
 
-HDL_DIR = Path(__file__).resolve().parent
+SIM_DIR = Path(__file__).resolve().parent
+HDL_DIR = SIM_DIR.parent
 RTL_DIR = HDL_DIR / "rtl"
 TB_DIR = HDL_DIR / "tb"
+FILE_BENCH = SIM_DIR / "tb_file.v"  # the file-driven bench these runs compile
 RTL_SOURCES = [RTL_DIR / "tickbook_book.v"]
 AREA_SOURCES = [RTL_DIR / "tickbook_book_area.v"]  # the area build (tickbook_book_area)
 REPO = HDL_DIR.parent
@@ -129,11 +131,19 @@ def _need(tool: str) -> str:
     return path
 
 
+def simulator_available() -> tuple[bool, str]:
+    """Whether the Verilog book can be simulated here (Icarus installed), and why not."""
+    for tool in ("iverilog", "vvp"):
+        if shutil.which(tool) is None:
+            return False, f"{tool} not installed"
+    return True, "ok"
+
+
 def build(nsym: int, nord: int, nlvl: int, area: bool = False) -> Path:
     """Compile the file-driven testbench for these parameters (cached under build/hdl/).
     area: the area build (hdl/rtl/tickbook_book_area.v) instead of the fast one."""
     iverilog = _need("iverilog")
-    srcs = RTL_SOURCES + AREA_SOURCES + [TB_DIR / "tb_file.v"]
+    srcs = RTL_SOURCES + AREA_SOURCES + [FILE_BENCH]
     h = hashlib.sha1()
     for s in srcs:
         h.update(s.read_bytes())
@@ -257,23 +267,3 @@ def run_flow(orders: np.ndarray, venue=None, **params) -> np.ndarray:
     params: nord, nlvl, nsym (hardware capacities), area (the area build), idle, stall, seed
     (stream timing)."""
     return simulate(orders, venue, **params).events
-
-
-def first_difference(hw: np.ndarray, eng: np.ndarray) -> str | None:
-    """None when the two event arrays agree field by field (reserved bytes aside), else a
-    description of the first difference."""
-    fields = [f for f in EVENT_DTYPE.names if f != "reserved"]
-    m = min(len(hw), len(eng))
-    diff = np.zeros(m, bool)
-    for f in fields:
-        diff |= hw[f][:m] != eng[f][:m]
-    idx = np.nonzero(diff)[0]
-    if len(idx) == 0 and len(hw) == len(eng):
-        return None
-    i = int(idx[0]) if len(idx) else m
-    lines = [f"first difference at event {i} (hw {len(hw)} events, engine {len(eng)})"]
-    for k in range(max(0, i - 2), min(max(len(hw), len(eng)), i + 2)):
-        a = {f: int(hw[f][k]) for f in fields} if k < len(hw) else None
-        b = {f: int(eng[f][k]) for f in fields} if k < len(eng) else None
-        lines.append(f"  hw  {a}\n  eng {b}")
-    return "\n".join(lines)

@@ -1,20 +1,20 @@
 """The hardware bridge: serves a hardware ring pair with the Verilog order book, streaming.
 
-    python -m offload.bridge --rings NAME [--config venue.toml]
+    tickbook bridge --rings NAME [--config venue.toml]     (python -m hdl.sim.bridge)
 
 The segment has exactly the layout the engine's has (ring 0: order records in, ring 1: event
 records out; docs/offload.md), which is the layout a PCIe card's DMA engine would read and
 write: a driver for a real card replaces this process and nothing else changes.
 
 This process compiles the book for the venue (Icarus, through cocotb's Python runner, cached
-under build/hdl/) and runs the cocotb test `hdl/tb/bridge_tb.py`, which attaches to the
+under build/hdl/) and runs the cocotb module `hdl/sim/bridge_dma.py`, which attaches to the
 segment from inside the simulator and *is* the DMA engine: it polls ring 0, drives each record
 into the book as it arrives, publishes the book's events to ring 1 (stalling `out_ready` while
 ring 1 is full), moves ring 0's TAIL past a record once its events are published, waits in
 real time when there is nothing to do, and ends on SHUTDOWN (closing ring 1) or STOP. An order
 sent alone gets its events back without waiting for the next one: the bridge is live.
 
-Readiness and exit, as `offload.cli` relies on: the bridge's pid appears in header word 9 once
+Readiness and exit, as `offload.server` relies on: the bridge's pid appears in header word 9 once
 the book is configured and out of reset; exit 0 after a SHUTDOWN record or a STOP (SIGTERM /
 SIGINT set the STOP word), 1 when the owner died (the segment is then unlinked), on a timeout
 or a simulator failure, 2 when the segment cannot be attached or speaks another layout. At
@@ -40,19 +40,15 @@ from pathlib import Path
 from engine.records import EVENT_DTYPE, ORDER_DTYPE
 from offload.ring import Segment
 
-TB_MODULE = "bridge_tb"
+TB_MODULE = "hdl.sim.bridge_dma"
 TOPLEVEL = "tickbook_book"
 TOPLEVEL_AREA = "tickbook_book_area"  # the area build (hdl/rtl/tickbook_book_area.v): same ports
 
 
 def sources(area: bool):
-    import hdl.sim
+    from hdl.sim.driver import AREA_SOURCES, RTL_SOURCES
 
-    if not area:
-        return hdl.sim.RTL_SOURCES, TOPLEVEL
-    if not hasattr(hdl.sim, "AREA_SOURCES"):
-        raise RuntimeError("this hdl.sim has no area build (AREA_SOURCES)")
-    return hdl.sim.AREA_SOURCES, TOPLEVEL_AREA
+    return (AREA_SOURCES, TOPLEVEL_AREA) if area else (RTL_SOURCES, TOPLEVEL)
 
 
 def build(nsym: int, nord: int, nlvl: int, area: bool = False):
@@ -61,7 +57,7 @@ def build(nsym: int, nord: int, nlvl: int, area: bool = False):
     directory at once. Returns (runner, build dir)."""
     from cocotb_tools.runner import get_runner
 
-    from hdl.sim import BUILD_DIR, _need
+    from hdl.sim.driver import BUILD_DIR, _need
 
     _need("iverilog")
     _need("vvp")
@@ -87,11 +83,10 @@ def build(nsym: int, nord: int, nlvl: int, area: bool = False):
 
 def run_sim(runner, bdir: Path, top: str, conf: dict, run_dir: Path, params: dict) -> tuple[dict, str]:
     """Run bridge_tb in Icarus; returns (stats the test wrote, failure text or '')."""
-    from hdl.sim import REPO, TB_DIR
+    from hdl.sim.driver import REPO
 
-    for p in (str(REPO), str(TB_DIR)):  # the runner hands sys.path to the simulator
-        if p not in sys.path:
-            sys.path.insert(0, p)
+    if str(REPO) not in sys.path:  # the runner hands sys.path to the simulator
+        sys.path.insert(0, str(REPO))
     cfg_path = run_dir / "bridge.json"
     cfg_path.write_text(json.dumps(conf))
     results = run_dir / "results.xml"
@@ -143,7 +138,7 @@ def conf_stats(conf: dict) -> Path:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="offload.bridge", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="hdl.sim.bridge", description=__doc__.split("\n\n")[0])
     p.add_argument("--rings", required=True, help="segment name (created by the client)")
     p.add_argument("--config", default=None, help="venue.toml (default: the built-in venue)")
     p.add_argument("--venue-pickle", default=None, help=argparse.SUPPRESS)
@@ -156,7 +151,7 @@ def main(argv=None) -> int:
     p.add_argument("--evq", type=int, default=None, help=argparse.SUPPRESS)  # local event FIFO (tests)
     a = p.parse_args(argv)
 
-    from hdl.sim import BUILD_DIR, DEFAULT_PARAMS, config_words, unsupported
+    from hdl.sim.driver import BUILD_DIR, DEFAULT_PARAMS, config_words, unsupported
     from offload.engine_process import load_engine_venue
     from offload.pinning import die_with_parent, pin
 

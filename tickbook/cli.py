@@ -1,4 +1,5 @@
-"""`tickbook` command line: replay, gen, book, demo, and the doors to lobster/engine/gateway/bridge.
+"""`tickbook` command line: the top of the house. replay, gen, book and demo run here; lobster,
+engine, gateway and bridge are handed to their part (the SERVERS table) with their raw arguments.
 
 Errors a user can fix (a missing file, a bad venue, a wrong header) end with one line
 on stderr naming the file, row and field, and exit status 2.
@@ -7,8 +8,8 @@ on stderr naming the file, row and field, and exit status 2.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -17,59 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from engine.config import ConfigError, VenueConfig, load_venue
-from engine.records import (
-    EV_ACK,
-    EV_CANCELED,
-    EV_KILLED,
-    EV_REJECT,
-    EV_REPLACED,
-    EVENT_NAMES,
-    R_USER,
-    REASON_NAMES,
-)
+from engine.diagnostics import EXIT_FAILURE, EXIT_USAGE
+from tickbook.report import Summary, print_books
 
-USAGE_ERROR = 2
 PROGRESS_EVERY = 1 << 18  # messages between progress lines on long flows
-
-
-class Summary:
-    """Counts by event and reason, accumulated chunk by chunk."""
-
-    def __init__(self):
-        self.counts = np.zeros((8, 64), np.int64)
-        self.events = 0
-
-    def add(self, events: np.ndarray) -> None:
-        self.events += len(events)
-        np.add.at(self.counts, (events["kind"].astype(np.int64), events["reason"].astype(np.int64)), 1)
-
-    def kind(self, k: int) -> int:
-        return int(self.counts[k].sum())
-
-    def report(self, messages: int, match_s: float, total_s: float | None, out=None, start_s=None) -> None:
-        out = out or sys.stderr  # looked up now: a caller may have redirected sys.stderr
-        c = self.counts
-        print(f"messages   {messages:,}", file=out)
-        print(f"events     {self.events:,}", file=out)
-        for k, name in EVENT_NAMES.items():
-            n = self.kind(k)
-            if not n:
-                continue
-            reasons = [f"{REASON_NAMES[r]} {int(c[k, r]):,}" for r in range(64) if c[k, r] and r]
-            print(f"  {name:<9}{n:>12,}" + (f"   ({', '.join(reasons)})" if reasons else ""), file=out)
-        # Every message ends in exactly one of these: nothing is dropped silently.
-        answered = self.kind(EV_ACK) + self.kind(EV_REJECT) + self.kind(EV_REPLACED) + self.kind(EV_KILLED)
-        answered += int(c[EV_CANCELED, R_USER])
-        status = "every message answered" if answered == messages else f"MISMATCH: {answered:,} answered"
-        print(f"accounting {status} (ACK + REJECT + REPLACED + CANCELED USER + KILLED = {answered:,})", file=out)
-        if messages and match_s > 0:
-            print(f"matcher    {match_s * 1e9 / messages:,.1f} ns/message, {messages / match_s:,.0f} messages/s", file=out)
-        if messages and total_s:
-            print(f"end to end {messages / total_s:,.0f} messages/s ({total_s:.3f} s parse + match + write)", file=out)
-        if start_s is not None:
-            print(f"start      {start_s:.2f} s (compiled code loaded or compiled, before the timings above)", file=out)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"peak RSS   {peak:,.0f} MiB", file=out)
 
 
 def _venue(args) -> VenueConfig:
@@ -131,20 +83,6 @@ def time_matcher(flow, venue: VenueConfig) -> float:
     return time.perf_counter() - t0
 
 
-def print_books(v, levels: int, out) -> None:
-    for s in v.config.symbols:
-        d = v.depth(s.name, levels)
-        print(f"{s.name}  (ref {s.tick * int(v.state.sym_ref[v.config.symbol_index[s.name]])})", file=out)
-        print(f"  {'bid orders':>10} {'bid qty':>10} {'bid':>12} | {'ask':<12} {'ask qty':<10} {'ask orders':<10}", file=out)
-        fmt = f"{{:.{s.decimals}f}}"
-        for i in range(max(len(d["bids"]), len(d["asks"]))):
-            b = d["bids"][i] if i < len(d["bids"]) else None
-            a = d["asks"][i] if i < len(d["asks"]) else None
-            left = f"{b[2]:>10} {b[1]:>10} {fmt.format(b[0]):>12}" if b else " " * 34
-            right = f"{fmt.format(a[0]):<12} {a[1]:<10} {a[2]:<10}" if a else ""
-            print(f"  {left} | {right}".rstrip(), file=out)
-
-
 def cmd_replay(args) -> int:
     from engine.codec import read_flow
 
@@ -173,18 +111,12 @@ def cmd_replay(args) -> int:
 
 
 def _replay_offloaded(args, flow, venue) -> int:
-    """--offload hw (Verilog simulation) or --transport shm (rings to the engine process)."""
+    """--offload hw|shadow or --transport shm: the events come from elsewhere (tickbook.offloaded)."""
     from engine.codec import EventWriter
+    from tickbook.offloaded import replay_offloaded
 
     t0 = time.perf_counter()
-    if args.transport == "shm":
-        from offload.cli import replay_shm
-
-        events = replay_shm(flow, venue, args.offload)
-    else:
-        from hdl.sim import run_flow
-
-        events = run_flow(flow.orders, venue)
+    events = replay_offloaded(flow.orders, venue, args.transport, args.offload)
     fh, close = _open_events(args.events)
     try:
         EventWriter(fh, venue, flow).write(events)
@@ -299,52 +231,37 @@ def build_parser() -> argparse.ArgumentParser:
     venue_opt(d)
     d.set_defaults(func=cmd_demo)
 
-    lob = sub.add_parser("lobster", help="replay LOBSTER (NASDAQ) data and compare books", add_help=False)
-    lob.add_argument("rest", nargs=argparse.REMAINDER)
-    lob.set_defaults(func=lambda a: _delegate("engine.lobster", a.rest))
-
-    eng = sub.add_parser("engine", help="run the pinned engine process on shared-memory rings", add_help=False)
-    eng.add_argument("rest", nargs=argparse.REMAINDER)
-    eng.set_defaults(func=lambda a: _delegate("offload.cli", a.rest, "engine_main"))
-
-    gw = sub.add_parser("gateway", help="run the pyzmq gateway (ROUTER orders, PUB market data) on an engine's rings", add_help=False)
-    gw.add_argument("rest", nargs=argparse.REMAINDER)
-    gw.set_defaults(func=lambda a: _delegate("offload.gateway", a.rest))
-
-    br = sub.add_parser("bridge", help="run the hardware bridge (the Verilog book in Icarus) on a hardware segment", add_help=False)
-    br.add_argument("rest", nargs=argparse.REMAINDER)
-    br.set_defaults(func=lambda a: _delegate("offload.bridge", a.rest))
+    for name, (_, _, text) in SERVERS.items():
+        sp = sub.add_parser(name, help=text, add_help=False)
+        sp.add_argument("rest", nargs=argparse.REMAINDER)  # main() hands these to the part itself
     return p
 
 
-def _delegate(module: str, argv: list[str], func: str = "main") -> int:
-    import importlib
-
-    return importlib.import_module(module).__dict__[func](argv)
+# Subcommands that own their options: the part's main(argv) gets the raw arguments.
+SERVERS = {
+    "lobster": ("engine.lobster", "main", "replay LOBSTER (NASDAQ) data and compare books"),
+    "engine": ("offload.engine_process", "main", "run the pinned engine process on shared-memory rings"),
+    "gateway": ("offload.gateway", "main", "run the pyzmq gateway (ROUTER orders, PUB market data) on an engine's rings"),
+    "bridge": ("hdl.sim.bridge", "main", "run the hardware bridge (the Verilog book in Icarus) on a hardware segment"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     from engine.codec import FlowError
 
     argv = sys.argv[1:] if argv is None else argv
-    # lobster and engine own their options: hand them the raw arguments.
-    if argv and argv[0] == "lobster":
-        return _delegate("engine.lobster", argv[1:])
-    if argv and argv[0] == "engine":
-        return _delegate("offload.cli", argv[1:], "engine_main")
-    if argv and argv[0] == "gateway":
-        return _delegate("offload.gateway", argv[1:])
-    if argv and argv[0] == "bridge":
-        return _delegate("offload.bridge", argv[1:])
+    if argv and argv[0] in SERVERS:
+        module, func, _ = SERVERS[argv[0]]
+        return int(getattr(importlib.import_module(module), func)(argv[1:]) or 0)
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except (ConfigError, FlowError) as e:
         print(f"tickbook: {e}", file=sys.stderr)
-        return USAGE_ERROR
+        return EXIT_USAGE
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

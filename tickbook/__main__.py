@@ -1,0 +1,5 @@
+import sys
+
+from tickbook.cli import main
+
+sys.exit(main())
