@@ -51,7 +51,7 @@ import yaml
 
 MATCHER = "engine"
 MATCHERS = (MATCHER, "bridge")  # busy-polling servers of a ring segment
-# `tickbook` subcommands (engine/cli.py build_parser; tests/test_k8s.py keeps the two equal)
+# `tickbook` subcommands (tickbook/cli.py build_parser; tests/test_k8s.py keeps the two equal)
 CLI_SUBCOMMANDS = frozenset({"replay", "gen", "book", "demo", "lobster", "engine", "gateway", "bridge"})
 RING_SERVERS = ("engine", "bridge")
 SHM_PATH = "/dev/shm"
