@@ -3,9 +3,10 @@
     .venv/bin/python benchmarks/bench_lobster.py      # prints figures, writes .benchmarks/lobster.json
     pytest benchmarks/bench_lobster.py -s --benchmark-enable
 
-Stages: read (zip -> validated int64 arrays), convert (-> order records), replay (the engine's
-process_one on every record plus a 10-level comparison with the orderbook row after every
-message). The njit code is compiled (or loaded from the cache) before timing.
+Stages, one module of engine/lobster/ each: read (engine.lobster.read: zip -> validated int64
+arrays), convert (engine.lobster.converter: -> order records), replay (engine.lobster.replayer:
+the engine's process_one on every record plus a 10-level comparison with the orderbook row after
+every message). The njit code is compiled (or loaded from the cache) before timing.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ import os
 import time
 from pathlib import Path
 
-from engine import lobster as L
+from engine.lobster.cli import run
+from engine.lobster.converter import convert
+from engine.lobster.read import read_lobster
+from engine.lobster.replayer import replay
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "lobster"
@@ -24,15 +28,15 @@ OUT = ROOT / ".benchmarks" / "lobster.json"
 
 
 def stages(path=GOOG10, mode="book", repeat=3) -> dict:
-    L.run(str(path), mode=mode, out=None)  # compile / load the caches
+    run(str(path), mode=mode, out=None)  # compile / load the caches
     best = {}
     for _ in range(repeat):
         t0 = time.perf_counter()
-        data = L.read_lobster(str(path))
+        data = read_lobster(str(path))
         t1 = time.perf_counter()
-        conv = L.convert(data, mode)
+        conv = convert(data, mode)
         t2 = time.perf_counter()
-        rep = L.replay(data, conv)
+        rep = replay(data, conv)
         t3 = time.perf_counter()
         assert rep.identical == rep.compared and rep.rejects == 0
         for k, v in (("read", t1 - t0), ("convert", t2 - t1), ("replay", t3 - t2), ("total", t3 - t0)):
@@ -44,10 +48,10 @@ def stages(path=GOOG10, mode="book", repeat=3) -> dict:
 
 
 def test_lobster_goog10(benchmark):
-    data = L.read_lobster(str(GOOG10))
-    conv = L.convert(data, "book")
-    L.replay(data, conv)
-    rep = benchmark.pedantic(L.replay, args=(data, conv), rounds=3, iterations=1)
+    data = read_lobster(str(GOOG10))
+    conv = convert(data, "book")
+    replay(data, conv)
+    rep = benchmark.pedantic(replay, args=(data, conv), rounds=3, iterations=1)
     assert rep.identical == rep.compared
 
 

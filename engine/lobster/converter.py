@@ -1,50 +1,47 @@
-"""LOBSTER (NASDAQ TotalView-ITCH rebuilt by LOBSTER) import, conversion and book comparison.
+"""Stage 2 of the LOBSTER import: the messages into a tickbook order flow (ORDER_DTYPE records).
 
-    tickbook lobster ZIP_OR_MESSAGE_CSV [--orderbook ORDERBOOK_CSV] [--mode book|match] [--flow OUT.csv]
+    conv = convert(data, mode="book")      # or "match", with evidence "none" | "ahead" | "full"
 
-Three stages, each usable on its own (docs/lobster.md):
+Message by message, with `msg_end[i]` = number of records emitted up to and including message i,
+so the replay can compare the book after every message. The converter keeps its own model of the
+book (FIFO queues of order ids per price) to know which ids exist, where seed liquidity sits and
+which out-of-view adjustments the orderbook rows call for; every change to the model emits its
+record, so model and flow cannot drift apart. The engine is not consulted: the flow is a file
+any replay can run (`tickbook lobster --flow`).
 
-1. read: a message file and its orderbook file (straight from the zip, or two CSVs) into int64
-   arrays, strictly validated; any inconsistency stops with one line naming the file and row.
-2. convert: the messages into a tickbook order flow (ORDER_DTYPE records), message by message,
-   with `msg_end[i]` = number of records emitted up to and including message i. The converter keeps
-   its own model of the book (FIFO queues of order ids per price) to know which ids exist, where
-   seed liquidity sits and which out-of-view adjustments the orderbook rows call for.
-3. replay + compare: one njit loop runs the records through the engine's `process_one` and, after
-   every message, compares `top_levels` of both sides with the LOBSTER orderbook row.
+book mode: executions reduce the named order. match mode: each run of executions becomes one
+aggressive IOC, NASDAQ's executions correct the model's queue first (`evidence`), and repairs after
+the IOC keep the book NASDAQ's. docs/lobster.md explains the rules and measures the choices.
 
-This module is the CSV/zip edge for LOBSTER data; the hot path (engine.matcher, engine.book) knows
-nothing about it. Prices: LOBSTER gives dollars x 10000, the venue's tick is 0.0001, so a LOBSTER
-price is the engine's price in ticks, and 10^4 x it is the record's 1e-8 unit price.
+Prices: LOBSTER gives dollars x 10000 and the venue's tick is 0.0001, so a LOBSTER price is the
+engine's price in ticks, and 10^4 x it is the record's 1e-8 unit price.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-import time
-import zipfile
 from bisect import bisect_left, insort
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-from numba import njit
 
-from engine.state import make_state
-
-from engine.book import top_levels
-from engine.jitcache import flush_if_engine_changed
-from engine.matcher import process_one
+from engine.lobster.read import (
+    M_DIR,
+    M_ID,
+    M_PRICE,
+    M_SIZE,
+    M_TS,
+    M_TYPE,
+    LobsterData,
+    LobsterError,
+    row_levels,
+    side_of_row,
+)
 from engine.records import (
     ACTION_CANCEL,
     ACTION_NEW,
     ACTION_REPLACE,
-    EV_FILL,
-    EV_REJECT,
     ORDER_DTYPE,
     PRICE_NONE,
-    R_MAKER,
     SIDE_BUY,
     SIDE_SELL,
     TIF_GTC,
@@ -52,313 +49,15 @@ from engine.records import (
     TYPE_LIMIT,
 )
 
-# --- constants ----------------------------------------------------------------------------
-
 UNITS_PER_LOBSTER = 10**4  # 1e-8 price units per LOBSTER price unit (1/10000 dollar)
-EMPTY_ASK = 9999999999
-EMPTY_BID = -9999999999
 BOOK_ACCOUNT = 1  # every resting order (seed, adjustment, known order)
 TAKER_ACCOUNT = 2  # match mode: the aggressive IOCs rebuilt from execution runs
 SYNTHETIC_BASE = 1 << 40  # ids of seed / adjustment orders; LOBSTER ids are far below
-MSG_COLS = 6  # time, type, order_id, size, price, direction
-MAX_DIVERGENCES = 10
-
-# message columns after parsing (time becomes integer nanoseconds after midnight)
-M_TS, M_TYPE, M_ID, M_SIZE, M_PRICE, M_DIR = range(6)
-
-USAGE_ERROR = 2
 KNOWN_FROM_BACK = True  # size nobody named must come out of named orders: the youngest first
+EVIDENCE = ("none", "ahead", "full")
 
 
-class LobsterError(ValueError):
-    """Bad input: the message names the file and the row."""
-
-
-# --- reading ------------------------------------------------------------------------------
-
-# parse error codes
-E_OK, E_FEW, E_MANY, E_NUMBER, E_DECIMALS, E_RANGE, E_EMPTY = range(7)
-_ERR_TEXT = {
-    E_FEW: "too few fields",
-    E_MANY: "too many fields",
-    E_NUMBER: "not an integer",
-    E_DECIMALS: "time with more than 9 decimals",
-    E_RANGE: "number out of range",
-    E_EMPTY: "empty line",
-}
-
-
-@njit(cache=True, nogil=True)
-def _count_lines(buf):
-    n = 0
-    for b in buf:
-        if b == 10:
-            n += 1
-    if len(buf) > 0 and buf[len(buf) - 1] != 10:
-        n += 1
-    return n
-
-
-@njit(cache=True, nogil=True)
-def _parse_table(buf, out, time_col, counters):
-    """Comma-separated integers into out[n_rows, n_cols]; column time_col may be a decimal
-    (seconds) and is stored as integer nanoseconds (more than 9 decimals are rounded to the ns
-    and counted in counters[0]). Returns (error, row, field), 0-based."""
-    n_rows, n_cols = out.shape
-    p = 0
-    end = len(buf)
-    for r in range(n_rows):
-        c = 0
-        if p >= end or buf[p] == 10 or (buf[p] == 13 and p + 1 < end and buf[p + 1] == 10):
-            return E_EMPTY, r, 0
-        while True:
-            if c >= n_cols:
-                return E_MANY, r, c
-            neg = False
-            if p < end and buf[p] == 45:
-                neg = True
-                p += 1
-            v = np.int64(0)
-            nd = 0
-            while p < end and 48 <= buf[p] <= 57:
-                if nd >= 18:
-                    return E_RANGE, r, c
-                v = v * 10 + (buf[p] - 48)
-                nd += 1
-                p += 1
-            if c == time_col:
-                frac = np.int64(0)
-                fd = 0
-                extra = 0
-                round_up = False
-                if p < end and buf[p] == 46:
-                    p += 1
-                    while p < end and 48 <= buf[p] <= 57:
-                        if fd < 9:
-                            frac = frac * 10 + (buf[p] - 48)
-                            fd += 1
-                        else:
-                            # float renderings such as 43002.632812672004: round to the ns
-                            if extra == 0:
-                                round_up = buf[p] >= 53
-                            extra += 1
-                            if extra > 9:
-                                return E_DECIMALS, r, c
-                        p += 1
-                if nd == 0 and fd == 0:
-                    return E_NUMBER, r, c
-                if nd > 9:
-                    return E_RANGE, r, c
-                while fd < 9:
-                    frac *= 10
-                    fd += 1
-                v = v * 1000000000 + frac
-                if extra:
-                    counters[0] += 1
-                    if round_up:
-                        v += 1
-            elif nd == 0:
-                return E_NUMBER, r, c
-            out[r, c] = -v if neg else v
-            c += 1
-            if p >= end or buf[p] == 10 or buf[p] == 13:
-                if p < end and buf[p] == 13:
-                    p += 1
-                    if p < end and buf[p] != 10:
-                        return E_NUMBER, r, c - 1
-                if c < n_cols:
-                    return E_FEW, r, c
-                p += 1  # past the newline
-                break
-            if buf[p] != 44:
-                return E_NUMBER, r, c - 1
-            p += 1
-    return E_OK, n_rows, 0
-
-
-@njit(cache=True, nogil=True)
-def _first_line_fields(buf):
-    n = 1
-    for b in buf:
-        if b == 10:
-            break
-        if b == 44:
-            n += 1
-    return n
-
-
-def parse_csv(data: bytes, n_cols: int | None, name: str, time_col: int = -1, rounded: list | None = None) -> np.ndarray:
-    """A LOBSTER CSV (no header) into an int64 array; n_cols None = take the first row's.
-    rounded, when given, gets the number of times rounded to the nanosecond appended."""
-    buf = np.frombuffer(data, np.uint8)
-    if len(buf) == 0:
-        raise LobsterError(f"{name}: empty file")
-    if n_cols is None:
-        n_cols = int(_first_line_fields(buf))
-    n_rows = int(_count_lines(buf))
-    out = np.empty((n_rows, n_cols), np.int64)
-    counters = np.zeros(1, np.int64)
-    err, row, col = _parse_table(buf, out, time_col, counters)
-    if err != E_OK:
-        line = _line_text(data, row)
-        what = _ERR_TEXT[err]
-        if err in (E_FEW, E_MANY):
-            found = line.count(",") + 1
-            what = f"expected {n_cols} fields, found {found}"
-        elif err in (E_NUMBER, E_RANGE, E_DECIMALS):
-            what = f"field {col + 1}: {what}"
-        raise LobsterError(f"{name}: row {row + 1}: {what}: {line[:80]!r}")
-    if rounded is not None:
-        rounded.append(int(counters[0]))
-    return out
-
-
-def _line_text(data: bytes, row: int) -> str:
-    start = 0
-    for _ in range(row):
-        start = data.find(b"\n", start) + 1
-        if start == 0:
-            return ""
-    end = data.find(b"\n", start)
-    return data[start : end if end >= 0 else len(data)].decode("utf-8", "replace").rstrip("\r")
-
-
-@dataclass
-class LobsterData:
-    """One LOBSTER file pair, validated. messages: [n, 6] int64 (ts_ns, type, id, size, price,
-    direction); book: [n, 4 * levels] int64, row i = the book after message i."""
-
-    name: str
-    ticker: str
-    levels: int
-    messages: np.ndarray
-    book: np.ndarray
-    message_source: str
-    book_source: str
-    type_counts: dict[int, int] = field(default_factory=dict)
-    halts: dict[str, int] = field(default_factory=dict)
-    times_rounded: int = 0  # times given with more than 9 decimals (float renderings), rounded to the ns
-
-
-def _ticker_of(name: str) -> str:
-    base = Path(name).name
-    if base.startswith("LOBSTER_SampleFile_"):
-        base = base[len("LOBSTER_SampleFile_") :]
-    return base.split("_")[0] or "LOBSTER"
-
-
-def _open_inputs(src: str, orderbook: str | None) -> tuple[str, bytes, str, bytes, str]:
-    p = Path(src)
-    if zipfile.is_zipfile(p):
-        with zipfile.ZipFile(p) as z:
-            names = z.namelist()
-            msgs = [n for n in names if "_message_" in n and n.endswith(".csv")]
-            books = [n for n in names if "_orderbook_" in n and n.endswith(".csv")]
-            if len(msgs) != 1 or len(books) != 1:
-                raise LobsterError(f"{p}: expected one *_message_*.csv and one *_orderbook_*.csv in the zip, found {msgs + books}")
-            if orderbook is not None:
-                raise LobsterError(f"{p}: --orderbook is only for a message CSV, the zip has its own")
-            return (f"{p.name}:{msgs[0]}", z.read(msgs[0]), f"{p.name}:{books[0]}", z.read(books[0]), p.name)
-    if orderbook is None:
-        name = p.name
-        for a, b in (("_message_", "_orderbook_"), ("_msgs", "_book")):
-            if a in name:
-                orderbook = str(p.with_name(name.replace(a, b)))
-                break
-        else:
-            raise LobsterError(f"{p}: not a zip and no --orderbook given (cannot infer the orderbook file)")
-    try:
-        return (str(p), p.read_bytes(), str(orderbook), Path(orderbook).read_bytes(), p.name)
-    except OSError as e:
-        raise LobsterError(f"{e.filename}: cannot read: {e.strerror}") from None
-
-
-def validate(messages: np.ndarray, book: np.ndarray, msg_name: str, book_name: str) -> None:
-    """Row-level checks of the LOBSTER format; raises LobsterError naming file and row (1-based)."""
-
-    def fail(name, idx, text):
-        raise LobsterError(f"{name}: row {int(idx) + 1}: {text}")
-
-    if book.shape[1] % 4 != 0:
-        raise LobsterError(f"{book_name}: row 1: {book.shape[1]} fields, expected 4 per level")
-    if len(messages) != len(book):
-        n = min(len(messages), len(book))
-        longer = msg_name if len(messages) > len(book) else book_name
-        raise LobsterError(
-            f"{longer}: row {n + 1}: message file has {len(messages)} rows, orderbook file {len(book)} rows"
-        )
-    t = messages[:, M_TYPE]
-    bad = np.flatnonzero((t < 1) | (t > 7))
-    if len(bad):
-        fail(msg_name, bad[0], f"unknown event type {messages[bad[0], M_TYPE]}")
-    ts = messages[:, M_TS]
-    back = np.flatnonzero(np.diff(ts) < 0)
-    if len(back):
-        fail(msg_name, back[0] + 1, "time goes backwards")
-    d = messages[:, M_DIR]
-    bad = np.flatnonzero((d != 1) & (d != -1))
-    if len(bad):
-        fail(msg_name, bad[0], f"direction {d[bad[0]]}, expected 1 or -1")
-    regular = t <= 6
-    bad = np.flatnonzero(regular & ((messages[:, M_SIZE] <= 0) | (messages[:, M_PRICE] <= 0)))
-    if len(bad):
-        fail(msg_name, bad[0], "size and price must be positive")
-    bad = np.flatnonzero((t <= 4) & (messages[:, M_ID] <= 0))
-    if len(bad):
-        fail(msg_name, bad[0], "order id must be positive")
-    bad = np.flatnonzero(
-        (t == 7) & ((messages[:, M_ID] != 0) | (messages[:, M_SIZE] != 0) | (d != -1) | (messages[:, M_PRICE] < -1) | (messages[:, M_PRICE] > 1))
-    )
-    if len(bad):
-        fail(msg_name, bad[0], "trading halt (type 7) must read id 0, size 0, price -1/0/1, direction -1")
-    ap = book[:, 0::4]
-    asz = book[:, 1::4]
-    bp = book[:, 2::4]
-    bsz = book[:, 3::4]
-    ok = ((ap > 0) & (ap < EMPTY_ASK) & (asz > 0)) | ((ap == EMPTY_ASK) & (asz == 0))
-    ok &= ((bp > 0) & (bsz > 0)) | ((bp == EMPTY_BID) & (bsz == 0))
-    bad = np.flatnonzero(~ok.all(axis=1))
-    if len(bad):
-        fail(book_name, bad[0], "a level must be a positive price and size, or the empty 9999999999/-9999999999 with size 0")
-    if book.shape[1] > 4:
-        ok = (np.diff(ap, axis=1) > 0) | (ap[:, 1:] == EMPTY_ASK)
-        ok &= (np.diff(bp, axis=1) < 0) | (bp[:, 1:] == EMPTY_BID)
-        bad = np.flatnonzero(~ok.all(axis=1))
-        if len(bad):
-            fail(book_name, bad[0], "levels must be strictly ordered, best first, empties last")
-    # type 7: the orderbook row duplicates the preceding one
-    halt = np.flatnonzero(t == 7)
-    for i in halt:
-        if i > 0 and not np.array_equal(book[i], book[i - 1]):
-            fail(book_name, i, "the row of a trading halt (type 7) must repeat the previous row")
-
-
-def read_lobster(src: str, orderbook: str | None = None) -> LobsterData:
-    msg_name, msg_bytes, book_name, book_bytes, name = _open_inputs(src, orderbook)
-    rounded: list[int] = []
-    messages = parse_csv(msg_bytes, MSG_COLS, msg_name, time_col=0, rounded=rounded)
-    book = parse_csv(book_bytes, None, book_name)
-    validate(messages, book, msg_name, book_name)
-    types, counts = np.unique(messages[:, M_TYPE], return_counts=True)
-    halts = {}
-    h = messages[messages[:, M_TYPE] == 7, M_PRICE]
-    for price, label in ((-1, "halt"), (0, "quoting"), (1, "resume")):
-        halts[label] = int((h == price).sum())
-    return LobsterData(
-        name=name,
-        ticker=_ticker_of(name),
-        levels=book.shape[1] // 4,
-        messages=messages,
-        book=book,
-        message_source=msg_name,
-        book_source=book_name,
-        type_counts={int(a): int(b) for a, b in zip(types, counts)},
-        halts=halts,
-        times_rounded=rounded[0],
-    )
-
-
-# --- the venue ------------------------------------------------------------------------------
+# --- the venue the flow is written for ------------------------------------------------------------
 
 
 def venue_toml(data: LobsterData, max_orders: int = 1 << 18) -> str:
@@ -370,6 +69,7 @@ def venue_toml(data: LobsterData, max_orders: int = 1 << 18) -> str:
         f"[accounts.default]\n\n"
         f"[engine]\nmax_orders = {max_orders}\nmax_levels = 65536\nmax_accounts = 16\n"
     )
+
 
 
 # --- conversion -----------------------------------------------------------------------------
@@ -385,6 +85,7 @@ class Conversion:
     tb_lob: dict = field(default_factory=dict)  # tickbook id -> LOBSTER id (0 = anonymous liquidity)
     evidence: str = "full"
     adjusted: list = field(default_factory=list)  # (message index, side, price, "seeded"/"reduced"/"dropped")
+
 
 
 class _Flow:
@@ -540,23 +241,12 @@ class _Model:
         self.add(self.synthetic_id(), lob, side, price, leaves)
 
 
-def _row_levels(row: np.ndarray, side: int) -> list[tuple[int, int]]:
-    """Real levels of one side of an orderbook row, best first."""
-    off = 2 if side == SIDE_BUY else 0
-    out = []
-    for k in range(len(row) // 4):
-        size = int(row[4 * k + off + 1])
-        if size == 0:
-            break
-        out.append((int(row[4 * k + off]), size))
-    return out
-
 
 def _seed_row(data: LobsterData) -> dict[int, list[tuple[int, int]]]:
     """Row 1 with message 1 undone: {side: [(price, size)] best first}."""
     row = data.book[0]
     m = data.messages[0]
-    levels = {s: dict(_row_levels(row, s)) for s in (SIDE_BUY, SIDE_SELL)}
+    levels = {s: dict(row_levels(row, s)) for s in (SIDE_BUY, SIDE_SELL)}
     typ, size, price, d = int(m[M_TYPE]), int(m[M_SIZE]), int(m[M_PRICE]), int(m[M_DIR])
     side = SIDE_BUY if d == 1 else SIDE_SELL
     if typ in (1, 2, 3, 4):
@@ -594,9 +284,6 @@ def execution_runs(messages: np.ndarray) -> list[tuple[int, int]]:
         else:
             i += 1
     return runs
-
-
-EVIDENCE = ("none", "ahead", "full")
 
 
 def convert(data: LobsterData, mode: str = "book", evidence: str = "full") -> Conversion:
@@ -740,14 +427,6 @@ def _apply_reduction(model: _Model, stats, typ, lob, side, price, size):
             stats["unplaced_size"] += rest - taken
 
 
-def _side_of_row(r: list, side: int) -> tuple[list, list]:
-    """(prices, sizes) of one side's real levels in an orderbook row given as a list."""
-    off = 2 if side == SIDE_BUY else 0
-    sizes = r[off + 1 :: 4]
-    n = sizes.index(0) if 0 in sizes else len(sizes)
-    return r[off::4][:n], sizes[:n]
-
-
 def _adjust(model: _Model, stats, r: list, prev_prices, L, skip=frozenset(), log=None, row_i=0):
     """The three out-of-view rules, on prices not visible in the previous row only. Returns what
     the next row needs as its `prev_prices`: per side the shown prices, whether the side showed
@@ -756,7 +435,7 @@ def _adjust(model: _Model, stats, r: list, prev_prices, L, skip=frozenset(), log
     touched = False
     nxt = {}
     for side in (SIDE_BUY, SIDE_SELL):
-        prices, sizes = _side_of_row(r, side)
+        prices, sizes = side_of_row(r, side)
         full = len(prices) == L
         shown_px = set(prices)
         nxt[side] = shown_px
@@ -959,305 +638,3 @@ def _close_run(model: _Model, stats, run: _Run, last_row):
             model.add(model.synthetic_id(), lob, side, o_price, -d)
     return (last_row, run.execs, run.hidden, taker)
 
-
-# --- replay through the engine and compare ----------------------------------------------------
-
-# res[] slots of replay_compare
-RES_COMPARED, RES_IDENTICAL, RES_REJECTS, RES_FILLS, RES_DIVERGENT, RES_FIRST_REJECT = range(6)
-
-
-@njit(cache=True, nogil=True)
-def replay_compare(st, orders, msg_end, book, compare, out, fills, res, div_rows, div_levels, reject_at):
-    """Run every record through the engine; after each message i with compare[i], compare both
-    sides' top levels with orderbook row i. Maker fills go to fills[k] = (msg_seq, order_id,
-    price units, qty); the first divergent rows and the engine's levels there go to div_rows /
-    div_levels; the first rejected records to reject_at."""
-    n_lv = book.shape[1] // 4
-    ap = np.zeros(n_lv, np.int64)
-    aq = np.zeros(n_lv, np.int64)
-    bp = np.zeros(n_lv, np.int64)
-    bq = np.zeros(n_lv, np.int64)
-    o = 0
-    n_fill = 0
-    for i in range(len(msg_end)):
-        while o < msg_end[i]:
-            n = process_one(st, orders, o, out, 0)
-            for k in range(n):
-                kind = out[k].kind
-                if kind == EV_REJECT:
-                    if res[RES_REJECTS] < len(reject_at):
-                        reject_at[res[RES_REJECTS]] = o
-                    res[RES_REJECTS] += 1
-                elif kind == EV_FILL and out[k].reason == R_MAKER:
-                    fills[n_fill, 0] = out[k].msg_seq
-                    fills[n_fill, 1] = np.int64(out[k].order_id)
-                    fills[n_fill, 2] = out[k].price
-                    fills[n_fill, 3] = out[k].qty
-                    n_fill += 1
-            o += 1
-        if not compare[i]:
-            continue
-        res[RES_COMPARED] += 1
-        na = top_levels(st, 0, SIDE_SELL, n_lv, ap, aq)
-        nb = top_levels(st, 0, SIDE_BUY, n_lv, bp, bq)
-        ok = True
-        for k in range(n_lv):
-            if k < na:
-                if book[i, 4 * k] != ap[k] or book[i, 4 * k + 1] != aq[k]:
-                    ok = False
-            elif book[i, 4 * k + 1] != 0:
-                ok = False
-            if k < nb:
-                if book[i, 4 * k + 2] != bp[k] or book[i, 4 * k + 3] != bq[k]:
-                    ok = False
-            elif book[i, 4 * k + 3] != 0:
-                ok = False
-        if ok:
-            res[RES_IDENTICAL] += 1
-        else:
-            d = res[RES_DIVERGENT]
-            if d < len(div_rows):
-                div_rows[d] = i
-                for k in range(n_lv):
-                    div_levels[d, 4 * k] = ap[k] if k < na else EMPTY_ASK
-                    div_levels[d, 4 * k + 1] = aq[k] if k < na else 0
-                    div_levels[d, 4 * k + 2] = bp[k] if k < nb else EMPTY_BID
-                    div_levels[d, 4 * k + 3] = bq[k] if k < nb else 0
-            res[RES_DIVERGENT] = d + 1
-    res[RES_FILLS] = n_fill
-
-
-def _replay_fn():
-    """replay_compare, its on-disk cache dropped first when the engine's sources changed
-    (it inlines the matcher; engine/jitcache.py)."""
-    return flush_if_engine_changed(replay_compare, "lobster_replay_compare")
-
-
-@dataclass
-class Replay:
-    compared: int
-    identical: int
-    rejects: int
-    reject_at: np.ndarray
-    fills: np.ndarray  # [k, 4] msg_seq (1-based message), order_id, price units, qty
-    divergent: int
-    div_rows: np.ndarray
-    div_levels: np.ndarray
-    seconds: float
-
-
-def replay(data: LobsterData, conv: Conversion, venue=None) -> Replay:
-    from engine.config import parse_venue
-    from engine.records import EVENT_DTYPE
-
-    if venue is None:
-        venue = parse_venue(venue_toml(data, max_orders=max(1024, int(len(conv.orders)) + 16)), "<lobster venue>")
-    st = make_state(venue)
-    fn = _replay_fn()
-    out = np.zeros(2 * len(conv.orders) + 8, EVENT_DTYPE)
-    fills = np.zeros((len(conv.orders) + 1, 4), np.int64)
-    res = np.zeros(8, np.int64)
-    div_rows = np.zeros(MAX_DIVERGENCES, np.int64)
-    div_levels = np.zeros((MAX_DIVERGENCES, data.book.shape[1]), np.int64)
-    reject_at = np.zeros(MAX_DIVERGENCES, np.int64)
-    t0 = time.perf_counter()
-    fn(st, conv.orders, conv.msg_end, data.book, conv.compare, out, fills, res, div_rows, div_levels, reject_at)
-    secs = time.perf_counter() - t0
-    nd = int(min(res[RES_DIVERGENT], MAX_DIVERGENCES))
-    return Replay(
-        compared=int(res[RES_COMPARED]),
-        identical=int(res[RES_IDENTICAL]),
-        rejects=int(res[RES_REJECTS]),
-        reject_at=reject_at[: min(int(res[RES_REJECTS]), MAX_DIVERGENCES)],
-        fills=fills[: res[RES_FILLS]],
-        divergent=int(res[RES_DIVERGENT]),
-        div_rows=div_rows[:nd],
-        div_levels=div_levels[:nd],
-        seconds=secs,
-    )
-
-
-# --- match mode: NASDAQ's executions against the engine's fills ---------------------------------
-
-
-def _merge_anonymous(seq: list[tuple[int, int, int]]) -> list[tuple[int, int, int, int]]:
-    """[(key, price, size)] -> [(key, price, size, n_merged)]: consecutive fills of anonymous
-    liquidity (key 0: orders resting from before 09:30 or size known only from a row) at one
-    price are one group, since the book cannot tell those orders apart."""
-    out = []
-    for key, price, size in seq:
-        if key == 0 and out and out[-1][0] == 0 and out[-1][1] == price:
-            k, p, s, c = out[-1]
-            out[-1] = (0, p, s + size, c + 1)
-        else:
-            out.append((key, price, size, 1))
-    return out
-
-
-@dataclass
-class MatchResult:
-    runs: int = 0
-    hidden_runs: int = 0
-    executions: int = 0  # visible executions (type 4) in all runs
-    hidden_executions: int = 0  # ... in runs that also hit hidden liquidity
-    compared: int = 0  # outside hidden runs
-    reproduced: int = 0
-    known: int = 0  # outside hidden runs, on orders submitted in the file
-    known_reproduced: int = 0
-    hidden_reproduced: int = 0
-    examples: list = field(default_factory=list)  # (row, nasdaq groups, engine groups)
-
-
-def compare_executions(conv: Conversion, rep: Replay, max_examples: int = 200) -> MatchResult:
-    res = MatchResult()
-    fills = rep.fills
-    seqs = fills[:, 0] if len(fills) else np.zeros(0, np.int64)
-    tb_lob = conv.tb_lob
-    for last_row, execs, hidden, _taker in conv.runs:
-        msg = last_row + 1
-        a, b = np.searchsorted(seqs, msg, "left"), np.searchsorted(seqs, msg, "right")
-        eng = [(tb_lob.get(int(f[1]), 0), int(f[2]) // UNITS_PER_LOBSTER, int(f[3])) for f in fills[a:b]]
-        nas_raw = [(lob if known else 0, price, size) for lob, price, size, known in execs]
-        nas = _merge_anonymous(nas_raw)
-        engm = _merge_anonymous(eng)
-        res.runs += 1
-        n_exec = len(execs)
-        res.executions += n_exec
-        ok_flags = []
-        for g, grp in enumerate(nas):
-            same = g < len(engm) and engm[g][:3] == grp[:3]
-            ok_flags.extend([same] * grp[3])
-        if hidden:
-            res.hidden_runs += 1
-            res.hidden_executions += n_exec
-            res.hidden_reproduced += sum(ok_flags)
-            continue
-        res.compared += n_exec
-        res.reproduced += sum(ok_flags)
-        for (lob, price, size, known), ok in zip(execs, ok_flags):
-            if known:
-                res.known += 1
-                res.known_reproduced += ok
-        if not all(ok_flags) and len(res.examples) < max_examples:
-            res.examples.append((last_row, nas, engm))
-    return res
-
-
-# --- report and command line ------------------------------------------------------------------
-
-
-def _fmt_levels(row: np.ndarray) -> str:
-    """'bid size@price ... | ask size@price ...' of an orderbook row (best first)."""
-    parts = []
-    for side, label in ((SIDE_BUY, "bid"), (SIDE_SELL, "ask")):
-        prices, sizes = _side_of_row([int(x) for x in row], side)
-        parts.append(label + " " + (" ".join(f"{s}@{p / 10000:.4f}" for p, s in zip(prices, sizes)) or "-"))
-    return " | ".join(parts)
-
-
-def _fmt_message(m: np.ndarray) -> str:
-    ts = int(m[M_TS])
-    return f"{ts // 10**9}.{ts % 10**9:09d},{int(m[M_TYPE])},{int(m[M_ID])},{int(m[M_SIZE])},{int(m[M_PRICE])},{int(m[M_DIR])}"
-
-
-def report(data: LobsterData, conv: Conversion, rep: Replay, mode: str, timings: dict, match: MatchResult | None, out) -> None:
-    n = len(data.messages)
-    st = conv.stats
-    tc = data.type_counts
-    p = lambda *a: print(*a, file=out)  # noqa: E731
-    p(f"{data.name}: {data.ticker}, {data.levels} level(s), {n:,} messages, mode {mode}")
-    p("  types     " + "  ".join(f"{t}: {tc.get(t, 0):,}" for t in range(1, 8))
-      + (f"; {data.times_rounded} time(s) with more than 9 decimals rounded to the ns" if data.times_rounded else ""))
-    p(f"            type 5 (hidden executions) and 6 (cross trades) leave the visible book alone; "
-      f"type 7 (halts): {st['type7']} (halt {data.halts['halt']}, quoting {data.halts['quoting']}, resume {data.halts['resume']})")
-    n_new = int((conv.orders["action"] == ACTION_NEW).sum())
-    n_can = int((conv.orders["action"] == ACTION_CANCEL).sum())
-    n_rep = int((conv.orders["action"] == ACTION_REPLACE).sum())
-    p(f"  flow      {len(conv.orders):,} records: NEW {n_new:,}, CANCEL {n_can:,}, REPLACE {n_rep:,}; seed {st['seed_orders']} orders")
-    p(f"  rows      compared {rep.compared:,}, identical {rep.identical:,} ({100 * rep.identical / max(1, rep.compared):.3f}%)"
-      + (f"; {n - rep.compared:,} rows inside execution runs not compared" if mode == "match" else ""))
-    adj = st["adj_seeded"] + st["adj_reduced"] + st["adj_dropped"]
-    p(f"  adjusted  {adj:,} levels outside the previous row's view, on {st['adj_rows']:,} rows: "
-      f"{st['adj_seeded']:,} seeded, {st['adj_reduced']:,} reduced, {st['adj_dropped']:,} dropped")
-    p(f"  unknown   events on ids not in the book that had to take from named orders: {st['orphan_from_known']:,}; "
-      f"events larger than the named order: {st['short_named']:,}; deletions smaller than the order: {st['delete_excess']:,}; "
-      f"size nowhere to take: {st['unplaced_size']:,}")
-    if rep.rejects:
-        p(f"  REJECTS   {rep.rejects:,} records rejected by the engine (first at records {', '.join(str(int(x)) for x in rep.reject_at)})")
-    if match is not None:
-        p(f"  match     {match.runs:,} runs ({match.hidden_runs:,} also hit hidden liquidity); executions as evidence ({conv.evidence}): "
-          f"{st['moved_ahead']:,} levels reordered, {st['grown']:,} executed orders given size from younger ones; "
-          f"{st['repairs']:,} repairs after IOCs")
-        p(f"  executions outside hidden runs: {match.reproduced:,} / {match.compared:,} reproduced "
-          f"({100 * match.reproduced / max(1, match.compared):.2f}%); on orders submitted in the file: "
-          f"{match.known_reproduced:,} / {match.known:,} ({100 * match.known_reproduced / max(1, match.known):.2f}%); "
-          f"in hidden runs: {match.hidden_reproduced:,} / {match.hidden_executions:,}")
-    rate = n / max(1e-9, timings["read"] + timings["convert"] + timings["replay"])
-    p(f"  time      read {timings['read']:.2f} s, convert {timings['convert']:.2f} s, replay+compare {timings['replay']:.2f} s "
-      f"({rate:,.0f} messages/s end to end)")
-    for k in range(len(rep.div_rows)):
-        i = int(rep.div_rows[k])
-        p(f"  DIVERGENCE at message {i + 1}: {_fmt_message(data.messages[i])}")
-        p(f"    expected {_fmt_levels(data.book[i])}")
-        p(f"    actual   {_fmt_levels(rep.div_levels[k])}")
-    if match is not None:
-        for row, nas, eng in match.examples[:5]:
-            fmt = lambda gs: " ".join(f"{'id ' + str(k) if k else 'anon'}:{s}@{pr / 10000:.4f}" for k, pr, s, _ in gs)  # noqa: E731
-            p(f"  execution run ending at message {row + 1}: NASDAQ {fmt(nas)} | engine {fmt(eng)}")
-
-
-def run(src: str, orderbook: str | None = None, mode: str = "book", flow_out: str | None = None, out=sys.stdout, evidence: str = "full"):
-    """Read, convert, replay and compare one file pair; returns (data, conv, replay, match)."""
-    from engine.config import parse_venue
-
-    t0 = time.perf_counter()
-    data = read_lobster(src, orderbook)
-    t1 = time.perf_counter()
-    conv = convert(data, mode, evidence)
-    t2 = time.perf_counter()
-    vtext = venue_toml(data, max_orders=max(1024, len(conv.orders) + 16))
-    venue = parse_venue(vtext, "<lobster venue>")
-    rep = replay(data, conv, venue)
-    t3 = time.perf_counter()
-    match = compare_executions(conv, rep) if mode == "match" else None
-    if flow_out:
-        from engine.codec import write_flow_csv
-
-        fp = Path(flow_out)
-        with open(fp, "wb") as fh:
-            write_flow_csv(fh, conv.orders, venue)
-        fp.with_suffix(".venue.toml").write_text(vtext)
-    timings = {"read": t1 - t0, "convert": t2 - t1, "replay": t3 - t2}
-    if out is not None:
-        report(data, conv, rep, mode, timings, match, out)
-        if flow_out:
-            print(f"  flow      written to {flow_out} (venue: {Path(flow_out).with_suffix('.venue.toml')})", file=out)
-    return data, conv, rep, match, timings
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="tickbook lobster",
-        description="Replay LOBSTER (NASDAQ) data through the engine and compare the book after every message.",
-    )
-    ap.add_argument("source", metavar="ZIP_OR_MESSAGE_CSV")
-    ap.add_argument("--orderbook", metavar="ORDERBOOK_CSV", help="orderbook file of a message CSV (default: inferred)")
-    ap.add_argument("--mode", choices=["book", "match"], default="book",
-                    help="book: executions reduce the named order; match: each execution run is one aggressive IOC")
-    ap.add_argument("--flow", metavar="OUT.csv", help="write the converted order flow (and OUT.venue.toml beside it)")
-    ap.add_argument("--evidence", choices=EVIDENCE, default="full",
-                    help="match mode: how NASDAQ's executions correct the reconstructed queue before each IOC: "
-                         "none; ahead (orders ahead of the executed one go behind it); full (default: also give "
-                         "the executed order the size it proves, taken from anonymous, then the youngest orders)")
-    args = ap.parse_args(argv)
-    try:
-        _, _, rep, _, _ = run(args.source, args.orderbook, args.mode, args.flow, out=sys.stdout, evidence=args.evidence)
-    except LobsterError as e:
-        print(f"tickbook lobster: {e}", file=sys.stderr)
-        return USAGE_ERROR
-    ok = rep.identical == rep.compared and rep.rejects == 0
-    return 0 if ok else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
