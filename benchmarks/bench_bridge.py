@@ -1,4 +1,4 @@
-"""The streaming hardware bridge (offload/bridge.py): records per second through the rings and
+"""The streaming hardware bridge (hdl/sim/bridge.py): records per second through the rings and
 the Verilog book in Icarus, and the round trip of one order (client -> ring 0 -> cocotb ->
 the book -> ring 1 -> client), side by side with the file-driven simulation of the same flow.
 
@@ -79,7 +79,7 @@ def polite_stream(srv, orders, timeout: float = 120.0) -> np.ndarray:
 
 def throughput(n: int = 5000, nord: int = 64, nlvl: int = 16, seed: int = 31) -> dict:
     """A whole flow streamed through the bridge (pushing while draining), timed from the first
-    push to CLOSED; then the same flow through the file-driven bench (hdl.sim.simulate). The
+    push to CLOSED; then the same flow through the file-driven bench (hdl.sim.driver.simulate). The
     bridge is pinned to cpu 1 and the client to cpu 0."""
     from engine.api import replay_records
 

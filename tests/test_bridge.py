@@ -1,4 +1,4 @@
-"""The streaming hardware bridge (offload/bridge.py + hdl/tb/bridge_tb.py): the Verilog book in
+"""The streaming hardware bridge (hdl/sim/bridge.py + hdl/sim/bridge_dma.py): the Verilog book in
 Icarus serving a ring pair live, against the engine with the hardware's capacities.
 
 Every wait is bounded (a hang fails, it does not block CI); no wall-clock assertion.
@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from engine.api import replay_records
+from engine.diagnostics import EXIT_FAILURE, EXIT_USAGE
 from engine.records import EV_FILL, EV_REJECT, R_CAPACITY
 from offload import ring as R
 from hdl.sim.driver import simulator_available
@@ -246,7 +247,8 @@ def test_bridge_unlinks_the_segment_when_its_owner_dies():
         own.kill()
         own.wait(10)
         _, err = br.communicate(timeout=WAIT)
-        assert br.returncode == 1 and "owner" in err and "unlinked" in err, err
+        assert br.returncode == EXIT_FAILURE and "owner" in err and "unlinked" in err, err
+        assert f"bridge[{br.pid}]: owner of {nm} is gone" in err, err  # the one name[pid]: logger
         assert not R.segment_exists(nm)
     finally:
         for p in (own, br):
@@ -262,4 +264,4 @@ def test_bridge_refuses_a_segment_of_another_layout():
         seg.hdr[R.H_VERSION] = 99
         r = subprocess.run([sys.executable, "-m", "hdl.sim.bridge", "--rings", nm], cwd=REPO,
                            capture_output=True, text=True, timeout=WAIT)
-    assert r.returncode == 2 and "ring layout version 99" in r.stderr, r.stderr
+    assert r.returncode == EXIT_USAGE and "ring layout version 99" in r.stderr, r.stderr

@@ -1,37 +1,68 @@
-"""verilator --lint-only -Wall is clean on the order book, over a sweep of its parameters."""
+"""verilator --lint-only -Wall is clean on the order book, over a sweep of its parameters; Icarus
+accepts it; the record header the RTL includes is the one engine/records.py generates."""
 
 import shutil
 import subprocess
 
 import pytest
 
-from hdl.sim.driver import AREA_SOURCES, RTL_SOURCES
-
-pytestmark = pytest.mark.hdl
-
+from engine import records
+from hdl.gen import records_header
+from hdl.sim.driver import AREA_SOURCES, INCLUDE_DIRS, RTL_SOURCES
 
 LINT_PARAMS = [(1, 1, 1), (4, 16, 8), (3, 5, 3), (4, 64, 16)]
+INCLUDES = [f"-I{d}" for d in INCLUDE_DIRS]
 
 
+@pytest.mark.hdl
 @pytest.mark.parametrize("area", [False, True], ids=["fast", "area"])
 @pytest.mark.parametrize("nsym,nord,nlvl", LINT_PARAMS + [(1, 4, 2), (2, 7, 2)])
 def test_verilator_lint_clean(nsym, nord, nlvl, area):
     verilator = shutil.which("verilator")
     if verilator is None:
         pytest.fail("verilator not found (apt-get install verilator): the RTL must lint clean")
-    cmd = [verilator, "--lint-only", "-Wall", f"-GNSYM={nsym}", f"-GNORD={nord}", f"-GNLVL={nlvl}",
+    cmd = [verilator, "--lint-only", "-Wall", *INCLUDES, f"-GNSYM={nsym}", f"-GNORD={nord}", f"-GNLVL={nlvl}",
            *map(str, AREA_SOURCES if area else RTL_SOURCES)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0 and not r.stderr.strip(), r.stderr
 
 
+@pytest.mark.hdl
 def test_icarus_compiles_without_warnings_that_matter():
     """Icarus accepts the RTL as Verilog-2005 (its @*-over-array notes aside)."""
     iverilog = shutil.which("iverilog")
     if iverilog is None:
         pytest.fail("iverilog not found (apt-get install iverilog)")
-    r = subprocess.run([iverilog, "-g2005", "-Wall", "-o", "/dev/null", *map(str, RTL_SOURCES + AREA_SOURCES)],
-                       capture_output=True, text=True)
+    r = subprocess.run([iverilog, "-g2005", "-Wall", *INCLUDES, "-o", "/dev/null",
+                        *map(str, RTL_SOURCES + AREA_SOURCES)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     other = [ln for ln in r.stderr.splitlines() if "warning" in ln and "is sensitive to all" not in ln]
     assert not other, "\n".join(other)
+
+
+def test_the_checked_in_records_header_is_what_engine_records_generates():
+    """hdl/rtl/tickbook_records.vh, byte for byte, is `python -m hdl.gen.records_header`'s output:
+    edit engine/records.py and regenerate, never the header."""
+    assert records_header.HEADER.read_bytes() == records_header.render().encode(), (
+        f"{records_header.HEADER} is stale: run python -m hdl.gen.records_header")
+    assert records_header.main(["--check"]) == 0
+
+
+def test_a_changed_record_layout_makes_the_header_stale(monkeypatch, capsys):
+    """The check above can fail: a changed enum value and a moved field each change the generated
+    text, and --check then exits 1."""
+    checked_in = records_header.HEADER.read_text()
+    monkeypatch.setattr(records, "R_CAPACITY", 99)
+    assert "localparam [7:0] R_CAPACITY           = 8'd99;" in records_header.render()
+    assert records_header.main(["--check"]) == 1
+    assert "stale" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert records_header.render() == checked_in
+
+    moved = records.np.dtype([(n, records.ORDER_DTYPE.fields[n][0]) for n in
+                              ("order_id", "ts", *records.ORDER_DTYPE.names[2:])])
+    monkeypatch.setattr(records, "ORDER_DTYPE", moved)
+    monkeypatch.setattr(records_header, "RECORDS", [("ORDER", moved, "ORDER_DTYPE")] + records_header.RECORDS[1:])
+    text = records_header.render()
+    assert "ORDER_ORDER_ID_LSB =   0" in text and "ORDER_TS_LSB       =  64" in text
+    assert text != checked_in

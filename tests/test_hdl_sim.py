@@ -1,4 +1,7 @@
-"""hdl/sim.py: the record <-> hex path, the reciprocal, the error when Icarus is missing, edges."""
+"""hdl/sim/driver.py: the record <-> hex path, the reciprocal, the error when Icarus is missing,
+edges; and the RTL's arithmetic constants, read from the RTL itself."""
+
+import re
 
 import numpy as np
 import pytest
@@ -7,11 +10,25 @@ from engine.records import EVENT_DTYPE, ORDER_DTYPE
 from hdl.sim import driver as sim
 from testkit.flows import diff_venue, random_records
 
+FAST_RTL = sim.RTL_SOURCES[0]
+SHARED_RTL = sim.RTL_DIR / "tickbook_book_shared.vh"
+
+
+def rtl_localparam(path, name: str) -> int:
+    """The value of `localparam ... NAME = <value>` in a Verilog file (sized like 86'h3f or a
+    plain integer), so a test checks the constant the RTL is built with, not a copy of it."""
+    text = re.sub(r"//[^\n]*", "", path.read_text())
+    m = re.search(rf"\b{name}\s*=\s*(?:\d+'([dhb]))?([0-9a-fA-F_]+)\s*[,;]", text)
+    assert m, f"no localparam {name} in {path}"
+    base = {"h": 16, "b": 2, "d": 10, None: 10}[m.group(1)]
+    return int(m.group(2).replace("_", ""), base)
+
 
 def test_reciprocal_divides_exactly():
     rng = np.random.default_rng(3)
     ticks = [1, 2, 3, 7, 25_000_000, 1_000_000, 50_000_000, 10**8, 2**52 + 1, 2**53 - 1]
     ticks += [int(t) for t in rng.integers(1, 2**53, 200)]
+    assert sim.RECIP_SHIFT == rtl_localparam(FAST_RTL, "RECIP_SHIFT")  # the shift the RTL applies
     for d in ticks:
         m = sim.recip(d)
         ps = [0, 1, d - 1, d, d + 1, 2**53 - 1, (2**53 - 1) // d * d, (2**53 - 1) // d * d - 1]
@@ -22,12 +39,28 @@ def test_reciprocal_divides_exactly():
 
 
 def test_collar_constant_divides_by_10000():
-    mag = 0x346DC5D63886594AF4F0D9
+    """The fast build's collar divides by 10000 with MAG10K and MAG10K_SHIFT: exact for every
+    product of a 53-bit reference and a 32-bit band_bps."""
+    mag, shift = rtl_localparam(FAST_RTL, "MAG10K"), rtl_localparam(FAST_RTL, "MAG10K_SHIFT")
     rng = np.random.default_rng(4)
     xs = [0, 9999, 10000, 10001, 2**85 - 1] + [int(a) * int(b) for a, b in
                                                zip(rng.integers(0, 2**53, 300), rng.integers(0, 2**32, 300))]
     for x in xs:
-        assert (x * mag) >> 99 == x // 10000
+        assert (x * mag) >> shift == x // 10000, x
+
+
+def test_configuration_addresses_are_the_rtls():
+    """The host writes the configuration port at the addresses both builds decode."""
+    for name in ("CFG_TICK", "CFG_RECIP", "CFG_REF", "CFG_BPS", "CFG_NSYM", "CFG_REF_UNITS"):
+        assert getattr(sim, name) == rtl_localparam(SHARED_RTL, name), name
+
+
+def test_rtl_localparam_reads_what_the_file_says(tmp_path):
+    f = tmp_path / "x.v"
+    f.write_text("localparam [7:0] A = 8'h1f, B = 3'd5;  // C = 9\nlocalparam integer D = 99;\n")
+    assert [rtl_localparam(f, n) for n in "ABD"] == [0x1F, 5, 99]
+    with pytest.raises(AssertionError, match="no localparam C"):
+        rtl_localparam(f, "C")
 
 
 def test_hex_round_trip():

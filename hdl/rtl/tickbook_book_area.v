@@ -22,6 +22,9 @@
 //     needed), the event is held as its fields, and the slot reads of a state go through one
 //     shared read port.
 //
+// What the fast build does the same way is in tickbook_book_shared.vh and tickbook_book_steps.vh;
+// the record layout is tickbook_records.vh, generated from engine/records.py.
+//
 // Exactness of the collar in units: with p = q * tick and ref_u = ref_t * tick (tick > 0), for
 // an integer d, d > floor(X / 10000) <=> 10000 * d > X; hence |q - ref_t| > floor(ref_t * bps /
 // 10000) <=> |p - ref_u| > floor(ref_u * bps / 10000), and the same for the MARKET protection
@@ -30,37 +33,16 @@
 `default_nettype none
 
 module tickbook_book_area #(
-    parameter integer NSYM = 1,   // symbols
-    parameter integer NORD = 4,   // resting orders (all symbols) = [engine] max_orders
-    parameter integer NLVL = 2    // price levels per side per symbol = [engine] max_levels
+    // the fast build's parameters; the defaults are the configuration `make synth` fits on an
+    // iCE40 HX8K
+    parameter integer NSYM = 1,
+    parameter integer NORD = 4,
+    parameter integer NLVL = 2
 ) (
-    input  wire                 clk,
-    input  wire                 rst,
-    input  wire                 cfg_we,
-    input  wire [2:0]           cfg_addr, // 0 tick units, 3 band bps, 4 nsym, 5 ref units
-                                          // (1, 2: the fast build's, ignored)
-    input  wire [15:0]          cfg_sym,
-    /* verilator lint_off UNUSEDSIGNAL */
-    input  wire [127:0]         cfg_data,
-    /* verilator lint_on UNUSEDSIGNAL */
-    input  wire                 in_valid,
-    output wire                 in_ready,
-    /* verilator lint_off UNUSEDSIGNAL */
-    input  wire [511:0]         in_data,   // ts and reserved bytes are not read
-    /* verilator lint_on UNUSEDSIGNAL */
-    output reg                  out_valid,
-    input  wire                 out_ready,
-    output wire [511:0]         out_data,
-    output wire [NSYM*64-1:0]   tob_bid_px,
-    output wire [NSYM*64-1:0]   tob_bid_qty,
-    output wire [NSYM*64-1:0]   tob_ask_px,
-    output wire [NSYM*64-1:0]   tob_ask_qty,
-    output wire                 busy
+`include "tickbook_book_ports.vh"
 );
-    localparam integer SW = (NSYM > 1) ? $clog2(NSYM) : 1;
-    localparam integer IW = (NORD > 1) ? $clog2(NORD) : 1;
-    localparam integer CW = $clog2(NORD + 1);
-    localparam integer LW = $clog2(NLVL + 1);
+`include "tickbook_book_shared.vh"
+
     localparam integer QW = 32 + CW;               // sums of leaves
     localparam integer NN = NORD * NORD;
     // serial tick check: DB bits a cycle over RW = DB * DSTEPS >= 53 bits of the price
@@ -72,30 +54,16 @@ module tickbook_book_area #(
     localparam integer KSTEPS = (86 + KB - 1) / KB;
     localparam integer PW = KB * KSTEPS;
 
-    localparam [7:0] A_NEW = 8'd1, A_CANCEL = 8'd2, A_REPLACE = 8'd3;
-    localparam [7:0] T_LIMIT = 8'd1, T_MARKET = 8'd2;
-    localparam [7:0] F_GTC = 8'd1, F_FOK = 8'd3, F_POST = 8'd4;
-    localparam [2:0] EV_ACK = 3'd1, EV_REJECT = 3'd2, EV_FILL = 3'd3, EV_CANCELED = 3'd4,
-                     EV_REPLACED = 3'd5;
-    localparam [5:0] R_NONE = 6'd0, R_UNKNOWN_SYMBOL = 6'd4, R_DUPLICATE = 6'd5, R_BAD_TIF = 6'd6,
-                     R_BAD_QTY = 6'd7, R_MAX_QTY = 6'd8, R_BAD_PRICE = 6'd9,
-                     R_PRICE_BAND = 6'd10, R_CAPACITY = 6'd14, R_MALFORMED = 6'd15,
-                     R_UNKNOWN_ORDER = 6'd16, R_NOT_OWNER = 6'd17, R_SELF_TRADE = 6'd32,
-                     R_FOK = 6'd33, R_POST_ONLY = 6'd34, R_IOC = 6'd35, R_USER = 6'd36,
-                     R_TAKER = 6'd48, R_MAKER = 6'd49;
-    localparam [63:0] PRICE_NONE = 64'h8000_0000_0000_0000;
     localparam [13:0] TENK = 14'd10000;
 
     localparam [3:0] S_IDLE = 4'd0, S_CHECK = 4'd1, S_MATCH = 4'd2, S_FILL2 = 4'd3,
                      S_FOK1 = 4'd4, S_FOK2 = 4'd5, S_PREP = 4'd6, S_BAND = 4'd7, S_TOB = 4'd8;
+    localparam [3:0] S_DONE = S_TOB;   // after a message's last event: refresh its top of book
     localparam integer SCL = NORD - 1;
     localparam [IW-1:0] SC_LAST = SCL[IW-1:0];
 
     // ------------------------------------------------------------------ configuration
-    reg [52:0]  c_tick  [0:NSYM-1];   // tick, 1e-8 units
-    reg [31:0]  c_bps   [0:NSYM-1];   // band_bps, 0 = no collar
     reg [52:0]  c_ref0  [0:NSYM-1];   // configured reference price, units
-    reg [15:0]  c_nsym;
     reg [52:0]  r_ref   [0:NSYM-1];   // current reference price, units
     // collar of the current reference, band = floor(ref * bps / 10000): hi = min(ref + band,
     // 2**53 - 1), lo = max(ref - band, 1); p is outside iff p < lo or p > hi (p >= 1), and they
@@ -104,35 +72,19 @@ module tickbook_book_area #(
     reg [52:0]  r_hi    [0:NSYM-1];
 
     // ------------------------------------------------------------------ order slots
-    reg [NORD-1:0] o_valid;
-    reg [63:0]     o_id    [0:NORD-1];
-    reg [31:0]     o_acct  [0:NORD-1];
-    reg [SW-1:0]   o_sym   [0:NORD-1];
-    reg [NORD-1:0] o_side;            // 0 buy, 1 sell
-    reg [NORD-1:0] o_post;
-    reg [52:0]     o_pxu   [0:NORD-1];// price, 1e-8 units
-    reg [31:0]     o_lvs   [0:NORD-1];
     reg [NN-1:0]   age;               // age[i*NORD+j]: slot i joined its level before slot j
     // price order between slots, set when a slot takes a price (i < j used): slot i's price
     // >, == slot j's
     /* verilator lint_off UNUSEDSIGNAL */
     reg [NN-1:0]   m_gt, m_eq;
     /* verilator lint_on UNUSEDSIGNAL */
-    reg [CW-1:0]   rest_cnt;
-    reg [LW-1:0]   lvl_cnt [0:(2<<SW)-1];
 
     // ------------------------------------------------------------------ message being worked on
     reg [3:0]   state;
-    reg [63:0]  m_id, m_mseq;
     reg [RW-1:0] m_px;                // rotates through the divider, back in place at CHECK
-    reg [31:0]  m_qty, m_acct;
-    reg [15:0]  m_sym;
+    reg [31:0]  m_qty;
     reg         m_new, m_can, m_rep, m_fok_ok, m_mkt, m_sell, m_fok, m_post, m_rests;
     reg         m_pnone, m_prng, m_qbad, m_qmax, m_div, m_ontick;
-    reg         m_hit;
-    reg [IW-1:0] m_hidx;
-    reg [SW-1:0] cur_sym;
-    reg         cur_ok;
     reg [52:0]  d_rem;                // p mod tick, being computed
     reg [5:0]   d_cnt;
     // taker (id and account are the message's: a REPLACE passed NOT_OWNER)
@@ -161,9 +113,9 @@ module tickbook_book_area #(
     reg [52:0]  ev_px;
     reg [31:0]  ev_qty, ev_lvs, ev_acct;
     reg [15:0]  ev_sym;
-    reg [2:0]   ev_kind;
-    reg [1:0]   ev_side;
-    reg [5:0]   ev_reason;
+    reg [EV_BITS-1:0]   ev_kind;     // the enums in as few bits as hold their values
+    reg [SIDE_BITS-1:0] ev_side;
+    reg [R_BITS-1:0]    ev_reason;
     // top of book
     reg         tob_bf [0:NSYM-1];
     reg         tob_af [0:NSYM-1];
@@ -172,15 +124,15 @@ module tickbook_book_area #(
     reg [QW-1:0] tob_bqt [0:NSYM-1];
     reg [QW-1:0] tob_aqt [0:NSYM-1];
 
-    integer r1, i0, p0, p1, q0, q1, e0, e1, n0, l0, f0, f1, x0, r0, j, k, ai, aj, bi;
+    integer r1, p0, p1, q0, q1, e0, e1, n0, l0, f0, f1, x0, j, k, ai, aj, bi;
 
     wire   b_any = |b_dirty;
     assign in_ready = (state == S_IDLE) && !b_any && !rst;
     assign busy = (state != S_IDLE) || b_any;
-    wire ev_free = !out_valid || out_ready;
 
-    assign out_data = {56'd0, 2'd0, ev_reason, 6'd0, ev_side, 5'd0, ev_kind, ev_sym, ev_acct,
-                       ev_lvs, ev_qty, ev_pnone, 10'd0, ev_px, ev_cid, ev_oid, ev_mseq, ev_seq};
+    assign out_data = event_record(ev_seq, ev_mseq, ev_oid, ev_cid, {ev_pnone, 10'd0, ev_px}, ev_qty,
+                                   ev_lvs, ev_acct, ev_sym, {{(8-EV_BITS){1'b0}}, ev_kind},
+                                   {{(8-SIDE_BITS){1'b0}}, ev_side}, {{(8-R_BITS){1'b0}}, ev_reason});
 
     genvar gs;
     generate
@@ -191,29 +143,6 @@ module tickbook_book_area #(
             assign tob_ask_qty[64*gs +: 64] = {{(64-QW){1'b0}}, tob_aqt[gs]};
         end
     endgenerate
-
-    // ------------------------------------------------------------------ input fields
-    wire [63:0] in_id  = in_data[127:64];
-    wire [63:0] in_px  = in_data[191:128];
-    wire [63:0] in_qty = in_data[255:192];
-    wire [15:0] in_sym = in_data[367:352];
-    wire [7:0]  in_act = in_data[375:368];
-    wire [7:0]  in_side = in_data[383:376];
-    wire [7:0]  in_type = in_data[391:384];
-    wire [7:0]  in_tif = in_data[399:392];
-    wire        in_sym_ok = (in_sym < c_nsym) && ({16'd0, in_sym} < NSYM);
-
-    reg          l_hit;
-    reg [IW-1:0] l_idx;
-    always @* begin
-        l_hit = 1'b0;
-        l_idx = {IW{1'b0}};
-        for (i0 = 0; i0 < NORD; i0 = i0 + 1)
-            if (o_valid[i0] && o_id[i0] == in_id) begin
-                l_hit = 1'b1;
-                l_idx = i0[IW-1:0];
-            end
-    end
 
     // ------------------------------------------------------------------ pairwise price matrix
     reg [NN-1:0] pgt, peq;            // [i*NORD+j]: price of slot i >, == price of slot j
@@ -281,8 +210,6 @@ module tickbook_book_area #(
     end
 
     // ------------------------------------------------------------------ taker side tests
-    wire [IW-1:0] t = m_hidx;
-    wire         t_side = o_side[t];
     wire [31:0]  t32 = {{(32-IW){1'b0}}, t};
     wire [31:0]  sb_i32 = {{(32-IW){1'b0}}, sb_i};
     wire         opp_f = tk_side ? bb_f : ba_f;
@@ -291,7 +218,7 @@ module tickbook_book_area #(
     wire [NORD-1:0] at_o = tk_side ? at_b : at_a;
     wire [NORD-1:0] elig_o = tk_side ? elig_b : elig_a;
     wire [NN-1:0]  opp_bt = tk_side ? bid_bt : ask_bt;
-    wire         opp_alone = ((at_o & ~best_o) == {NORD{1'b0}});
+    wire         maker_alone = ((at_o & ~best_o) == {NORD{1'b0}});
 
     // every slot's price against tk_lim (the message's price for a LIMIT NEW or a REPLACE, from
     // S_PREP on): the taker's limit, the level test, the price order of a slot taking the price.
@@ -352,7 +279,6 @@ module tickbook_book_area #(
     wire [52:0]  hi_u = r_hi[cur_sym];
     wire         bps_nz = (c_bps[cur_sym] != 32'd0);
     wire         fields_ok = m_fok_ok;
-    wire         sym_known = (m_sym < c_nsym) && ({16'd0, m_sym} < NSYM);
     wire         is_mkt = m_new && m_mkt;
     wire         bad_tif = is_mkt && m_rests;
     wire         out_band = bps_nz && (p53 < lo_u || p53 > hi_u);
@@ -368,23 +294,21 @@ module tickbook_book_area #(
                 if (x0[IW-1:0] != t && o_side[x0] == o_side[t] && peq[x0*NORD+t32]) t_others = 1'b1;
             end
     end
-    wire [LW-1:0] lvl_here = lvl_cnt[{cur_sym, side_sel}];
-    wire          lvl_full = ({{(32-LW){1'b0}}, lvl_here} >= NLVL);
-    wire          cap_new = ({{(32-CW){1'b0}}, rest_cnt} >= NORD) || (!lvl_exists && lvl_full);
-    wire          cap_rep = (p53 != rd_px) && !lvl_exists && lvl_full;
-
 
     // ------------------------------------------------------------------ matching
     wire [31:0]  fq = (tk_lvs < rd_lvs) ? tk_lvs : rd_lvs;
     wire [31:0]  mk_left = rd_lvs - fq;
     wire [31:0]  tk_left = tk_lvs - fq;
 
-    reg [IW-1:0] free_i;
-    always @* begin
-        free_i = {IW{1'b0}};
-        for (r0 = NORD - 1; r0 >= 0; r0 = r0 - 1)
-            if (!o_valid[r0]) free_i = r0[IW-1:0];
-    end
+`include "tickbook_book_steps.vh"
+
+    wire          cap_rep = (p53 != rd_px) && !lvl_exists && lvl_full;
+    wire [7:0]    new_why = new_reason(sym_known, m_hit, bad_tif, m_qbad, m_qmax,
+                                       is_mkt ? !m_pnone : (!m_prng || !m_ontick),
+                                       !is_mkt && out_band, !is_mkt && m_rests && cap_new);
+    wire [7:0]    can_why = cancel_reason(m_hit, rd_acct == m_acct);
+    wire [7:0]    rep_why = replace_reason(m_hit, rd_acct == m_acct, m_qbad, m_qmax,
+                                           !m_prng || !m_ontick, out_band, cap_rep);
 
     // ------------------------------------------------------------------ serial arithmetic
     // tick check: DB restoring-division steps of p mod tick a cycle, MSB first
@@ -437,11 +361,11 @@ module tickbook_book_area #(
     end
 
     // ------------------------------------------------------------------ events
-    wire [15:0] cur_sym16 = {{(16-SW){1'b0}}, cur_sym};
-
+    // the event is held as its fields, the enums in EV_BITS, SIDE_BITS and R_BITS
     task emit;
-        input [2:0]  k_kind;
-        input [5:0]  k_reason;
+        /* verilator lint_off UNUSEDSIGNAL */
+        input [7:0]  k_kind, k_reason;
+        /* verilator lint_on UNUSEDSIGNAL */
         input [63:0] k_oid, k_cid;
         input        k_pnone;
         input [52:0] k_px;
@@ -458,19 +382,19 @@ module tickbook_book_area #(
             ev_lvs <= k_lvs;
             ev_acct <= k_acct;
             ev_sym <= cur_sym16;
-            ev_kind <= k_kind;
-            ev_side <= k_sell ? 2'd2 : 2'd1;
-            ev_reason <= k_reason;
+            ev_kind <= k_kind[EV_BITS-1:0];
+            ev_side <= k_sell ? SIDE_SELL[SIDE_BITS-1:0] : SIDE_BUY[SIDE_BITS-1:0];
+            ev_reason <= k_reason[R_BITS-1:0];
             out_valid <= 1'b1;
         end
     endtask
 
     task reject;
-        input [5:0] k_reason;
+        input [7:0] k_reason;
         begin
             emit(EV_REJECT, k_reason, m_id, 64'd0, 1'b1, 53'd0, 32'd0, 32'd0, m_acct, 1'b0);
             ev_sym <= m_sym;
-            ev_side <= 2'd0;
+            ev_side <= {SIDE_BITS{1'b0}};
         end
     endtask
 
@@ -508,49 +432,98 @@ module tickbook_book_area #(
     task rest_new;
         input [31:0] k_lvs;
         begin
-            o_valid[free_i] <= 1'b1;
-            o_id[free_i] <= m_id;
-            o_acct[free_i] <= m_acct;
-            o_sym[free_i] <= cur_sym;
-            o_side[free_i] <= side_sel;
-            o_post[free_i] <= m_post;
-            o_pxu[free_i] <= p53;
-            o_lvs[free_i] <= k_lvs;
+            rest_slot(m_post, k_lvs);
             stamp(free_i);
             set_order(free_i);
-            rest_cnt <= rest_cnt + 1'b1;
             chg <= 1'b1;
-            if (!lvl_exists) lvl_cnt[{cur_sym, side_sel}] <= lvl_here + 1'b1;
         end
     endtask
 
     task remove_t;
         input k_side;
         begin
-            o_valid[t] <= 1'b0;
-            rest_cnt <= rest_cnt - 1'b1;
+            free_t(k_side);
             chg <= 1'b1;
-            if (!t_others) lvl_cnt[{cur_sym, k_side}] <= lvl_cnt[{cur_sym, k_side}] - 1'b1;
+        end
+    endtask
+
+    // the taker's events and what the shared steps leave to the build (the taker's id and
+    // account are the message's: a REPLACE passed NOT_OWNER)
+    task cancel_taker;
+        input [7:0] k_reason;
+        emit(EV_CANCELED, k_reason, m_id, 64'd0, tk_mkt, p53, tk_lvs, 32'd0, m_acct, tk_side);
+    endtask
+
+    task rest_taker;
+        rest_new(tk_lvs);
+    endtask
+
+    task rest_message;
+        rest_new(m_qty);
+    endtask
+
+    wire         cross_new = cross_m;   // the taker's limit is registered in S_PREP
+
+    task fill_taker;
+        begin
+            emit(EV_FILL, R_TAKER, m_id, rd_id, 1'b0, rd_px, fq, tk_left, m_acct, tk_side);
+            fm_i <= opp_i;
+            chg <= 1'b1;
+            tk_lvs <= tk_left;
+            r_ref[cur_sym] <= rd_px;
+            if (bps_nz && rd_px != ref_u) b_dirty[cur_sym] <= 1'b1;
+        end
+    endtask
+
+    // S_CHECK, a NEW that passed every rule: ACK, and on to match, rest or FOK
+    task accept_new;
+        begin
+            emit(EV_ACK, R_NONE, m_id, 64'd0, is_mkt, p53, m_qty, m_qty, m_acct, side_sel);
+            tk_mkt <= is_mkt;
+            new_taker;
+        end
+    endtask
+
+    // S_CHECK, a CANCEL that passed: CANCELED USER, and slot t leaves
+    task accept_cancel;
+        begin
+            emit(EV_CANCELED, R_USER, m_id, 64'd0, 1'b0, rd_px, rd_lvs, 32'd0, m_acct, t_side);
+            remove_t(t_side);
+        end
+    endtask
+
+    // S_CHECK, a REPLACE that passed: REPLACED; it keeps its place when its price stays and its
+    // quantity does not grow, and trades as a taker when it crosses
+    task accept_replace;
+        begin
+            emit(EV_REPLACED, R_NONE, m_id, 64'd0, 1'b0, p53, m_qty, m_qty, m_acct, t_side);
+            o_lvs[t] <= m_qty;
+            chg <= 1'b1;
+            if (!(p53 == rd_px && m_qty <= rd_lvs)) begin
+                o_pxu[t] <= p53;
+                stamp(t);
+                set_order(t);
+                if (p53 != rd_px)
+                    move_t_level;
+                if (cross_m) begin
+                    tk_mkt <= 1'b0;
+                    replace_taker;
+                end
+            end
         end
     endtask
 
     // ------------------------------------------------------------------ the state machine
     always @(posedge clk) begin
         if (rst) begin
-            state <= S_IDLE;
-            out_valid <= 1'b0;
-            ev_seq <= 64'd0;
-            o_valid <= {NORD{1'b0}};
-            rest_cnt <= {CW{1'b0}};
-            cur_ok <= 1'b0;
+            ev_seq <= 64'd0;      // the event presented carries seq, the counter itself
+            reset_book;
             b_dirty <= {NSYM{1'b1}};          // the collars of the configured references
             age <= {NN{1'b0}};                // (defined, and an event for the @* blocks)
             m_gt <= {NN{1'b0}};
             m_eq <= {NN{1'b0}};
             sc <= {IW{1'b0}};
-            for (j = 0; j < (2 << SW); j = j + 1) lvl_cnt[j] <= {LW{1'b0}};
             for (j = 0; j < NSYM; j = j + 1) begin
-                r_ref[j] <= c_ref0[j];
                 tob_bf[j] <= 1'b0; tob_bpx[j] <= 53'd0; tob_bqt[j] <= {QW{1'b0}};
                 tob_af[j] <= 1'b0; tob_apx[j] <= 53'd0; tob_aqt[j] <= {QW{1'b0}};
             end
@@ -567,42 +540,28 @@ module tickbook_book_area #(
                 b_fin <= 1'b0;
                 state <= S_BAND;
             end else if (in_valid) begin
-                m_id   <= in_id;
+                take_message;
                 m_px   <= in_px[RW-1:0];
                 m_qty  <= in_qty[31:0];
-                m_mseq <= in_data[319:256];
-                m_acct <= in_data[351:320];
-                m_sym  <= in_sym;
-                m_new  <= (in_act == A_NEW);
-                m_can  <= (in_act == A_CANCEL);
-                m_rep  <= (in_act == A_REPLACE);
-                m_fok_ok <= (in_side == 8'd1 || in_side == 8'd2) &&
-                            (in_type == T_LIMIT || in_type == T_MARKET) &&
-                            (in_tif >= F_GTC && in_tif <= F_POST);
-                m_mkt  <= (in_type == T_MARKET);
-                m_sell <= (in_side == 8'd2);
-                m_fok  <= (in_tif == F_FOK);
-                m_post <= (in_tif == F_POST);
-                m_rests <= (in_tif == F_GTC || in_tif == F_POST);
+                m_new  <= (in_act == ACTION_NEW);
+                m_can  <= (in_act == ACTION_CANCEL);
+                m_rep  <= (in_act == ACTION_REPLACE);
+                m_fok_ok <= fields_valid(in_side, in_type, in_tif);
+                m_mkt  <= (in_type == TYPE_MARKET);
+                m_sell <= (in_side == SIDE_SELL);
+                m_fok  <= (in_tif == TIF_FOK);
+                m_post <= (in_tif == TIF_POST);
+                m_rests <= (in_tif == TIF_GTC || in_tif == TIF_POST);
                 m_pnone <= (in_px == PRICE_NONE);
                 m_prng <= (in_px[63:53] == 11'd0) && (in_px != 64'd0);
                 m_qbad <= in_qty[63] || (in_qty == 64'd0);
                 m_qmax <= (in_qty[63:32] != 32'd0);
-                m_div  <= (in_act == A_NEW && in_type == T_LIMIT && in_sym_ok) ||
-                          (in_act == A_REPLACE && l_hit);
-                m_hit  <= l_hit;
-                m_hidx <= l_idx;
+                m_div  <= (in_act == ACTION_NEW && in_type == TYPE_LIMIT && in_sym_ok) ||
+                          (in_act == ACTION_REPLACE && l_hit);
                 d_rem  <= 53'd0;
                 d_cnt  <= 6'd0;
                 chg    <= 1'b0;
-                if (in_act == A_NEW && in_sym_ok) begin
-                    cur_sym <= in_sym[SW-1:0];
-                    cur_ok <= 1'b1;
-                end else if ((in_act == A_CANCEL || in_act == A_REPLACE) && l_hit) begin
-                    cur_sym <= o_sym[l_idx];
-                    cur_ok <= 1'b1;
-                end
-                state <= (in_act == A_NEW || in_act == A_REPLACE) ? S_PREP : S_CHECK;
+                state <= (in_act == ACTION_NEW || in_act == ACTION_REPLACE) ? S_PREP : S_CHECK;
             end
 
             // limit of the taker; then the tick check, DB bits a cycle (priced messages)
@@ -626,122 +585,14 @@ module tickbook_book_area #(
                 end
             end
 
-            S_CHECK: if (ev_free) begin
-                state <= S_TOB;
-                if (m_new && fields_ok) begin
-                    if (!sym_known) reject(R_UNKNOWN_SYMBOL);
-                    else if (m_hit) reject(R_DUPLICATE);
-                    else if (bad_tif) reject(R_BAD_TIF);
-                    else if (m_qbad) reject(R_BAD_QTY);
-                    else if (m_qmax) reject(R_MAX_QTY);
-                    else if (is_mkt ? !m_pnone : (!m_prng || !m_ontick)) reject(R_BAD_PRICE);
-                    else if (!is_mkt && out_band) reject(R_PRICE_BAND);
-                    else if (!is_mkt && m_rests && cap_new) reject(R_CAPACITY);
-                    else begin
-                        emit(EV_ACK, R_NONE, m_id, 64'd0, is_mkt, p53, m_qty, m_qty, m_acct, side_sel);
-                        tk_rep <= 1'b0;
-                        tk_lvs <= m_qty;
-                        tk_rest <= !is_mkt && m_rests;
-                        tk_post <= m_post;
-                        tk_first <= 1'b1;
-                        tk_mkt <= is_mkt;
-                        if (m_fok) state <= S_FOK1;
-                        else if (cross_m) state <= S_MATCH;
-                        else if (!is_mkt && m_rests) rest_new(m_qty);
-                        else state <= S_MATCH;
-                    end
-                end else if (m_can) begin
-                    if (!m_hit) reject(R_UNKNOWN_ORDER);
-                    else if (rd_acct != m_acct) reject(R_NOT_OWNER);
-                    else begin
-                        emit(EV_CANCELED, R_USER, m_id, 64'd0, 1'b0, rd_px, rd_lvs, 32'd0, m_acct, t_side);
-                        remove_t(t_side);
-                    end
-                end else if (m_rep) begin
-                    if (!m_hit) reject(R_UNKNOWN_ORDER);
-                    else if (rd_acct != m_acct) reject(R_NOT_OWNER);
-                    else if (m_qbad) reject(R_BAD_QTY);
-                    else if (m_qmax) reject(R_MAX_QTY);
-                    else if (!m_prng || !m_ontick) reject(R_BAD_PRICE);
-                    else if (out_band) reject(R_PRICE_BAND);
-                    else if (cap_rep) reject(R_CAPACITY);
-                    else begin
-                        emit(EV_REPLACED, R_NONE, m_id, 64'd0, 1'b0, p53, m_qty, m_qty, m_acct, t_side);
-                        o_lvs[t] <= m_qty;
-                        chg <= 1'b1;
-                        if (!(p53 == rd_px && m_qty <= rd_lvs)) begin
-                            o_pxu[t] <= p53;
-                            stamp(t);
-                            set_order(t);
-                            if (p53 != rd_px)
-                                lvl_cnt[{cur_sym, t_side}] <= lvl_here + {{(LW-1){1'b0}}, !lvl_exists}
-                                                                       - {{(LW-1){1'b0}}, !t_others};
-                            if (cross_m) begin
-                                tk_rep <= 1'b1;
-                                tk_lvs <= m_qty;
-                                tk_rest <= 1'b1;
-                                tk_post <= o_post[t];
-                                tk_first <= 1'b1;
-                                tk_mkt <= 1'b0;
-                                state <= S_MATCH;
-                            end
-                        end
-                    end
-                end else begin
-                    reject(R_MALFORMED);
-                end
-            end
+            S_CHECK: if (ev_free) check_step;
 
-            S_MATCH: if (ev_free) begin
-                tk_first <= 1'b0;
-                if (tk_post && tk_first && cross_m) begin
-                    emit(EV_CANCELED, R_POST_ONLY, m_id, 64'd0, tk_mkt, p53, tk_lvs, 32'd0, m_acct, tk_side);
-                    if (tk_rep) remove_t(tk_side);
-                    state <= S_TOB;
-                end else if (!cross_m) begin
-                    if (!tk_rest)
-                        emit(EV_CANCELED, R_IOC, m_id, 64'd0, tk_mkt, p53, tk_lvs, 32'd0, m_acct, tk_side);
-                    else if (!tk_rep)
-                        rest_new(tk_lvs);
-                    state <= S_TOB;
-                end else if (self_hit) begin
-                    emit(EV_CANCELED, R_SELF_TRADE, m_id, 64'd0, tk_mkt, p53, tk_lvs, 32'd0, m_acct, tk_side);
-                    if (tk_rep) remove_t(tk_side);
-                    state <= S_TOB;
-                end else begin
-                    emit(EV_FILL, R_TAKER, m_id, rd_id, 1'b0, rd_px, fq, tk_left, m_acct, tk_side);
-                    fm_i <= opp_i;
-                    chg <= 1'b1;
-                    tk_lvs <= tk_left;
-                    r_ref[cur_sym] <= rd_px;
-                    if (bps_nz && rd_px != ref_u) b_dirty[cur_sym] <= 1'b1;
-                    o_lvs[opp_i] <= mk_left;
-                    if (mk_left == 32'd0) begin
-                        o_valid[opp_i] <= 1'b0;
-                        if (opp_alone)
-                            lvl_cnt[{cur_sym, !tk_side}] <= lvl_cnt[{cur_sym, !tk_side}] - 1'b1;
-                    end
-                    if (tk_rep) begin
-                        o_lvs[t] <= tk_left;
-                        if (tk_left == 32'd0) begin
-                            o_valid[t] <= 1'b0;
-                            if (!t_others) lvl_cnt[{cur_sym, tk_side}] <= lvl_cnt[{cur_sym, tk_side}] - 1'b1;
-                        end
-                    end
-                    rest_cnt <= rest_cnt - {{(CW-1){1'b0}}, mk_left == 32'd0}
-                                         - {{(CW-1){1'b0}}, tk_rep && tk_left == 32'd0};
-                    state <= S_FILL2;
-                end
-            end
+            S_MATCH: if (ev_free) match_step;
 
             S_FILL2: if (ev_free) begin
                 // the maker's half: same price and quantity as the taker's FILL still presented
                 emit(EV_FILL, R_MAKER, ev_cid, m_id, 1'b0, ev_px, ev_qty, rd_lvs, rd_acct, !tk_side);
-                if (tk_lvs == 32'd0) state <= S_TOB;
-                else if (!cross_m && tk_rest) begin
-                    if (!tk_rep) rest_new(tk_lvs);
-                    state <= S_TOB;
-                end else state <= S_MATCH;
+                fill_next;
             end
 
             S_FOK1: begin
@@ -762,8 +613,8 @@ module tickbook_book_area #(
             end else if (ev_free) begin
                 f_done <= 1'b0;
                 if (f_acc < {{(QW-32){1'b0}}, tk_lvs}) begin
-                    emit(EV_CANCELED, R_FOK, m_id, 64'd0, tk_mkt, p53, tk_lvs, 32'd0, m_acct, tk_side);
-                    state <= S_TOB;
+                    cancel_taker(R_FOK);
+                    state <= S_DONE;
                 end else state <= S_MATCH;
             end
 
@@ -803,22 +654,14 @@ module tickbook_book_area #(
             default: state <= S_IDLE;
             endcase
         end
-        if (cfg_we) begin
-            if (cfg_addr == 3'd4) c_nsym <= cfg_data[15:0];
-            else if ({16'd0, cfg_sym} < NSYM) begin
-                case (cfg_addr)
-                3'd0: c_tick[cfg_sym[SW-1:0]] <= cfg_data[52:0];
-                3'd3: begin
-                    c_bps[cfg_sym[SW-1:0]] <= cfg_data[31:0];
-                    b_dirty[cfg_sym[SW-1:0]] <= 1'b1;
-                end
-                3'd5: begin
-                    c_ref0[cfg_sym[SW-1:0]] <= cfg_data[52:0];
-                    r_ref[cfg_sym[SW-1:0]] <= cfg_data[52:0];
-                    b_dirty[cfg_sym[SW-1:0]] <= 1'b1;
-                end
-                default: ;
-                endcase
+        // this build's configuration words (after the state machine: a write of the reference
+        // price wins over a trade's), and the collar to recompute
+        if (cfg_we && cfg_here) begin
+            if (cfg_addr == CFG_BPS) b_dirty[cfg_s] <= 1'b1;
+            if (cfg_addr == CFG_REF_UNITS) begin
+                c_ref0[cfg_s] <= cfg_data[52:0];
+                r_ref[cfg_s] <= cfg_data[52:0];
+                b_dirty[cfg_s] <= 1'b1;
             end
         end
     end

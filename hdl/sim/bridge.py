@@ -15,17 +15,17 @@ real time when there is nothing to do, and ends on SHUTDOWN (closing ring 1) or 
 sent alone gets its events back without waiting for the next one: the bridge is live.
 
 Readiness and exit, as `offload.server` relies on: the bridge's pid appears in header word 9 once
-the book is configured and out of reset; exit 0 after a SHUTDOWN record or a STOP (SIGTERM /
-SIGINT set the STOP word), 1 when the owner died (the segment is then unlinked), on a timeout
-or a simulator failure, 2 when the segment cannot be attached or speaks another layout. At
-exit it reports records, events, simulated cycles and wall time on stderr.
+the book is configured and out of reset; exit EXIT_OK (0) after a SHUTDOWN record or a STOP
+(SIGTERM / SIGINT set the STOP word), EXIT_FAILURE (1) when the owner died (the segment is then
+unlinked), on a timeout or a simulator failure, EXIT_USAGE (2) when the segment cannot be
+attached or speaks another layout (engine/diagnostics.py). At exit it reports records, events,
+simulated cycles and wall time on stderr, each line `bridge[pid]: `.
 """
 
 from __future__ import annotations
 
 import argparse
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -34,9 +34,10 @@ import signal
 import sys
 import tempfile
 import time
-import xml.etree.ElementTree as ET
 from pathlib import Path
+from xml.etree import ElementTree
 
+from engine.diagnostics import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, process_logger
 from engine.records import EVENT_DTYPE, ORDER_DTYPE
 from offload.ring import Segment
 
@@ -57,15 +58,12 @@ def build(nsym: int, nord: int, nlvl: int, area: bool = False):
     directory at once. Returns (runner, build dir)."""
     from cocotb_tools.runner import get_runner
 
-    from hdl.sim.driver import BUILD_DIR, _need
+    from hdl.sim.driver import BUILD_DIR, INCLUDE_DIRS, _need, rtl_digest
 
     _need("iverilog")
     _need("vvp")
     srcs, top = sources(area)
-    h = hashlib.sha1()
-    for s in srcs:
-        h.update(s.read_bytes())
-    bdir = BUILD_DIR / f"bridge_{'area_' if area else ''}s{nsym}_o{nord}_l{nlvl}_{h.hexdigest()[:10]}"
+    bdir = BUILD_DIR / f"bridge_{'area_' if area else ''}s{nsym}_o{nord}_l{nlvl}_{rtl_digest(srcs)}"
     bdir.mkdir(parents=True, exist_ok=True)
     runner = get_runner("icarus")
     runner.log.setLevel(logging.ERROR)  # not "Skipping compilation" on every start
@@ -73,6 +71,7 @@ def build(nsym: int, nord: int, nlvl: int, area: bool = False):
         fcntl.flock(lk, fcntl.LOCK_EX)
         runner.build(
             sources=[str(s) for s in srcs],
+            includes=[str(d) for d in INCLUDE_DIRS],
             hdl_toplevel=top,
             parameters={"NSYM": nsym, "NORD": nord, "NLVL": nlvl},
             build_dir=bdir,
@@ -82,7 +81,9 @@ def build(nsym: int, nord: int, nlvl: int, area: bool = False):
 
 
 def run_sim(runner, bdir: Path, top: str, conf: dict, run_dir: Path, params: dict) -> tuple[dict, str]:
-    """Run bridge_tb in Icarus; returns (stats the test wrote, failure text or '')."""
+    """Run the DMA side (bridge_dma) in Icarus; returns (stats the test wrote, failure text or '')."""
+    from cocotb_tools.check_results import get_results
+
     from hdl.sim.driver import REPO
 
     if str(REPO) not in sys.path:  # the runner hands sys.path to the simulator
@@ -112,13 +113,12 @@ def run_sim(runner, bdir: Path, top: str, conf: dict, run_dir: Path, params: dic
     except (SystemExit, RuntimeError) as e:
         fail = f"simulator failed ({e})"
     try:
-        cases = ET.parse(results).getroot().findall(".//testcase")
-        bad = [c for c in cases if c.find("failure") is not None or c.find("error") is not None]
-        if not cases:
+        ran, failed = get_results(results)
+        if not ran:
             fail = fail or "the cocotb test did not run"
-        elif bad:
+        elif failed:
             fail = fail or "the cocotb test failed"
-    except (OSError, ET.ParseError):
+    except (RuntimeError, OSError, ElementTree.ParseError):  # RuntimeError: no results file
         fail = fail or "no cocotb results"
     try:
         stats = json.loads(conf_stats(conf).read_text())
@@ -155,9 +155,7 @@ def main(argv=None) -> int:
     from offload.engine_process import load_engine_venue
     from offload.pinning import die_with_parent, pin
 
-    def log(msg):
-        print(f"bridge[{os.getpid()}]: {msg}", file=sys.stderr, flush=True)
-
+    log = process_logger("bridge")
     die_with_parent(signal.SIGTERM)
     os.environ.pop("PYTEST_CURRENT_TEST", None)  # the runner behaves differently under pytest
     t0 = time.monotonic()
@@ -169,7 +167,7 @@ def main(argv=None) -> int:
         seg = Segment.attach(a.rings, timeout=30, expect_rings=2)
     except Exception as e:  # a clear one-line refusal (layout, timeout)
         log(f"cannot attach {a.rings}: {e}")
-        return 2
+        return EXIT_USAGE
     stop_reason = []
 
     def on_signal(signum, _frame):
@@ -180,7 +178,7 @@ def main(argv=None) -> int:
     try:
         if seg.ring(0).recs.dtype != ORDER_DTYPE or seg.ring(1).recs.dtype != EVENT_DTYPE:
             log(f"segment {a.rings}: ring 0 must carry orders and ring 1 events")
-            return 2
+            return EXIT_USAGE
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         if a.cpu is not None:  # the simulator process inherits the affinity
@@ -227,8 +225,8 @@ def main(argv=None) -> int:
         if st == "owner gone":
             seg.unlink()
             log(f"owner of {a.rings} is gone: segment unlinked")
-            return 1
-        return 0 if st in ("shutdown", "stop") and not fail else 1
+            return EXIT_FAILURE
+        return EXIT_OK if st in ("shutdown", "stop") and not fail else EXIT_FAILURE
     finally:
         seg.close()
         if run_dir is not None:

@@ -29,8 +29,8 @@ What it does, as a DMA engine of a real card would (docs/offload.md, "Engine pro
 5. Ring 0 empty and the book quiet: wait in real time (sched_yield for `spin_s`, then sleeps of
    `sleep_s`), burning no simulated cycles; a record that arrives is driven at the same
    simulated instant. Inputs change and outputs are read on falling edges (as in
-   test_book.py); a record or event whose handshake is decided there is counted at once, so a
-   one-event order costs 3 cycles from ring 0 to ring 1 (drive, CHECK, event out).
+   hdl/tb/test_tickbook_book.py); a record or event whose handshake is decided there is counted
+   at once, so a one-event order costs 3 cycles from ring 0 to ring 1 (drive, CHECK, event out).
 6. SHUTDOWN record (action 255): after everything before it, set CLOSED on ring 1 and end.
    STOP word set: close ring 1 and end. Owner or bridge process gone: end without closing
    (the bridge unlinks an orphaned segment). Stats are written in every case.

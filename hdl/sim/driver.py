@@ -34,6 +34,11 @@ TB_DIR = HDL_DIR / "tb"
 FILE_BENCH = SIM_DIR / "tb_file.v"  # the file-driven bench these runs compile
 RTL_SOURCES = [RTL_DIR / "tickbook_book.v"]
 AREA_SOURCES = [RTL_DIR / "tickbook_book_area.v"]  # the area build (tickbook_book_area)
+# what both builds `include (iverilog -I, verilator -I, the cocotb runner's includes=): the record
+# layout generated from engine/records.py (hdl/gen/records_header.py), the shared ports and parts
+INCLUDE_DIRS = [RTL_DIR]
+RTL_HEADERS = [RTL_DIR / n for n in ("tickbook_records.vh", "tickbook_book_ports.vh",
+                                     "tickbook_book_shared.vh", "tickbook_book_steps.vh")]
 REPO = HDL_DIR.parent
 BUILD_DIR = Path(os.environ.get("TICKBOOK_HDL_BUILD", REPO / "build" / "hdl"))
 
@@ -41,7 +46,8 @@ BUILD_DIR = Path(os.environ.get("TICKBOOK_HDL_BUILD", REPO / "build" / "hdl"))
 DEFAULT_PARAMS = {"nord": 64, "nlvl": 16}
 CHUNK = 65536  # records per $readmemh file
 
-# Configuration port addresses (hdl/rtl/tickbook_book.v; the area build reads 0, 3, 4 and 5)
+# Configuration port addresses (CFG_* in hdl/rtl/tickbook_book_shared.vh, tested to agree; the
+# area build reads 0, 3, 4 and 5)
 CFG_TICK, CFG_RECIP, CFG_REF, CFG_BPS, CFG_NSYM, CFG_REF_UNITS = 0, 1, 2, 3, 4, 5
 RECIP_SHIFT = 106
 
@@ -139,21 +145,27 @@ def simulator_available() -> tuple[bool, str]:
     return True, "ok"
 
 
+def rtl_digest(sources) -> str:
+    """A short hash of these sources and every header they may include: a build cached under a
+    name with it is rebuilt when any of them changes (cocotb's runner looks at the sources only)."""
+    h = hashlib.sha1()
+    for s in [*sources, *RTL_HEADERS]:
+        h.update(s.read_bytes())
+    return h.hexdigest()[:10]
+
+
 def build(nsym: int, nord: int, nlvl: int, area: bool = False) -> Path:
     """Compile the file-driven testbench for these parameters (cached under build/hdl/).
     area: the area build (hdl/rtl/tickbook_book_area.v) instead of the fast one."""
     iverilog = _need("iverilog")
     srcs = RTL_SOURCES + AREA_SOURCES + [FILE_BENCH]
-    h = hashlib.sha1()
-    for s in srcs:
-        h.update(s.read_bytes())
-    key = f"file_s{nsym}_o{nord}_l{nlvl}{'_area' if area else ''}_c{CHUNK}_{h.hexdigest()[:10]}"
+    key = f"file_s{nsym}_o{nord}_l{nlvl}{'_area' if area else ''}_c{CHUNK}_{rtl_digest(srcs)}"
     out = BUILD_DIR / key / "tb.vvp"
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(f".{os.getpid()}.tmp")
-    cmd = [iverilog, "-g2005", "-o", str(tmp), "-s", "tb_file"]
+    cmd = [iverilog, "-g2005", "-o", str(tmp), "-s", "tb_file", *(f"-I{d}" for d in INCLUDE_DIRS)]
     for k, v in (("NSYM", nsym), ("NORD", nord), ("NLVL", nlvl), ("CHUNK", CHUNK), ("AREA", int(area))):
         cmd += ["-P", f"tb_file.{k}={v}"]
     cmd += [str(s) for s in srcs]

@@ -1,4 +1,4 @@
-// File-driven testbench for volume (driven by hdl/sim.py, not by cocotb). AREA selects the
+// File-driven testbench for volume (driven by hdl/sim/driver.py, not by cocotb). AREA selects the
 // book: 0 the fast build (tickbook_book), 1 the area build (tickbook_book_area).
 //
 // Reads, in its working directory:

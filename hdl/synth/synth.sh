@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make synth: yosys (synth_ice40) + nextpnr-ice40 for the iCE40 HX8K (ct256).
-# Default: the area build (hdl/rtl/tickbook_book_area.v), NSYM=1 NORD=4 NLVL=2, which fits.
+# Default: the area build (hdl/rtl/tickbook_book_area.v), NSYM=1 NORD=4 NLVL=2, which fits. The
+# builds `include the headers of hdl/rtl/ (-I).
 # Writes build/hdl/synth/<config>/{yosys.log,stat.txt,nextpnr.log,report.json,summary.txt}.
 # Environment: AREA (1 area build, 0 the fast build), NSYM NORD NLVL, FREQ target MHz (default
 # 12), CORE=1 (fast build only: without its price arithmetic, not functional), SEED (nextpnr).
@@ -22,7 +23,7 @@ mkdir -p "$OUT"
 echo "synth: AREA=$AREA NSYM=$NSYM NORD=$NORD NLVL=$NLVL CORE=$CORE -> $OUT"
 T0=$(date +%s)
 yosys -q -l "$OUT/yosys.log" -p "
-  read_verilog $DEF hdl/rtl/tickbook_book.v hdl/rtl/tickbook_book_area.v hdl/synth/synth_top.v
+  read_verilog -Ihdl/rtl $DEF hdl/rtl/tickbook_book.v hdl/rtl/tickbook_book_area.v hdl/synth/synth_top.v
   chparam -set NSYM $NSYM -set NORD $NORD -set NLVL $NLVL -set AREA $AREA synth_top
   synth_ice40 -top synth_top -json $OUT/synth.json
   tee -o $OUT/stat.txt stat" || { echo "synth: yosys failed, see $OUT/yosys.log"; exit 1; }

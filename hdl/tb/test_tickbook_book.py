@@ -1,10 +1,16 @@
-"""cocotb 2.x testbench of hdl/rtl/tickbook_book.v, and with HDL_AREA=1 of the area build
-hdl/rtl/tickbook_book_area.v (run from tests/test_hdl_cocotb.py).
+"""cocotb 2.x tests of the Verilog order book, hdl/rtl/tickbook_book.v, and their pytest runner
+(`test_tickbook_book_passes_the_cocotb_tests`, at the end), which builds the book in Icarus over a
+sweep of its parameters and runs them. test_tickbook_book_area.py beside this file runs the same
+cocotb tests on the area build (tickbook_book_area: the same ports and events).
 
 Directed cases: a few CSV rows each (encoded to records by the engine's codec, as the CLI does)
 and the events expected, written in the rulebook's event CSV form. Every run is also checked
 against the Numba engine with the same capacities. Plus: random back-pressure and idle cycles,
 reset in the middle of traffic, top of book the cycle after a message's last event, CAPACITY.
+
+The cocotb tests are named `*_test`, as in cocotb's own examples, so that pytest collects only
+the runners; cocotb finds its tests by their decorator. WAVES=1 dumps FST waveforms into
+build/hdl/cocotb_*/.
 """
 
 from __future__ import annotations
@@ -12,24 +18,42 @@ from __future__ import annotations
 import io
 import os
 import random
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import cocotb
+import cocotb.regression
 import numpy as np
+import pytest
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
 
 from engine.api import Venue, replay_records
 from engine.codec import EventWriter, parse_flow_bytes
+from engine.compare import first_divergence
 from engine.config import parse_venue
 from engine.records import EVENT_DTYPE, PRICE_NONE, PRICE_SCALE
+from hdl.sim.driver import (BUILD_DIR, INCLUDE_DIRS, REPO, RTL_SOURCES, TB_DIR, _need, config_words,
+                            engine_venue, rtl_digest)
 from testkit.flows import diff_venue, random_records
-from engine.compare import first_divergence
-from hdl.sim.driver import config_words, engine_venue
 
-NORD = int(os.environ["HDL_NORD"])
-NLVL = int(os.environ["HDL_NLVL"])
-NSYM = int(os.environ["HDL_NSYM"])
-AREA = os.environ.get("HDL_AREA", "0") == "1"  # the area build (tickbook_book_area)
+pytestmark = pytest.mark.hdl
+
+
+@dataclass(frozen=True)
+class BuildParams:
+    """The build the simulator runs, as its runner (run_book_tests) passes it in the environment."""
+
+    nsym: int
+    nord: int
+    nlvl: int
+    area: bool  # the area build (tickbook_book_area)
+
+    @classmethod
+    def from_env(cls) -> BuildParams:
+        e = os.environ
+        return cls(int(e["HDL_NSYM"]), int(e["HDL_NORD"]), int(e["HDL_NLVL"]), e["HDL_AREA"] == "1")
 
 VENUE = parse_venue(
     """
@@ -65,11 +89,12 @@ def csv_events(events: np.ndarray, venue=VENUE) -> list[str]:
     return buf.getvalue().decode().splitlines()
 
 
-class Book:
-    """Drives the DUT from falling edges: inputs change there, outputs are read there."""
+class BookDriver:
+    """Drives the book's ports (the DUT) and collects its events: inputs change on falling
+    edges and outputs are read there."""
 
-    def __init__(self, dut, idle: int = 0, stall: int = 0, seed: int = 1):
-        self.dut, self.idle, self.stall = dut, idle, stall
+    def __init__(self, dut, build: BuildParams, idle: int = 0, stall: int = 0, seed: int = 1):
+        self.dut, self.build, self.idle, self.stall = dut, build, idle, stall
         self.rng = random.Random(seed)
         self.events: list[bytes] = []
 
@@ -85,7 +110,7 @@ class Book:
         d.cfg_sym.value = 0
         d.cfg_data.value = 0
         await ClockCycles(d.clk, 2)
-        for addr, sym, data in config_words(venue, AREA):
+        for addr, sym, data in config_words(venue, self.build.area):
             await FallingEdge(d.clk)
             d.cfg_we.value, d.cfg_addr.value, d.cfg_sym.value, d.cfg_data.value = 1, addr, sym, data
         await FallingEdge(d.clk)
@@ -132,7 +157,7 @@ class Book:
             # the fast build: the last event left at the edge before, the top of book must be
             # valid now; the area build may stay busy after the last event (recomputing the
             # collar), its top of book must be valid when it is no longer busy
-            if waiting and not busy and not in_hs and not ov and (ev_hs or AREA):
+            if waiting and not busy and not in_hs and not ov and (ev_hs or self.build.area):
                 await on_message_done(sent)
                 waiting = False
             if not valid and sent < n and not waiting and rng.randrange(100) >= self.idle:
@@ -164,8 +189,8 @@ class Book:
         return (px(word(d.tob_bid_px)), word(d.tob_bid_qty), px(word(d.tob_ask_px)), word(d.tob_ask_qty))
 
 
-def check_engine(orders, events, venue=VENUE):
-    eng = replay_records(orders, engine_venue(venue, NORD, NLVL))
+def check_engine(orders, events, build: BuildParams, venue=VENUE):
+    eng = replay_records(orders, engine_venue(venue, build.nord, build.nlvl))
     diff = first_divergence(events, eng, names=("hw", "engine"))
     assert diff is None, diff
 
@@ -411,9 +436,10 @@ def _norm(text: str) -> list[str]:
 
 
 @cocotb.test()
-async def test_directed_rules(dut):
+async def directed_rules_test(dut):
     """Every rule and reason, one small flow each; events as the rulebook writes them."""
-    book = Book(dut)
+    build = BuildParams.from_env()
+    book = BookDriver(dut, build)
     await book.start()
     bad = []
     for name, (rows, expected) in CASES.items():
@@ -426,100 +452,108 @@ async def test_directed_rules(dut):
             lines = csv_events(got)
             k = next((i for i, (a, b) in enumerate(zip(lines, exp)) if a != b), min(len(lines), len(exp)))
             bad.append(f"{name}: event {k + 1}: got {lines[k:k + 1]} expected {exp[k:k + 1]}")
-        check_engine(orders, got)
+        check_engine(orders, got, build)
     assert not bad, "\n".join(bad)
 
 
 @cocotb.test()
-async def test_capacity(dut):
+async def capacity_test(dut):
     """CAPACITY exactly as docs/rulebook.md section 7, with this build's NORD and NLVL."""
-    book = Book(dut)
+    build = BuildParams.from_env()
+    nord, nlvl = build.nord, build.nlvl
+    book = BookDriver(dut, build)
     await book.start()
-    # levels: NLVL buy levels, then a new level is CAPACITY, an existing one is not, an IOC is not
-    rows = [f"1,NEW,AAPL,{i + 1},BUY,LIMIT,GTC,{95 + i}.00,1" for i in range(NLVL)]
+    # levels: nlvl buy levels, then a new level is CAPACITY, an existing one is not, an IOC is not
+    rows = [f"1,NEW,AAPL,{i + 1},BUY,LIMIT,GTC,{95 + i}.00,1" for i in range(nlvl)]
     rows += [f"1,NEW,AAPL,100,BUY,LIMIT,GTC,{90}.00,1", f"1,NEW,AAPL,101,BUY,LIMIT,IOC,91.00,1"]
-    if NORD > NLVL:
+    if nord > nlvl:
         rows.append("1,NEW,AAPL,102,BUY,LIMIT,GTC,95.00,1")
     rows.append("1,REPLACE,,1,,,,91.00,1")  # new price without a level: CAPACITY
-    rows.append(f"1,REPLACE,,1,,,,{95 + NLVL - 1}.00,1")  # onto an existing level
+    rows.append(f"1,REPLACE,,1,,,,{95 + nlvl - 1}.00,1")  # onto an existing level
     orders = records("\n".join(rows))
     await book.run(orders)
     got = book.event_array()
     lines = csv_events(got)
-    assert lines[NLVL].endswith(",CAPACITY") and ",100," in lines[NLVL]
-    assert "ACK" in lines[NLVL + 1] and "IOC" in lines[NLVL + 2]
-    check_engine(orders, got)
-    # orders: fill the book (NORD orders over at most NLVL levels per side per symbol)
+    assert lines[nlvl].endswith(",CAPACITY") and ",100," in lines[nlvl]
+    assert "ACK" in lines[nlvl + 1] and "IOC" in lines[nlvl + 2]
+    check_engine(orders, got, build)
+    # orders: fill the book (nord orders over at most nlvl levels per side per symbol)
     await book.reset()
     rows = []
     k = 0
     for s in ("AAPL", "NOBAND"):
         for side, px in (("BUY", "99.00" if s == "AAPL" else "49.0"), ("SELL", "101.00" if s == "AAPL" else "51.0")):
-            for _ in range(NORD):
+            for _ in range(nord):
                 k += 1
                 rows.append(f"1,NEW,{s},{k},{side},LIMIT,GTC,{px},1")
     orders = records("\n".join(rows))
     await book.run(orders)
     got = book.event_array()
     kinds = [ln.split(",")[1] for ln in csv_events(got)]
-    assert kinds.count("ACK") == NORD and kinds.count("REJECT") == 3 * NORD
-    check_engine(orders, got)
+    assert kinds.count("ACK") == nord and kinds.count("REJECT") == 3 * nord
+    check_engine(orders, got, build)
 
 
 @cocotb.test()
-async def test_random_backpressure_and_idle(dut):
+async def backpressure_and_idle_test(dut):
     """A random flow with idle input cycles and a stalling consumer, against the engine."""
+    build = BuildParams.from_env()
+    nord, nlvl = build.nord, build.nlvl
     v = diff_venue()
-    if len(v.symbols) > NSYM:
+    if len(v.symbols) > build.nsym:
         return
     for idle, stall, seed in ((30, 0, 1), (0, 60, 2), (25, 40, 3)):
-        book = Book(dut, idle=idle, stall=stall, seed=seed)
+        book = BookDriver(dut, build, idle=idle, stall=stall, seed=seed)
         if seed == 1:
             await book.start(v)
         else:
             await book.reset()
-        orders = random_records(seed, 600, v, nord=NORD, nlvl=NLVL)
+        orders = random_records(seed, 600, v, nord=nord, nlvl=nlvl)
         await book.run(orders)
         got = book.event_array()
-        diff = first_divergence(got, replay_records(orders, engine_venue(v, NORD, NLVL)), names=("hw", "engine"))
+        diff = first_divergence(got, replay_records(orders, engine_venue(v, nord, nlvl)), names=("hw", "engine"))
         assert diff is None, f"idle {idle} stall {stall}: {diff}"
 
 
 @cocotb.test()
-async def test_reset_in_traffic(dut):
+async def reset_in_traffic_test(dut):
     """rst in the middle of a flow (with events pending and the consumer stalling): the book
     comes back empty, seq at 1 and the reference prices as configured."""
+    build = BuildParams.from_env()
+    nord, nlvl = build.nord, build.nlvl
     v = diff_venue()
-    if len(v.symbols) > NSYM:
+    if len(v.symbols) > build.nsym:
         return
-    book = Book(dut, idle=10, stall=30, seed=9)
+    book = BookDriver(dut, build, idle=10, stall=30, seed=9)
     await book.start(v)
-    first = random_records(11, 400, v, nord=NORD, nlvl=NLVL)
+    first = random_records(11, 400, v, nord=nord, nlvl=nlvl)
     accepted = await _run_until(book, first, 150)
     assert accepted >= 150
     await book.reset()
-    second = random_records(12, 400, v, nord=NORD, nlvl=NLVL)
+    second = random_records(12, 400, v, nord=nord, nlvl=nlvl)
     await book.run(second)
-    diff = first_divergence(book.event_array(), replay_records(second, engine_venue(v, NORD, NLVL)), names=("hw", "engine"))
+    diff = first_divergence(book.event_array(), replay_records(second, engine_venue(v, nord, nlvl)), names=("hw", "engine"))
     assert diff is None, diff
 
 
-async def _run_until(book: Book, orders, n: int) -> int:
+async def _run_until(book: BookDriver, orders, n: int) -> int:
     """Send n records and return at once, while the book is still busy."""
     return await book.run(orders, stop_after=n)
 
 
 @cocotb.test()
-async def test_top_of_book(dut):
+async def top_of_book_test(dut):
     """Best bid/ask price and size of the message's symbol, the cycle after its last event,
     against the engine's book after the same messages."""
+    build = BuildParams.from_env()
+    nord, nlvl = build.nord, build.nlvl
     v = diff_venue()
-    if len(v.symbols) > NSYM:
+    if len(v.symbols) > build.nsym:
         return
-    book = Book(dut)
+    book = BookDriver(dut, build)
     await book.start(v)
-    orders = random_records(21, 300, v, nord=NORD, nlvl=NLVL)
-    eng = Venue(engine_venue(v, NORD, NLVL))
+    orders = random_records(21, 300, v, nord=nord, nlvl=nlvl)
+    eng = Venue(engine_venue(v, nord, nlvl))
     names = [s.name for s in v.symbols]
     checked = 0
 
@@ -541,3 +575,59 @@ async def test_top_of_book(dut):
 
     await book.run(orders, on_message_done=done)
     assert checked == len(orders)
+
+
+# ----------------------------------------------------------------------------------- the runner
+COCOTB_TESTS = [name for name, obj in list(globals().items()) if isinstance(obj, cocotb.regression.TestGenerator)]
+
+
+def run_book_tests(top: str, sources, nsym: int, nord: int, nlvl: int) -> None:
+    """Build `top` from `sources` with these parameters in Icarus (cocotb's Python runner) and run
+    every cocotb test of this module on it; fails unless all of them ran and passed."""
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    _need("iverilog")
+    waves = bool(os.environ.get("WAVES"))
+    area = top == "tickbook_book_area"
+    # the runner rebuilds only when a source is newer than its build, not a header: the name
+    # carries a hash of both
+    build_dir = BUILD_DIR / f"cocotb_{top}_s{nsym}_o{nord}_l{nlvl}_{rtl_digest(sources)}{'_waves' if waves else ''}"
+    runner = get_runner("icarus")
+    params = {"NSYM": nsym, "NORD": nord, "NLVL": nlvl}
+    runner.build(
+        sources=[str(s) for s in sources],
+        includes=[str(d) for d in INCLUDE_DIRS],
+        hdl_toplevel=top,
+        parameters=params,
+        build_dir=build_dir,
+        waves=waves,
+        timescale=("1ns", "1ps"),
+    )
+    env = {"HDL_NSYM": str(nsym), "HDL_NORD": str(nord), "HDL_NLVL": str(nlvl), "HDL_AREA": str(int(area))}
+    for p in (str(REPO), str(TB_DIR)):  # the runner hands sys.path to the simulator
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    results = runner.test(
+        test_module=Path(__file__).stem,
+        hdl_toplevel=top,
+        parameters=params,
+        build_dir=build_dir,
+        test_dir=build_dir,
+        extra_env=env,
+        waves=waves,
+        results_xml=str(build_dir / "results.xml"),
+    )
+    ran, failed = get_results(Path(results))
+    assert failed == 0, f"{failed} of {ran} cocotb tests failed (log above, results in {results})"
+    # every test of the module reported (none lost to an import error or a renamed decorator)
+    assert ran == len(COCOTB_TESTS), f"{ran} cocotb results, this module has {len(COCOTB_TESTS)}: {COCOTB_TESTS}"
+
+
+@pytest.mark.parametrize("nsym,nord,nlvl", [
+    (4, 4, 2),
+    (4, 12, 5),
+    (5, 7, 3),  # not powers of two
+])
+def test_tickbook_book_passes_the_cocotb_tests(nsym, nord, nlvl):
+    run_book_tests("tickbook_book", RTL_SOURCES, nsym, nord, nlvl)
