@@ -77,7 +77,7 @@ class Venue:
         self.process(orders, lambda ev: chunks.append(ev.copy()))
         return np.concatenate(chunks) if chunks else np.empty(0, EVENT_DTYPE)
 
-    def replay(self, flow: Flow, fh) -> dict[str, int]:
+    def replay(self, flow: Flow, fh) -> None:
         """Replay a parsed flow, writing the events CSV to the binary file fh."""
         writer = EventWriter(fh, self.config, flow)
         self.process(flow.orders, writer.write)

@@ -8,6 +8,7 @@ is one matcher. Checks run in the rulebook's order (docs/rulebook.md, section 4)
 import numpy as np
 from numba import njit
 
+from engine.accounts import account_gate, add_open, disable_account, join_account, leave_account, on_fill
 from engine.book import (
     add_level,
     alloc_order,
@@ -54,7 +55,6 @@ from engine.records import (
     R_PRICE_BAND,
     R_SELF_TRADE,
     R_TAKER,
-    R_UNKNOWN_ACCOUNT,
     R_UNKNOWN_ORDER,
     R_UNKNOWN_SYMBOL,
     R_USER,
@@ -68,18 +68,8 @@ from engine.records import (
     TYPE_LIMIT,
     TYPE_MARKET,
 )
-from engine.risk import (
-    account_gate,
-    add_open,
-    check_exposure,
-    check_open_orders,
-    check_rate,
-    find_account,
-    max_order_qty,
-    on_fill,
-    track_account,
-)
-from engine.state import C_ACCOUNTS, C_HAS_DEFAULT, C_MAX_LEVELS, C_MAX_ORDERS, C_RESTING, C_SEQ
+from engine.risk import check_exposure, check_open_orders, check_rate, max_order_qty
+from engine.state import C_MAX_LEVELS, C_MAX_ORDERS, C_RESTING, C_SEQ
 
 # _nrt=False: nothing here allocates, and with reference counting on, every call that is not
 # inlined increfs/decrefs each array of EngineState (~650 ns a call; docs/benchmarks.md).
@@ -171,43 +161,10 @@ def unlink_resting(st, o):
     book = book_of(sym, side)
     if st.l_head[lvl] < 0:
         remove_level(st, book, side, lvl)
-    slot = st.o_acct[o]
-    if side == SIDE_BUY:
-        st.open_buy[slot, sym] -= st.o_leaves[o]
-    else:
-        st.open_sell[slot, sym] -= st.o_leaves[o]
+    add_open(st, st.o_acct[o], sym, side, -st.o_leaves[o])
     leave_account(st, o)
     id_delete(st, st.o_id[o])
     free_order(st, o)
-
-
-@njit(**_JIT)
-def leave_account(st, o):
-    slot = st.o_acct[o]
-    p = st.o_aprev[o]
-    nx = st.o_anext[o]
-    if p >= 0:
-        st.o_anext[p] = nx
-    else:
-        st.a_head[slot] = nx
-    if nx >= 0:
-        st.o_aprev[nx] = p
-    else:
-        st.a_tail[slot] = p
-    st.a_open[slot] -= 1
-
-
-@njit(**_JIT)
-def join_account(st, o, slot):
-    tail = st.a_tail[slot]
-    st.o_aprev[o] = tail
-    st.o_anext[o] = -1
-    if tail >= 0:
-        st.o_anext[tail] = o
-    else:
-        st.a_head[slot] = o
-    st.a_tail[slot] = o
-    st.a_open[slot] += 1
 
 
 @njit(**_JIT)
@@ -284,7 +241,7 @@ def take(st, out, n, msg_seq, sym, side, order_id, acct_id, slot, limit, qty):
 
 @njit(**_INLINE)
 def process_new(st, r, out, n):
-    reason, slot = account_gate(st, np.int64(r.account), True)
+    reason, slot = account_gate(st, np.int64(r.account), False)
     if reason != R_NONE:
         return reject(st, out, n, r, reason)
     reason = check_rate(st, slot, r.ts)
@@ -386,7 +343,7 @@ def process_cancel(st, r, out, n):
 
 @njit(**_INLINE)
 def process_replace(st, r, out, n):
-    reason, slot = account_gate(st, np.int64(r.account), True)
+    reason, slot = account_gate(st, np.int64(r.account), False)
     if reason != R_NONE:
         return reject(st, out, n, r, reason)
     reason = check_rate(st, slot, r.ts)
@@ -455,14 +412,9 @@ def process_replace(st, r, out, n):
 
 @njit(**_INLINE)
 def process_kill(st, r, out, n):
-    acct_id = np.int64(r.account)
-    slot = find_account(st, acct_id)
-    if slot < 0:
-        if st.ctr[C_HAS_DEFAULT] == 0:
-            return reject(st, out, n, r, R_UNKNOWN_ACCOUNT)
-        slot = track_account(st, acct_id, 0)
-        if slot < 0:
-            return reject(st, out, n, r, R_CAPACITY)
+    reason, slot = account_gate(st, np.int64(r.account), True)
+    if reason != R_NONE:
+        return reject(st, out, n, r, reason)
     o = st.a_head[slot]
     while o >= 0:
         nxt = st.o_anext[o]
@@ -473,7 +425,7 @@ def process_kill(st, r, out, n):
         )
         unlink_resting(st, o)
         o = nxt
-    st.a_disabled[slot] = 1
+    disable_account(st, slot)
     return emit(st, out, n, EV_KILLED, r.msg_seq, SYMBOL_UNKNOWN, 0, r.account, 0, PRICE_NONE, 0, 0, 0, R_NONE)
 
 

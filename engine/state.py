@@ -14,7 +14,8 @@ Structures (all linked by int32/int64 indices, -1 = none):
   sorted worst to best (best last: most traffic is near the touch, so inserts and
   removals shift few entries);
 - accounts: an open-addressing table from account id to a slot holding risk
-  counters, positions and open quantities per symbol.
+  counters, positions and open quantities per symbol; engine/accounts.py builds its
+  columns and owns their bookkeeping (this module imports it, never the reverse).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from engine.accounts import account_columns, track_listed
 from engine.config import VenueConfig, profile_tables
 
 # ctr[] slots
@@ -30,12 +32,9 @@ C_SEQ = 0  # last event seq written
 C_RESTING = 1  # orders resting now
 C_FREE_TOP = 2  # entries on the order free stack
 C_LVL_FREE_TOP = 3  # entries on the level free stack
-C_ACCOUNTS = 4  # accounts tracked
-C_HAS_DEFAULT = 5  # 1 when [accounts.default] exists
-C_MAX_LEVELS = 6
-C_MAX_ORDERS = 7
-C_MAX_ACCOUNTS = 8
-N_CTR = 9
+C_MAX_LEVELS = 4
+C_MAX_ORDERS = 5
+N_CTR = 6  # the account table's counters are a_ctr (engine/accounts.py)
 
 
 class EngineState(NamedTuple):
@@ -75,7 +74,8 @@ class EngineState(NamedTuple):
     l_free: np.ndarray
     ladder: np.ndarray  # [symbol * 2 + side - 1, max_levels] level indices, best last
     ladder_n: np.ndarray
-    # accounts
+    # accounts: columns from accounts.account_columns
+    a_ctr: np.ndarray  # A_TRACKED, A_HAS_DEFAULT, A_MAX
     a_key: np.ndarray  # account id, -1 = empty bucket
     a_val: np.ndarray  # slot
     a_id: np.ndarray
@@ -123,10 +123,8 @@ def make_state(venue: VenueConfig) -> EngineState:
     ctr = np.zeros(N_CTR, np.int64)
     ctr[C_FREE_TOP] = n_ord
     ctr[C_LVL_FREE_TOP] = n_lvl
-    ctr[C_HAS_DEFAULT] = 1 if venue.default_account is not None else 0
     ctr[C_MAX_LEVELS] = venue.max_levels
     ctr[C_MAX_ORDERS] = n_ord
-    ctr[C_MAX_ACCOUNTS] = n_acct
 
     def full(n, v, dt=np.int64):
         return np.full(n, v, dt)
@@ -164,27 +162,10 @@ def make_state(venue: VenueConfig) -> EngineState:
         l_free=np.arange(n_lvl - 1, -1, -1, dtype=np.int32),
         ladder=full((n_sym * 2, n_lvl_side), -1, np.int32).reshape(n_sym * 2, n_lvl_side),
         ladder_n=np.zeros(n_sym * 2, np.int64),
-        a_key=full(acct_size, -1),
-        a_val=full(acct_size, -1, np.int32),
-        a_id=full(n_acct, -1),
-        a_prof=np.zeros(n_acct, np.int32),
-        a_disabled=np.zeros(n_acct, np.int8),
-        a_bucket=full(n_acct, -1),
-        a_count=np.zeros(n_acct, np.int64),
-        a_open=np.zeros(n_acct, np.int64),
-        a_head=full(n_acct, -1, np.int32),
-        a_tail=full(n_acct, -1, np.int32),
-        pos=np.zeros((n_acct, n_sym), np.int64),
-        open_buy=np.zeros((n_acct, n_sym), np.int64),
-        open_sell=np.zeros((n_acct, n_sym), np.int64),
+        **account_columns(n_acct, n_sym, acct_size, venue.default_account is not None),
     )
     _prefault(st)
-    # Listed accounts are tracked from the start, with their own profile (1, 2, ...).
-    from engine.risk import track_account
-
-    for k, acct_id in enumerate(prof["listed_ids"]):
-        slot = track_account(st, np.int64(acct_id), np.int32(k + 1))
-        st.a_disabled[slot] = 0 if prof["prof_enabled"][k + 1] else 1
+    track_listed(st, prof["listed_ids"], prof["prof_enabled"])
     return st
 
 
