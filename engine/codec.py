@@ -365,6 +365,8 @@ def read_flow(path: str | Path, venue: VenueConfig) -> Flow:
                 raise FlowError(f"{p}: records of dtype {arr.dtype}, expected tickbook's ORDER_DTYPE")
             return Flow(np.ascontiguousarray(arr), source=str(p))
         data = p.read_bytes()
+    except FlowError:  # a FlowError is a ValueError: ours, already worded, passes through
+        raise
     except OSError as e:
         raise FlowError(f"{p}: cannot read: {e.strerror}") from None
     except ValueError as e:

@@ -33,6 +33,7 @@ import numpy as np
 from numba import njit
 
 from engine.book import id_prefetch
+from engine.diagnostics import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, process_logger
 from engine.jitcache import flush_if_engine_changed
 from engine.matcher import events_bound, events_needed, process_one
 from engine.records import ACTION_SHUTDOWN, EVENT_DTYPE, ORDER_DTYPE
@@ -43,6 +44,8 @@ MAX_BATCH = 64  # order records per batch: bounds how long events wait for a pub
 DEFAULT_ORDERS_CAP = 1 << 14
 DEFAULT_EVENTS_CAP = 1 << 16
 YIELD_AFTER = 1 << 62  # pinned engine: never yield by default
+
+log = process_logger("engine")
 
 # stats words
 S_MSGS, S_EVENTS, S_BATCHES, S_MAX_BATCH, S_STATUS = 0, 1, 2, 3, 4
@@ -171,8 +174,7 @@ def warm_up(venue, check: bool = True) -> float:
     n_ev = len(ref) if check else 16 * 200
     got = _run_on_arrays(make_state(small), orders, n_ev)
     if check and not np.array_equal(got.view(np.int64), ref.view(np.int64)):
-        print("engine: the cached live loop disagrees with batch replay (stale Numba cache?): recompiling",
-              file=sys.stderr, flush=True)
+        log("the cached live loop disagrees with batch replay (stale Numba cache?): recompiling")
         serve.recompile()
         got = _run_on_arrays(make_state(small), orders, n_ev)
         if not np.array_equal(got.view(np.int64), ref.view(np.int64)):
@@ -206,22 +208,25 @@ def main(argv=None) -> int:
     from engine.state import make_state
     from offload.pinning import allowed_cpus, die_with_parent, pin, set_fifo
 
-    def log(msg):
-        print(f"engine[{os.getpid()}]: {msg}", file=sys.stderr, flush=True)
+    from engine.config import ConfigError
 
     die_with_parent(signal.SIGTERM)
-    venue = load_engine_venue(a.config, a.venue_pickle)
+    try:
+        venue = load_engine_venue(a.config, a.venue_pickle)
+    except (ConfigError, OSError) as e:  # one line naming the file, as the other commands do
+        log(f"cannot load the venue: {e}")
+        return EXIT_USAGE
     try:
         seg = Segment.attach(a.rings, timeout=a.attach_timeout, expect_rings=2)
     except Exception as e:  # a clear one-line refusal (layout, timeout)
         log(f"cannot attach {a.rings}: {e}")
-        return 2
+        return EXIT_USAGE
     ready_file = ready_path(a.rings)
     try:
         r_in, r_out = seg.ring(0), seg.ring(1)
         if r_in.recs.dtype != ORDER_DTYPE or r_out.recs.dtype != EVENT_DTYPE:
             log(f"segment {a.rings}: ring 0 must carry orders and ring 1 events")
-            return 2
+            return EXIT_USAGE
         if a.no_pin:
             rep_s = "not pinned (--no-pin)"
         else:
@@ -291,7 +296,7 @@ def main(argv=None) -> int:
         if owner_gone:
             seg.unlink()
             log(f"owner of {a.rings} is gone: segment unlinked")
-        return 0 if stats[S_STATUS] == OK or stop_reason else 1
+        return EXIT_OK if stats[S_STATUS] == OK or stop_reason else EXIT_FAILURE
     finally:
         remove_file(ready_file)
         seg.close()

@@ -55,6 +55,7 @@ import numpy as np
 import zmq
 
 from engine.compare import first_divergence
+from engine.diagnostics import EXIT_ENGINE_GONE, EXIT_OK, EXIT_USAGE, process_logger
 from engine.records import (
     ACTION_CANCEL,
     ACTION_KILL,
@@ -82,7 +83,6 @@ MAX_BACKLOG = 100_000  # replies queued for one client that does not read before
 ROUTER_HWM = 100_000
 PUB_HWM = 1_000_000
 VALID_ACTIONS = (ACTION_NEW, ACTION_CANCEL, ACTION_REPLACE, ACTION_KILL, ACTION_MALFORMED)
-EXIT_OK, EXIT_USAGE, EXIT_ENGINE_GONE = 0, 2, 3
 OFFLOAD_MODES = ("sw", "hw", "shadow")
 SHADOW_FINISH = 10.0  # s the stopping gateway waits for the hardware to catch up (shadow)
 _VALID_ACTION = np.zeros(256, bool)
@@ -133,9 +133,7 @@ assert _TRADE.size == TRADE_DTYPE.itemsize == 32 and _TOP.size == TOP_DTYPE.item
 assert _HB.size == HEARTBEAT_DTYPE.itemsize
 
 
-def _log(msg: str) -> None:
-    sys.stderr.write(f"gateway[{os.getpid()}]: {msg}\n")  # one write: the engine may share the file
-    sys.stderr.flush()
+_log = process_logger("gateway")  # one write a line: the engine may share the file
 
 
 def hw_segment(rings: str) -> str:
@@ -293,11 +291,12 @@ def shard_of(symbol: str, count: int) -> int:
 # --------------------------------------------------------------------------- the L2 view
 
 
-class Book:
-    """Per-symbol price levels rebuilt from the event stream alone (the engine publishes no
-    book). An order rests once the events of the message that placed it are all seen and it
-    is still alive, so a taker never shows in the book and no transient crossed book is
-    published. Prices in 1e-8 units."""
+class MarketDataBook:
+    """The gateway's copy of the book, kept only to publish market data (`top` messages): per-symbol
+    price levels rebuilt from the event stream alone (the engine publishes no book). An order
+    rests once the events of the message that placed it are all seen and it is still alive, so
+    a taker never shows in the book and no transient crossed book is published. Prices in 1e-8
+    units."""
 
     def __init__(self, n_symbols: int):
         self.orders: dict[int, list] = {}  # order_id -> [sym, side, price, leaves, resting]
@@ -481,7 +480,7 @@ class Gateway:
         self.last_stamped = self.head  # msg_seq of the last record stamped (= its ring position + 1)
         if self.sh is not None:
             self.sh.start(self.head)
-        self.book = Book(len(self.names))
+        self.book = MarketDataBook(len(self.names))
         self.book_q: collections.deque[np.ndarray] = collections.deque()
         self.topics = [n.encode() for n in self.names]
         self.pending: collections.deque[Request] = collections.deque()

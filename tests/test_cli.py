@@ -1,10 +1,13 @@
-"""`tickbook` replay / gen / book and the Python API, as a quant uses them.
+"""`tickbook` replay / gen / book / demo and the Python API, as a quant uses them.
 
-Run in-process through `engine.cli.main` (same compiled code as the console script), with
+Run in-process through `tickbook.cli.main` (same compiled code as the console script), with
 the bad-input contract of docs/rulebook.md: a user error is one line on stderr naming the
 file (and row or key) and exit status 2; a malformed row is a MALFORMED reject and the
 replay goes on; the summary accounts for every row."""
 
+import io
+import re
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +15,10 @@ import pytest
 
 from engine.api import Venue
 from tickbook.cli import main
-from engine.codec import read_flow
+from engine.codec import parse_flow_bytes, read_flow, write_flow_csv
 from engine.config import load_venue
-from engine.records import EV_REJECT, ORDER_DTYPE, R_MALFORMED
+from engine.gen import generate
+from engine.records import EV_REJECT, EVENT_DTYPE, EVENT_NAMES, ORDER_DTYPE, R_MALFORMED, REASON_NAMES
 
 GOLDEN = Path(__file__).parent / "golden"
 EXAMPLE = ["--config", str(GOLDEN / "example_venue.toml")]
@@ -91,6 +95,60 @@ def test_user_errors_are_one_line_and_exit_status_2(argv, names, capsys):
 
 
 @pytest.mark.parametrize(
+    "argv",
+    [
+        ["replay", str(GOLDEN / "example_flow.csv"), *EXAMPLE, "--events", "{out}"],
+        ["gen", "--orders", "10", "-o", "{out}"],
+        ["gen", "--orders", "10", "-o", "{out}.npy"],
+    ],
+    ids=["replay-events", "gen-csv", "gen-npy"],
+)
+def test_an_output_that_cannot_be_written_is_one_line_and_exit_status_2(tmp_path, argv, capsys):
+    out = str(tmp_path / "no-such-dir" / "out.csv")
+    argv = [a.replace("{out}", out) for a in argv]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    line = _one_error_line(captured.err)
+    assert line == f"tickbook: {argv[-1]}: cannot write: No such file or directory", line
+    assert captured.out == ""
+
+
+def _npy_of_event_records(path):
+    np.save(path, np.zeros(3, EVENT_DTYPE))
+
+
+def _npy_of_int64(path):
+    np.save(path, np.zeros((3, 8), np.int64))
+
+
+def _npy_of_objects(path):
+    np.save(path, np.array([{"order_id": 1}], dtype=object), allow_pickle=True)
+
+
+@pytest.mark.parametrize(
+    "write, names, readable",
+    [
+        (_npy_of_event_records, ["records of dtype", "'seq', '<i8'", "expected tickbook's ORDER_DTYPE"], True),
+        (_npy_of_int64, ["records of dtype int64", "expected tickbook's ORDER_DTYPE"], True),
+        (_npy_of_objects, ["not a readable .npy file", "allow_pickle=False"], False),
+    ],
+    ids=["event-records", "int64-words", "pickled-objects"],
+)
+def test_a_npy_flow_of_another_dtype_is_one_line_and_exit_status_2(tmp_path, write, names, readable, capsys):
+    flow = tmp_path / "flow.npy"
+    write(flow)
+    assert main(["replay", str(flow), "-q"]) == 2
+    captured = capsys.readouterr()
+    line = _one_error_line(captured.err)
+    assert line.startswith(f"tickbook: {flow}: "), line
+    for name in names:
+        assert name in line, line
+    if readable:  # the file was read: it holds other records, it is not unreadable
+        assert "not a readable" not in line and line.count(str(flow)) == 1, line
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize(
     "toml, names",
     [
         ('[symbols.X]\ntick = "0.01"\nref_price = "100.005"\n', ["symbols.X", "ref_price"]),
@@ -155,3 +213,73 @@ def test_python_api_array_and_dataframe_agree():
     v.submit(flow.orders[:-1])  # all but the final CANCEL
     assert v.depth("AAPL") == {"bids": [], "asks": [(100.20, 3, 1)]}
     assert v.resting == 1
+
+
+def _summary_counts(text: str) -> dict[str, int]:
+    """'ACK 8,823' and '(SELF_TRADE 13, ...)' lines of a printed summary as {name: count}."""
+    counts = {}
+    for line in text.splitlines():
+        m = re.match(r"^  ([A-Z_]+)\s+([\d,]+)(?:\s+\((.*)\))?$", line)
+        if not m:
+            continue
+        counts[m.group(1)] = int(m.group(2).replace(",", ""))
+        for part in (m.group(3) or "").split(", "):
+            if part:
+                name, n = part.rsplit(" ", 1)
+                counts[f"{m.group(1)}/{name}"] = int(n.replace(",", ""))
+    return counts
+
+
+def test_demo_prints_the_figures_of_the_flow_it_generated_and_replayed(tmp_path, monkeypatch, capsys):
+    """`tickbook demo` (what `make run` runs, there with 1M messages): every figure it prints
+    is that of the seeded flow, replayed here again on its own: the sizes of the CSV files,
+    the message and event counts by kind and reason, the orders resting, and each symbol's
+    book. Its temporary files are removed."""
+    n, seed, levels = 20_000, 3, 3
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the demo puts its files
+    assert main(["demo", "--orders", str(n), "--seed", str(seed), "--levels", str(levels)]) == 0
+    out = capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == [], "the demo left its files behind"
+
+    venue = load_venue(None)
+    buf = io.BytesIO()
+    write_flow_csv(buf, generate(venue, n, seed), venue)
+    flow_csv = buf.getvalue()
+    v = Venue(venue)
+    events_csv = io.BytesIO()
+    v.replay(parse_flow_bytes(flow_csv, venue), events_csv)
+    events = Venue(venue).submit(parse_flow_bytes(flow_csv, venue).orders)
+
+    lines = out.splitlines()
+    assert re.fullmatch(rf"generated {n:,} messages in [\d.]+ s -> {len(flow_csv) / 2**20:.0f} MiB CSV", lines[0]), lines[0]
+    assert lines[1] == f"replayed flow.csv -> events.csv ({len(events_csv.getvalue()) / 2**20:.0f} MiB)", lines[1]
+    assert f"messages   {n:,}" in lines and f"events     {len(events):,}" in lines, out
+    assert len(events) == events_csv.getvalue().count(b"\n") - 1  # the CSV has a header line
+    want = {}
+    for k, name in EVENT_NAMES.items():
+        of_kind = events[events["kind"] == k]
+        if len(of_kind):
+            want[name] = len(of_kind)
+            for r, cnt in zip(*np.unique(of_kind["reason"], return_counts=True)):
+                if r:
+                    want[f"{name}/{REASON_NAMES[int(r)]}"] = int(cnt)
+    assert _summary_counts(out) == want
+    assert "accounting every message answered" in out
+    assert re.search(r"^matcher +[\d,.]+ ns/message, [\d,]+ messages/s$", out, re.M), out
+    assert f"resting    {v.resting:,} orders at the end" in lines and v.resting > 0
+    # the books: per symbol its header, then one row per level, best first
+    book = lines[lines.index(f"resting    {v.resting:,} orders at the end") + 2 :]
+    for s in venue.symbols:
+        i = next(j for j, line in enumerate(book) if line.startswith(f"{s.name}  (ref "))
+        d = v.depth(s.name, levels)
+        rows = book[i + 2 : i + 2 + max(len(d["bids"]), len(d["asks"]))]
+        assert len(rows) > 0, f"no book printed for {s.name}"
+        for j, row in enumerate(rows):
+            left, right = row.split("|")
+            if j < len(d["bids"]):
+                price, qty, orders = d["bids"][j]
+                assert [int(x) for x in left.split()[:2]] == [orders, qty] and float(left.split()[2]) == pytest.approx(price), (s.name, row)
+            if j < len(d["asks"]):
+                price, qty, orders = d["asks"][j]
+                a = right.split()
+                assert float(a[0]) == pytest.approx(price) and [int(a[1]), int(a[2])] == [qty, orders], (s.name, row)

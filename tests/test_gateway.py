@@ -6,10 +6,18 @@ dir, as in the pod (the gateway owns the segment, `tickbook engine` attaches to 
   own events, and together they equal the in-process replay (engine.api.Venue) of the flow
   the gateway wrote into the ring, which its journal records. The PUB stream carries every
   trade and the final top of book.
-- Bad messages get an ERR reply with a reason; a client that vanishes mid-flow does not
-  stall the others; SIGTERM stops the engine through its SHUTDOWN record and removes the
-  segment and the ready files; a dead engine is reported to the clients and ends the
-  gateway with status 3.
+- Bad messages (a token over 64 bytes among them) get an ERR reply with a reason; a client
+  that vanishes mid-flow does not stall the others; SIGTERM stops the engine through its
+  SHUTDOWN record and removes the segment and the ready files; an engine that dies in the
+  middle of a message is reported with "k of n records processed" and their events, and ends
+  the gateway with status 3.
+- How the gateway finds its engine: beside it (the pod), its own child (`--spawn-engine`), or
+  an existing segment (`--attach`, refused while another gateway produces into it); start-up
+  errors (address in use, a segment with a live owner) exit 2 with one line.
+- --offload hw and shadow through the Icarus bridge (marked hdl).
+
+Every test starts what it needs: the tests sharing one serving gateway use their own accounts,
+ids and prices, so each passes alone (`-k NAME`) and in any order.
 
 No wall-clock assertions: every wait is bounded and fails with the processes' logs. The
 engine runs unpinned and yields when idle (2 cores shared with other work).
@@ -52,9 +60,10 @@ from engine.records import (
     TIF_GTC,
     TYPE_LIMIT,
 )
+from engine.diagnostics import EXIT_ENGINE_GONE, EXIT_OK, EXIT_USAGE
 from offload import gateway as G
 from offload.gateway import Client, GatewayError
-from offload.ring import reap_stale, segment_exists
+from offload.ring import pid_alive, reap_stale, segment_exists
 
 REPO = Path(__file__).resolve().parents[1]
 READY_TIMEOUT = 400.0  # a cold Numba compile of the live loop takes ~110 s here
@@ -77,6 +86,7 @@ class Stack:
         self.gw_log = open(tmp / "gateway.log", "w+")
         self.eng_log = open(tmp / "engine.log", "w+")
         self.engine = None
+        self.attach = "--attach" in gw_args  # then the segment and its engine are not ours
         self.gw = subprocess.Popen(
             [sys.executable, "-m", "offload.gateway", "--rings", self.name, "--orders", self.orders, "--md", self.md,
              "--journal", str(self.journal), "--heartbeat", "0.1", *gw_args],
@@ -108,6 +118,9 @@ class Stack:
             [sys.executable, "-m", "offload.engine_process", "--rings", self.name, "--no-pin",
              "--yield-after", "4096", "--attach-timeout", "60"],
             cwd=REPO, stdout=self.eng_log, stderr=subprocess.STDOUT)
+        self.wait_ready()
+
+    def wait_ready(self):
         self.wait(lambda: os.path.exists(G.ready_path(self.name, "gateway")), "the gateway to be ready", READY_TIMEOUT)
         assert os.path.exists(G.ready_path(self.name)), "the engine's ready file is missing"
 
@@ -129,7 +142,7 @@ class Stack:
         for f in (self.gw_log, self.eng_log):
             f.close()
         reap_stale(self.name)
-        for who in ("engine", "gateway"):  # left behind only when a process was killed above
+        for who in ("gateway",) if self.attach else ("engine", "gateway"):  # left only when a process was killed
             G.remove_file(G.ready_path(self.name, who))
 
 
@@ -344,28 +357,60 @@ def test_concurrent_clients_get_their_own_events_equal_to_inprocess_replay(tmp_p
 
 # ------------------------------------------------------------------ errors, disconnects, a dead engine
 
+SHARD_0_OF_2 = ("--shard-index", "0", "--shard-count", "2")  # owns AAPL only
+
+
+class Shared:
+    """One serving gateway (shard 0 of 2) with its engine for the tests that leave it serving.
+    Each such test uses its own accounts and order ids, and prices that cannot cross another
+    test's resting orders (AAPL buys at 180.00 or 184.90-185.10, sells at 184.90 and up), so
+    each passes alone and in any order. `get` starts the pair on first use, and again if a
+    test left it dead."""
+
+    def __init__(self, factory):
+        self.factory, self.stack = factory, None
+
+    def get(self) -> Stack:
+        s = self.stack
+        if s is None or s.gw.poll() is not None or s.engine.poll() is not None:
+            if s is not None:
+                s.close()
+            self.stack = Stack(self.factory.mktemp("gw"), *SHARD_0_OF_2)
+        return self.stack
+
 
 @pytest.fixture(scope="module")
-def shard_stack(tmp_path_factory):
-    """Shard 0 of 2 (owns AAPL only), an ERR window of 5 s after the engine dies; the
-    engine is started by the first test (after checking the not-ready answer)."""
-    stack = Stack(tmp_path_factory.mktemp("gw"), "--shard-index", "0", "--shard-count", "2", "--grace", "5",
-                  start_engine=False)
-    yield stack
-    stack.close()
+def _shared(tmp_path_factory):
+    shared = Shared(tmp_path_factory)
+    yield shared
+    if shared.stack is not None:
+        shared.stack.close()
 
 
-def test_before_the_engine_is_ready_requests_get_an_error(shard_stack):
-    with shard_stack.client() as c:
-        with pytest.raises(GatewayError, match="not ready"):
-            c.submit(order(1, 900, SIDE_BUY, 185.0, 10))
-    assert not os.path.exists(G.ready_path(shard_stack.name, "gateway"))
-    shard_stack.start_engine()
+@pytest.fixture
+def shard_stack(_shared) -> Stack:
+    """A gateway for shard 0 of 2 with a ready engine behind it."""
+    return _shared.get()
+
+
+def test_before_the_engine_is_ready_requests_get_an_error(tmp_path):
+    stack = Stack(tmp_path, *SHARD_0_OF_2, start_engine=False)
+    try:
+        with stack.client() as c:
+            with pytest.raises(GatewayError, match="engine not ready yet"):
+                c.submit(order(1, 900, SIDE_BUY, 185.0, 10))
+        assert not os.path.exists(G.ready_path(stack.name, "gateway"))
+        assert segment_exists(stack.name)
+        # stopped before any engine came: nothing to shut down, status 0, the segment removed
+        assert stack.stop() == EXIT_OK, stack.logs()
+        assert not segment_exists(stack.name)
+    finally:
+        stack.close()
 
 
 def test_bad_messages_get_an_error_reply_with_the_reason(shard_stack):
     with shard_stack.client() as c:
-        good = order(10, 901, SIDE_BUY, 185.0, 10)
+        good = order(10, 901, SIDE_BUY, 180.0, 10)
         cases = [
             (good.tobytes()[:63], "not a whole number of 64-byte"),
             (good.tobytes() + b"x", "65 bytes"),
@@ -406,7 +451,8 @@ def test_bad_messages_get_an_error_reply_with_the_reason(shard_stack):
         c.sock.send_multipart([b"XYZ", b"tok-2", good.tobytes()])
         r = c.recv(b"tok-2")
         assert r.error and "unknown message kind" in r.error
-        # none of the refused records reached the engine; a good one still does
+        # none of the refused records reached the engine (order 10 would be a duplicate id,
+        # orders 20-59 would rest); a good one still does
         ev = c.submit(good)
         assert list(ev["kind"]) == [EV_ACK] and int(ev["msg_seq"][0]) == 0
         # an ill-formed record is the engine's business: REJECT MALFORMED, not a gateway error
@@ -420,6 +466,24 @@ def test_bad_messages_get_an_error_reply_with_the_reason(shard_stack):
         ev = c.submit_csv(buf.getvalue().decode())
         assert list(ev["kind"]) == [EV_ACK, EV_ACK] and list(ev["msg_seq"]) == [1, 2]
     assert shard_stack.gw.poll() is None
+
+
+def test_a_token_over_64_bytes_is_refused_and_a_64_byte_token_is_echoed(shard_stack):
+    """docs/offload.md: `token` is 0-64 opaque bytes. A longer one refuses the message (its
+    first 64 bytes come back so the client can match the ERR); 64 bytes are accepted."""
+    rec = order(30, 908, SIDE_BUY, 180.0, 1)
+    long_token = bytes(range(65))
+    with shard_stack.client() as c:
+        c.sock.send_multipart([b"ORD", long_token, rec.tobytes()])
+        r = c.recv(long_token[:64])
+        assert r.error == "token of 65 bytes: at most 64", r.error
+        assert r.events.size == 0 and r.venue_seqs.size == 0
+        token = bytes(range(100, 164))
+        c.sock.send_multipart([b"ORD", token, rec.tobytes()])
+        r = c.recv(token)
+        # the same order id is ACKed, not REJECTed as a duplicate: the refused record never arrived
+        assert r.error is None and list(r.events["kind"]) == [EV_ACK] and int(r.events["order_id"][0]) == 30
+        assert len(r.venue_seqs) == 1
 
 
 def test_a_client_that_disconnects_mid_flow_does_not_stall_the_others(shard_stack):
@@ -440,24 +504,254 @@ def test_a_client_that_disconnects_mid_flow_does_not_stall_the_others(shard_stac
         assert list(c.submit(order(300_000, 904, SIDE_BUY, 180.0, 1))["kind"]) == [EV_ACK]
 
 
-def test_a_dead_engine_is_reported_and_ends_the_gateway(shard_stack):
-    s = shard_stack
-    with s.client() as c:
-        assert list(c.submit(order(400_000, 905, SIDE_BUY, 180.0, 1))["kind"]) == [EV_ACK]
-        s.engine.send_signal(signal.SIGKILL)
-        s.engine.wait(STEP_TIMEOUT)
-        with pytest.raises(GatewayError, match="engine gone"):
-            for i in range(100_000):  # until the gateway has noticed (its check runs every 20 ms)
-                c.submit(order(400_001 + i, 905, SIDE_BUY, 180.0, 1))
+def _wait(cond, what, stack, timeout=STEP_TIMEOUT):
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"timed out ({timeout} s) waiting for {what}:\n{stack.logs()}")
+        time.sleep(0.001)
+
+
+def test_an_engine_that_dies_mid_message_is_reported_with_k_of_n_records_and_their_events(tmp_path):
+    """docs/offload.md, Lifetime: the engine dying answers the request in flight with `ERR
+    "engine gone (...): k of n records of this message were processed"` and the events of
+    those k records, every new request with `ERR "engine gone"` for --grace seconds, then the
+    gateway exits 3 and removes the segment and both ready files. The point of death is made
+    exact: the engine is frozen (SIGSTOP) while the gateway fills the 64-slot order ring with
+    the first 64 of 1,000 records, then the gateway is frozen and the engine thawed until it
+    has processed exactly those 64, then the engine is killed and the gateway thawed."""
+    s = Stack(tmp_path, "--orders-cap", "64", "--grace", "3")
+    seg = None
     try:
-        rc = s.gw.wait(STEP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        raise AssertionError(f"the gateway did not exit after its engine died:\n{s.logs()}") from None
-    assert rc == G.EXIT_ENGINE_GONE, s.logs()
-    assert "exited; answering every request with ERR" in s.logs()
-    assert not segment_exists(s.name)
-    assert not os.path.exists(G.ready_path(s.name, "gateway"))
-    assert not os.path.exists(G.ready_path(s.name))  # the SIGKILLed engine's, removed by the owner
+        from offload.ring import Segment
+
+        with s.client() as c:
+            assert list(c.submit(order(400_000, 905, SIDE_BUY, 180.0, 1))["kind"]) == [EV_ACK]
+            seg = Segment.attach(s.name, timeout=5)  # to read the cursors of ring 0
+            r0 = seg.ring(0)
+            base = r0.tail()
+            assert base == r0.head() == 1
+            n, cap = 1000, 64
+            flow = aapl_flow(907, 500_000, n, seed=5)  # one account: every event is this client's
+            s.engine.send_signal(signal.SIGSTOP)
+            tok = c.send(flow)
+            _wait(lambda: r0.head() == base + cap, "the gateway to fill the order ring", s)
+            s.gw.send_signal(signal.SIGSTOP)
+            s.engine.send_signal(signal.SIGCONT)
+            _wait(lambda: r0.tail() == base + cap, "the engine to process the records in the ring", s)
+            s.engine.send_signal(signal.SIGKILL)
+            s.engine.wait(STEP_TIMEOUT)
+            assert r0.head() == base + cap, "the gateway wrote records while frozen"
+            s.gw.send_signal(signal.SIGCONT)
+            r = c.recv(tok)
+            assert r.error is not None, "a message cut short by a dead engine got an EV reply"
+            assert re.fullmatch(r"engine gone \(engine pid \d+ exited\): 64 of 1000 records of this message were "
+                                r"processed \(their events are attached\), the rest were not", r.error), r.error
+            assert np.array_equal(r.venue_seqs, np.arange(base + 1, base + cap + 1)), r.venue_seqs
+            # the events attached are exactly those of the 64 processed records, in the client's msg_seq
+            # (thawed, the gateway may write more of the message into the freed slots before its
+            # next engine check, 20 ms; those are journaled and never processed)
+            journal = np.fromfile(s.journal, ORDER_DTYPE)[: base + cap]
+            got_recs, sent = journal[base:].copy(), flow[:cap].copy()
+            for x in (got_recs, sent):
+                x["ts"] = x["msg_seq"] = 0
+            assert np.array_equal(words(got_recs), words(sent)), "the ring got other records than were sent"
+            want = replay_records(journal, as_venue(None))
+            want = want[want["msg_seq"] > base].copy()
+            want["msg_seq"] -= base  # the flow's own msg_seq are 1..n
+            assert len(want) >= cap and np.array_equal(words(r.events), words(want)), (r.events, want)
+            with pytest.raises(GatewayError, match=r"^engine gone \(engine pid \d+ exited\): message refused$"):
+                c.submit(order(400_001, 905, SIDE_BUY, 180.0, 1))
+        try:
+            rc = s.gw.wait(STEP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the gateway did not exit after its engine died:\n{s.logs()}") from None
+        assert rc == EXIT_ENGINE_GONE, s.logs()
+        assert f"exited; answering every request with ERR for 3.0 s, then exiting {EXIT_ENGINE_GONE}" in s.logs()
+        assert not segment_exists(s.name)
+        assert not os.path.exists(G.ready_path(s.name, "gateway"))
+        assert not os.path.exists(G.ready_path(s.name))  # the SIGKILLed engine's, removed by the owner
+    finally:
+        for p in (s.engine, s.gw):  # never leave a frozen process behind
+            if p is not None and p.poll() is None:
+                p.send_signal(signal.SIGCONT)
+        if seg is not None:
+            seg.close()
+        s.close()
+
+
+def _pid_of_ready_file(path) -> int:
+    with open(path) as f:
+        return int(f.readline())
+
+
+def _parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def _one_client_replay(stack, flow, size=50) -> np.ndarray:
+    """Submit `flow` in messages of `size` records, one at a time; every event of it in order."""
+    with stack.client() as c:
+        return np.concatenate([c.submit(flow[i : i + size]) for i in range(0, len(flow), size)])
+
+
+def test_spawn_engine_starts_its_engine_serves_and_shuts_it_down_on_sigterm(tmp_path):
+    """docs/offload.md, Lifetime: with --spawn-engine the gateway starts `tickbook engine` on
+    its segment as its own child, serves once it is ready, and at SIGTERM sends it the
+    SHUTDOWN record (the engine exits 0) and removes the segment and both ready files."""
+    stack = Stack(tmp_path, "--spawn-engine", "--engine-arg=--no-pin", "--engine-arg=--yield-after=4096",
+                  start_engine=False)
+    try:
+        stack.wait_ready()
+        eng = _pid_of_ready_file(G.ready_path(stack.name))
+        assert _parent_of(eng) == stack.gw.pid, "the engine serving the segment is not the gateway's child"
+        venue = as_venue(None)
+        flow = generate(venue, 2000, seed=21)
+        flow["msg_seq"] = np.arange(1, len(flow) + 1)
+        got = _one_client_replay(stack, flow)  # one client: every event in its replies
+        journal = np.fromfile(stack.journal, ORDER_DTYPE)  # as stamped: the rate limits see the gateway's clock
+        assert np.array_equal(journal["msg_seq"], flow["msg_seq"])
+        want = replay_records(journal, venue)
+        assert len(got) == len(want) and np.array_equal(words(got), words(want)), stack.logs()
+        assert stack.stop() == EXIT_OK, stack.logs()
+        assert not pid_alive(eng), "the spawned engine outlived its gateway"
+        logs = stack.logs()
+        assert f"engine[{eng}]: exit on SHUTDOWN record: processed {len(flow):,} orders" in logs, logs
+        assert f"engine pid {eng} ready on {stack.name}" in logs
+        assert not segment_exists(stack.name)
+        assert not os.path.exists(G.ready_path(stack.name))
+        assert not os.path.exists(G.ready_path(stack.name, "gateway"))
+    finally:
+        stack.close()
+
+
+def test_attach_serves_an_existing_segment_refuses_a_second_producer_and_leaves_the_engine_running(tmp_path):
+    """docs/offload.md, Lifetime: `--attach` uses an existing segment instead of creating one,
+    is refused (exit 2, one line) while ring 0 has a live producer, and leaves the engine
+    running at exit. A later gateway attaching to the same engine continues its book and its
+    venue-wide message numbers."""
+    from offload.engine_process import engine_segment
+
+    name = f"tickbook-gwtest-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    seg = engine_segment(name, orders_cap=1 << 10, events_cap=1 << 12)  # this test owns it
+    eng_log = open(tmp_path / "engine.log", "w+")
+    engine = subprocess.Popen(
+        [sys.executable, "-m", "offload.engine_process", "--rings", name, "--no-pin", "--yield-after", "4096"],
+        cwd=REPO, stdout=eng_log, stderr=subprocess.STDOUT)
+    stacks = []
+
+    def gateway(sub):
+        (tmp_path / sub).mkdir()
+        st = Stack(tmp_path / sub, "--attach", start_engine=False, name=name)
+        stacks.append(st)
+        st.wait_ready()
+        return st
+
+    def logs():
+        eng_log.flush()
+        eng_log.seek(0)
+        return "\n".join([*(st.logs() for st in stacks), eng_log.read()])
+
+    try:
+        t0 = time.monotonic()
+        while seg.peer_pid != engine.pid:
+            assert engine.poll() is None, f"the engine exited before it was ready:\n{logs()}"
+            assert time.monotonic() - t0 < READY_TIMEOUT, f"the engine never became ready:\n{logs()}"
+            time.sleep(0.02)
+        venue = as_venue(None)
+        first = aapl_flow(910, 600_000, 300, seed=8)
+        second = aapl_flow(911, 700_000, 100, seed=9)  # another account: it trades with the first's orders
+
+        a = gateway("a")
+        assert "(attached)" in a.logs()
+        got_a = _one_client_replay(a, first)
+        journal_a = np.fromfile(a.journal, ORDER_DTYPE)
+        assert np.array_equal(words(got_a), words(replay_records(journal_a, venue))), logs()
+
+        r = subprocess.run(
+            [sys.executable, "-m", "offload.gateway", "--rings", name, "--attach", "--orders",
+             f"ipc://{tmp_path}/refused-orders", "--md", f"ipc://{tmp_path}/refused-md"],
+            cwd=REPO, capture_output=True, text=True, timeout=STEP_TIMEOUT)
+        lines = [x for x in r.stderr.splitlines() if x.strip()]
+        assert r.returncode == EXIT_USAGE, r.stderr
+        assert len(lines) == 1 and lines[0].startswith("gateway[") and (
+            f"ring 0 of {name} already has a live producer (pid {a.gw.pid})" in lines[0]), r.stderr
+
+        assert a.stop() == EXIT_OK, logs()
+        assert engine.poll() is None, f"the attached gateway stopped the engine:\n{logs()}"
+        assert segment_exists(name) and os.path.exists(G.ready_path(name)), "attach removed what it does not own"
+
+        b = gateway("b")  # the producer is gone: attaching is allowed again
+        with b.client() as c:
+            rep = c.recv(c.send(second[:1]))
+            assert rep.error is None and list(rep.venue_seqs) == [len(first) + 1], rep
+            got_b = [rep.events] + [c.submit(second[i : i + 50]) for i in range(1, len(second), 50)]
+        # the engine kept its book: the second half's events are those of the whole flow's replay
+        journal_b = np.fromfile(b.journal, ORDER_DTYPE)
+        assert np.array_equal(journal_b["msg_seq"], np.arange(len(first) + 1, len(first) + len(second) + 1))
+        whole = replay_records(np.concatenate([journal_a, journal_b]), venue)
+        want_b = whole[whole["msg_seq"] > len(first)].copy()
+        assert (want_b[want_b["account"] == 910]["kind"] == EV_FILL).any(), "the second half never traded with the first"
+        # this client gets its own account's events; the makers' (account 910) were placed
+        # through the first gateway, so this one does not know their owner and sends them nowhere
+        want_b = want_b[want_b["account"] == 911]
+        want_b["msg_seq"] -= len(first)
+        assert np.array_equal(words(np.concatenate(got_b)), words(want_b)), logs()
+        assert b.stop() == EXIT_OK, logs()
+        assert engine.poll() is None
+        from offload.server import shutdown_record
+
+        seg.ring(0).push(shutdown_record())  # the owner ends its engine's run, after everything before
+        assert engine.wait(STEP_TIMEOUT) == 0, logs()
+        assert f"exit on SHUTDOWN record: processed {len(first) + len(second):,} orders" in logs()
+    finally:
+        if engine.poll() is None:
+            engine.kill()
+            engine.wait(10)
+        for st in stacks:
+            st.close()
+        seg.close()
+        eng_log.close()
+        G.remove_file(G.ready_path(name))
+
+
+@pytest.mark.parametrize("case", ["address in use", "segment with a live owner"])
+def test_startup_errors_exit_2_with_one_line_and_leave_nothing_behind(tmp_path, case):
+    """docs/offload.md, Lifetime: startup errors (address in use, segment exists with a live
+    owner) exit 2 with one line."""
+    from offload.ring import Segment
+
+    name = f"tickbook-gwtest-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    ctx = zmq.Context()
+    blocker = ctx.socket(zmq.ROUTER)
+    blocker.setsockopt(zmq.LINGER, 0)
+    seg = None
+    orders = f"ipc://{tmp_path}/orders"
+    try:
+        if case == "address in use":
+            blocker.bind("tcp://127.0.0.1:*")
+            orders = blocker.getsockopt_string(zmq.LAST_ENDPOINT)
+            why = "Address already in use"
+        else:
+            seg = Segment.create(name, [("orders", 16), ("events", 16)])
+            why = f"segment {name} exists (owned by a live process?)"
+        r = subprocess.run([sys.executable, "-m", "offload.gateway", "--rings", name, "--orders", orders,
+                            "--md", f"ipc://{tmp_path}/md"], cwd=REPO, capture_output=True, text=True,
+                           timeout=STEP_TIMEOUT)
+        lines = [x for x in r.stderr.splitlines() if x.strip()]
+        assert r.returncode == EXIT_USAGE, r.stderr
+        assert len(lines) == 1 and re.match(r"gateway\[\d+\]: cannot start on ", lines[0]) and why in lines[0], r.stderr
+        if seg is None:
+            assert not segment_exists(name), "a gateway that could not bind left a segment"
+        else:
+            assert segment_exists(name) and seg.owner_pid == os.getpid(), "the refused gateway touched the segment"
+        assert not os.path.exists(G.ready_path(name, "gateway"))
+    finally:
+        blocker.close()
+        ctx.term()
+        if seg is not None:
+            seg.close()
 
 
 def test_sigterm_to_gateway_and_engine_at_once_is_clean(tmp_path):
@@ -554,15 +848,21 @@ def _hw_flow(seed):
     return random_records(seed, N_HW, diff_venue(), nord=NORD, nlvl=NLVL)  # msg_seq 1..n, actions 1-5
 
 
+HW_ORDERS_CAP = 16  # order ring slots in the offload tests: less than one message of the flow
+
+
 def _submit_all(stack, flow, seed):
-    """One client, messages of 1-24 records, up to 4 in flight: its events in venue order."""
+    """One client, messages of 1-24 records, up to 4 in flight: its events in venue order.
+    The second message has HW_ORDERS_CAP + 8 records: it cannot fit in the order ring at
+    once, so the gateway has to wait for the server (back-pressure) whatever the timing."""
     rng = np.random.default_rng(seed)
     sent, events = {}, []
     with stack.client() as c:
-        i = 0
+        i = m = 0
         while i < len(flow) or sent:
             if i < len(flow) and len(sent) < 4:
-                n = int(rng.integers(1, 25))
+                m += 1
+                n = HW_ORDERS_CAP + 8 if m == 2 else int(rng.integers(1, 25))
                 sent[c.send(flow[i : i + n])] = len(sent)
                 i += n
                 continue
@@ -592,9 +892,10 @@ def test_offload_hw_and_shadow(tmp_path, mode, capacities):
     hardware's capacities. shadow: the client gets the engine's events; every hardware event
     is compared with the engine's, and an engine with other capacities than the card
     (CAPACITY rejects only on the card) is caught at the first message that differs, reported
-    in the log, the ready file's status and the exit line; a full hardware order ring stops
-    the gateway reading (back-pressure), nothing is lost. SIGTERM ends gateway, bridge and
-    engine through their SHUTDOWN records and removes both segments."""
+    in the log, the ready file's status and the exit line. In every mode a message larger than
+    the 16-slot order rings makes the gateway wait for the slower server (back-pressure: counted
+    in the exit line), and nothing is lost (the journal and the events are complete). SIGTERM
+    ends gateway, bridge and engine through their SHUTDOWN records and removes both segments."""
     from engine.records import R_CAPACITY
     from testkit.flows import diff_venue
     from hdl.sim.driver import engine_venue
@@ -602,9 +903,8 @@ def test_offload_hw_and_shadow(tmp_path, mode, capacities):
     hw_venue = engine_venue(diff_venue(), NORD, NLVL)
     sw_venue = hw_venue if capacities == "hardware" else diff_venue()
     flow = _hw_flow(31 if capacities != "engine default" else 32)
-    # shadow-agree: 16-slot order rings, so the hardware's fills while the engine's does not
-    small = ("--orders-cap", "16") if capacities == "hardware" else ()
-    stack = OffloadStack(tmp_path, mode, sw_venue if mode == "shadow" else None, *small)
+    # 16-slot order rings (both, in shadow): a 24-record message must wait for the server
+    stack = OffloadStack(tmp_path, mode, sw_venue if mode == "shadow" else None, "--orders-cap", str(HW_ORDERS_CAP))
     try:
         st = stack.status()
         assert st["pid"] == str(stack.gw.pid) and st["offload"] == mode, st
@@ -639,7 +939,7 @@ def test_offload_hw_and_shadow(tmp_path, mode, capacities):
         exit_line = next(x for x in logs.splitlines() if "gateway[" in x and ": exit (" in x)
         assert f"offload {mode}" in exit_line and "0 error replies" in exit_line, exit_line
         stalls = int(re.search(r"([\d,]+) waits on a full order ring", exit_line).group(1).replace(",", ""))
-        assert stalls > 0 if small else True, f"the hardware's order ring never filled: {exit_line}"
+        assert stalls > 0, f"the order ring never filled: back-pressure was not exercised: {exit_line}"
         if mode == "shadow":
             n_div = 0 if expect_first is None else int(st["divergent"])
             assert f"shadow: {len(flow)} of {len(flow)} records compared with the hardware, {n_div} divergent" in exit_line, exit_line

@@ -363,6 +363,77 @@ def test_fpga_resource_in_requests_only():
     assert_violation(_mutated(m), "device-in-limits", "requests.fpga.intel.com/region-")
 
 
+# --------------------------------------------------------------------------- policy: sub-rules on rendered overlays
+# One failing case for each sub-rule the cases above leave out, on the manifests Kustomize
+# renders (what is deployed), each asserting the rule's own message.
+
+
+def _rendered_mutated(rendered, overlay, mutate):
+    docs = [d for d in yaml.safe_load_all(rendered[overlay].read_text()) if d]
+    items = [(rendered[overlay].name, d) for d in docs]
+    assert check.check_documents(items) == [], "the rendered overlay must pass before it is mutated"
+    mutate(items)
+    return check.check_documents(items)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_priority_class_below_the_minimum(rendered, overlay):
+    def m(items):
+        _find(items, "PriorityClass")["value"] = check.MIN_PRIORITY - 1
+    hit = assert_violation(_rendered_mutated(rendered, overlay, m), "priority-class", "priorityClassName")
+    assert f"has value {check.MIN_PRIORITY - 1} < {check.MIN_PRIORITY}" in hit.message, hit
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_runtime_class_not_defined(rendered, overlay):
+    def m(items):
+        items[:] = [(f, d) for f, d in items if d["kind"] != "RuntimeClass"]
+    hit = assert_violation(_rendered_mutated(rendered, overlay, m), "runtime-class", "spec.template.spec.runtimeClassName")
+    assert hit.message == "RuntimeClass 'tickbook-tuned' is not defined in the checked manifests", hit
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_two_volumes_mounted_at_dev_shm(rendered, overlay):
+    def m(items):  # the gateway gets a /dev/shm of its own: it would never see the matcher's rings
+        sts = _find(items, "StatefulSet")
+        shm = next(x for x in _pod(sts)["volumes"] if x["name"] == "shm")
+        _pod(sts)["volumes"].append({**copy.deepcopy(shm), "name": "shm-gateway"})
+        for mount in _container(sts, "gateway")["volumeMounts"]:
+            if mount["mountPath"] == "/dev/shm":
+                mount["name"] = "shm-gateway"
+    hit = assert_violation(_rendered_mutated(rendered, overlay, m), "shm-memory", "spec.template.spec.volumes")
+    assert "containers mount different volumes at /dev/shm (['shm', 'shm-gateway'])" in hit.message, hit
+
+
+def test_hugepages_request_not_equal_to_limit(rendered):
+    def m(items):
+        _container(_find(items, "StatefulSet"), "bridge")["resources"]["requests"]["hugepages-2Mi"] = "256Mi"
+    v = _rendered_mutated(rendered, "fpga", m)
+    hit = assert_violation(v, "guaranteed-qos", "containers[bridge].resources.requests.hugepages-2Mi")
+    assert hit.message == "hugepages request '256Mi' != limit '512Mi'", hit
+
+
+@pytest.mark.parametrize("quantity", ["500m", 0.5, "1.5"])
+def test_a_fractional_device_limit(rendered, quantity):
+    def m(items):
+        res = _container(_find(items, "StatefulSet"), "bridge")["resources"]
+        device = next(r for r in res["limits"] if check.FPGA_RESOURCE.match(r))
+        res["limits"][device] = quantity
+    v = _rendered_mutated(rendered, "fpga", m)
+    hit = assert_violation(v, "device-in-limits", "containers[bridge].resources.limits.amd.com/xilinx_")
+    assert hit.message == f"{quantity!r}: devices come in whole units", hit
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("image", ["registry.example.com/tickbook", "registry.example.com:5000/tickbook"])
+def test_an_image_with_no_tag(rendered, overlay, image):
+    """A registry port is not a tag."""
+    def m(items):
+        _container(_find(items, "StatefulSet"), "gateway")["image"] = image
+    hit = assert_violation(_rendered_mutated(rendered, overlay, m), "image-pinned", "containers[gateway].image")
+    assert hit.message.startswith(f"{image!r} has no tag"), hit
+
+
 # --------------------------------------------------------------------------- policy: kubelet
 
 

@@ -5,6 +5,7 @@ wall-clock assertions (bounded waits only)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from engine.api import as_venue, replay_records
 from engine.codec import read_flow
 from engine.gen import generate
 from engine.compare import first_divergence
+from engine.diagnostics import EXIT_USAGE
 from hdl.sim.driver import simulator_available
 from offload import ring as R
 from offload.ring import PeerGone, Segment
@@ -109,7 +111,25 @@ def test_engine_refuses_a_segment_of_another_layout():
             [sys.executable, "-m", "offload.engine_process", "--rings", nm, "--attach-timeout", "5"],
             cwd=REPO, capture_output=True, text=True, timeout=300,
         )
-    assert r.returncode == 2 and "ring layout version 99" in r.stderr, r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.returncode == EXIT_USAGE and len(lines) == 1, r.stderr
+    assert re.fullmatch(rf"engine\[\d+\]: cannot attach {nm}: .*ring layout version 99.*", lines[0]), r.stderr
+
+
+def test_engine_with_a_venue_it_cannot_read_exits_2_with_one_line(tmp_path):
+    bad = tmp_path / "venue.toml"
+    bad.write_text('[symbols.X]\ntick = "0.01"\nref_price = "100.005"\n')  # off tick
+    for config, names in ((tmp_path / "missing.toml", ["missing.toml", "cannot read"]), (bad, ["venue.toml", "ref_price"])):
+        r = subprocess.run(
+            [sys.executable, "-m", "offload.engine_process", "--rings", f"tickbook-test-novenue-{os.getpid()}",
+             "--config", str(config), "--attach-timeout", "1"],
+            cwd=REPO, capture_output=True, text=True, timeout=300,
+        )
+        lines = [x for x in r.stderr.splitlines() if x.strip()]
+        assert r.returncode == EXIT_USAGE and len(lines) == 1, r.stderr
+        assert re.fullmatch(r"engine\[\d+\]: cannot load the venue: .*", lines[0]), r.stderr
+        for name in names:
+            assert name in lines[0], r.stderr
 
 
 def test_engine_unlinks_the_segment_when_its_owner_dies():

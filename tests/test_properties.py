@@ -13,7 +13,10 @@ message produced which events), so they hold for any matcher:
   contra ids crossed), at a price within the taker's limit; positions net to zero per symbol;
 - after every message the book is not crossed, and no IOC, FOK or MARKET order rests.
 
-Runs are reproducible: derandomize=True, fixed max_examples.
+Every run explores new inputs (Hypothesis draws a fresh seed; 150 examples a test keeps the run
+time fixed). A failure prints the falsifying flow and venue, and a `@reproduce_failure` blob to
+paste above the test; Hypothesis's example database (.hypothesis/, not committed) replays it
+first on the next run on that machine. `pytest --hypothesis-seed=N` repeats a whole run.
 """
 
 from __future__ import annotations
@@ -298,7 +301,7 @@ def check_positions(evs):
 
 # ------------------------------------------------------------------ tests
 
-PROPS = settings(max_examples=150, derandomize=True, deadline=None,
+PROPS = settings(max_examples=150, derandomize=False, print_blob=True, deadline=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 # The engine allocates its whole state per replay, so shrinking a failure through it takes
 # minutes; its failures are reported unshrunk (test_differential shrinks flows quickly).

@@ -1,7 +1,11 @@
 """SPSC shared-memory rings, across real processes.
 
 No wall-clock assertions: every wait is bounded by a generous timeout (the machine has 2
-cores shared with other work) and every process is killed in a finally.
+cores shared with other work) and fails with a message, and every process is killed in a
+finally. A compiled (njit) loop is bounded by a watchdog thread that sets the ring's STOP word at
+its deadline, so a wait that never ends returns STOPPED and fails its test; pytest-timeout's
+thread method (which ends the run even while the main thread is inside compiled code, where a
+SIGALRM handler never runs) backs that up should the STOP word be missed too.
 """
 
 from __future__ import annotations
@@ -65,21 +69,46 @@ def procs():
         ps.kill_all()
 
 
+class Watchdog:
+    """Sets the STOP word of `ring` after `seconds` (unless cancelled first): an njit loop that
+    polls STOP then returns STOPPED instead of spinning forever. `fired` says whether it had to."""
+
+    def __init__(self, ring, seconds: float):
+        self.ring, self.fired = ring, False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def _fire(self):
+        self.fired = True
+        self.ring.request_stop()
+
+    def __enter__(self):
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._timer.cancel()
+
+
 @pytest.fixture(scope="module", autouse=True)
 def warm_cache():
     """Compile (or load) the njit peers once here, so spawned processes load the cache
-    instead of compiling concurrently."""
+    instead of compiling concurrently. Each call runs on data that is already there; a
+    watchdog stops a call that would wait anyway."""
     from testkit import ringtool
 
     with Segment.create(name(), [("raw", 16), ("raw", 16)]) as seg:
-        r = seg.ring(0)
-        ringtool.produce(r.ctrl, r.words, 0, 10, 4, 1, 0.0, 10, 1)
-        ringtool.consume(r.ctrl, r.words, 0, 10, 4, 1, 0.0, 10, 1)
-        shutdown = np.zeros((1, 8), np.int64)
-        shutdown[0, 5] = 255 << 48
-        r.push(shutdown)
-        r2 = seg.ring(1)
-        ringtool.echo(r.ctrl, r.words, r2.ctrl, r2.words, 1)
+        r, r2 = seg.ring(0), seg.ring(1)
+        with Watchdog(r, TIMEOUT) as dog:  # compiling takes a while on a cold cache
+            done, status = ringtool.produce(r.ctrl, r.words, 0, 10, 4, 1, 0.0, 10, 1)
+            assert (done, status) == (10, R.OK), "warm-up producer did not push its 10 records"
+            done, status, bad = ringtool.consume(r.ctrl, r.words, 0, 10, 4, 1, 0.0, 10, 1)
+            assert (done, status, bad) == (10, R.OK, -1), "warm-up consumer did not get its 10 records"
+            shutdown = np.zeros((1, 8), np.int64)
+            shutdown[0, 5] = 255 << 48
+            r.push(shutdown, timeout=5)
+            n, status = ringtool.echo(r.ctrl, r.words, r2.ctrl, r2.words, 1)
+        assert not dog.fired and (n, status) == (1, R.OK), f"warm-up echo returned {(n, status)}"
     yield
 
 
@@ -163,16 +192,36 @@ def test_full_ring_times_out_instead_of_dropping():
         assert r.head() == 4
 
 
+POLL_DEADLINE = 30.0  # s the njit poll may wait for a write that comes after 0.2 s
+
+
+@pytest.mark.timeout(POLL_DEADLINE + 60, method="thread")  # if even the STOP word were not seen
 def test_njit_poll_sees_a_write_from_another_thread():
-    """The acquire-load intrinsic keeps LLVM from hoisting the load out of the spin loop."""
+    """The acquire-load intrinsic keeps LLVM from hoisting the load out of the spin loop: the
+    njit poll (never yielding, no spin limit) sees HEAD move when another thread pushes. A
+    hoisted load would spin forever; the watchdog's STOP word then ends it and the test fails."""
     with Segment.create(name(), [("raw", 4)]) as seg:
         r = seg.ring(0)
-        R.nb_wait_readable(r.ctrl, 1, 0, 1000, 1 << 40)  # compile before timing anything
+        head, status = R.nb_wait_readable(r.ctrl, 1, 0, 1000, 1 << 40)  # compile before the clock runs
+        assert (head, status) == (1, R.OK)
         t = threading.Timer(0.2, lambda: r.push(np.ones((1, 8), np.int64)))
         t.start()
-        head, status = R.nb_wait_readable(r.ctrl, 0, 0, 1 << 40, 1 << 40)
+        with Watchdog(r, POLL_DEADLINE) as dog:
+            head, status = R.nb_wait_readable(r.ctrl, 0, 0, 1 << 62, 1 << 62)
         t.join()
+        assert not dog.fired, (f"the njit poll did not see HEAD move within {POLL_DEADLINE} s "
+                               f"(status {status}, HEAD in memory {r.head()}): the load was hoisted")
         assert (head, status) == (1, R.OK)
+
+
+def test_njit_poll_returns_on_the_stop_word_when_nothing_comes():
+    """The other half of the bound the test above relies on: with no write at all, the poll
+    returns STOPPED once STOP is set (the spin limit is out of reach)."""
+    with Segment.create(name(), [("raw", 4)]) as seg:
+        r = seg.ring(0)
+        with Watchdog(r, 0.2) as dog:
+            head, status = R.nb_wait_readable(r.ctrl, 0, 0, 1 << 62, 1 << 62)
+        assert dog.fired and (head, status) == (0, R.STOPPED)
 
 
 def test_close_with_live_view_does_not_unmap_under_it():

@@ -148,12 +148,12 @@ def cmd_gen(args) -> int:
 
     venue = _venue(args)
     orders = generate(venue, args.orders, args.seed)
-    if args.output and args.output.endswith(".npy"):
-        np.save(args.output, orders)
-        return 0
-    fh, close = _open_events(args.output)
+    fh, close = _open_events(args.output)  # one "cannot write" line for either format
     try:
-        write_flow_csv(fh, orders, venue)
+        if args.output and args.output.endswith(".npy"):
+            np.save(fh, orders)
+        else:
+            write_flow_csv(fh, orders, venue)
     finally:
         if close:
             fh.close()
