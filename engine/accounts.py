@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from engine.fifo import link_last, unlink
 from engine.records import R_ACCOUNT_DISABLED, R_CAPACITY, R_NONE, R_UNKNOWN_ACCOUNT, SIDE_BUY
 
 # _nrt=False: nothing here allocates, and with reference counting on, every call that is not
@@ -132,37 +133,7 @@ def disable_account(st, slot):
     st.a_disabled[slot] = 1
 
 
-# --- an account's resting orders -------------------------------------------------------
-# An intrusive doubly linked list: head/tail per owner, prev/next per order slot, -1 = none.
-# The list of a price level (book.enqueue/dequeue) is the same structure over other columns.
-
-
-@njit(**_JIT)
-def link_last(head, tail, prev, nxt, owner, o):
-    """Append order o at the back of owner's list."""
-    t = tail[owner]
-    prev[o] = t
-    nxt[o] = -1
-    if t >= 0:
-        nxt[t] = o
-    else:
-        head[owner] = o
-    tail[owner] = o
-
-
-@njit(**_JIT)
-def unlink(head, tail, prev, nxt, owner, o):
-    """Take order o out of owner's list."""
-    p = prev[o]
-    nx = nxt[o]
-    if p >= 0:
-        nxt[p] = nx
-    else:
-        head[owner] = nx
-    if nx >= 0:
-        prev[nx] = p
-    else:
-        tail[owner] = p
+# --- an account's resting orders (a FIFO list through the order pool: engine/fifo.py) -------
 
 
 @njit(**_JIT)

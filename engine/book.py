@@ -12,6 +12,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from engine.fifo import link_last, unlink
 from engine.records import SIDE_BUY
 from engine.state import C_FREE_TOP, C_LVL_FREE_TOP, C_RESTING
 
@@ -229,14 +230,7 @@ def free_order(st, o):
 @njit(**_JIT)
 def enqueue(st, lvl, o):
     """Append order o at the back of level lvl."""
-    tail = st.l_tail[lvl]
-    st.o_prev[o] = tail
-    st.o_next[o] = -1
-    if tail >= 0:
-        st.o_next[tail] = o
-    else:
-        st.l_head[lvl] = o
-    st.l_tail[lvl] = o
+    link_last(st.l_head, st.l_tail, st.o_prev, st.o_next, lvl, o)
     st.o_level[o] = lvl
     st.l_qty[lvl] += st.o_leaves[o]
 
@@ -245,16 +239,7 @@ def enqueue(st, lvl, o):
 def dequeue(st, o):
     """Unlink order o from its level (its leaves leave the level's total)."""
     lvl = st.o_level[o]
-    p = st.o_prev[o]
-    nx = st.o_next[o]
-    if p >= 0:
-        st.o_next[p] = nx
-    else:
-        st.l_head[lvl] = nx
-    if nx >= 0:
-        st.o_prev[nx] = p
-    else:
-        st.l_tail[lvl] = p
+    unlink(st.l_head, st.l_tail, st.o_prev, st.o_next, lvl, o)
     st.l_qty[lvl] -= st.o_leaves[o]
     st.o_level[o] = -1
     return np.int64(lvl)

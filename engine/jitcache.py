@@ -13,7 +13,7 @@ import hashlib
 from pathlib import Path
 
 ENGINE_DIR = Path(__file__).resolve().parent
-HOT_PATH = ("records.py", "book.py", "state.py", "accounts.py", "risk.py", "matcher.py")
+HOT_PATH = ("records.py", "fifo.py", "book.py", "state.py", "accounts.py", "risk.py", "matcher.py")
 
 _checked: set[str] = set()
 

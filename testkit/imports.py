@@ -33,7 +33,7 @@ ALLOWED = {
 
 # What the engine's hot path may import besides the standard library: numpy and Numba (llvmlite
 # is Numba's code generator, for the intrinsics in book.py).
-HOT_PATH = ("records", "book", "state", "accounts", "risk", "matcher")
+HOT_PATH = ("records", "fifo", "book", "state", "accounts", "risk", "matcher")
 HOT_PATH_LIBS = {"numpy", "numba", "llvmlite"}
 
 
