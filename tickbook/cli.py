@@ -13,6 +13,7 @@ import os
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +29,22 @@ def _venue(args) -> VenueConfig:
     return load_venue(args.config)
 
 
-def _open_events(path: str | None):
+@contextmanager
+def _output(path: str | None):
+    """The binary file to write (stdout for None or '-'), closed afterwards or, stdout, flushed.
+    A path that cannot be opened is one 'cannot write' line, whatever is written to it."""
     if path is None or path == "-":
-        return sys.stdout.buffer, False
+        try:
+            yield sys.stdout.buffer
+        finally:
+            sys.stdout.buffer.flush()
+        return
     try:
-        return open(path, "wb"), True
+        fh = open(path, "wb")
     except OSError as e:
         raise ConfigError(f"{path}: cannot write: {e.strerror}") from None
+    with fh:
+        yield fh
 
 
 def replay_flow(flow, venue: VenueConfig, fh, progress: bool):
@@ -94,14 +104,8 @@ def cmd_replay(args) -> int:
     start_s = warm_up(venue)
     t0 = time.perf_counter()
     flow = read_flow(args.flow, venue)
-    fh, close = _open_events(args.events)
-    try:
+    with _output(args.events) as fh:
         v, summary, match_s = replay_flow(flow, venue, fh, progress=not args.quiet)
-    finally:
-        if close:
-            fh.close()
-        else:
-            fh.flush()
     total = time.perf_counter() - t0
     if not args.quiet:
         summary.report(len(flow.orders), match_s, total, start_s=start_s)
@@ -117,14 +121,8 @@ def _replay_offloaded(args, flow, venue) -> int:
 
     t0 = time.perf_counter()
     events = replay_offloaded(flow.orders, venue, args.transport, args.offload)
-    fh, close = _open_events(args.events)
-    try:
+    with _output(args.events) as fh:
         EventWriter(fh, venue, flow).write(events)
-    finally:
-        if close:
-            fh.close()
-        else:
-            fh.flush()
     if not args.quiet:
         summary = Summary()
         summary.add(events)
@@ -148,17 +146,11 @@ def cmd_gen(args) -> int:
 
     venue = _venue(args)
     orders = generate(venue, args.orders, args.seed)
-    fh, close = _open_events(args.output)  # one "cannot write" line for either format
-    try:
+    with _output(args.output) as fh:  # one "cannot write" line for either format
         if args.output and args.output.endswith(".npy"):
             np.save(fh, orders)
         else:
             write_flow_csv(fh, orders, venue)
-    finally:
-        if close:
-            fh.close()
-        else:
-            fh.flush()
     return 0
 
 
