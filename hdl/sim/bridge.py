@@ -25,9 +25,7 @@ simulated cycles and wall time on stderr, each line `bridge[pid]: `.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
-import logging
 import os
 import shutil
 import signal
@@ -53,30 +51,12 @@ def sources(area: bool):
 
 
 def build(nsym: int, nord: int, nlvl: int, area: bool = False):
-    """Compile the book for cocotb (Icarus), once per parameter set and RTL contents (the
-    runner skips an up-to-date build); a lock keeps two bridges from building the same
-    directory at once. Returns (runner, build dir)."""
-    from cocotb_tools.runner import get_runner
+    """Compile the book for cocotb (Icarus), once per parameter set and RTL contents; several
+    bridges may start at once. Returns (runner, build dir, top level)."""
+    from hdl.sim.driver import cocotb_build
 
-    from hdl.sim.driver import BUILD_DIR, INCLUDE_DIRS, _need, rtl_digest
-
-    _need("iverilog")
-    _need("vvp")
     srcs, top = sources(area)
-    bdir = BUILD_DIR / f"bridge_{'area_' if area else ''}s{nsym}_o{nord}_l{nlvl}_{rtl_digest(srcs)}"
-    bdir.mkdir(parents=True, exist_ok=True)
-    runner = get_runner("icarus")
-    runner.log.setLevel(logging.ERROR)  # not "Skipping compilation" on every start
-    with open(bdir / ".lock", "w") as lk:
-        fcntl.flock(lk, fcntl.LOCK_EX)
-        runner.build(
-            sources=[str(s) for s in srcs],
-            includes=[str(d) for d in INCLUDE_DIRS],
-            hdl_toplevel=top,
-            parameters={"NSYM": nsym, "NORD": nord, "NLVL": nlvl},
-            build_dir=bdir,
-            timescale=("1ns", "1ps"),
-        )
+    runner, bdir = cocotb_build("bridge", top, srcs, nsym, nord, nlvl, quiet=True)
     return runner, bdir, top
 
 
@@ -84,10 +64,9 @@ def run_sim(runner, bdir: Path, top: str, conf: dict, run_dir: Path, params: dic
     """Run the DMA side (bridge_dma) in Icarus; returns (stats the test wrote, failure text or '')."""
     from cocotb_tools.check_results import get_results
 
-    from hdl.sim.driver import REPO
+    from hdl.sim.driver import REPO, on_simulator_path
 
-    if str(REPO) not in sys.path:  # the runner hands sys.path to the simulator
-        sys.path.insert(0, str(REPO))
+    on_simulator_path(REPO)
     cfg_path = run_dir / "bridge.json"
     cfg_path.write_text(json.dumps(conf))
     results = run_dir / "results.xml"

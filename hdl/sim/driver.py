@@ -19,6 +19,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,6 +153,47 @@ def rtl_digest(sources) -> str:
     for s in [*sources, *RTL_HEADERS]:
         h.update(s.read_bytes())
     return h.hexdigest()[:10]
+
+
+def cocotb_build(kind: str, top: str, sources, nsym: int, nord: int, nlvl: int, waves: bool = False,
+                 quiet: bool = False):
+    """Compile `top` from `sources` for cocotb's Python runner (Icarus), under build/hdl/ once
+    per kind (the bridge, the tests), parameter set and RTL contents: the runner rebuilds only
+    when a source is newer than its build, never for a header, so the directory's name carries
+    rtl_digest. A lock keeps two processes from building one directory at once. Returns
+    (runner, build dir)."""
+    import fcntl
+    import logging
+
+    from cocotb_tools.runner import get_runner
+
+    _need("iverilog")
+    _need("vvp")
+    bdir = BUILD_DIR / f"{kind}_{top}_s{nsym}_o{nord}_l{nlvl}_{rtl_digest(sources)}{'_waves' if waves else ''}"
+    bdir.mkdir(parents=True, exist_ok=True)
+    runner = get_runner("icarus")
+    if quiet:
+        runner.log.setLevel(logging.ERROR)  # not "Skipping compilation" on every start
+    with open(bdir / ".lock", "w") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        runner.build(
+            sources=[str(s) for s in sources],
+            includes=[str(d) for d in INCLUDE_DIRS],
+            hdl_toplevel=top,
+            parameters={"NSYM": nsym, "NORD": nord, "NLVL": nlvl},
+            build_dir=bdir,
+            waves=waves,
+            timescale=("1ns", "1ps"),
+        )
+    return runner, bdir
+
+
+def on_simulator_path(*dirs: Path) -> None:
+    """cocotb's runner hands this process's sys.path to the simulator's Python: put the
+    directories its test modules import from on it."""
+    for d in map(str, dirs):
+        if d not in sys.path:
+            sys.path.insert(0, d)
 
 
 def build(nsym: int, nord: int, nlvl: int, area: bool = False) -> Path:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import io
 import os
 import random
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,8 +33,7 @@ from engine.codec import EventWriter, parse_flow_bytes
 from engine.compare import first_divergence
 from engine.config import parse_venue
 from engine.records import EVENT_DTYPE, PRICE_NONE, PRICE_SCALE
-from hdl.sim.driver import (BUILD_DIR, INCLUDE_DIRS, REPO, RTL_SOURCES, TB_DIR, _need, config_words,
-                            engine_venue, rtl_digest)
+from hdl.sim.driver import RTL_SOURCES, REPO, TB_DIR, cocotb_build, config_words, engine_venue, on_simulator_path
 from testkit.flows import diff_venue, random_records
 
 pytestmark = pytest.mark.hdl
@@ -585,29 +583,13 @@ def run_book_tests(top: str, sources, nsym: int, nord: int, nlvl: int) -> None:
     """Build `top` from `sources` with these parameters in Icarus (cocotb's Python runner) and run
     every cocotb test of this module on it; fails unless all of them ran and passed."""
     from cocotb_tools.check_results import get_results
-    from cocotb_tools.runner import get_runner
 
-    _need("iverilog")
     waves = bool(os.environ.get("WAVES"))
     area = top == "tickbook_book_area"
-    # the runner rebuilds only when a source is newer than its build, not a header: the name
-    # carries a hash of both
-    build_dir = BUILD_DIR / f"cocotb_{top}_s{nsym}_o{nord}_l{nlvl}_{rtl_digest(sources)}{'_waves' if waves else ''}"
-    runner = get_runner("icarus")
+    runner, build_dir = cocotb_build("cocotb", top, sources, nsym, nord, nlvl, waves=waves)
     params = {"NSYM": nsym, "NORD": nord, "NLVL": nlvl}
-    runner.build(
-        sources=[str(s) for s in sources],
-        includes=[str(d) for d in INCLUDE_DIRS],
-        hdl_toplevel=top,
-        parameters=params,
-        build_dir=build_dir,
-        waves=waves,
-        timescale=("1ns", "1ps"),
-    )
     env = {"HDL_NSYM": str(nsym), "HDL_NORD": str(nord), "HDL_NLVL": str(nlvl), "HDL_AREA": str(int(area))}
-    for p in (str(REPO), str(TB_DIR)):  # the runner hands sys.path to the simulator
-        if p not in sys.path:
-            sys.path.insert(0, p)
+    on_simulator_path(REPO, TB_DIR)
     results = runner.test(
         test_module=Path(__file__).stem,
         hdl_toplevel=top,
