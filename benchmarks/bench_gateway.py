@@ -4,6 +4,7 @@ same run, the bare pyzmq round trip with the same client code and framing agains
 ROUTER (once on the gateway's core, once on a core of its own), and a pipelined throughput.
 
     .venv/bin/python benchmarks/bench_gateway.py       # prints, writes .benchmarks/gateway.json
+    pytest benchmarks/bench_gateway.py -s              # a shorter run, writes build/bench/gateway.json
 
 Placement on this 2-core machine: the engine pinned to cpu 1, busy-polling (never yields);
 gateway and client share cpu 0 (the client sleeps in zmq_poll while the gateway works, the
@@ -31,7 +32,8 @@ from offload.pinning import machine_load  # noqa: E402
 from offload.ring import reap_stale  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(REPO, ".benchmarks", "gateway.json")
+OUT = os.path.join(REPO, ".benchmarks", "gateway.json")  # the full run (this file as a script)
+OUT_SHORT = os.path.join(REPO, "build", "bench", "gateway.json")  # the shorter pytest run (make bench)
 NEVER = str(1 << 62)
 
 
@@ -144,7 +146,7 @@ def pipelined(client: Client, orders: np.ndarray, per_msg=64, window=16) -> dict
             "per_message": per_msg, "window": window}
 
 
-def main(n=20_000) -> dict:
+def main(n=20_000, out=OUT) -> dict:
     os.sched_setaffinity(0, {0})
     res = {"machine": machine_load(), "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     v = as_venue(None)
@@ -172,7 +174,7 @@ def main(n=20_000) -> dict:
     res["ratio_gateway_over_zmq_p50"] = round(res["gateway_rtt"]["p50_ns"] / res["zmq_rtt_same_core"]["p50_ns"], 2)
     res["machine_after"] = machine_load()
     report_(res)
-    save(res, OUT)
+    save(res, out)
     return res
 
 
@@ -192,7 +194,7 @@ def report_(res):
 
 
 def test_gateway_round_trip():
-    res = main(n=3000)
+    res = main(n=3000, out=OUT_SHORT)  # not OUT: a short run must not replace the full run's figures
     assert res["gateway_rtt"]["n"] == 3000
 
 
