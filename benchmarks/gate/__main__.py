@@ -1,0 +1,5 @@
+import sys
+
+from benchmarks.gate.cli import main
+
+sys.exit(main())

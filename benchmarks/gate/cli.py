@@ -1,0 +1,197 @@
+"""The latency gate: the change against a baseline, side by side in one run.
+
+    python -m benchmarks.gate run [--base REV] [--rounds N]     # make bench-gate: exit 1 on a regression
+    python -m benchmarks.gate prove [--slowdown 0.15]           # make bench-gate-proof: the gate catches 15 %, passes 0 %
+    python -m benchmarks.gate calibrate [--runs 10] [--write]   # A/A runs: thresholds and false alarms
+    python -m benchmarks.gate report                            # make bench-report: build/bench/report/index.html
+
+Exit status: 0 pass, 1 a measured and significant regression (the figure and by how much are
+printed), 2 the gate could not compare (a baseline that is not a commit, or does not build or
+run: one line says which). docs/benchmarks.md explains the method and its calibration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+from benchmarks.gate import history, runner, stats, trees
+from benchmarks.gate.trees import REPO, GateError
+
+THRESHOLDS = Path(__file__).with_name("thresholds.toml")
+OUT = REPO / "build" / "bench"
+LAST = OUT / "last-gate.json"
+
+
+def thresholds() -> dict[str, float]:
+    data = tomllib.loads(THRESHOLDS.read_text())
+    return {k: float(v["threshold"]) for k, v in data.items() if isinstance(v, dict) and "threshold" in v}
+
+
+def _pct(x: float) -> str:
+    return f"{(x - 1) * 100:+.1f}%"
+
+
+def table(rows: list[stats.Comparison], a_name: str, b_name: str) -> str:
+    out = [f"{'figure':34s} {'A ' + a_name:>14s} {'B ' + b_name:>14s} {'B/A':>7s}  {'B worse by [95% CI]':27s} {'p':>7s} "
+           f"{'threshold':>9s}  verdict"]
+    for c in rows:
+        f = stats.BY_KEY[c.key]
+        fmt = (lambda v: f"{v:,.0f}") if f.unit == "messages/s" else (lambda v: f"{v:,.1f}")
+        ci = f"{_pct(c.worse)} [{_pct(c.lo)}, {_pct(c.hi)}]"
+        out.append(f"{f.label + ' (' + f.unit + ')':34s} {fmt(c.a):>14s} {fmt(c.b):>14s} {c.ratio:7.3f}  {ci:27s} "
+                   f"{c.p:7.4f} {c.threshold * 100:8.0f}%  {c.verdict}")
+    return "\n".join(out)
+
+
+def judge(a: runner.Arm, b: runner.Arm, limits: dict[str, float], keys=None) -> list[stats.Comparison]:
+    rows = []
+    for fig in stats.HEADLINE:
+        if keys is not None and fig.key not in keys:
+            continue
+        sa, sb = runner.samples(a, fig.key), runner.samples(b, fig.key)
+        if sa and sb:
+            rows.append(stats.compare(fig, sa, sb, limits.get(fig.key, 0.10)))
+    return rows
+
+
+def _events_note(a: runner.Arm, b: runner.Arm) -> str | None:
+    da = {r.get("digest") for r in a.runs} - {None}
+    db = {r.get("digest") for r in b.runs} - {None}
+    if len(da) > 1 or len(db) > 1:
+        raise GateError(f"the events of one tree differ from run to run (A {sorted(da)}, B {sorted(db)})")
+    if da != db:
+        ea, eb = a.runs[0].get("events"), b.runs[0].get("events")
+        return (f"note: the change's events differ from the baseline's ({eb:,} vs {ea:,} events on the same flow): "
+                "the matcher figures compare different work, so a speed-up is not claimed")
+    return None
+
+
+def cmd_run(args) -> int:
+    from offload.pinning import machine_load
+
+    rev, source = (args.base, "--base") if args.base else trees.default_base()
+    base = trees.resolve(rev)
+    change = trees.head()
+    print(f"bench-gate: A = baseline {trees.describe(base)} [{source}]")
+    print(f"            B = change   {trees.describe(change)}{' (with uncommitted changes)' if trees.dirty() else ''}")
+    before = machine_load()
+    print(f"machine: {before}")
+    inputs = runner.write_inputs()
+    a = runner.Arm("base", trees.worktree(base))
+    b = runner.Arm("change", REPO)
+    t0 = time.perf_counter()
+    runner.interleave([a, b], args.rounds, inputs)
+    cycles = {}
+    if not args.no_hdl:
+        for arm in (a, b):
+            cycles[arm.name] = runner.run_once(arm, inputs, ["hdl"])["hdl_cycles"]
+    after = machine_load()
+    rows = judge(a, b, thresholds())
+    print(f"\n{args.rounds} interleaved rounds, {time.perf_counter() - t0:.0f} s; machine after: {after}")
+    print(table(rows, "base", "change"))
+    note = _events_note(a, b)
+    if note:
+        print(note)
+    cyc = stats.compare_cycles(cycles.get("base", {}), cycles.get("change", {})) if cycles else []
+    if cyc:
+        worse = [r for r in cyc if r["verdict"] == "FAIL"]
+        better = [r for r in cyc if r["a"] is not None and r["b"] is not None and r["b"] < r["a"]]
+        print(f"simulated cycles (exact): {len(cyc)} figures, {len(worse)} worse, {len(better)} better")
+        for r in worse + better:
+            print(f"  {r['key']:60s} A {r['a']}  B {r['b']}  {r['verdict']}")
+    failed = [c for c in rows if c.verdict == "FAIL"] + [r for r in cyc if r["verdict"] == "FAIL"]
+    record = history.record("gate", base, change, before, after, a, b, rows, cyc, args.rounds)
+    history.append(record)
+    history.save_last(LAST, record, a, b)
+    if failed:
+        for c in failed:
+            if isinstance(c, stats.Comparison):
+                f = stats.BY_KEY[c.key]
+                print(f"bench-gate: FAIL: {f.label} is {_pct(c.worse)} worse than the baseline "
+                      f"(threshold {c.threshold:.0%}, p = {c.p:.4f})")
+            else:
+                print(f"bench-gate: FAIL: {c['key']} went from {c['a']} to {c['b']} cycles")
+        return 1
+    print("bench-gate: pass (no figure is significantly worse than its threshold)")
+    return 0
+
+
+def cmd_prove(args) -> int:
+    """The change against itself with a known slowdown injected into the matcher figures."""
+    from offload.pinning import machine_load
+
+    inputs = runner.write_inputs()
+    ref = runner.Arm("ref", REPO)
+    same = runner.Arm("slow+0%", REPO, {"TICKBOOK_GATE_INJECT": "0"})
+    slow = runner.Arm(f"slow+{args.slowdown:.0%}", REPO, {"TICKBOOK_GATE_INJECT": str(args.slowdown)})
+    print(f"bench-gate-proof: the change against itself, with {args.slowdown:.0%} and 0% extra work per message "
+          f"in the matcher's timed regions; machine: {machine_load()}")
+    runner.interleave([ref, same, slow], args.rounds, inputs, only=["matcher"])
+    limits = thresholds()
+    keys = ("matcher_ns",)
+    at0 = judge(ref, same, limits, keys)
+    at_slow = judge(ref, slow, limits, keys)
+    print(f"\ninjected 0%:\n{table(at0, 'ref', '+0%')}")
+    print(f"injected {args.slowdown:.0%}:\n{table(at_slow, 'ref', f'+{args.slowdown:.0%}')}")
+    ok = all(c.verdict == "pass" for c in at0) and all(c.verdict == "FAIL" for c in at_slow)
+    history.append(history.record("proof", trees.head(), trees.head(), "", machine_load(), ref, slow, at0 + at_slow, [],
+                                  args.rounds, slowdown=args.slowdown))
+    if ok:
+        print(f"bench-gate-proof: ok: the gate fails at +{args.slowdown:.0%} and passes at +0%")
+        return 0
+    print(f"bench-gate-proof: FAILED: the gate did not fail at +{args.slowdown:.0%} or did not pass at +0%")
+    return 1
+
+
+def cmd_calibrate(args) -> int:
+    """A/A: the gate of HEAD against a worktree of HEAD, runs times. Each figure's threshold is
+    the larger of its floor and MARGIN times the largest deviation of the A/A ratio seen."""
+    from benchmarks.gate import calibration
+
+    return calibration.calibrate(args.runs, args.rounds, args.write)
+
+
+def cmd_report(args) -> int:
+    from benchmarks.gate import report
+
+    page = report.build(LAST, history.PATH, OUT / "peers.json", OUT / "report")
+    print(f"bench-report: {page}")
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.gate", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("run", help="the change against the baseline; exit 1 on a regression")
+    p.add_argument("--base", default=os.environ.get("BENCH_BASE") or None,
+                   help="baseline commit or tag (default: .ci/last-landed, else HEAD~1)")
+    p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--no-hdl", action="store_true", help="skip the simulated cycles")
+    p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("prove", help="inject a known slowdown and show that the gate fails on it")
+    p.add_argument("--slowdown", type=float, default=0.15)
+    p.add_argument("--rounds", type=int, default=8)
+    p.set_defaults(fn=cmd_prove)
+    p = sub.add_parser("calibrate", help="A/A runs: false alarms, and thresholds with --write")
+    p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--write", action="store_true", help=f"write the thresholds to {THRESHOLDS.name}")
+    p.set_defaults(fn=cmd_calibrate)
+    p = sub.add_parser("report", help="HTML page with plots under build/bench/report/")
+    p.set_defaults(fn=cmd_report)
+    args = ap.parse_args(argv)
+    try:
+        return args.fn(args)
+    except GateError as e:
+        print(f"bench-gate: could not compare: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

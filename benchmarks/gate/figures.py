@@ -1,0 +1,243 @@
+"""One run of the gate's headline figures, in the tree this process was started in.
+
+    cd TREE && python -m benchmarks.gate.figures --inputs build/bench/inputs --json OUT.json [--only matcher]
+
+The gate (benchmarks/gate/runner.py) starts this once per run, alternating between the change's
+tree and the baseline's worktree, so that A and B run the same harness code (this file is copied
+into the baseline's worktree, as airspeed velocity runs today's benchmarks on old commits) on the
+same inputs (the flow, its CSV and the venue, written once by the gate). Only the product comes
+from the tree: engine/, offload/, tickbook/.
+
+Figures (lower is better unless said):
+- matcher_ns: `process_batch` on the fixed flow, ns/message, median of ROUNDS fresh books;
+- matcher_p50_ns, matcher_p99_ns: one message at a time inside njit, rdtsc around
+  `process_one`, HDR histogram (and the QuantCup jitter score, (mean + sd) / 2, for the record);
+- rtt_p50_ns, rtt_p99_ns: one order through the order ring, the pinned engine process and the
+  event ring and back, Numba client, HDR histogram;
+- replay_msgs_per_s (higher is better): `tickbook replay FLOW.csv --events FILE` in process
+  after its warm-up, parse + match + write, median of REPLAY_ROUNDS;
+- hdl_cycles (`--only hdl`): simulated cycles by message type of both Verilog builds, exact.
+Each figure is printed only after its output is checked: the batch's events (count and digest)
+must equal the per-message loop's, the replay's event file must have one line per event.
+
+TICKBOOK_GATE_INJECT=0.15 adds work equal to 15 % of the matcher's own time per message inside
+the timed regions of the matcher figures: the known slowdown that proves the gate fails
+(benchmarks/gate/cli.py prove).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from numba import njit
+
+from engine.api import Venue, warm_up
+from engine.config import load_venue
+from engine.jitcache import flush_if_engine_changed
+from engine.matcher import process_batch, process_one
+from engine.records import EVENT_DTYPE, ORDER_DTYPE
+from offload.atomics import rdtsc, tsc_ghz
+
+ROUNDS = 5
+REPLAY_ROUNDS = 3
+RTT_WARM, RTT_N = 20_000, 100_000
+INJECT_ENV = "TICKBOOK_GATE_INJECT"
+
+# Percentiles kept for the report's latency curves (HdrHistogram's percentile distribution).
+CURVE = (50.0, 75.0, 90.0, 99.0, 99.9, 99.99, 99.999)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _burn(ticks):
+    """Busy work for `ticks` TSC ticks (the injected slowdown)."""
+    if ticks <= 0:
+        return 0
+    t_end = rdtsc() + ticks
+    k = 0
+    while rdtsc() < t_end:
+        k += 1
+    return k
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _per_message(st, orders, out, lat, extra_ticks):
+    """process_one per message between two reads of the TSC; the event buffer is reused, as the
+    live engine drains it. Returns the number of events."""
+    n_ev = 0
+    for i in range(len(orders)):
+        t0 = rdtsc()
+        n_ev += process_one(st, orders, i, out, 0)
+        if extra_ticks > 0:
+            _burn(extra_ticks)
+        lat[i] = rdtsc() - t0
+    return n_ev
+
+
+def _percentiles(lat_ns: np.ndarray) -> dict:
+    from hdrh.histogram import HdrHistogram
+
+    h = HdrHistogram(1, 60_000_000_000, 3)
+    for v in np.maximum(1, np.rint(lat_ns)).astype(np.int64).tolist():
+        h.record_value(v)
+    return {
+        "p50": h.get_value_at_percentile(50),
+        "p99": h.get_value_at_percentile(99),
+        "jitter": round((float(lat_ns.mean()) + float(lat_ns.std())) / 2, 1),
+        "curve": [[p, h.get_value_at_percentile(p)] for p in CURVE],
+    }
+
+
+def matcher(inputs: Path, inject: float) -> dict:
+    from offload.pinning import pin, unpin
+
+    pin(sorted(os.sched_getaffinity(0))[-1])  # one core for the whole measurement: its caches, its TLB
+    try:
+        return _matcher(inputs, inject)
+    finally:
+        unpin()
+
+
+def _matcher(inputs: Path, inject: float) -> dict:
+    venue = load_venue(inputs / "venue.toml")
+    orders = np.load(inputs / "flow.npy")
+    if orders.dtype != ORDER_DTYPE:
+        raise SystemExit(f"{inputs / 'flow.npy'}: the tree's ORDER_DTYPE differs from the inputs' (record layout changed)")
+    n = len(orders)
+    out = np.zeros(8 * n, EVENT_DTYPE)
+    ghz = tsc_ghz()
+
+    def batch(extra_ticks: int) -> tuple[float, int]:
+        st = Venue(venue).state  # a fresh book, built outside the timing
+        t0 = time.perf_counter()
+        done, k = process_batch(st, orders, 0, n, out, 0)
+        if extra_ticks:
+            _burn(extra_ticks * n)
+        dt = time.perf_counter() - t0
+        if done != n:
+            raise SystemExit(f"the batch stopped at message {done} of {n}: its event buffer is too small")
+        return dt, k
+
+    batch(0)  # load the compiled code
+    plain = sorted(batch(0)[0] for _ in range(2))
+    extra = int(inject * plain[0] / n * ghz * 1e9) if inject else 0
+    times, n_events = [], set()
+    for _ in range(ROUNDS):
+        dt, k = batch(extra)
+        times.append(dt)
+        n_events.add(k)
+    if len(n_events) != 1:
+        raise SystemExit(f"the matcher gave {sorted(n_events)} events on the same flow in different rounds")
+    k = n_events.pop()
+    digest = hashlib.sha256(out[:k].tobytes()).hexdigest()[:16]
+
+    timed = flush_if_engine_changed(_per_message, "gate_figures_per_message")
+    lat = np.zeros(n, np.int64)
+    ring = np.zeros(1 << 12, EVENT_DTYPE)
+    timed(Venue(venue).state, orders[:1000], ring, lat[:1000], 0)  # load the compiled code
+    k1 = timed(Venue(venue).state, orders, ring, lat, extra)
+    if k1 != k:
+        raise SystemExit(f"per-message loop gave {k1} events, the batch {k}: the figures would time different work")
+    pct = _percentiles(lat / ghz)
+    return {
+        "messages": n, "events": int(k), "digest": digest,
+        "matcher_ns": float(np.median(times)) * 1e9 / n,
+        "matcher_rounds_ns": [t * 1e9 / n for t in times],
+        "matcher_p50_ns": pct["p50"], "matcher_p99_ns": pct["p99"], "matcher_jitter_ns": pct["jitter"],
+        "matcher_curve": pct["curve"], "injected": inject,
+    }
+
+
+def rtt(inputs: Path, client_cpu: int = 0, engine_cpu: int = 1) -> dict:
+    from offload.pinning import pin, unpin
+    from offload.ring import as_words
+    from offload.server import Server
+    from testkit.latency import rtt_numba
+
+    venue = load_venue(inputs / "venue.toml")
+    orders = np.load(inputs / "flow.npy")[: RTT_WARM + RTT_N]
+    words = as_words(orders)
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit("the round trip needs two cores (client and engine)")
+    srv = Server("offload.engine_process", venue, orders_cap=1024, events_cap=1 << 16, cpu=cpus[engine_cpu])
+    try:
+        srv.wait_ready()
+        pin(cpus[client_cpu])
+        r_in, r_out = srv.seg.ring(0), srv.seg.ring(1)
+        warm = np.empty(RTT_WARM, np.int64)
+        rtt_numba(r_in.ctrl, r_in.words, r_out.ctrl, r_out.words, words[:RTT_WARM], warm)
+        lat = np.empty(RTT_N, np.int64)
+        done, _ = rtt_numba(r_in.ctrl, r_in.words, r_out.ctrl, r_out.words, words[RTT_WARM:], lat)
+        if done != RTT_N:
+            raise SystemExit(f"the engine stopped answering after {done} round trips:\n{srv.output()}")
+    finally:
+        srv.close()
+        unpin()
+    pct = _percentiles(lat / tsc_ghz())
+    return {"rtt_p50_ns": pct["p50"], "rtt_p99_ns": pct["p99"], "rtt_jitter_ns": pct["jitter"], "rtt_curve": pct["curve"]}
+
+
+def replay(inputs: Path) -> dict:
+    from tickbook.cli import main as tickbook
+
+    flow = inputs / "flow.csv"
+    rows = sum(1 for _ in open(flow, "rb")) - 1
+    warm_up(inputs / "venue.toml")
+    rates = []
+    with tempfile.TemporaryDirectory(prefix="tickbook-gate-") as tmp:
+        events = Path(tmp) / "events.csv"
+        for _ in range(REPLAY_ROUNDS):
+            t0 = time.perf_counter()
+            rc = tickbook(["replay", str(flow), "--config", str(inputs / "venue.toml"), "--events", str(events), "--quiet"])
+            dt = time.perf_counter() - t0
+            if rc != 0:
+                raise SystemExit(f"tickbook replay exited {rc}")
+            rates.append(rows / dt)
+        lines = sum(1 for _ in open(events, "rb")) - 1
+    return {"replay_msgs_per_s": float(np.median(rates)), "replay_rows": rows, "replay_events": lines}
+
+
+def hdl_cycles() -> dict:
+    """Simulated clock cycles by message type of both Verilog builds (benchmarks/bench_hdl.py's
+    scenarios, Icarus): deterministic, so one run a tree is enough."""
+    from benchmarks import bench_hdl
+
+    out = {}
+    for build, area in (("fast", False), ("area", True)):
+        for label, d in bench_hdl.run(area=area).items():
+            if "cycles_per_message" in d:
+                out[f"{build}: {label}, cycles/message"] = d["cycles_per_message"]
+                continue
+            out[f"{build}: {label}, latency"] = d["latency_cycles"]
+            if d.get("interval_cycles_median") is not None:
+                out[f"{build}: {label}, interval"] = d["interval_cycles_median"]
+                out[f"{build}: {label}, max interval"] = d["interval_cycles_max"]
+    return {"hdl_cycles": out}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--inputs", required=True, type=Path)
+    ap.add_argument("--json", required=True, type=Path)
+    ap.add_argument("--only", choices=["matcher", "rtt", "replay", "hdl"], action="append")
+    args = ap.parse_args(argv)
+    inject = float(os.environ.get(INJECT_ENV, "0") or 0)
+    which = args.only or ["matcher", "rtt", "replay"]
+    res = {"tree": str(Path.cwd()), "pid": os.getpid(), "engine": str(Path(sys.modules["engine"].__file__).parent)}
+    for name in which:
+        res.update({"matcher": lambda: matcher(args.inputs, inject), "rtt": lambda: rtt(args.inputs),
+                    "replay": lambda: replay(args.inputs), "hdl": hdl_cycles}[name]())
+    args.json.write_text(json.dumps(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

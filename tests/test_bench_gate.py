@@ -1,0 +1,167 @@
+"""The latency gate (benchmarks/gate/): its statistics and verdicts, the interleaving, the
+baseline's worktree, its bad input, and the report. The gate itself runs in CI
+(`make bench-gate-proof`, `make bench-gate`); nothing here times anything."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from benchmarks.gate import history, report, runner, stats, trees
+from benchmarks.gate.trees import REPO, GateError
+
+MATCHER = stats.BY_KEY["matcher_ns"]
+REPLAY = stats.BY_KEY["replay_msgs_per_s"]
+
+
+def _noisy(center, n=10, sd=0.02, seed=0):
+    rng = np.random.default_rng(seed)
+    return list(center * (1 + rng.normal(0, sd, n)))
+
+
+def test_same_distribution_passes():
+    c = stats.compare(MATCHER, _noisy(100, seed=1), _noisy(100, seed=2), threshold=0.08)
+    assert c.verdict == "pass"
+    assert c.lo <= c.worse <= c.hi
+    assert 0.95 < c.worse < 1.05
+
+
+def test_significant_regression_over_threshold_fails():
+    c = stats.compare(MATCHER, _noisy(100, seed=1), _noisy(120, seed=2), threshold=0.08)
+    assert c.verdict == "FAIL"
+    assert c.p < stats.ALPHA
+    assert 1.15 < c.worse < 1.25 and c.lo > 1.08
+
+
+def test_regression_under_threshold_passes():
+    c = stats.compare(MATCHER, _noisy(100, seed=1), _noisy(120, seed=2), threshold=0.25)
+    assert c.verdict == "pass" and c.worse > 1.15
+
+
+def test_large_but_not_significant_difference_passes():
+    # two samples a side that overlap: the ratio of medians is large, the evidence is not
+    c = stats.compare(MATCHER, [100, 140], [130, 135], threshold=0.08)
+    assert c.worse > 1.08 and c.p >= stats.ALPHA and c.verdict == "pass"
+
+
+def test_higher_is_better_direction():
+    # messages/s falling by 20 % is a regression; rising is not
+    slower = stats.compare(REPLAY, _noisy(2e6, seed=1), _noisy(1.6e6, seed=2), threshold=0.08)
+    assert slower.verdict == "FAIL" and slower.worse > 1.2
+    faster = stats.compare(REPLAY, _noisy(2e6, seed=1), _noisy(2.4e6, seed=2), threshold=0.08)
+    assert faster.verdict == "pass" and faster.worse < 0.9
+
+
+def test_identical_constant_samples():
+    c = stats.compare(MATCHER, [60, 60, 60], [60, 60, 60], threshold=0.2)
+    assert c.verdict == "pass" and c.worse == 1 and c.p == 1
+
+
+def test_too_few_samples_is_an_error():
+    with pytest.raises(ValueError, match="at least 2"):
+        stats.compare(MATCHER, [1.0], [1.0, 2.0], 0.1)
+
+
+def test_cycles_any_increase_fails():
+    rows = {r["key"]: r["verdict"] for r in stats.compare_cycles(
+        {"NEW rest": 2, "CANCEL": 2, "sweep": 10, "gone": 3}, {"NEW rest": 3, "CANCEL": 2, "sweep": 8, "new": 1})}
+    assert rows == {"NEW rest": "FAIL", "CANCEL": "pass", "sweep": "pass", "gone": "FAIL", "new": "FAIL"}
+
+
+def test_interleaving_flips_the_order_every_round(monkeypatch):
+    order = []
+
+    def fake(arm, inputs, only=None):
+        order.append(arm.name)
+        return {"matcher_ns": 1.0}
+
+    monkeypatch.setattr(runner, "run_once", fake)
+    a, b = runner.Arm("A", REPO), runner.Arm("B", REPO)
+    runner.interleave([a, b], 4, REPO, log=lambda *_: None)
+    assert order == ["A", "B"] + ["A", "B", "B", "A", "A", "B", "B", "A"]  # warm runs first, not counted
+    assert len(a.runs) == len(b.runs) == 4
+
+
+def test_unknown_baseline_is_one_line_and_exit_2():
+    r = subprocess.run([sys.executable, "-m", "benchmarks.gate", "run", "--base", "no-such-commit-xyz"],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.strip() == "bench-gate: could not compare: baseline 'no-such-commit-xyz' is not a commit of this repository"
+    assert "pass" not in r.stdout
+
+
+def test_a_baseline_that_does_not_run_cannot_compare(tmp_path):
+    # a tree whose engine does not import: the gate names the arm and the error
+    (tmp_path / "engine").mkdir()
+    (tmp_path / "engine" / "__init__.py").write_text("raise ImportError('engine broken on purpose')\n")
+    for part in trees.HARNESS:
+        trees.sync(REPO / part, tmp_path / part)
+    with pytest.raises(GateError, match=r"base .* failed: .*engine broken on purpose"):
+        runner.run_once(runner.Arm("base", tmp_path), tmp_path)
+
+
+def test_sync_keeps_compiled_caches_and_drops_stale_files(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "pkg").mkdir(parents=True)
+    (src / "pkg" / "a.py").write_text("A = 1\n")
+    (dst / "pkg" / "__pycache__").mkdir(parents=True)
+    (dst / "pkg" / "__pycache__" / "a.nbi").write_text("cache")
+    (dst / "pkg" / "old.py").write_text("stale")
+    trees.sync(src, dst)
+    assert (dst / "pkg" / "a.py").read_text() == "A = 1\n"
+    assert (dst / "pkg" / "a.py").stat().st_mtime_ns == (src / "pkg" / "a.py").stat().st_mtime_ns
+    assert (dst / "pkg" / "__pycache__" / "a.nbi").exists()
+    assert not (dst / "pkg" / "old.py").exists()
+
+
+def test_history_survives_a_cut_line(tmp_path):
+    p = tmp_path / "h.jsonl"
+    history.append({"kind": "gate", "figures": {}}, p)
+    with open(p, "a") as fh:
+        fh.write('{"kind": "ga')  # a run killed mid-write
+    history.append({"kind": "aa", "figures": {}}, p)
+    assert [r["kind"] for r in history.read(p)] == ["gate", "aa"]
+
+
+def _curve(scale):
+    return [[p, int(scale * (1 + i))] for i, p in enumerate((50.0, 75.0, 90.0, 99.0, 99.9, 99.99, 99.999))]
+
+
+def test_report_page_and_images(tmp_path):
+    runs = [{"matcher_ns": 70 + i, "matcher_curve": _curve(60), "rtt_curve": _curve(800)} for i in range(3)]
+    fig = {"a": 70.0, "b": 71.0, "ratio": 1.014, "worse": 1.014, "lo": 0.99, "hi": 1.04, "p": 0.3, "threshold": 0.08,
+           "verdict": "pass", "key": "matcher_ns", "n_a": 3, "n_b": 3}
+    rec = {"kind": "gate", "date": "2026-12-04T20:00:00Z", "base": "a" * 40, "commit": "b" * 40, "rounds": 3,
+           "machine": {"cpu": "test cpu", "cpus": 2}, "load_before": "loadavg 0.1", "load_after": "loadavg 0.2",
+           "figures": {"matcher_ns": fig}}
+    last = tmp_path / "last.json"
+    last.write_text(json.dumps({**rec, "runs": {"base": runs, "change": runs}}))
+    hist = tmp_path / "h.jsonl"
+    for kind in ("aa", "gate", "proof"):
+        history.append({**rec, "kind": kind}, hist)
+    peers = tmp_path / "peers.json"
+    peers.write_text(json.dumps({"ops": 1000, "machine": "up", "tickbook": {"ns_per_op": 80},
+                                 "peers": {"slowbook": {"status": "ok", "ns_per_op": 8000},
+                                           "wrongbook": {"status": "disagrees", "ns_per_op": 10}}}))
+    page = report.build(last, hist, peers, tmp_path / "out")
+    text = page.read_text()
+    images = sorted((tmp_path / "out").glob("*.png"))
+    names = {p.name for p in images}
+    assert {"curve_matcher.png", "curve_rtt.png", "history_matcher_ns.png", "peers.png"} <= names
+    for img in images:
+        data = img.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, img.name
+        assert f'src="{img.name}"' in text
+    assert "wrongbook" not in text  # a peer whose traded quantity disagrees gets no bar
+    assert "pass" in text
+
+
+def test_report_without_data_names_the_commands(tmp_path):
+    page = report.build(tmp_path / "none.json", tmp_path / "none.jsonl", tmp_path / "none-peers.json", tmp_path / "out")
+    text = page.read_text()
+    assert "make bench-gate" in text and "make bench-peers" in text
+    assert not list((tmp_path / "out").glob("*.png"))
