@@ -48,6 +48,16 @@ def test_large_but_not_significant_difference_passes():
     assert c.worse > 1.08 and c.p >= stats.ALPHA and c.verdict == "pass"
 
 
+def test_rounds_are_paired_so_the_hosts_drift_cancels():
+    # the host slows down by 40 % over the run, on both arms alike
+    drift = np.linspace(1.0, 1.4, 10)
+    a = list(100 * drift * (1 + np.random.default_rng(3).normal(0, 0.01, 10)))
+    same = stats.compare(MATCHER, a, list(np.array(a) * 1.01), threshold=0.08)
+    assert same.verdict == "pass" and abs(same.worse - 1.01) < 0.005
+    slower = stats.compare(MATCHER, a, list(np.array(a) * 1.2), threshold=0.08)
+    assert slower.verdict == "FAIL" and abs(slower.worse - 1.2) < 0.005 and slower.p < stats.ALPHA
+
+
 def test_higher_is_better_direction():
     # messages/s falling by 20 % is a regression; rising is not
     slower = stats.compare(REPLAY, _noisy(2e6, seed=1), _noisy(1.6e6, seed=2), threshold=0.08)
@@ -62,7 +72,7 @@ def test_identical_constant_samples():
 
 
 def test_too_few_samples_is_an_error():
-    with pytest.raises(ValueError, match="at least 2"):
+    with pytest.raises(ValueError, match="at least 2 rounds"):
         stats.compare(MATCHER, [1.0], [1.0, 2.0], 0.1)
 
 
@@ -165,3 +175,21 @@ def test_report_without_data_names_the_commands(tmp_path):
     text = page.read_text()
     assert "make bench-gate" in text and "make bench-peers" in text
     assert not list((tmp_path / "out").glob("*.png"))
+
+
+def test_ci_and_the_github_workflow_run_the_same_gate():
+    import yaml
+
+    ci = (REPO / ".ci" / "run").read_text()
+    wf = yaml.safe_load((REPO / ".github" / "workflows" / "ci.yml").read_text())
+    steps = " ".join(s.get("run", "") for job in wf["jobs"].values() for s in job["steps"])
+    for target in ("make test", "make bench-gate-proof", "make bench-gate", "make bench-report", "make bench"):
+        assert target in ci, target
+        assert target in steps, target
+    artifacts = [s for job in wf["jobs"].values() for s in job["steps"] if "upload-artifact" in s.get("uses", "")]
+    assert artifacts and "build/bench/history.jsonl" in artifacts[0]["with"]["path"]
+
+
+def test_last_landed_names_a_commit():
+    rev = (REPO / ".ci" / "last-landed").read_text().split()[0]
+    assert trees.resolve(rev) == rev
