@@ -17,7 +17,7 @@ import numpy as np
 from benchmarks.gate import history, runner, stats, trees
 from benchmarks.gate.trees import REPO, GateError
 
-MARGIN = 1.5
+MARGIN = 2.0
 # Below these the figure's resolution, not the machine, decides: the TSC ticks by ~10 ns here,
 # so a per-message p50 of 60-80 ns moves in steps of 12-17 %.
 FLOORS = {"matcher_ns": 0.05, "matcher_p50_ns": 0.20, "matcher_p99_ns": 0.10, "rtt_p50_ns": 0.10,
@@ -65,7 +65,7 @@ def calibrate(runs: int, rounds: int, write: bool) -> int:
     if write:
         lines = [
             "# Thresholds of the latency gate: a figure fails when the change is worse than the baseline by",
-            "# more than its threshold AND the difference is significant (Mann-Whitney U, p < 0.01).",
+            "# more than its threshold AND the difference is significant (Wilcoxon signed-rank over the rounds, p < 0.01).",
             "# Written by `python -m benchmarks.gate calibrate --write`: the larger of the figure's floor and",
             f"# {MARGIN} x the largest deviation of {runs} A/A runs ({rounds} interleaved rounds each) of",
             f"# {head[:12]} on {time.strftime('%Y-%m-%d')}, {history.machine()['cpu']}, {history.machine()['cpus']} cpus.",
