@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from benchmarks.gate import history, report, runner, stats, trees
+from benchmarks.gate import decide, history, report, runner, stats, trees
 from benchmarks.gate.trees import REPO, GateError
 
 MATCHER = stats.BY_KEY["matcher_ns"]
@@ -94,6 +94,43 @@ def test_interleaving_flips_the_order_every_round(monkeypatch):
     runner.interleave([a, b], 4, REPO, log=lambda *_: None)
     assert order == ["A", "B"] + ["A", "B", "B", "A", "A", "B", "B", "A"]  # warm runs first, not counted
     assert len(a.runs) == len(b.runs) == 4
+
+
+def _fake_runs(monkeypatch, slow_b):
+    """run_once stand-in: B's matcher is slower by slow_b(pass number) in every round."""
+    calls = {"B": 0}
+
+    def fake(arm, inputs, only=None):
+        rng = np.random.default_rng(len(arm.runs) * 7 + (arm.name == "B"))
+        v = 100 * (1 + rng.normal(0, 0.005))
+        if arm.name == "B":
+            calls["B"] += 1
+            v *= 1 + slow_b(calls["B"])
+        return {"matcher_ns": v}
+
+    monkeypatch.setattr(runner, "run_once", fake)
+
+
+def test_a_regression_is_confirmed_in_new_rounds(monkeypatch):
+    _fake_runs(monkeypatch, lambda n: 0.2)
+    a, b = runner.Arm("A", REPO), runner.Arm("B", REPO)
+    runner.interleave([a, b], 10, REPO, log=lambda *_: None)
+    rows = decide.judge(a, b, {"matcher_ns": 0.05})
+    again = decide.confirm(rows, a, b, 10, REPO, {"matcher_ns": 0.05}, log=lambda *_: None)
+    assert [c.verdict for c in rows] == ["FAIL"] and [c.verdict for c in again] == ["FAIL"]
+    assert decide.failed(rows)
+
+
+def test_a_failure_that_does_not_repeat_is_not_confirmed(monkeypatch):
+    # the first 11 runs of B (its warm run and 10 rounds) slow, then the host recovers
+    _fake_runs(monkeypatch, lambda n: 0.3 if n <= 11 else 0.0)
+    a, b = runner.Arm("A", REPO), runner.Arm("B", REPO)
+    runner.interleave([a, b], 10, REPO, log=lambda *_: None)
+    rows = decide.judge(a, b, {"matcher_ns": 0.05})
+    assert rows[0].verdict == "FAIL"
+    again = decide.confirm(rows, a, b, 10, REPO, {"matcher_ns": 0.05}, log=lambda *_: None)
+    assert again[0].verdict == "pass"
+    assert rows[0].verdict == decide.NOT_CONFIRMED and not decide.failed(rows)
 
 
 def test_unknown_baseline_is_one_line_and_exit_2():

@@ -2,15 +2,18 @@
 the same commit, exactly as a gate runs, `runs` times.
 
 For each figure the A/A ratio should be 1; how far it strays is the machine's noise at the
-gate's size (rounds, runs per arm). The threshold is the larger of the figure's floor and
-MARGIN times the largest A/A deviation seen, rounded up to a whole percent. The same runs are
-judged with the thresholds in force, and the false alarms are counted and printed.
+gate's size (rounds, runs per arm). thresholds.toml keeps every A/A ratio measured (a new
+calibration adds to them, `--fresh` starts over); a threshold is the larger of the figure's
+floor and MARGIN times the second-largest deviation among them, rounded up to a whole percent.
+The same runs are judged with the thresholds in force, confirmation included, as a gate would,
+and the false alarms are counted and printed.
 """
 
 from __future__ import annotations
 
 import math
 import time
+import tomllib
 
 import numpy as np
 
@@ -24,8 +27,46 @@ FLOORS = {"matcher_ns": 0.05, "matcher_p50_ns": 0.20, "matcher_p99_ns": 0.10, "r
           "rtt_p99_ns": 0.15, "replay_msgs_per_s": 0.05}
 
 
-def calibrate(runs: int, rounds: int, write: bool) -> int:
-    from benchmarks.gate.cli import THRESHOLDS, table, thresholds
+def derive(key: str, ratios: list[float]) -> float:
+    """The threshold for a figure from its A/A ratios: MARGIN x the second-largest deviation from
+    1 (the largest is the kind of one-off stretch that the gate's confirmation rounds absorb), or
+    the figure's floor, whichever is larger; rounded up to a whole percent."""
+    devs = sorted(abs(x - 1) for x in ratios)
+    dev = devs[-2] if len(devs) >= 2 else (devs[-1] if devs else 0.0)
+    return max(FLOORS[key], math.ceil(MARGIN * dev * 100 - 1e-9) / 100)
+
+
+def previous_ratios() -> dict[str, list[float]]:
+    """The A/A ratios behind the thresholds in force (thresholds.toml keeps every one)."""
+    from benchmarks.gate.decide import THRESHOLDS
+
+    data = tomllib.loads(THRESHOLDS.read_text())
+    return {k: [float(x) for x in v.get("aa_worse", [])] for k, v in data.items() if isinstance(v, dict)}
+
+
+def write_thresholds(proposed, known, head, runs, rounds, alarms, first, loads) -> None:
+    from benchmarks.gate.decide import THRESHOLDS
+
+    total = len(known.get("matcher_ns", []))
+    lines = [
+        "# Thresholds of the latency gate: a figure fails when the change is worse than the baseline by",
+        "# more than its threshold AND the difference is significant (Wilcoxon signed-rank over the",
+        "# rounds, p < 0.01), and again in new rounds (the confirmation).",
+        "# Written by `python -m benchmarks.gate calibrate --write` from every A/A run kept below",
+        f"# ({total}): the larger of the figure's floor and {MARGIN} x the second-largest deviation.",
+        f"# Last calibration: {runs} runs of {rounds} rounds of {head[:12]} on {time.strftime('%Y-%m-%d')},",
+        f"# {history.machine()['cpu']}, {history.machine()['cpus']} cpus; false alarms {len(alarms)} of {runs}"
+        f" ({len(first)} before confirmation).",
+        "# Load at the start of each run: " + " | ".join(s.split(";")[0].replace("loadavg ", "") for s in loads),
+    ]
+    for f in stats.HEADLINE:
+        lines += ["", f"[{f.key}]", f"threshold = {proposed[f.key]:.2f}",
+                  "aa_worse = [" + ", ".join(f"{x:.4f}" for x in known.get(f.key, [])) + "]"]
+    THRESHOLDS.write_text("\n".join(lines) + "\n")
+
+
+def calibrate(runs: int, rounds: int, write: bool, keep: bool = True) -> int:
+    from benchmarks.gate.decide import THRESHOLDS, confirm, judge, table, thresholds
     from offload.pinning import machine_load
 
     if trees.dirty():
@@ -35,7 +76,7 @@ def calibrate(runs: int, rounds: int, write: bool) -> int:
     inputs = runner.write_inputs()
     tree = trees.worktree(head)
     worse: dict[str, list[float]] = {f.key: [] for f in stats.HEADLINE}
-    alarms = []
+    alarms, first = [], []  # runs the gate would have failed; runs with a failure before confirmation
     loads = []
     t0 = time.perf_counter()
     for i in range(runs):
@@ -44,44 +85,36 @@ def calibrate(runs: int, rounds: int, write: bool) -> int:
         a, b = runner.Arm("base", tree), runner.Arm("change", REPO)
         print(f"A/A run {i + 1}/{runs}: {before}")
         runner.interleave([a, b], rounds, inputs)
-        rows = judge_all(a, b, limits)
+        rows = judge(a, b, limits)
         print(table(rows, "HEAD", "HEAD"))
         for c in rows:
             worse[c.key].append(c.worse)
         if any(c.verdict == "FAIL" for c in rows):
+            first.append(i + 1)
+        again = confirm(rows, a, b, rounds, inputs, limits)
+        if again:
+            print(table(again, "HEAD", "HEAD"))
+        if any(c.verdict == "FAIL" for c in rows):
             alarms.append(i + 1)
-        history.append(history.record("aa", head, head, before, machine_load(), a, b, rows, [], rounds))
+        history.append(history.record("aa", head, head, before, machine_load(), a, b, rows, [], rounds,
+                                      confirmation={c.key: c.as_dict() for c in again}))
     minutes = (time.perf_counter() - t0) / 60
     print(f"\n{runs} A/A runs of {rounds} rounds in {minutes:.1f} min; false alarms with the thresholds in force: "
-          f"{len(alarms)} of {runs} runs{' (runs ' + ', '.join(map(str, alarms)) + ')' if alarms else ''}")
-    proposed = {}
-    print(f"{'figure':30s} {'A/A B worse by: min':>20s} {'median':>8s} {'max':>8s} {'in force':>9s} {'proposed':>9s}")
+          f"{len(alarms)} of {runs} runs{' (runs ' + ', '.join(map(str, alarms)) + ')' if alarms else ''}; "
+          f"failures before confirmation: {len(first)}{' (runs ' + ', '.join(map(str, first)) + ')' if first else ''}")
+    known = previous_ratios() if keep else {}
+    for k, w in worse.items():
+        known[k] = known.get(k, []) + w
+    proposed = {k: derive(k, known.get(k, [])) for k in FLOORS}
+    total = len(known.get("matcher_ns", []))
+    print(f"{'figure':30s} {'this calibration: min':>21s} {'median':>8s} {'max':>8s} {'in force':>9s} "
+          f"{f'from all {total}':>10s}")
     for f in stats.HEADLINE:
-        w = np.array(worse[f.key])
-        dev = float(np.max(np.abs(w - 1))) if len(w) else 0.0
-        proposed[f.key] = max(FLOORS[f.key], math.ceil(MARGIN * dev * 100) / 100)
-        print(f"{f.label:30s} {(w.min() - 1) * 100:+19.1f}% {(np.median(w) - 1) * 100:+7.1f}% "
-              f"{(w.max() - 1) * 100:+7.1f}% {limits.get(f.key, 0) * 100:8.0f}% {proposed[f.key] * 100:8.0f}%")
+        w = np.array(worse[f.key]) - 1
+        seen = f"{w.min() * 100:+20.1f}% {np.median(w) * 100:+7.1f}% {w.max() * 100:+7.1f}%" if len(w) else f"{'-':>21s} {'-':>8s} {'-':>8s}"
+        print(f"{f.label:30s} {seen} {limits.get(f.key, 0) * 100:8.0f}% {proposed[f.key] * 100:9.0f}%")
     if write:
-        lines = [
-            "# Thresholds of the latency gate: a figure fails when the change is worse than the baseline by",
-            "# more than its threshold AND the difference is significant (Wilcoxon signed-rank over the rounds, p < 0.01).",
-            "# Written by `python -m benchmarks.gate calibrate --write`: the larger of the figure's floor and",
-            f"# {MARGIN} x the largest deviation of {runs} A/A runs ({rounds} interleaved rounds each) of",
-            f"# {head[:12]} on {time.strftime('%Y-%m-%d')}, {history.machine()['cpu']}, {history.machine()['cpus']} cpus.",
-            f"# False alarms of those runs with the thresholds then in force: {len(alarms)} of {runs}.",
-            "# Load at the start of each run: " + " | ".join(s.split(";")[0].replace("loadavg ", "") for s in loads),
-        ]
-        for f in stats.HEADLINE:
-            w = worse[f.key]
-            lines += ["", f"[{f.key}]", f"threshold = {proposed[f.key]:.2f}",
-                      "aa_worse = [" + ", ".join(f"{x:.4f}" for x in w) + "]"]
-        THRESHOLDS.write_text("\n".join(lines) + "\n")
-        print(f"wrote {THRESHOLDS.relative_to(REPO)}")
+        write_thresholds(proposed, known, head, runs, rounds, alarms, first, loads)
+        print(f"wrote {THRESHOLDS.relative_to(REPO)} from {total} A/A runs")
     return 0
 
-
-def judge_all(a, b, limits):
-    from benchmarks.gate.cli import judge
-
-    return judge(a, b, limits)

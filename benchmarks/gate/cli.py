@@ -17,47 +17,27 @@ import json
 import os
 import sys
 import time
-import tomllib
 from pathlib import Path
 
-from benchmarks.gate import history, runner, stats, trees
+import numpy as np
+
+from benchmarks.gate import decide, history, runner, stats, trees
+from benchmarks.gate.decide import THRESHOLDS, judge, table, thresholds
 from benchmarks.gate.trees import REPO, GateError
 
-THRESHOLDS = Path(__file__).with_name("thresholds.toml")
 OUT = REPO / "build" / "bench"
 LAST = OUT / "last-gate.json"
 
 
-def thresholds() -> dict[str, float]:
-    data = tomllib.loads(THRESHOLDS.read_text())
-    return {k: float(v["threshold"]) for k, v in data.items() if isinstance(v, dict) and "threshold" in v}
-
-
-def _pct(x: float) -> str:
-    return f"{(x - 1) * 100:+.1f}%"
-
-
-def table(rows: list[stats.Comparison], a_name: str, b_name: str) -> str:
-    out = [f"{'figure':34s} {'A ' + a_name:>14s} {'B ' + b_name:>14s} {'B/A':>7s}  {'B worse by [95% CI]':27s} {'p':>7s} "
-           f"{'threshold':>9s}  verdict"]
-    for c in rows:
-        f = stats.BY_KEY[c.key]
-        fmt = (lambda v: f"{v:,.0f}") if f.unit == "messages/s" else (lambda v: f"{v:,.1f}")
-        ci = f"{_pct(c.worse)} [{_pct(c.lo)}, {_pct(c.hi)}]"
-        out.append(f"{f.label + ' (' + f.unit + ')':34s} {fmt(c.a):>14s} {fmt(c.b):>14s} {c.ratio:7.3f}  {ci:27s} "
-                   f"{c.p:7.4f} {c.threshold * 100:8.0f}%  {c.verdict}")
-    return "\n".join(out)
-
-
-def judge(a: runner.Arm, b: runner.Arm, limits: dict[str, float], keys=None) -> list[stats.Comparison]:
-    rows = []
-    for fig in stats.HEADLINE:
-        if keys is not None and fig.key not in keys:
-            continue
-        sa, sb = runner.samples(a, fig.key), runner.samples(b, fig.key)
+def _jitter(a: runner.Arm, b: runner.Arm) -> str:
+    """The QuantCup jitter score, (mean + sd) / 2 of per-message latency: printed, not gated (one
+    preemption moves it by thousands of ns)."""
+    parts = []
+    for key, what in (("matcher_jitter_ns", "matcher per message"), ("rtt_jitter_ns", "engine round trip")):
+        sa, sb = runner.samples(a, key), runner.samples(b, key)
         if sa and sb:
-            rows.append(stats.compare(fig, sa, sb, limits.get(fig.key, 0.10)))
-    return rows
+            parts.append(f"{what} A {np.median(sa):,.0f} ns, B {np.median(sb):,.0f} ns")
+    return "jitter score (mean + sd) / 2, median of the runs: " + "; ".join(parts)
 
 
 def _events_note(a: runner.Arm, b: runner.Arm) -> str | None:
@@ -92,9 +72,14 @@ def cmd_run(args) -> int:
         for arm in (a, b):
             cycles[arm.name] = runner.run_once(arm, inputs, ["hdl"])["hdl_cycles"]
     after = machine_load()
-    rows = judge(a, b, thresholds())
+    limits = thresholds()
+    rows = judge(a, b, limits)
     print(f"\n{args.rounds} interleaved rounds, {time.perf_counter() - t0:.0f} s; machine after: {after}")
     print(table(rows, "base", "change"))
+    again = decide.confirm(rows, a, b, args.rounds, inputs, limits)
+    if again:
+        print(f"confirmation:\n{table(again, 'base', 'change')}")
+    print(_jitter(a, b))
     note = _events_note(a, b)
     if note:
         print(note)
@@ -106,15 +91,16 @@ def cmd_run(args) -> int:
         for r in worse + better:
             print(f"  {r['key']:60s} A {r['a']}  B {r['b']}  {r['verdict']}")
     failed = [c for c in rows if c.verdict == "FAIL"] + [r for r in cyc if r["verdict"] == "FAIL"]
-    record = history.record("gate", base, change, before, after, a, b, rows, cyc, args.rounds)
+    record = history.record("gate", base, change, before, after, a, b, rows, cyc, args.rounds,
+                            confirmation={c.key: c.as_dict() for c in again})
     history.append(record)
     history.save_last(LAST, record, a, b)
     if failed:
         for c in failed:
             if isinstance(c, stats.Comparison):
                 f = stats.BY_KEY[c.key]
-                print(f"bench-gate: FAIL: {f.label} is {_pct(c.worse)} worse than the baseline "
-                      f"(threshold {c.threshold:.0%}, p = {c.p:.4f})")
+                print(f"bench-gate: FAIL: {f.label} is {(c.worse - 1) * 100:+.1f}% worse than the baseline "
+                      f"(threshold {c.threshold:.0%}, p = {c.p:.4f}; confirmed in {args.rounds} new rounds)")
             else:
                 print(f"bench-gate: FAIL: {c['key']} went from {c['a']} to {c['b']} cycles")
         return 1
@@ -130,8 +116,9 @@ def cmd_prove(args) -> int:
     ref = runner.Arm("ref", REPO)
     same = runner.Arm("slow+0%", REPO, {"TICKBOOK_GATE_INJECT": "0"})
     slow = runner.Arm(f"slow+{args.slowdown:.0%}", REPO, {"TICKBOOK_GATE_INJECT": str(args.slowdown)})
+    before = machine_load()
     print(f"bench-gate-proof: the change against itself, with {args.slowdown:.0%} and 0% extra work per message "
-          f"in the matcher's timed regions; machine: {machine_load()}")
+          f"in the matcher's timed regions; machine: {before}")
     runner.interleave([ref, same, slow], args.rounds, inputs, only=["matcher"])
     limits = thresholds()
     keys = ("matcher_ns",)
@@ -139,9 +126,13 @@ def cmd_prove(args) -> int:
     at_slow = judge(ref, slow, limits, keys)
     print(f"\ninjected 0%:\n{table(at0, 'ref', '+0%')}")
     print(f"injected {args.slowdown:.0%}:\n{table(at_slow, 'ref', f'+{args.slowdown:.0%}')}")
+    for rows, b_arm in ((at0, same), (at_slow, slow)):  # as the gate does: a failure must fail again
+        again = decide.confirm(rows, ref, b_arm, args.rounds, inputs, limits)
+        if again:
+            print(f"confirmation, {b_arm.name}:\n{table(again, 'ref', b_arm.name)}")
     ok = all(c.verdict == "pass" for c in at0) and all(c.verdict == "FAIL" for c in at_slow)
-    history.append(history.record("proof", trees.head(), trees.head(), "", machine_load(), ref, slow, at0 + at_slow, [],
-                                  args.rounds, slowdown=args.slowdown))
+    history.append(history.record("proof", trees.head(), trees.head(), before, machine_load(), ref, slow, at_slow, [],
+                                  args.rounds, slowdown=args.slowdown, control={c.key: c.as_dict() for c in at0}))
     if ok:
         print(f"bench-gate-proof: ok: the gate fails at +{args.slowdown:.0%} and passes at +0%")
         return 0
@@ -150,11 +141,10 @@ def cmd_prove(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    """A/A: the gate of HEAD against a worktree of HEAD, runs times. Each figure's threshold is
-    the larger of its floor and MARGIN times the largest deviation of the A/A ratio seen."""
+    """A/A: the gate of HEAD against a worktree of HEAD, `runs` times (benchmarks/gate/calibration.py)."""
     from benchmarks.gate import calibration
 
-    return calibration.calibrate(args.runs, args.rounds, args.write)
+    return calibration.calibrate(args.runs, args.rounds, args.write, keep=not args.fresh)
 
 
 def cmd_report(args) -> int:
@@ -182,6 +172,7 @@ def main(argv=None) -> int:
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--write", action="store_true", help=f"write the thresholds to {THRESHOLDS.name}")
+    p.add_argument("--fresh", action="store_true", help="forget the A/A ratios kept in the thresholds file")
     p.set_defaults(fn=cmd_calibrate)
     p = sub.add_parser("report", help="HTML page with plots under build/bench/report/")
     p.set_defaults(fn=cmd_report)

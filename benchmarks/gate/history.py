@@ -48,6 +48,7 @@ def record(kind: str, base: str, change: str, load_before: str, load_after: str,
         "arms": {a.name: str(a.tree), b.name: str(b.tree)},
         "warm_s": {a.name: round(a.warm_s, 1), b.name: round(b.warm_s, 1)},
         "figures": {c.key: c.as_dict() for c in rows},
+        "samples": {arm.name: {c.key: [run.get(c.key) for run in arm.runs] for c in rows} for arm in (a, b)},
         "cycles": cycles,
         **extra,
     }

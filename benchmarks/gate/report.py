@@ -39,6 +39,13 @@ def _median_curve(runs: list[dict], key: str):
     return stack[0, :, 0], np.median(stack[:, :, 1], axis=0), stack[:, :, 1].min(axis=0), stack[:, :, 1].max(axis=0)
 
 
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    _plt().close(fig)
+    return path
+
+
 def percentile_curves(last: dict, out: Path) -> list[Path]:
     plt = _plt()
     files = []
@@ -65,11 +72,7 @@ def percentile_curves(last: dict, out: Path) -> list[Path]:
         ax.set_title(f"{title}: A and B")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
-        f = out / f"curve_{key.removesuffix('_curve')}.png"
-        fig.tight_layout()
-        fig.savefig(f, dpi=90)
-        plt.close(fig)
-        files.append(f)
+        files.append(_save(fig, out / f"curve_{key.removesuffix('_curve')}.png"))
     return files
 
 
@@ -91,11 +94,7 @@ def history_plots(records: list[dict], out: Path) -> list[Path]:
         ax.set_title(fig_def.label)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small")
-        f = out / f"history_{fig_def.key}.png"
-        fig.tight_layout()
-        fig.savefig(f, dpi=90)
-        plt.close(fig)
-        files.append(f)
+        files.append(_save(fig, out / f"history_{fig_def.key}.png"))
     return files
 
 
@@ -118,11 +117,7 @@ def peer_bars(peers: dict, out: Path) -> Path | None:
     ax.set_title(f"the same {peers.get('ops', 0):,}-operation stream, traded quantity checked")
     for y, v in enumerate(vals):
         ax.text(v, y, f" {v:,.0f}", va="center")
-    fig.tight_layout()
-    f = out / "peers.png"
-    fig.savefig(f, dpi=90)
-    plt.close(fig)
-    return f
+    return _save(fig, out / "peers.png")
 
 
 def _table(last: dict) -> str:

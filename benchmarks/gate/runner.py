@@ -80,10 +80,11 @@ def run_once(arm: Arm, inputs: Path, only: list[str] | None = None) -> dict:
     return res
 
 
-def interleave(arms: list[Arm], rounds: int, inputs: Path, only: list[str] | None = None, log=print) -> None:
+def interleave(arms: list[Arm], rounds: int, inputs: Path, only: list[str] | None = None, log=print,
+               warm: bool = True) -> None:
     """A warm run of each arm (compiles what its tree has not cached, not counted), then
     `rounds` rounds; the order of the arms flips every round."""
-    for arm in arms:
+    for arm in arms if warm else ():
         t0 = time.perf_counter()
         run_once(arm, inputs, only)
         arm.warm_s = time.perf_counter() - t0
@@ -92,8 +93,9 @@ def interleave(arms: list[Arm], rounds: int, inputs: Path, only: list[str] | Non
         order = arms if r % 2 == 0 else arms[::-1]
         for arm in order:
             arm.runs.append(run_once(arm, inputs, only))
-        log(f"  round {r + 1}/{rounds}: " + ", ".join(f"{a.name} {a.runs[-1].get('matcher_ns', 0):.1f}" for a in arms)
-            + " ns/message")
+        shown = next((k for k in ("matcher_ns", "rtt_p50_ns", "replay_msgs_per_s") if k in arms[0].runs[-1]), None)
+        if shown:
+            log(f"  round {r + 1}/{rounds}, {shown}: " + ", ".join(f"{a.name} {a.runs[-1][shown]:,.1f}" for a in arms))
 
 
 def samples(arm: Arm, key: str) -> list[float]:

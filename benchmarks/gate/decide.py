@@ -1,0 +1,76 @@
+"""From runs to verdicts: the thresholds in force, the judgement of two arms, its confirmation,
+and the table the gate prints.
+
+A figure that fails (worse than its threshold, and significant) is measured again at once, in
+fresh interleaved rounds of the parts it comes from, and fails the gate only if it fails again.
+A real regression fails both times; a stretch of minutes in which the shared host slowed one arm
+(seen once in 20 A/A runs: the round trip's p50 at 2x for one tree) does not.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from benchmarks.gate import runner, stats
+
+THRESHOLDS = Path(__file__).with_name("thresholds.toml")
+DEFAULT_THRESHOLD = 0.10
+# which part of figures.py measures a figure (what a confirmation must run again)
+PARTS = {"matcher_ns": "matcher", "matcher_p50_ns": "matcher", "matcher_p99_ns": "matcher",
+         "rtt_p50_ns": "rtt", "rtt_p99_ns": "rtt", "replay_msgs_per_s": "replay"}
+NOT_CONFIRMED = "not confirmed"
+
+
+def thresholds(path: Path = THRESHOLDS) -> dict[str, float]:
+    data = tomllib.loads(path.read_text())
+    return {k: float(v["threshold"]) for k, v in data.items() if isinstance(v, dict) and "threshold" in v}
+
+
+def judge(a: runner.Arm, b: runner.Arm, limits: dict[str, float], keys=None) -> list[stats.Comparison]:
+    rows = []
+    for fig in stats.HEADLINE:
+        if keys is not None and fig.key not in keys:
+            continue
+        sa, sb = runner.samples(a, fig.key), runner.samples(b, fig.key)
+        if sa and sb:
+            rows.append(stats.compare(fig, sa, sb, limits.get(fig.key, DEFAULT_THRESHOLD)))
+    return rows
+
+
+def confirm(rows: list[stats.Comparison], a: runner.Arm, b: runner.Arm, rounds: int, inputs: Path,
+            limits: dict[str, float], log=print) -> list[stats.Comparison]:
+    """Measure the failing figures again in new rounds; a first failure that does not fail again
+    becomes NOT_CONFIRMED (a pass). Returns the confirmation's rows."""
+    failing = [c.key for c in rows if c.verdict == "FAIL"]
+    if not failing:
+        return []
+    log(f"  failing on the first {rounds} rounds: {', '.join(failing)}; confirming with {rounds} new rounds")
+    a2, b2 = runner.Arm(a.name, a.tree, a.env), runner.Arm(b.name, b.tree, b.env)
+    runner.interleave([a2, b2], rounds, inputs, sorted({PARTS[k] for k in failing}), log=log, warm=False)
+    again = judge(a2, b2, limits, failing)
+    confirmed = {c.key for c in again if c.verdict == "FAIL"}
+    for c in rows:
+        if c.verdict == "FAIL" and c.key not in confirmed:
+            c.verdict = NOT_CONFIRMED
+    return again
+
+
+def failed(rows: list[stats.Comparison]) -> list[stats.Comparison]:
+    return [c for c in rows if c.verdict == "FAIL"]
+
+
+def _pct(x: float) -> str:
+    return f"{(x - 1) * 100:+.1f}%"
+
+
+def table(rows: list[stats.Comparison], a_name: str, b_name: str) -> str:
+    out = [f"{'figure':34s} {'A ' + a_name:>14s} {'B ' + b_name:>14s} {'B/A':>7s}  {'B worse by [95% CI]':27s} {'p':>7s} "
+           f"{'threshold':>9s}  verdict"]
+    for c in rows:
+        f = stats.BY_KEY[c.key]
+        fmt = (lambda v: f"{v:,.0f}") if f.unit == "messages/s" else (lambda v: f"{v:,.1f}")
+        ci = f"{_pct(c.worse)} [{_pct(c.lo)}, {_pct(c.hi)}]"
+        out.append(f"{f.label + ' (' + f.unit + ')':34s} {fmt(c.a):>14s} {fmt(c.b):>14s} {c.ratio:7.3f}  {ci:27s} "
+                   f"{c.p:7.4f} {c.threshold * 100:8.0f}%  {c.verdict}")
+    return "\n".join(out)
