@@ -70,7 +70,7 @@ def calibrate(runs: int, rounds: int, write: bool, keep: bool = True) -> int:
     from offload.pinning import machine_load
 
     if trees.dirty():
-        raise GateError("calibration compares HEAD with itself: commit or stash the working tree first")
+        raise GateError("calibration compares HEAD with itself: commit or stash the changes to the code first")
     head = trees.head()
     limits = thresholds()
     inputs = runner.write_inputs()

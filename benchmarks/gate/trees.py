@@ -99,6 +99,11 @@ def describe(commit: str) -> str:
     return git("log", "-1", "--format=%h %s", commit)[:90]
 
 
-def dirty() -> bool:
-    """Uncommitted changes to tracked files (the change's tree is measured as it is on disk)."""
-    return bool(git("status", "--porcelain", "--untracked-files=no"))
+# what a run executes: the product and the harness (docs and manifests do not change a figure)
+RUNS_CODE = ("engine", "offload", "tickbook", "hdl", "benchmarks", "testkit", "pyproject.toml")
+
+
+def dirty(paths=RUNS_CODE) -> bool:
+    """Uncommitted changes to tracked files under paths (the change's tree is measured as it is
+    on disk)."""
+    return bool(git("status", "--porcelain", "--untracked-files=no", "--", *paths))
