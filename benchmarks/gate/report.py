@@ -108,6 +108,7 @@ def peer_bars(peers: dict, out: Path) -> Path | None:
             rows.append((name, float(d["ns_per_op"])))
     if not rows:
         return None
+    rows.sort(key=lambda r: -r[1])  # the fastest on top
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 0.6 * len(rows) + 1.2))
     names, vals = zip(*rows)
