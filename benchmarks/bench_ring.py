@@ -21,7 +21,7 @@ import numpy as np
 # run as a script too: the test kit (testkit/) comes from the checkout, it is not installed
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from engine.records import ACTION_SHUTDOWN, ORDER_DTYPE
-from testkit.latency import Peer, fmt, ghz, histogram, rtt_numba, rtt_python, save, seg_name, stream_numba
+from testkit.latency import Peer, fmt, ghz, histogram, round_trips, rtt_python, save, seg_name, stream_numba
 from offload.pinning import machine_load, pin, unpin
 from offload.ring import Segment
 from testkit.ringtool import pattern
@@ -79,12 +79,8 @@ def ring_and_zmq(n_numba=300_000, n_python=100_000, n_zmq=20_000, client_cpu=0, 
             res["peer"] = "".join(lines).strip().replace("pinned: ", "")
             r_in, r_out = seg.ring(0), seg.ring(1)
             src = sample_records()
-            warm = np.empty(20_000, np.int64)
-            rtt_numba(r_in.ctrl, r_in.words, r_out.ctrl, r_out.words, src, warm)
-            lat = np.empty(n_numba, np.int64)
-            done, _ = rtt_numba(r_in.ctrl, r_in.words, r_out.ctrl, r_out.words, src, lat)
-            if done != n_numba:
-                raise RuntimeError(f"echo peer stopped answering after {done} round trips")
+            round_trips(r_in, r_out, src, 20_000, "echo peer")  # warm-up
+            lat = round_trips(r_in, r_out, src, n_numba, "echo peer")
             res["ring_rtt_numba"] = histogram(lat / f)
             recs = [src[i].tobytes() for i in range(len(src))]
             rtt_python(r_in, r_out, recs, 20_000)

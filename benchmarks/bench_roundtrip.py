@@ -21,7 +21,7 @@ import bench_ring  # noqa: E402
 from engine.api import as_venue  # noqa: E402
 from engine.gen import generate  # noqa: E402
 from offload.server import Server  # noqa: E402
-from testkit.latency import ghz, histogram, rtt_numba, rtt_python, save  # noqa: E402
+from testkit.latency import ghz, histogram, round_trips, rtt_python, save  # noqa: E402
 from offload.pinning import machine_load, pin, unpin  # noqa: E402
 from offload.ring import as_words  # noqa: E402
 
@@ -42,12 +42,8 @@ def engine_rtt(n_numba=300_000, n_python=100_000, client_cpu=0, engine_cpu=1) ->
         seg = srv.seg
         r_in, r_out = seg.ring(0), seg.ring(1)
         k = 20_000
-        warm = np.empty(k, np.int64)
-        rtt_numba(r_in.ctrl, r_in.words, r_out.ctrl, r_out.words, words[:k], warm)
-        lat = np.empty(n_numba, np.int64)
-        done, _ = rtt_numba(r_in.ctrl, r_in.words, r_out.ctrl, r_out.words, words[k : k + n_numba], lat)
-        if done != n_numba:
-            raise RuntimeError(f"engine stopped answering after {done}")
+        round_trips(r_in, r_out, words[:k], k, "engine")  # warm-up
+        lat = round_trips(r_in, r_out, words[k : k + n_numba], n_numba, "engine")
         res["engine_rtt_numba"] = histogram(lat / f)
         r_in._head, r_out._tail = r_in.head(), r_out.tail()
         base = k + n_numba

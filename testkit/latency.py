@@ -58,6 +58,16 @@ def rtt_numba(in_ctrl, in_words, out_ctrl, out_words, src, lat):
     return lat.shape[0], acc
 
 
+def round_trips(r_in, r_out, src, n: int, who: str = "server") -> np.ndarray:
+    """n round trips of rtt_numba (src's records in turn), TSC ticks each; raises when `who`
+    stopped answering before the n-th."""
+    lat = np.empty(n, np.int64)
+    done, _ = rtt_numba(r_in.ctrl, r_in.words, r_out.ctrl, r_out.words, src, lat)
+    if done != n:
+        raise RuntimeError(f"{who} stopped answering after {done} of {n} round trips")
+    return lat
+
+
 def rtt_python(r_in, r_out, recs: list[bytes], n: int, timeout: float = 60.0) -> np.ndarray:
     """The same loop in plain Python over memoryviews of the segment (x86 TSO makes the
     interpreter's ordered stores and loads release/acquire)."""
@@ -127,9 +137,10 @@ def jitter_ns(lat_ns: np.ndarray) -> float:
     return round((float(lat.mean()) + float(lat.std())) / 2, 1) if len(lat) else 0.0
 
 
-def histogram(lat_ns: np.ndarray) -> dict:
+def histogram(lat_ns: np.ndarray, curve: tuple[float, ...] = ()) -> dict:
     """HDR percentiles of per-message (round-trip) latencies in ns, with the QuantCup jitter
-    score (jitter_ns) of the same raw latencies."""
+    score (jitter_ns) of the same raw latencies; with `curve`, also [percentile, ns] at each of
+    those percentiles (a percentile distribution, for plots)."""
     from hdrh.histogram import HdrHistogram
 
     h = HdrHistogram(1, 60_000_000_000, 3)
@@ -143,6 +154,7 @@ def histogram(lat_ns: np.ndarray) -> dict:
         "max_ns": h.get_max_value(),
         "mean_ns": round(h.get_mean_value(), 1),
         "jitter_ns": jitter_ns(lat_ns),
+        **({"curve": [[p, h.get_value_at_percentile(p)] for p in curve]} if curve else {}),
     }
 
 

@@ -40,16 +40,19 @@ def _jitter(a: runner.Arm, b: runner.Arm) -> str:
     return "jitter score (mean + sd) / 2, median of the runs: " + "; ".join(parts)
 
 
-def _events_note(a: runner.Arm, b: runner.Arm) -> str | None:
-    da = {r.get("digest") for r in a.runs} - {None}
-    db = {r.get("digest") for r in b.runs} - {None}
-    if len(da) > 1 or len(db) > 1:
-        raise GateError(f"the events of one tree differ from run to run (A {sorted(da)}, B {sorted(db)})")
-    if da != db:
-        ea, eb = a.runs[0].get("events"), b.runs[0].get("events")
-        return (f"note: the change's events differ from the baseline's ({eb:,} vs {ea:,} events on the same flow): "
-                "the matcher figures compare different work, so a speed-up is not claimed")
-    return None
+def _events_notes(a: runner.Arm, b: runner.Arm) -> list[str]:
+    """A note for each part whose output differs between the trees (its figures then time
+    different work); an error when one tree's output differs from run to run."""
+    notes = []
+    for key, part in (("digest", "matcher"), ("replay_events", "replay")):
+        da = {r.get(key) for r in a.runs} - {None}
+        db = {r.get(key) for r in b.runs} - {None}
+        if len(da) > 1 or len(db) > 1:
+            raise GateError(f"the {part}'s events of one tree differ from run to run (A {sorted(da)}, B {sorted(db)})")
+        if da != db:
+            notes.append(f"note: the change's {part} events differ from the baseline's on the same flow "
+                         f"(A {sorted(da)}, B {sorted(db)}): its figures compare different work, so a speed-up is not claimed")
+    return notes
 
 
 def cmd_run(args) -> int:
@@ -80,8 +83,7 @@ def cmd_run(args) -> int:
     if again:
         print(f"confirmation:\n{table(again, 'base', 'change')}")
     print(_jitter(a, b))
-    note = _events_note(a, b)
-    if note:
+    for note in _events_notes(a, b):
         print(note)
     cyc = stats.compare_cycles(cycles.get("base", {}), cycles.get("change", {})) if cycles else []
     if cyc:
@@ -90,19 +92,17 @@ def cmd_run(args) -> int:
         print(f"simulated cycles (exact): {len(cyc)} figures, {len(worse)} worse, {len(better)} better")
         for r in worse + better:
             print(f"  {r['key']:60s} A {r['a']}  B {r['b']}  {r['verdict']}")
-    failed = [c for c in rows if c.verdict == "FAIL"] + [r for r in cyc if r["verdict"] == "FAIL"]
+    cycles_failed = [r for r in cyc if r["verdict"] == "FAIL"]
     record = history.record("gate", base, change, before, after, a, b, rows, cyc, args.rounds,
                             confirmation={c.key: c.as_dict() for c in again})
     history.append(record)
     history.save_last(LAST, record, a, b)
-    if failed:
-        for c in failed:
-            if isinstance(c, stats.Comparison):
-                f = stats.BY_KEY[c.key]
-                print(f"bench-gate: FAIL: {f.label} is {(c.worse - 1) * 100:+.1f}% worse than the baseline "
-                      f"(threshold {c.threshold:.0%}, p = {c.p:.4f}; confirmed in {args.rounds} new rounds)")
-            else:
-                print(f"bench-gate: FAIL: {c['key']} went from {c['a']} to {c['b']} cycles")
+    for c in decide.failed(rows):
+        print(f"bench-gate: FAIL: {stats.BY_KEY[c.key].label} is {(c.worse - 1) * 100:+.1f}% worse than the baseline "
+              f"(threshold {c.threshold:.0%}, p = {c.p:.4f}; confirmed in {args.rounds} new rounds)")
+    for r in cycles_failed:
+        print(f"bench-gate: FAIL: {r['key']} went from {r['a']} to {r['b']} cycles")
+    if decide.failed(rows) or cycles_failed:
         return 1
     print("bench-gate: pass (no figure is significantly worse than its threshold)")
     return 0

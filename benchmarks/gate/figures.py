@@ -19,8 +19,9 @@ Figures (lower is better unless said):
 - replay_msgs_per_s (higher is better): `tickbook replay FLOW.csv --events FILE` in process
   after its warm-up, parse + match + write, the best of REPLAY_ROUNDS;
 - hdl_cycles (`--only hdl`): simulated cycles by message type of both Verilog builds, exact.
-Each figure is printed only after its output is checked: the batch's events (count and digest)
-must equal the per-message loop's, the replay's event file must have one line per event.
+Each figure is kept only after its output is checked: every batch round gives the same events
+(count and digest) and the per-message loop the same count; every replay round writes the same
+number of events. The gate then compares these between the two trees.
 
 TICKBOOK_GATE_INJECT=0.15 adds work equal to 15 % of the matcher's own time per message inside
 the timed regions of the matcher figures: the known slowdown that proves the gate fails
@@ -47,6 +48,7 @@ from engine.jitcache import flush_if_engine_changed
 from engine.matcher import process_batch, process_one
 from engine.records import EVENT_DTYPE, ORDER_DTYPE
 from offload.atomics import rdtsc, tsc_ghz
+from testkit.latency import histogram, jitter_ns
 
 ROUNDS = 9
 REPLAY_ROUNDS = 3
@@ -83,18 +85,12 @@ def _per_message(st, orders, out, lat, extra_ticks):
     return n_ev
 
 
-def _percentiles(lat_ns: np.ndarray) -> dict:
-    from hdrh.histogram import HdrHistogram
-
-    h = HdrHistogram(1, 60_000_000_000, 3)
-    for v in np.maximum(1, np.rint(lat_ns)).astype(np.int64).tolist():
-        h.record_value(v)
-    return {
-        "p50": h.get_value_at_percentile(50),
-        "p99": h.get_value_at_percentile(99),
-        "jitter": round((float(lat_ns.mean()) + float(lat_ns.std())) / 2, 1),
-        "curve": [[p, h.get_value_at_percentile(p)] for p in CURVE],
-    }
+def _latency(lat_ns: np.ndarray, name: str) -> dict:
+    """name_p50_ns, name_p99_ns and name_curve from the HDR histogram of the latencies rounded to
+    whole ns, and name_jitter_ns, the QuantCup score of the raw ones."""
+    h = histogram(np.rint(lat_ns), curve=CURVE)
+    return {f"{name}_p50_ns": h["p50_ns"], f"{name}_p99_ns": h["p99_ns"], f"{name}_jitter_ns": jitter_ns(lat_ns),
+            f"{name}_curve": h["curve"]}
 
 
 def matcher(inputs: Path, inject: float) -> dict:
@@ -147,14 +143,12 @@ def _matcher(inputs: Path, inject: float) -> dict:
     k1 = timed(Venue(venue).state, orders, ring, lat, extra)
     if k1 != k:
         raise SystemExit(f"per-message loop gave {k1} events, the batch {k}: the figures would time different work")
-    pct = _percentiles(lat / ghz)
     return {
         "messages": n, "events": int(k), "digest": digest,
         "matcher_ns": min(times) * 1e9 / n,
         "matcher_median_ns": float(np.median(times)) * 1e9 / n,
         "matcher_rounds_ns": [t * 1e9 / n for t in times],
-        "matcher_p50_ns": pct["p50"], "matcher_p99_ns": pct["p99"], "matcher_jitter_ns": pct["jitter"],
-        "matcher_curve": pct["curve"], "injected": inject,
+        **_latency(lat / ghz, "matcher"), "injected": inject,
     }
 
 
@@ -162,7 +156,7 @@ def rtt(inputs: Path, client_cpu: int = 0, engine_cpu: int = 1) -> dict:
     from offload.pinning import pin, unpin
     from offload.ring import as_words
     from offload.server import Server
-    from testkit.latency import rtt_numba
+    from testkit.latency import round_trips
 
     venue = load_venue(inputs / "venue.toml")
     orders = np.load(inputs / "flow.npy")[: RTT_WARM + RTT_N]
@@ -175,17 +169,15 @@ def rtt(inputs: Path, client_cpu: int = 0, engine_cpu: int = 1) -> dict:
         srv.wait_ready()
         pin(cpus[client_cpu])
         r_in, r_out = srv.seg.ring(0), srv.seg.ring(1)
-        warm = np.empty(RTT_WARM, np.int64)
-        rtt_numba(r_in.ctrl, r_in.words, r_out.ctrl, r_out.words, words[:RTT_WARM], warm)
-        lat = np.empty(RTT_N, np.int64)
-        done, _ = rtt_numba(r_in.ctrl, r_in.words, r_out.ctrl, r_out.words, words[RTT_WARM:], lat)
-        if done != RTT_N:
-            raise SystemExit(f"the engine stopped answering after {done} round trips:\n{srv.output()}")
+        try:
+            round_trips(r_in, r_out, words[:RTT_WARM], RTT_WARM, "the engine")  # warm-up
+            lat = round_trips(r_in, r_out, words[RTT_WARM:], RTT_N, "the engine")
+        except RuntimeError as e:
+            raise SystemExit(f"{e}:\n{srv.output()}") from None
     finally:
         srv.close()
         unpin()
-    pct = _percentiles(lat / tsc_ghz())
-    return {"rtt_p50_ns": pct["p50"], "rtt_p99_ns": pct["p99"], "rtt_jitter_ns": pct["jitter"], "rtt_curve": pct["curve"]}
+    return _latency(lat / tsc_ghz(), "rtt")
 
 
 def replay(inputs: Path) -> dict:
@@ -194,7 +186,7 @@ def replay(inputs: Path) -> dict:
     flow = inputs / "flow.csv"
     rows = sum(1 for _ in open(flow, "rb")) - 1
     warm_up(inputs / "venue.toml")
-    rates = []
+    rates, counts = [], set()
     with tempfile.TemporaryDirectory(prefix="tickbook-gate-") as tmp:
         events = Path(tmp) / "events.csv"
         for _ in range(REPLAY_ROUNDS):
@@ -204,9 +196,11 @@ def replay(inputs: Path) -> dict:
             if rc != 0:
                 raise SystemExit(f"tickbook replay exited {rc}")
             rates.append(rows / dt)
-        lines = sum(1 for _ in open(events, "rb")) - 1
+            counts.add(sum(1 for _ in open(events, "rb")) - 1)
+    if len(counts) != 1:
+        raise SystemExit(f"tickbook replay wrote {sorted(counts)} events on the same flow in different rounds")
     return {"replay_msgs_per_s": max(rates), "replay_median_msgs_per_s": float(np.median(rates)), "replay_rows": rows,
-            "replay_events": lines}
+            "replay_events": counts.pop()}
 
 
 def hdl_cycles() -> dict:

@@ -37,10 +37,9 @@ def git(*args: str, cwd: Path = REPO) -> str:
 
 def default_base() -> tuple[str, str]:
     """(revision, where it came from)."""
-    if LANDED.exists():
-        rev = LANDED.read_text().split()[0] if LANDED.read_text().split() else ""
-        if rev:
-            return rev, str(LANDED.relative_to(REPO))
+    words = LANDED.read_text().split() if LANDED.exists() else []
+    if words:
+        return words[0], str(LANDED.relative_to(REPO))
     return "HEAD~1", "HEAD~1 (no .ci/last-landed)"
 
 
