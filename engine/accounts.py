@@ -23,11 +23,9 @@ import numpy as np
 from numba import njit
 
 from engine.fifo import link_last, unlink
+from engine.jit import API, HOT
 from engine.records import R_ACCOUNT_DISABLED, R_CAPACITY, R_NONE, R_UNKNOWN_ACCOUNT, SIDE_BUY
 
-# _nrt=False: nothing here allocates, and with reference counting on, every call that is not
-# inlined increfs/decrefs each array of EngineState (~650 ns a call; docs/benchmarks.md).
-_JIT = dict(cache=True, nogil=True, boundscheck=False, _nrt=False)
 
 # a_ctr[] slots
 A_TRACKED = 0  # accounts tracked (slots 0 .. A_TRACKED-1 are in use)
@@ -72,7 +70,7 @@ def track_listed(st, listed_ids, prof_enabled) -> None:
 # --- the table -------------------------------------------------------------------------
 
 
-@njit(**_JIT)
+@njit(**API)
 def find_account(st, acct_id):
     """Slot of a tracked account, or -1."""
     mask = len(st.a_val) - 1
@@ -85,7 +83,7 @@ def find_account(st, acct_id):
         i = (i + 1) & mask
 
 
-@njit(**_JIT)
+@njit(**API)
 def track_account(st, acct_id, profile):
     """Start tracking an account (never removed); -1 when max_accounts are tracked."""
     n = st.a_ctr[A_TRACKED]
@@ -103,7 +101,7 @@ def track_account(st, acct_id, profile):
     return n
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def account_gate(st, acct_id, kill):
     """Check 1 (UNKNOWN_ACCOUNT, ACCOUNT_DISABLED) and the account's slot, tracked now if new.
 
@@ -121,13 +119,13 @@ def account_gate(st, acct_id, kill):
         return R_UNKNOWN_ACCOUNT, -1
     if st.prof_enabled[0] == 0 and not kill:
         return R_ACCOUNT_DISABLED, -1
-    slot = track_account(st, acct_id, 0)
+    slot = track_account(st, acct_id, np.int32(0))
     if slot < 0:
         return R_CAPACITY, -1
     return R_NONE, slot
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def disable_account(st, slot):
     """From now on check 1 rejects the account ACCOUNT_DISABLED (a KILL does this)."""
     st.a_disabled[slot] = 1
@@ -136,17 +134,17 @@ def disable_account(st, slot):
 # --- an account's resting orders (a FIFO list through the order pool: engine/fifo.py) -------
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def join_account(st, o, slot):
     """A resting order joins its account: last in the acceptance list, one more open order."""
     link_last(st.a_head, st.a_tail, st.o_aprev, st.o_anext, slot, o)
     st.a_open[slot] += 1
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def leave_account(st, o):
     """The order leaves its account's list and open-order count (not its open quantity)."""
-    slot = st.o_acct[o]
+    slot = np.int64(st.o_acct[o])
     unlink(st.a_head, st.a_tail, st.o_aprev, st.o_anext, slot, o)
     st.a_open[slot] -= 1
 
@@ -154,7 +152,7 @@ def leave_account(st, o):
 # --- quantities ------------------------------------------------------------------------
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def add_open(st, slot, sym, side, qty):
     """Open quantity of the account's resting orders on one side; qty < 0 takes it out."""
     if side == SIDE_BUY:
@@ -163,7 +161,7 @@ def add_open(st, slot, sym, side, qty):
         st.open_sell[slot, sym] += qty
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def on_fill(st, slot, sym, side, qty, resting):
     """Positions move with every fill; a resting order's open quantity shrinks with it."""
     if side == SIDE_BUY:

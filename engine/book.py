@@ -13,12 +13,10 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from engine.fifo import link_last, unlink
+from engine.jit import API, HOT
 from engine.records import SIDE_BUY
 from engine.state import C_FREE_TOP, C_LVL_FREE_TOP, C_RESTING
 
-# _nrt=False: nothing here allocates, and with reference counting on, every call that is not
-# inlined increfs/decrefs each array of EngineState (~650 ns a call; docs/benchmarks.md).
-_JIT = dict(cache=True, nogil=True, boundscheck=False, _nrt=False)
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 # Ids come in runs (a client counts up; LOBSTER numbers orders in sequence): BLOCK
@@ -30,7 +28,7 @@ _BLOCK_MASK = np.uint64(7)
 ID_EMPTY = -1
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def hash_u64(key):
     k = np.uint64(key)
     block = ((k >> _BLOCK_BITS) * _GOLDEN) >> np.uint64(17)
@@ -42,7 +40,7 @@ def hash_u64(key):
 # ID_EMPTY: key and value on the same cache line, one miss per probe at most.
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def id_home(st, order_id):
     return np.int64(hash_u64(order_id) & np.uint64(len(st.id_tab) - 1))
 
@@ -69,14 +67,14 @@ def _prefetch_row(typingctx, table, row):
     return sig, codegen
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def id_prefetch(st, order_id):
     """Start loading the table line of an id the next message will look up: a NEW's id
     opens a new block every 8 ids, a miss to memory that the current message can hide."""
     _prefetch_row(st.id_tab, id_home(st, order_id))
 
 
-@njit(**_JIT)
+@njit(**API)
 def id_find(st, order_id):
     mask = len(st.id_tab) - 1
     key = np.int64(order_id)
@@ -90,7 +88,7 @@ def id_find(st, order_id):
         i = (i + 1) & mask
 
 
-@njit(**_JIT)
+@njit(**API)
 def id_insert(st, order_id, slot):
     mask = len(st.id_tab) - 1
     i = id_home(st, order_id)
@@ -100,7 +98,7 @@ def id_insert(st, order_id, slot):
     st.id_tab[i, 1] = slot
 
 
-@njit(**_JIT)
+@njit(**API)
 def id_delete(st, order_id):
     """Linear-probing delete with backward shift: no tombstones, probes stay short."""
     mask = len(st.id_tab) - 1
@@ -125,17 +123,17 @@ def id_delete(st, order_id):
 # --- price ladders ----------------------------------------------------------------------
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def book_of(sym, side):
     return sym * 2 + side - 1
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def sort_key(side, price):
     return price if side == SIDE_BUY else -price
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def ladder_search(st, book, side, price):
     """Position of the first ladder entry whose key is >= key(price) (binary search)."""
     key = sort_key(side, price)
@@ -151,7 +149,7 @@ def ladder_search(st, book, side, price):
     return lo
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def find_level(st, book, side, price):
     n = st.ladder_n[book]
     row = st.ladder[book]
@@ -164,7 +162,7 @@ def find_level(st, book, side, price):
     return -1
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def best_level(st, book):
     n = st.ladder_n[book]
     if n == 0:
@@ -172,7 +170,7 @@ def best_level(st, book):
     return np.int64(st.ladder[book][n - 1])
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def add_level(st, book, side, price):
     """A new empty level at `price`; the caller has checked the ladder has room."""
     top = st.ctr[C_LVL_FREE_TOP] - 1
@@ -192,7 +190,7 @@ def add_level(st, book, side, price):
     return np.int64(lvl)
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def remove_level(st, book, side, lvl):
     n = st.ladder_n[book]
     row = st.ladder[book]
@@ -211,7 +209,7 @@ def remove_level(st, book, side, lvl):
 # --- orders in levels --------------------------------------------------------------------
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def alloc_order(st):
     top = st.ctr[C_FREE_TOP] - 1
     st.ctr[C_FREE_TOP] = top
@@ -219,7 +217,7 @@ def alloc_order(st):
     return np.int64(st.o_free[top])
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def free_order(st, o):
     top = st.ctr[C_FREE_TOP]
     st.o_free[top] = o
@@ -227,7 +225,7 @@ def free_order(st, o):
     st.ctr[C_RESTING] -= 1
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def enqueue(st, lvl, o):
     """Append order o at the back of level lvl."""
     link_last(st.l_head, st.l_tail, st.o_prev, st.o_next, lvl, o)
@@ -235,7 +233,7 @@ def enqueue(st, lvl, o):
     st.l_qty[lvl] += st.o_leaves[o]
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def dequeue(st, o):
     """Unlink order o from its level (its leaves leave the level's total)."""
     lvl = st.o_level[o]
@@ -245,7 +243,7 @@ def dequeue(st, o):
     return np.int64(lvl)
 
 
-@njit(**_JIT)
+@njit(**API)
 def top_levels(st, sym, side, n_levels, prices_out, qtys_out):
     """The best n_levels of one side, best first (prices in ticks); returns how many."""
     book = book_of(sym, side)
@@ -260,12 +258,12 @@ def top_levels(st, sym, side, n_levels, prices_out, qtys_out):
     return k
 
 
-@njit(**_JIT)
+@njit(**API)
 def level_count(st, sym, side):
     return st.ladder_n[book_of(sym, side)]
 
 
-@njit(**_JIT)
+@njit(**API)
 def level_orders(st, sym, side, depth_index):
     """Number of orders at the depth_index-th best level of one side."""
     book = book_of(sym, side)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from numba import njit
 
-_JIT = dict(cache=True, nogil=True, boundscheck=False, _nrt=False)
+from engine.jit import HOT
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def link_last(head, tail, prev, nxt, owner, o):
     """Append order o at the back of owner's list."""
     t = tail[owner]
@@ -28,7 +28,7 @@ def link_last(head, tail, prev, nxt, owner, o):
     tail[owner] = o
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def unlink(head, tail, prev, nxt, owner, o):
     """Take order o out of owner's list."""
     p = prev[o]

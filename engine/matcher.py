@@ -24,6 +24,7 @@ from engine.book import (
     id_prefetch,
     remove_level,
 )
+from engine.jit import API, HOT, INLINE
 from engine.records import (
     ACTION_CANCEL,
     ACTION_KILL,
@@ -71,20 +72,17 @@ from engine.records import (
 from engine.risk import check_exposure, check_open_orders, check_rate, max_order_qty
 from engine.state import C_MAX_LEVELS, C_MAX_ORDERS, C_RESTING, C_SEQ
 
-# _nrt=False: nothing here allocates, and with reference counting on, every call that is not
-# inlined increfs/decrefs each array of EngineState (~650 ns a call; docs/benchmarks.md).
-_JIT = dict(cache=True, nogil=True, boundscheck=False, _nrt=False)
-# The message handlers are inlined into whoever calls process_one (Numba IR inlining): a call
-# that LLVM leaves out of line passes EngineState as ~330 flattened words on the stack, and
-# the three calls of a NEW (batch -> process_one -> process_new -> take) cost ~300 ns of a
+# The message handlers are inlined (INLINE) into whoever calls process_one: the three calls
+# of a NEW (batch -> process_one -> process_new -> take) left out of line cost ~300 ns of a
 # ~400 ns message. Inlined, only the fields each path reads are loaded (docs/benchmarks.md).
-_INLINE = dict(_JIT, inline="always")
 
 NO_LIMIT_BUY = np.int64(2**62)  # a MARKET order without a collar crosses everything
 NO_LIMIT_SELL = np.int64(-(2**62))
 
 
-@njit(**_JIT)
+# emit and reject are inlined too: called with constant kinds and reasons, they would be
+# compiled again for each combination of constants, 29 copies (engine/jit.py).
+@njit(**INLINE)
 def emit(st, out, n, kind, msg_seq, sym, order_id, acct_id, side, price, qty, leaves, contra, reason):
     seq = st.ctr[C_SEQ] + 1
     st.ctr[C_SEQ] = seq
@@ -104,12 +102,12 @@ def emit(st, out, n, kind, msg_seq, sym, order_id, acct_id, side, price, qty, le
     return n + 1
 
 
-@njit(**_JIT)
+@njit(**INLINE)
 def reject(st, out, n, r, reason):
     return emit(st, out, n, EV_REJECT, r.msg_seq, r.symbol, r.order_id, r.account, 0, PRICE_NONE, 0, 0, 0, reason)
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def band_ticks(st, sym):
     ref = st.sym_ref[sym]
     bps = st.sym_band_bps[sym]
@@ -117,7 +115,7 @@ def band_ticks(st, sym):
     return (ref // 10000) * bps + ((ref % 10000) * bps) // 10000
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def check_limit_price(st, sym, price_units):
     """Check 7 for a limit price: (reason, ticks)."""
     if price_units == PRICE_NONE or price_units <= 0 or price_units > MAX_PRICE_UNITS:
@@ -131,7 +129,7 @@ def check_limit_price(st, sym, price_units):
     return R_NONE, ticks
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def check_qty(st, slot, qty):
     """Check 6: (reason)."""
     if qty <= 0:
@@ -142,32 +140,32 @@ def check_qty(st, slot, qty):
     return R_NONE
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def out_price(st, sym, ticks):
     return ticks * st.sym_tick[sym]
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def crosses(side, limit, price):
     return price <= limit if side == SIDE_BUY else price >= limit
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def unlink_resting(st, o):
     """Take a resting order out of every structure and free its slot."""
     lvl = dequeue(st, o)
-    sym = st.o_sym[o]
-    side = st.o_side[o]
+    sym = np.int64(st.o_sym[o])
+    side = np.int64(st.o_side[o])
     book = book_of(sym, side)
     if st.l_head[lvl] < 0:
         remove_level(st, book, side, lvl)
-    add_open(st, st.o_acct[o], sym, side, -st.o_leaves[o])
+    add_open(st, np.int64(st.o_acct[o]), sym, side, -st.o_leaves[o])
     leave_account(st, o)
     id_delete(st, st.o_id[o])
     free_order(st, o)
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def rest(st, o, sym, side, price):
     """Put order o (leaves set) at the back of its level, creating the level if needed."""
     book = book_of(sym, side)
@@ -176,10 +174,10 @@ def rest(st, o, sym, side, price):
         lvl = add_level(st, book, side, price)
     st.o_price[o] = price
     enqueue(st, lvl, o)
-    add_open(st, st.o_acct[o], sym, side, st.o_leaves[o])
+    add_open(st, np.int64(st.o_acct[o]), sym, side, st.o_leaves[o])
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def fok_available(st, sym, side, limit, slot, wanted):
     """Quantity a FOK could trade within its limit before its own account's first order."""
     opp = book_of(sym, 3 - side)
@@ -203,7 +201,7 @@ def fok_available(st, sym, side, limit, slot, wanted):
     return total
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def take(st, out, n, msg_seq, sym, side, order_id, acct_id, slot, limit, qty):
     """Trade qty against the opposite side within limit. Returns (n, remaining, stopped):
     stopped is True when self-trade prevention cancelled the remainder."""
@@ -217,7 +215,7 @@ def take(st, out, n, msg_seq, sym, side, order_id, acct_id, slot, limit, qty):
         price = st.l_price[lvl]
         if not crosses(side, limit, price):
             break
-        o = st.l_head[lvl]
+        o = np.int64(st.l_head[lvl])
         if st.o_acct[o] == slot:
             return n, rem, True
         t = min(rem, st.o_leaves[o])
@@ -225,9 +223,9 @@ def take(st, out, n, msg_seq, sym, side, order_id, acct_id, slot, limit, qty):
         st.o_leaves[o] -= t
         st.l_qty[lvl] -= t
         st.sym_ref[sym] = price
-        on_fill(st, slot, sym, side, t, False)
-        maker_slot = st.o_acct[o]
-        on_fill(st, maker_slot, sym, opp_side, t, True)
+        on_fill(st, slot, sym, side, t, np.bool_(False))
+        maker_slot = np.int64(st.o_acct[o])
+        on_fill(st, maker_slot, sym, opp_side, t, np.bool_(True))
         px = out_price(st, sym, price)
         n = emit(st, out, n, EV_FILL, msg_seq, sym, order_id, acct_id, side, px, t, rem, st.o_id[o], R_TAKER)
         n = emit(
@@ -239,9 +237,9 @@ def take(st, out, n, msg_seq, sym, side, order_id, acct_id, slot, limit, qty):
     return n, rem, False
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def process_new(st, r, out, n):
-    reason, slot = account_gate(st, np.int64(r.account), False)
+    reason, slot = account_gate(st, np.int64(r.account), np.bool_(False))
     if reason != R_NONE:
         return reject(st, out, n, r, reason)
     reason = check_rate(st, slot, r.ts)
@@ -277,7 +275,7 @@ def process_new(st, r, out, n):
         else:
             limit = NO_LIMIT_BUY if side == SIDE_BUY else NO_LIMIT_SELL
             value = ref
-    reason = check_exposure(st, slot, sym, side, value, qty, 0)
+    reason = check_exposure(st, slot, sym, side, value, qty, np.int64(0))
     if reason != R_NONE:
         return reject(st, out, n, r, reason)
     reason = check_open_orders(st, slot)
@@ -325,25 +323,25 @@ def process_new(st, r, out, n):
     return n
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def process_cancel(st, r, out, n):
     o = id_find(st, r.order_id)
     if o < 0:
         return reject(st, out, n, r, R_UNKNOWN_ORDER)
     if st.a_id[st.o_acct[o]] != np.int64(r.account):
         return reject(st, out, n, r, R_NOT_OWNER)
-    sym = st.o_sym[o]
+    sym = np.int64(st.o_sym[o])
     n = emit(
-        st, out, n, EV_CANCELED, r.msg_seq, sym, r.order_id, r.account, st.o_side[o],
+        st, out, n, EV_CANCELED, r.msg_seq, sym, r.order_id, r.account, np.int64(st.o_side[o]),
         out_price(st, sym, st.o_price[o]), st.o_leaves[o], 0, 0, R_USER,
     )
     unlink_resting(st, o)
     return n
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def process_replace(st, r, out, n):
-    reason, slot = account_gate(st, np.int64(r.account), False)
+    reason, slot = account_gate(st, np.int64(r.account), np.bool_(False))
     if reason != R_NONE:
         return reject(st, out, n, r, reason)
     reason = check_rate(st, slot, r.ts)
@@ -410,17 +408,17 @@ def process_replace(st, r, out, n):
     return n
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def process_kill(st, r, out, n):
-    reason, slot = account_gate(st, np.int64(r.account), True)
+    reason, slot = account_gate(st, np.int64(r.account), np.bool_(True))
     if reason != R_NONE:
         return reject(st, out, n, r, reason)
-    o = st.a_head[slot]
+    o = np.int64(st.a_head[slot])
     while o >= 0:
-        nxt = st.o_anext[o]
-        sym = st.o_sym[o]
+        nxt = np.int64(st.o_anext[o])
+        sym = np.int64(st.o_sym[o])
         n = emit(
-            st, out, n, EV_CANCELED, r.msg_seq, sym, st.o_id[o], r.account, st.o_side[o],
+            st, out, n, EV_CANCELED, r.msg_seq, sym, st.o_id[o], r.account, np.int64(st.o_side[o]),
             out_price(st, sym, st.o_price[o]), st.o_leaves[o], 0, 0, R_KILL,
         )
         unlink_resting(st, o)
@@ -429,7 +427,7 @@ def process_kill(st, r, out, n):
     return emit(st, out, n, EV_KILLED, r.msg_seq, SYMBOL_UNKNOWN, 0, r.account, 0, PRICE_NONE, 0, 0, 0, R_NONE)
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def well_formed(r):
     """Enum fields in range; a binary record with garbage is MALFORMED, like a bad CSV row."""
     a = r.action
@@ -443,7 +441,7 @@ def well_formed(r):
     return a == ACTION_CANCEL or a == ACTION_REPLACE or a == ACTION_KILL
 
 
-@njit(**_INLINE)
+@njit(**INLINE)
 def process_one(st, orders, i, out, n_out):
     """Process the record orders[i]; append its events at out[n_out:]; return the new count.
 
@@ -462,7 +460,7 @@ def process_one(st, orders, i, out, n_out):
     return process_kill(st, r, out, n_out)
 
 
-@njit(**_JIT)
+@njit(**API)
 def events_bound(st):
     """Most events one message can ever emit: a sweep of every resting order (two fills
     each) plus ACK and a final CANCELED, or a KILL of them all plus KILLED. Size a live
@@ -470,13 +468,13 @@ def events_bound(st):
     return 2 * st.ctr[C_MAX_ORDERS] + 3
 
 
-@njit(**_JIT)
+@njit(**API)
 def events_needed(st):
     """Most events the next message can emit, given how many orders rest now."""
     return 2 * st.ctr[C_RESTING] + 3
 
 
-@njit(**_JIT)
+@njit(**API)
 def process_batch(st, orders, start, stop, out, n_out):
     """Process orders[start:stop] while out has room for the next message's worst case.
 

@@ -12,6 +12,7 @@ price x qty never overflows.
 import numpy as np
 from numba import njit
 
+from engine.jit import HOT
 from engine.records import (
     R_MAX_NOTIONAL,
     R_MAX_OPEN_ORDERS,
@@ -21,14 +22,11 @@ from engine.records import (
     SIDE_BUY,
 )
 
-# _nrt=False: nothing here allocates, and with reference counting on, every call that is not
-# inlined increfs/decrefs each array of EngineState (~650 ns a call; docs/benchmarks.md).
-_JIT = dict(cache=True, nogil=True, boundscheck=False, _nrt=False)
 
 NS_PER_SEC = np.uint64(1_000_000_000)
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def check_rate(st, slot, ts):
     """Check 2: one counter per account, restarted whenever the 1-second bucket changes."""
     bucket = np.int64(np.uint64(ts) // NS_PER_SEC)
@@ -42,12 +40,12 @@ def check_rate(st, slot, ts):
     return R_NONE
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def max_order_qty(st, slot):
     return st.prof_max_qty[st.a_prof[slot]]
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def check_exposure(st, slot, sym, side, value_price, qty, own_leaves):
     """Checks 8 and 9: MAX_NOTIONAL at value_price (ticks), then MAX_POSITION.
 
@@ -67,7 +65,7 @@ def check_exposure(st, slot, sym, side, value_price, qty, own_leaves):
     return R_NONE
 
 
-@njit(**_JIT)
+@njit(**HOT)
 def check_open_orders(st, slot):
     """Check 10: the account already has max_open_orders resting."""
     limit = st.prof_max_open[st.a_prof[slot]]
