@@ -21,7 +21,6 @@ import numpy as np
 from hdrh.histogram import HdrHistogram
 from numba import njit
 
-from engine.api import Venue
 from engine.codec import EventWriter, Flow, parse_flow_bytes, write_flow_csv
 from engine.config import VenueConfig, load_venue
 from engine.gen import generate
@@ -32,6 +31,7 @@ from offload.atomics import rdtsc, tsc_ghz
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test kit, when run as a script
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from testkit.books import fresh_book, fresh_venue  # noqa: E402
 from testkit.latency import jitter_ns  # noqa: E402
 
 N = 200_000
@@ -114,7 +114,7 @@ def test_matcher_batch(benchmark):
         # previous round's events are hashed here, before the round overwrites them.
         if results:
             digests.append(hashlib.sha256(out[: results[-1][1]].tobytes()).hexdigest())
-        return (Venue(venue).state, orders, 0, len(orders), out, 0), {}
+        return (fresh_book(venue), orders, 0, len(orders), out, 0), {}
 
     def run(*args):
         r = process_batch(*args)
@@ -160,7 +160,7 @@ def test_matcher_latency_percentiles(benchmark):
     out = np.zeros(1 << 16, EVENT_DTYPE)
     lat = np.zeros(len(orders), np.int64)
     timed = flush_if_engine_changed(_timed_batch, "bench_matcher_timed_batch")  # it inlines the matcher
-    timed(Venue(venue).state, orders[:1000], out, lat)  # compile / load cache
+    timed(fresh_book(venue), orders[:1000], out, lat)  # compile / load cache
     ghz = tsc_ghz()
     counts = []
 
@@ -169,7 +169,7 @@ def test_matcher_latency_percentiles(benchmark):
         counts.append(n_ev)
         return n_ev
 
-    benchmark.pedantic(run, setup=lambda: ((Venue(venue).state, orders, out, lat), {}), rounds=3, iterations=1)
+    benchmark.pedantic(run, setup=lambda: ((fresh_book(venue), orders, out, lat), {}), rounds=3, iterations=1)
     # one message at a time, the buffer reused: the event count is what can be checked
     assert counts == [case.ref_events] * len(counts), (
         f"per-message run: {counts} events, the reference gives {case.ref_events:,} on the same flow")
@@ -209,7 +209,7 @@ def _engine_round(case: Case) -> tuple[float, float, str]:
     """tickbook's CSV path (engine.api.replay_csv_text minus building the venue): the same CSV
     text parsed (engine.codec), matched (process_batch), events formatted as CSV text.
     Returns (end-to-end seconds, seconds of the parse, text)."""
-    v = Venue(case.venue)  # outside the timing (~90 MiB of book arrays)
+    v = fresh_venue(case.venue)  # outside the timing (~90 MiB of book arrays)
     t0 = time.perf_counter()
     flow = parse_flow_bytes(case.data, case.venue, "<bench flow>")
     t1 = time.perf_counter()
@@ -221,7 +221,7 @@ def _engine_round(case: Case) -> tuple[float, float, str]:
 
 def _match_round(case: Case, out: np.ndarray) -> tuple[float, tuple]:
     """The matching step alone: process_batch on the records already parsed."""
-    v = Venue(case.venue)
+    v = fresh_venue(case.venue)
     orders = case.flow.orders
     t0 = time.perf_counter()
     r = process_batch(v.state, orders, 0, len(orders), out, 0)

@@ -3,7 +3,8 @@
 This module owns every account column of EngineState and the only code that writes them,
 apart from the rate counter that check 2 keeps (risk.py):
 
-- a_key/a_val: open addressing from account id to slot (Fibonacci hash, linear probing).
+- a_key/a_val: open addressing from account id to slot (Fibonacci hash, linear probing);
+  a_key holds the id + 1, so that a zeroed bucket is empty.
   Accounts are never removed, so there is no deletion and no tombstone;
 - per slot: id, limit profile, disabled flag, rate bucket and count, resting orders and the
   oldest and newest of them (a second list through the order pool, o_aprev/o_anext, in
@@ -36,28 +37,32 @@ N_A_CTR = 3
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
-def account_columns(n_acct: int, n_sym: int, table_size: int, has_default: bool) -> dict[str, np.ndarray]:
-    """The account columns of EngineState, empty: n_acct slots, a hash table of table_size
-    buckets (a power of two above n_acct, so a probe always ends at an empty bucket)."""
-    a_ctr = np.zeros(N_A_CTR, np.int64)
-    a_ctr[A_HAS_DEFAULT] = 1 if has_default else 0
-    a_ctr[A_MAX] = n_acct
+def account_layout(n_acct: int, n_sym: int, table_size: int) -> dict[str, tuple[tuple[int, ...], type]]:
+    """Shape and dtype of each account column of EngineState: n_acct slots, a hash table of
+    table_size buckets (a power of two above n_acct, so a probe always ends at an empty
+    bucket). Every column starts zeroed; a slot's fields are set when it is tracked."""
     return dict(
-        a_ctr=a_ctr,
-        a_key=np.full(table_size, -1, np.int64),
-        a_val=np.full(table_size, -1, np.int32),
-        a_id=np.full(n_acct, -1, np.int64),
-        a_prof=np.zeros(n_acct, np.int32),
-        a_disabled=np.zeros(n_acct, np.int8),
-        a_bucket=np.full(n_acct, -1, np.int64),
-        a_count=np.zeros(n_acct, np.int64),
-        a_open=np.zeros(n_acct, np.int64),
-        a_head=np.full(n_acct, -1, np.int32),
-        a_tail=np.full(n_acct, -1, np.int32),
-        pos=np.zeros((n_acct, n_sym), np.int64),
-        open_buy=np.zeros((n_acct, n_sym), np.int64),
-        open_sell=np.zeros((n_acct, n_sym), np.int64),
+        a_ctr=((N_A_CTR,), np.int64),
+        a_key=((table_size,), np.int64),
+        a_val=((table_size,), np.int32),
+        a_id=((n_acct,), np.int64),
+        a_prof=((n_acct,), np.int32),
+        a_disabled=((n_acct,), np.int8),
+        a_bucket=((n_acct,), np.int64),
+        a_count=((n_acct,), np.int64),
+        a_open=((n_acct,), np.int64),
+        a_head=((n_acct,), np.int32),
+        a_tail=((n_acct,), np.int32),
+        pos=((n_acct, n_sym), np.int64),
+        open_buy=((n_acct, n_sym), np.int64),
+        open_sell=((n_acct, n_sym), np.int64),
     )
+
+
+def init_accounts(st, has_default: bool) -> None:
+    """The table's counters; its buckets start empty (zero), slots are set by track_account."""
+    st.a_ctr[A_HAS_DEFAULT] = 1 if has_default else 0
+    st.a_ctr[A_MAX] = len(st.a_id)
 
 
 def track_listed(st, listed_ids, prof_enabled) -> None:
@@ -76,9 +81,9 @@ def find_account(st, acct_id):
     mask = len(st.a_val) - 1
     i = np.int64(((np.uint64(acct_id) * _GOLDEN) >> np.uint64(17)) & np.uint64(mask))
     while True:
-        if st.a_key[i] < 0:
+        if st.a_key[i] == 0:
             return -1
-        if st.a_key[i] == acct_id:
+        if st.a_key[i] == acct_id + 1:
             return np.int64(st.a_val[i])
         i = (i + 1) & mask
 
@@ -91,12 +96,14 @@ def track_account(st, acct_id, profile):
         return -1
     mask = len(st.a_val) - 1
     i = np.int64(((np.uint64(acct_id) * _GOLDEN) >> np.uint64(17)) & np.uint64(mask))
-    while st.a_key[i] >= 0:
+    while st.a_key[i] != 0:
         i = (i + 1) & mask
-    st.a_key[i] = acct_id
+    st.a_key[i] = acct_id + 1
     st.a_val[i] = n
     st.a_id[n] = acct_id
     st.a_prof[n] = profile
+    st.a_head[n] = -1  # no resting orders
+    st.a_tail[n] = -1
     st.a_ctr[A_TRACKED] = n + 1
     return n
 

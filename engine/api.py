@@ -45,9 +45,11 @@ def as_venue(venue: VenueConfig | str | Path | None) -> VenueConfig:
 class Venue:
     """One matcher state; messages submitted in several calls continue the same run."""
 
-    def __init__(self, venue: VenueConfig | str | Path | None = None):
+    def __init__(self, venue: VenueConfig | str | Path | None = None, n_messages: int | None = 0):
+        """n_messages: the size of the flow to come, if known; the state's pages that it can
+        reach are touched now (engine/state.py, make_state), so matching pays no page faults."""
         self.config = as_venue(venue)
-        self.state = make_state(self.config)
+        self.state = make_state(self.config, n_messages)
         # zeros: emit never writes the reserved bytes, which must stay zero
         self._out = np.zeros(DEFAULT_EVENT_CHUNK, EVENT_DTYPE)
 
@@ -162,7 +164,7 @@ def warm_up(venue: VenueConfig | str | Path | None = None) -> float:
 
 def replay_records(orders: np.ndarray, venue: VenueConfig | str | Path | None = None) -> np.ndarray:
     """A fresh venue, the orders through it, every event back."""
-    return Venue(venue).submit(orders)
+    return Venue(venue, n_messages=len(orders)).submit(orders)
 
 
 def replay_csv_text(flow_text: str, venue_toml_text: str | None = None) -> str:

@@ -15,7 +15,7 @@ from numba.extending import intrinsic
 from engine.fifo import link_last, unlink
 from engine.jit import API, HOT
 from engine.records import SIDE_BUY
-from engine.state import C_FREE_TOP, C_LVL_FREE_TOP, C_RESTING
+from engine.state import C_FREE_TOP, C_LVL_FREE_TOP, C_LVL_UNUSED, C_RESTING, C_UNUSED
 
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -25,7 +25,7 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 # already in cache most of the time, where a hash of every id costs a miss per NEW.
 _BLOCK_BITS = np.uint64(3)
 _BLOCK_MASK = np.uint64(7)
-ID_EMPTY = -1
+ID_EMPTY = 0  # a zeroed table is empty, so its pages are only touched when used
 
 
 @njit(**HOT)
@@ -36,7 +36,7 @@ def hash_u64(key):
 
 
 # --- id -> order slot -------------------------------------------------------------------
-# id_tab[i, 0] is the id (its uint64 bits as int64), id_tab[i, 1] the order slot or
+# id_tab[i, 0] is the id (its uint64 bits as int64), id_tab[i, 1] the order slot + 1, or
 # ID_EMPTY: key and value on the same cache line, one miss per probe at most.
 
 
@@ -84,7 +84,7 @@ def id_find(st, order_id):
         if v == ID_EMPTY:
             return -1
         if st.id_tab[i, 0] == key:
-            return v
+            return v - 1
         i = (i + 1) & mask
 
 
@@ -95,7 +95,7 @@ def id_insert(st, order_id, slot):
     while st.id_tab[i, 1] != ID_EMPTY:
         i = (i + 1) & mask
     st.id_tab[i, 0] = np.int64(order_id)
-    st.id_tab[i, 1] = slot
+    st.id_tab[i, 1] = slot + 1
 
 
 @njit(**API)
@@ -173,9 +173,7 @@ def best_level(st, book):
 @njit(**HOT)
 def add_level(st, book, side, price):
     """A new empty level at `price`; the caller has checked the ladder has room."""
-    top = st.ctr[C_LVL_FREE_TOP] - 1
-    st.ctr[C_LVL_FREE_TOP] = top
-    lvl = st.l_free[top]
+    lvl = take_slot(st.ctr, C_LVL_FREE_TOP, C_LVL_UNUSED, st.l_free)
     st.l_price[lvl] = price
     st.l_qty[lvl] = 0
     st.l_head[lvl] = -1
@@ -210,11 +208,22 @@ def remove_level(st, book, side, lvl):
 
 
 @njit(**HOT)
+def take_slot(ctr, top_at, unused_at, free):
+    """A pool slot: the last one freed, else the next never used (slots are handed out
+    0, 1, 2, ... so a pool's pages are touched only as far as it has been used)."""
+    top = ctr[top_at]
+    if top > 0:
+        ctr[top_at] = top - 1
+        return np.int64(free[top - 1])
+    slot = ctr[unused_at]
+    ctr[unused_at] = slot + 1
+    return slot
+
+
+@njit(**HOT)
 def alloc_order(st):
-    top = st.ctr[C_FREE_TOP] - 1
-    st.ctr[C_FREE_TOP] = top
     st.ctr[C_RESTING] += 1
-    return np.int64(st.o_free[top])
+    return take_slot(st.ctr, C_FREE_TOP, C_UNUSED, st.o_free)
 
 
 @njit(**HOT)

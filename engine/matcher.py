@@ -5,8 +5,12 @@
 is one matcher. Checks run in the rulebook's order (docs/rulebook.md, section 4).
 """
 
+import sys
+
 import numpy as np
 from numba import njit
+
+from engine import accounts, book, fifo, risk
 
 from engine.accounts import account_gate, add_open, disable_account, join_account, leave_account, on_fill
 from engine.book import (
@@ -25,6 +29,7 @@ from engine.book import (
     remove_level,
 )
 from engine.jit import API, HOT, INLINE
+from engine.jitcache import flush_engine_if_changed
 from engine.records import (
     ACTION_CANCEL,
     ACTION_KILL,
@@ -488,3 +493,7 @@ def process_batch(st, orders, start, stop, out, n_out):
         n_out = process_one(st, orders, i, out, n_out)
         i += 1
     return i, n_out
+
+
+# Cached code here holds the helpers of book.py, accounts.py, ... (engine/jitcache.py).
+flush_engine_if_changed([fifo, book, accounts, risk, sys.modules[__name__]])

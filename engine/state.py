@@ -1,13 +1,16 @@
 """The matcher's whole state: one NamedTuple of preallocated numpy arrays.
 
-Sizes come from the venue's `[engine]` capacities; nothing grows after `make_state`.
+Sizes come from the venue's `[engine]` capacities; nothing grows after `make_state`. Every
+column is allocated zeroed, so the kernel maps its pages on first use: a venue sized for
+millions of orders costs only what its flow touches (docs/performance.md#memory).
 A NamedTuple of arrays is what Numba caches well; a call that is not inlined passes every
 array's fields on the stack, which is why the matcher's handlers are inlined (matcher.py).
 
 Structures (all linked by int32/int64 indices, -1 = none):
-- order pool: per-order columns, a free stack, FIFO links within a price level and a
-  second list per account in acceptance order (KILL walks it);
-- id table: (id, slot) pairs in one array, open addressing with linear probing and
+- order pool: per-order columns, FIFO links within a price level and a second list per
+  account in acceptance order (KILL walks it); slots are handed out from a high-water mark
+  (C_UNUSED) and freed ones reused first from a stack (book.take_slot);
+- id table: (id, slot + 1) pairs in one array, 0 = empty, open addressing with linear probing and
   backward-shift deletion, 2x the pool, power of two, so a probe run stays short and
   never fills; runs of 8 consecutive ids share a block (book.py, hash_u64);
 - price levels: a pool of levels and, per symbol and side, a ladder of level indices
@@ -20,21 +23,25 @@ Structures (all linked by int32/int64 indices, -1 = none):
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from engine.accounts import account_columns, track_listed
-from engine.config import VenueConfig, profile_tables
+from engine.accounts import account_layout, init_accounts, track_listed
+from engine.config import ConfigError, VenueConfig, profile_tables
 
 # ctr[] slots
 C_SEQ = 0  # last event seq written
 C_RESTING = 1  # orders resting now
-C_FREE_TOP = 2  # entries on the order free stack
-C_LVL_FREE_TOP = 3  # entries on the level free stack
+C_FREE_TOP = 2  # order slots on the free stack (freed, to be reused first)
+C_LVL_FREE_TOP = 3  # level slots on the free stack
 C_MAX_LEVELS = 4
 C_MAX_ORDERS = 5
-N_CTR = 6  # the account table's counters are a_ctr (engine/accounts.py)
+C_UNUSED = 6  # order slots handed out so far; slots from here on were never used
+C_LVL_UNUSED = 7
+N_CTR = 8  # the account table's counters are a_ctr (engine/accounts.py)
 
 
 class EngineState(NamedTuple):
@@ -91,80 +98,119 @@ class EngineState(NamedTuple):
     open_sell: np.ndarray
 
 
+PROFILE_COLUMNS = ("prof_max_qty", "prof_max_pos", "prof_max_open", "prof_max_rate", "prof_enabled", "prof_notional")
+
+
 def _pow2_at_least(n: int) -> int:
     return 1 << max(4, (n - 1).bit_length())
 
 
-def _empty_id_table(size: int) -> np.ndarray:
-    tab = np.zeros((size, 2), np.int64)
-    tab[:, 1] = -1
-    return tab
-
-
-def _prefault(st: EngineState) -> None:
-    """Touch every page now: np.zeros maps pages lazily, and a page fault (a 2 MiB huge
-    page is cleared on first write) must not land on the first orders that reach them."""
-    for a in st:
-        flat = a.reshape(-1)
-        step = max(1, 4096 // a.itemsize)
-        flat[::step] = flat[::step]
-
-
-def make_state(venue: VenueConfig) -> EngineState:
+def _layout(venue: VenueConfig) -> dict[str, tuple[tuple[int, ...], type, str]]:
+    """Shape, dtype and the `[engine]` capacity it grows with, for every column."""
     n_sym = len(venue.symbols)
-    n_ord, n_lvl_side, n_acct = venue.max_orders, venue.max_levels, venue.max_accounts
+    n_ord, n_acct = venue.max_orders, venue.max_accounts
     # A side can never hold more levels than orders.
-    n_lvl_side = min(n_lvl_side, n_ord)
+    n_lvl_side = min(venue.max_levels, n_ord)
     n_lvl = min(n_sym * 2 * n_lvl_side, n_ord)
-    id_size = _pow2_at_least(2 * n_ord)
-    acct_size = _pow2_at_least(2 * n_acct)
-    prof = profile_tables(venue)
-
-    ctr = np.zeros(N_CTR, np.int64)
-    ctr[C_FREE_TOP] = n_ord
-    ctr[C_LVL_FREE_TOP] = n_lvl
-    ctr[C_MAX_LEVELS] = venue.max_levels
-    ctr[C_MAX_ORDERS] = n_ord
-
-    def full(n, v, dt=np.int64):
-        return np.full(n, v, dt)
-
-    st = EngineState(
-        ctr=ctr,
-        sym_tick=np.array([s.tick_units for s in venue.symbols], np.int64),
-        sym_band_bps=np.array([s.band_bps for s in venue.symbols], np.int64),
-        sym_ref=np.array([s.ref_ticks for s in venue.symbols], np.int64),
-        prof_max_qty=prof["prof_max_qty"],
-        prof_max_pos=prof["prof_max_pos"],
-        prof_max_open=prof["prof_max_open"],
-        prof_max_rate=prof["prof_max_rate"],
-        prof_enabled=prof["prof_enabled"],
-        prof_notional=prof["prof_notional"],
-        o_id=np.zeros(n_ord, np.uint64),
-        o_price=np.zeros(n_ord, np.int64),
-        o_leaves=np.zeros(n_ord, np.int64),
-        o_acct=full(n_ord, -1, np.int32),
-        o_sym=np.zeros(n_ord, np.int32),
-        o_side=np.zeros(n_ord, np.int8),
-        o_tif=np.zeros(n_ord, np.int8),
-        o_level=full(n_ord, -1, np.int32),
-        o_prev=full(n_ord, -1, np.int32),
-        o_next=full(n_ord, -1, np.int32),
-        o_aprev=full(n_ord, -1, np.int32),
-        o_anext=full(n_ord, -1, np.int32),
-        # Free stacks pop from the top; filling them in reverse hands out slot 0 first.
-        o_free=np.arange(n_ord - 1, -1, -1, dtype=np.int32),
-        id_tab=_empty_id_table(id_size),
-        l_price=np.zeros(n_lvl, np.int64),
-        l_qty=np.zeros(n_lvl, np.int64),
-        l_head=full(n_lvl, -1, np.int32),
-        l_tail=full(n_lvl, -1, np.int32),
-        l_free=np.arange(n_lvl - 1, -1, -1, dtype=np.int32),
-        ladder=full((n_sym * 2, n_lvl_side), -1, np.int32).reshape(n_sym * 2, n_lvl_side),
-        ladder_n=np.zeros(n_sym * 2, np.int64),
-        **account_columns(n_acct, n_sym, acct_size, venue.default_account is not None),
+    orders = dict(
+        o_id=np.uint64, o_price=np.int64, o_leaves=np.int64, o_acct=np.int32, o_sym=np.int32,
+        o_side=np.int8, o_tif=np.int8, o_level=np.int32, o_prev=np.int32, o_next=np.int32,
+        o_aprev=np.int32, o_anext=np.int32, o_free=np.int32,
     )
-    _prefault(st)
+    levels = dict(l_price=np.int64, l_qty=np.int64, l_head=np.int32, l_tail=np.int32, l_free=np.int32)
+    layout = {"ctr": ((N_CTR,), np.int64, "")}
+    layout |= {k: ((n_sym,), np.int64, "") for k in ("sym_tick", "sym_band_bps", "sym_ref")}
+    layout |= {k: (a.shape, a.dtype, "") for k, a in profile_tables(venue).items() if k in PROFILE_COLUMNS}
+    layout |= {k: ((n_ord,), dt, "max_orders") for k, dt in orders.items()}
+    layout["id_tab"] = ((_pow2_at_least(2 * n_ord), 2), np.int64, "max_orders")
+    layout |= {k: ((n_lvl,), dt, "max_levels") for k, dt in levels.items()}
+    layout["ladder"] = ((n_sym * 2, n_lvl_side), np.int32, "max_levels")
+    layout["ladder_n"] = ((n_sym * 2,), np.int64, "")
+    accounts = account_layout(n_acct, n_sym, _pow2_at_least(2 * n_acct))
+    layout |= {k: (shape, dt, "max_accounts") for k, (shape, dt) in accounts.items()}
+    assert list(layout) == list(EngineState._fields)
+    return layout
+
+
+def state_bytes(venue: VenueConfig) -> dict[str, int]:
+    """Bytes of state the venue's capacities reserve, by `[engine]` key ('' = the rest)."""
+    by_key: dict[str, int] = {}
+    for shape, dt, key in _layout(venue).values():
+        by_key[key] = by_key.get(key, 0) + int(np.prod(shape, dtype=np.int64)) * np.dtype(dt).itemsize
+    return by_key
+
+
+def machine_memory() -> int:
+    """Physical memory in bytes (the cgroup's limit when lower, as in a container)."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit.isdigit():
+            total = min(total, int(limit))
+    except OSError:
+        pass
+    return total
+
+
+def check_fits(venue: VenueConfig) -> None:
+    """Refuse capacities whose state could not fit in this machine's memory, naming the key
+    that reserves the most. The columns are allocated zeroed and touched only as they are
+    used, so a small flow costs little whatever the capacities; this check is for the flow
+    that would use them."""
+    by_key = state_bytes(venue)
+    total, avail = sum(by_key.values()), machine_memory()
+    if total > avail:
+        key = max((k for k in by_key if k), key=by_key.__getitem__)
+        raise ConfigError(
+            f"{venue.source}: [engine] {key} = {getattr(venue, key):,}: the venue's state would need "
+            f"{total / 2**30:,.1f} GiB ({by_key[key] / 2**30:,.1f} GiB for {key}), more than this "
+            f"machine's {avail / 2**30:,.1f} GiB of memory"
+        )
+
+
+def prefault(st: EngineState, venue: VenueConfig, n_messages: int | None = None) -> None:
+    """Touch now the pages that a flow of n_messages can reach (all of them for None):
+    np.zeros maps pages lazily, and a page fault (a 2 MiB huge page is cleared on first
+    write) should land neither on the first orders that reach a page nor in the matcher's
+    timings. The live engine touches everything; a replay, what its flow can use."""
+    layout = _layout(venue)
+    for name, a in zip(EngineState._fields, st):
+        key = layout[name][2]
+        if n_messages is None or key == "max_accounts" or not key:
+            part = a
+        elif name == "id_tab":
+            # ids land anywhere in the table, 8 consecutive ids to a line: a flow of
+            # more than rows / 32 messages reaches most of its pages
+            part = a if n_messages * 32 >= len(a) else a[:0]
+        elif name == "ladder":
+            part = a[:, : min(n_messages, a.shape[1])]
+        else:
+            part = a[: min(n_messages, len(a))]
+        flat = part.reshape(-1) if part.flags.c_contiguous else part
+        step = max(1, 4096 // a.itemsize)
+        if flat.ndim == 1:
+            flat[::step] += 0  # a write: a read would map the shared zero page
+        else:
+            flat[:, ::step] += 0
+
+
+def make_state(venue: VenueConfig, n_messages: int | None = 0) -> EngineState:
+    """An empty book for the venue. Every column is allocated zeroed (pages are mapped on
+    first use), then the pages a flow of n_messages can reach are touched (prefault):
+    0 touches nothing, None everything (the live engine)."""
+    check_fits(venue)
+    st = EngineState(**{name: np.zeros(shape, dt) for name, (shape, dt, _) in _layout(venue).items()})
+    prof = profile_tables(venue)
+    for name in PROFILE_COLUMNS:
+        getattr(st, name)[...] = prof[name]
+    st.sym_tick[:] = [s.tick_units for s in venue.symbols]
+    st.sym_band_bps[:] = [s.band_bps for s in venue.symbols]
+    st.sym_ref[:] = [s.ref_ticks for s in venue.symbols]
+    st.ctr[C_MAX_LEVELS] = venue.max_levels
+    st.ctr[C_MAX_ORDERS] = venue.max_orders
+    init_accounts(st, venue.default_account is not None)
+    if n_messages != 0:
+        prefault(st, venue, n_messages)
     track_listed(st, prof["listed_ids"], prof["prof_enabled"])
     return st
 

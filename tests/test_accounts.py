@@ -74,7 +74,7 @@ def _check_accounts(st, accepted_at: dict[int, int]) -> int:
     resting = _resting_by_walking_the_book(st)
     assert len(resting) == st.ctr[C_RESTING]
     n_acct = int(st.a_ctr[A_TRACKED])
-    assert int((st.a_key >= 0).sum()) == n_acct
+    assert int((st.a_key != 0).sum()) == n_acct
     for slot in range(n_acct):
         assert find_account(st, st.a_id[slot]) == slot
     n_sym = st.pos.shape[1]

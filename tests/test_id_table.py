@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.book import id_delete, id_find, id_insert
+from engine.book import ID_EMPTY, id_delete, id_find, id_insert
 from engine.config import load_venue
 from engine.state import make_state
 
@@ -23,7 +23,7 @@ def _state():
 def _check(state, live):
     for oid, slot in live.items():
         assert id_find(state, np.uint64(oid)) == slot
-    assert int((state.id_tab[:, 1] >= 0).sum()) == len(live)
+    assert int((state.id_tab[:, 1] != ID_EMPTY).sum()) == len(live)
 
 
 PATTERNS = st.sampled_from(

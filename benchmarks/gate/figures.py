@@ -42,12 +42,13 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from engine.api import Venue, warm_up
+from engine.api import warm_up
 from engine.config import load_venue
 from engine.jitcache import flush_if_engine_changed
 from engine.matcher import process_batch, process_one
 from engine.records import EVENT_DTYPE, ORDER_DTYPE
 from offload.atomics import rdtsc, tsc_ghz
+from testkit.books import fresh_book
 from testkit.latency import histogram, jitter_ns
 
 ROUNDS = 9
@@ -113,7 +114,7 @@ def _matcher(inputs: Path, inject: float) -> dict:
     ghz = tsc_ghz()
 
     def batch(extra_ticks: int) -> tuple[float, int]:
-        st = Venue(venue).state  # a fresh book, built outside the timing
+        st = fresh_book(venue)  # a fresh book, built outside the timing
         t0 = time.perf_counter()
         done, k = process_batch(st, orders, 0, n, out, 0)
         if extra_ticks:
@@ -139,8 +140,8 @@ def _matcher(inputs: Path, inject: float) -> dict:
     timed = flush_if_engine_changed(_per_message, "gate_figures_per_message")
     lat = np.zeros(n, np.int64)
     ring = np.zeros(1 << 12, EVENT_DTYPE)
-    timed(Venue(venue).state, orders[:1000], ring, lat[:1000], 0)  # load the compiled code
-    k1 = timed(Venue(venue).state, orders, ring, lat, extra)
+    timed(fresh_book(venue), orders[:1000], ring, lat[:1000], 0)  # load the compiled code
+    k1 = timed(fresh_book(venue), orders, ring, lat, extra)
     if k1 != k:
         raise SystemExit(f"per-message loop gave {k1} events, the batch {k}: the figures would time different work")
     return {

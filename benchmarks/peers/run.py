@@ -109,13 +109,13 @@ def _replay(st, records, out) -> None:
 def time_tickbook(records, venue, rounds: int) -> dict:
     """Median of `rounds` timed replays, each on a fresh book built before the clock starts."""
     from engine.records import EVENT_DTYPE
-    from engine.state import make_state
+    from testkit.books import fresh_book
 
     out = np.zeros(EVENT_CHUNK, EVENT_DTYPE)
-    _replay(make_state(venue), records[: min(len(records), 10_000)], out)  # compile or load the cache; fault in out
+    _replay(fresh_book(venue), records[: min(len(records), 10_000)], out)  # compile or load the cache; fault in out
     secs = []
     for _ in range(rounds):
-        st = make_state(venue)
+        st = fresh_book(venue)
         t0 = time.perf_counter()
         _replay(st, records, out)
         secs.append(time.perf_counter() - t0)

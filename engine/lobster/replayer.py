@@ -122,7 +122,7 @@ def replay(data: LobsterData, conv: Conversion, venue=None) -> Replay:
     """Replay conv.orders on a fresh engine state (venue: venue_toml(data) unless given)."""
     if venue is None:
         venue = parse_venue(venue_toml(data, max_orders=max(1024, int(len(conv.orders)) + 16)), "<lobster venue>")
-    st = make_state(venue)
+    st = make_state(venue, len(conv.orders))
     fn = _replay_fn()
     out = np.zeros(2 * len(conv.orders) + 8, EVENT_DTYPE)
     fills = np.zeros((len(conv.orders) + 1, 4), np.int64)
