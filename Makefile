@@ -11,6 +11,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	@# compile once for every caller (batch replay, live engine): later starts load the cache
+	$(BIN)/tickbook compile
 	touch $(STAMP)
 
 run: $(STAMP)
