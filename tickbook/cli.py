@@ -26,7 +26,11 @@ PROGRESS_EVERY = 1 << 18  # messages between progress lines on long flows
 
 
 def _venue(args) -> VenueConfig:
-    return load_venue(args.config)
+    from engine.state import check_fits
+
+    venue = load_venue(args.config)
+    check_fits(venue)  # capacities beyond this machine's memory: one line, before any work
+    return venue
 
 
 @contextmanager
@@ -52,7 +56,7 @@ def replay_flow(flow, venue: VenueConfig, fh, progress: bool):
     from engine.api import Venue
     from engine.codec import EventWriter
 
-    v = Venue(venue)
+    v = Venue(venue, n_messages=len(flow.orders))
     summary = Summary()
     writer = EventWriter(fh, venue, flow) if fh is not None else None
 
@@ -87,7 +91,7 @@ def time_matcher(flow, venue: VenueConfig) -> float:
     """Seconds the matcher alone takes on the flow (events kept in memory, not written)."""
     from engine.api import Venue
 
-    v = Venue(venue)
+    v = Venue(venue, n_messages=len(flow.orders))
     t0 = time.perf_counter()
     v.process(flow.orders, lambda ev: None)
     return time.perf_counter() - t0
@@ -235,6 +239,7 @@ SERVERS = {
     "engine": ("offload.engine_process", "main", "run the pinned engine process on shared-memory rings"),
     "gateway": ("offload.gateway", "main", "run the pyzmq gateway (ROUTER orders, PUB market data) on an engine's rings"),
     "bridge": ("hdl.sim.bridge", "main", "run the hardware bridge (the Verilog book in Icarus) on a hardware segment"),
+    "compile": ("tickbook.precompile", "main", "compile the matcher for every caller into Numba's cache, once"),
 }
 
 
