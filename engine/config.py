@@ -6,6 +6,8 @@ integers (ticks, 1e-8 price units, quantities). Errors name the file and the key
 
 from __future__ import annotations
 
+import json
+import re
 import tomllib
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -93,6 +95,14 @@ def _int(value, where: str, lo: int = 0, hi: int = 2**63 - 1) -> int:
     return value
 
 
+def _shown(key: str) -> str:
+    """A TOML key as an error message shows it: bare, or quoted as TOML would, escapes included
+    (a raw "A\\nB" would break the message's one line)."""
+    if re.fullmatch(r"[A-Za-z0-9_-]+", key):
+        return key
+    return json.dumps(key, ensure_ascii=not key.isprintable())
+
+
 def _keys(table, allowed: set[str], where: str) -> None:
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: expected a table")
@@ -166,7 +176,7 @@ def parse_venue(text: str, source: str = "<string>") -> VenueConfig:
     symbols = []
     for name, table in symbols_t.items():
         if not name or "," in name or not name.isprintable():
-            raise ConfigError(f"{source}: [symbols.{name}]: a symbol name must be printable, without commas")
+            raise ConfigError(f"{source}: [symbols.{_shown(name)}]: a symbol name must be printable, without commas")
         symbols.append(_symbol(name, table, source))
 
     accounts_t = doc.get("accounts", {})
@@ -179,10 +189,16 @@ def parse_venue(text: str, source: str = "<string>") -> VenueConfig:
     for key, table in accounts_t.items():
         if key == "default":
             continue
-        where = f"{source}: [accounts.{key}]"
-        if not key.isdigit() or int(key) > 2**32 - 1:
-            raise ConfigError(f"{where}: an account id is an unsigned 32-bit integer")
-        accounts[int(key)] = _limits(table, default or AccountLimits(), where)
+        where = f"{source}: [accounts.{_shown(key)}]"
+        # ASCII digits only, as an account field of the flow (rulebook section 3): str.isdigit()
+        # also takes "²" (which int() refuses) and "٣" (which int() reads as 3)
+        digits = key.lstrip("0")
+        if not (key.isascii() and key.isdigit()) or len(digits) > 10 or int(digits or "0") > 2**32 - 1:
+            raise ConfigError(f"{where}: an account id is ASCII digits 0-9, at most 2^32 - 1")
+        acct = int(digits or "0")  # not int(key): 5,000 leading zeros are over int()'s digit limit
+        if acct in accounts:  # "7" and "007": one account listed twice, one table would be lost
+            raise ConfigError(f"{where}: account {acct} is listed twice")
+        accounts[acct] = _limits(table, default or AccountLimits(), where)
 
     engine_t = doc.get("engine", {})
     _keys(engine_t, ENGINE_KEYS, f"{source}: [engine]")
@@ -195,9 +211,13 @@ def load_venue(path: str | Path | None = None) -> VenueConfig:
     """Load a venue file, or the built-in venue when path is None."""
     p = Path(path) if path is not None else DEFAULT_VENUE_PATH
     try:
-        text = p.read_text()
+        data = p.read_bytes()
     except OSError as e:
         raise ConfigError(f"{p}: cannot read: {e.strerror}") from None
+    try:
+        text = data.decode("utf-8")  # TOML is UTF-8, whatever the locale says
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") from None
     return parse_venue(text, source=str(p))
 
 

@@ -23,10 +23,15 @@ import uuid
 
 import numpy as np
 
-from engine.records import ACTION_SHUTDOWN, EVENT_DTYPE, ORDER_DTYPE
+from engine.records import ACTION_MALFORMED, ACTION_SHUTDOWN, EVENT_DTYPE, ORDER_DTYPE
 from offload.ring import PeerGone, RingError, RingTimeout, Segment, as_words, nb_pop_words, nb_push_words, ready_path, remove_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class Unanswered(RuntimeError):
+    """The server closed its event ring before taking every record of the flow (a STOP, or a
+    record it took for SHUTDOWN): the messages after that point got no events."""
 
 
 def shutdown_record() -> np.ndarray:
@@ -90,11 +95,21 @@ class Server:
 
 def stream(seg: Segment, orders: np.ndarray, alive, timeout: float = 60.0, shutdown: bool = True) -> np.ndarray:
     """Push every order (then SHUTDOWN) into ring 0 while draining ring 1; return every event
-    once the server closes ring 1. `timeout` bounds any stretch without progress."""
+    once the server closes ring 1, or raise Unanswered when it closed it before taking every
+    record. `timeout` bounds any stretch without progress."""
     r_in, r_out = seg.ring(0), seg.ring(1)
     r_in.register("producer")
     r_out.register("consumer")
-    src = as_words(np.ascontiguousarray(orders))
+    recs = np.ascontiguousarray(orders)
+    control = recs["action"] == ACTION_SHUTDOWN
+    if control.any():
+        # A flow record with action 255 would read as the SHUTDOWN control record and end the
+        # server there. The matcher answers it REJECT MALFORMED from the record's other fields,
+        # as it does action 5 (engine.matcher.well_formed), so it travels as 5: the same events
+        # as batch replay, and the hot loop keeps its one test.
+        recs = recs.copy()
+        recs["action"][control] = ACTION_MALFORMED
+    src = as_words(recs)
     if shutdown:
         src = np.concatenate([src, as_words(shutdown_record())])
     n = len(src)
@@ -102,6 +117,7 @@ def stream(seg: Segment, orders: np.ndarray, alive, timeout: float = 60.0, shutd
     buf = np.empty(r_out.capacity, EVENT_DTYPE)
     bw = as_words(buf)
     head, tail_c = r_in.head(), r_in.tail()
+    first = head  # ring position of orders[0]
     ohead_c, otail = r_out.head(), r_out.tail()
     pushed = 0
     last = time.monotonic()
@@ -131,6 +147,11 @@ def stream(seg: Segment, orders: np.ndarray, alive, timeout: float = 60.0, shutd
                 raise PeerGone(f"server on {seg.name} exited after {pushed} of {n} records")
             if time.monotonic() - last > timeout:
                 raise RingTimeout(f"no progress on {seg.name} for {timeout} s ({pushed} of {n} records pushed)")
+    # ring 0's TAIL moves past a record only once its events are published (docs/offload.md)
+    unanswered = len(recs) - min(max(r_in.tail() - first, 0), len(recs))
+    if unanswered:
+        raise Unanswered(f"server on {seg.name} closed its event ring with {unanswered:,} of "
+                         f"{len(recs):,} messages unanswered")
     return np.concatenate(chunks) if chunks else np.empty(0, EVENT_DTYPE)
 
 
