@@ -47,6 +47,7 @@ from engine.records import (
     TYPE_LIMIT,
     TYPE_MARKET,
 )
+from engine.threads import THREADS, pool
 
 FLOW_HEADER = "ts,account,action,symbol,order_id,side,type,tif,price,qty"
 EVENTS_HEADER = "seq,event,symbol,order_id,account,side,price,qty,leaves,contra_id,detail"
@@ -55,6 +56,12 @@ N_FIELDS = 10
 # _nrt=False: nothing here allocates (callers pass every buffer in), and reference counting
 # would incref/decref the ~20 array arguments on every per-row and per-field call.
 _JIT = dict(cache=True, nogil=True, _nrt=False)
+
+# Both directions run on every core the process may use (engine/threads.py): a file parses
+# in PARSE_THREADS pieces that end at row ends, events are formatted a block a thread.
+PARSE_THREADS = THREADS
+PARSE_PIECE_MIN = 1 << 20  # below a MiB, one thread: starting others costs more than it saves
+
 
 U64_MAX = np.uint64(0xFFFFFFFFFFFFFFFF)
 U32_MAX = np.uint64(0xFFFFFFFF)
@@ -274,10 +281,10 @@ def _parse_row(buf, s, e, rec, fs, fe, sym_tab, sym_len, atab, alen, stab, slen,
 
 
 @njit(**_JIT)
-def _count_rows(buf, start):
+def _count_rows(buf, start, end):
+    """Rows in buf[start:end] (end is a row's end: a newline's next byte, or len(buf))."""
     n = 0
     j = start
-    end = len(buf)
     while j < end:
         k = j
         while k < end and buf[k] != 10:
@@ -289,14 +296,13 @@ def _count_rows(buf, start):
 
 @njit(**_JIT)
 def parse_rows(
-    buf, start, orders, row_start, row_end, fs, fe, sym_tab, sym_len, atab, alen, stab, slen, ttab, tlen, itab, ilen
+    buf, start, end, n, orders, row_start, row_end, fs, fe, sym_tab, sym_len, atab, alen, stab, slen, ttab, tlen,
+    itab, ilen,
 ):
-    """Parse every data row of buf from byte `start`; msg_seq numbers them from 1.
+    """Parse the rows of buf[start:end] into orders[n:], numbered msg_seq n + 1, ...
     fs/fe (N_FIELDS + 1 each) are scratch for the field bounds of one row."""
-    n = 0
-    j = start
-    end = len(buf)
-    while j < end:
+    while start < end:
+        j = start
         k = j
         while k < end and buf[k] != 10:
             k += 1
@@ -309,7 +315,7 @@ def parse_rows(
         rec.msg_seq = n + 1
         _parse_row(buf, j, e, rec, fs, fe, sym_tab, sym_len, atab, alen, stab, slen, ttab, tlen, itab, ilen)
         n += 1
-        j = k + 1
+        start = k + 1
     return n
 
 
@@ -341,17 +347,32 @@ def parse_flow_bytes(data: bytes, venue: VenueConfig, source: str = "<memory>") 
         raise FlowError(f"{source}: row 1: header must be '{FLOW_HEADER}', got '{shown}'")
     buf = np.frombuffer(data, np.uint8)
     start = len(data) if nl < 0 else nl + 1
-    n = _count_rows(buf, start)
+    # Pieces that end at row ends, parsed side by side (the njit loops release the GIL).
+    cuts = [start]
+    for k in range(1, PARSE_THREADS if len(data) - start >= PARSE_PIECE_MIN else 1):
+        nl_k = data.find(b"\n", max(cuts[-1], start + (len(data) - start) * k // PARSE_THREADS))
+        if nl_k < 0:
+            break
+        cuts.append(nl_k + 1)
+    cuts.append(len(data))
+    pieces = list(zip(cuts[:-1], cuts[1:]))
+    counts = list(pool().map(lambda p: _count_rows(buf, p[0], p[1]), pieces))
+    firsts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    n = int(firsts[-1])
     orders = np.zeros(n, ORDER_DTYPE)
     row_start = np.zeros(n, np.int64)
     row_end = np.zeros(n, np.int64)
     sym_tab, sym_len = symbol_table(venue)
-    fs = np.zeros(N_FIELDS + 1, np.int64)
-    fe = np.zeros(N_FIELDS + 1, np.int64)
-    parse_rows(
-        buf, start, orders, row_start, row_end, fs, fe, sym_tab, sym_len,
-        _ACTION_TAB, _ACTION_LEN, _SIDE_TAB, _SIDE_LEN, _TYPE_TAB, _TYPE_LEN, _TIF_TAB, _TIF_LEN,
-    )
+
+    def parse(k):
+        fs = np.zeros(N_FIELDS + 1, np.int64)
+        fe = np.zeros(N_FIELDS + 1, np.int64)
+        return parse_rows(
+            buf, pieces[k][0], pieces[k][1], firsts[k], orders, row_start, row_end, fs, fe, sym_tab, sym_len,
+            _ACTION_TAB, _ACTION_LEN, _SIDE_TAB, _SIDE_LEN, _TYPE_TAB, _TYPE_LEN, _TIF_TAB, _TIF_LEN,
+        )
+
+    list(pool().map(parse, range(len(pieces))))
     return Flow(orders, buf, row_start, row_end, source)
 
 
@@ -360,16 +381,24 @@ def read_flow(path: str | Path, venue: VenueConfig) -> Flow:
     p = Path(path)
     try:
         if p.suffix == ".npy":
-            arr = np.load(p, allow_pickle=False)
+            with open(p, "rb") as fh:
+                # np.load takes anything without the .npy magic for a pickle (or a zip), and
+                # says so in its own words: ours names the file once
+                if fh.read(6) != b"\x93NUMPY":
+                    raise FlowError(f"{p}: not a .npy file of order records (it does not begin with the .npy magic)")
+                fh.seek(0)
+                arr = np.load(fh, allow_pickle=False)
             if arr.dtype != ORDER_DTYPE:
                 raise FlowError(f"{p}: records of dtype {arr.dtype}, expected tickbook's ORDER_DTYPE")
+            if arr.ndim != 1:  # the matcher takes a 1-D array of records, nothing else
+                raise FlowError(f"{p}: an array of shape {arr.shape}, expected a 1-D array of order records")
             return Flow(np.ascontiguousarray(arr), source=str(p))
         data = p.read_bytes()
     except FlowError:  # a FlowError is a ValueError: ours, already worded, passes through
         raise
     except OSError as e:
         raise FlowError(f"{p}: cannot read: {e.strerror}") from None
-    except ValueError as e:
+    except (ValueError, EOFError) as e:  # a .npy header or body numpy cannot read (cut short)
         raise FlowError(f"{p}: not a readable .npy file: {e}") from None
     return parse_flow_bytes(data, venue, str(p))
 
@@ -534,19 +563,36 @@ class EventWriter:
             longest_row = 0
         # Longest line: numbers (20 digits each), names, and a REJECT's raw fields.
         self.margin = 320 + int(self.sym_len.max()) + longest_row
-        self.buf = np.empty(max(self.CHUNK, 2 * self.margin), np.uint8)
+        size = max(self.CHUNK, 2 * self.margin)
+        self.bufs = [np.empty(size, np.uint8) for _ in range(PARSE_THREADS)]
+        # A block of events that surely fits one buffer: no line is longer than the margin.
+        self.block = size // self.margin
         if header:
             fh.write((EVENTS_HEADER + "\n").encode())
 
+    def _format(self, events, k, start, stop):
+        nxt, nbytes = format_events(
+            events, start, stop, self.bufs[k], self.margin, self.sym_tab, self.sym_len, self.sym_dec,
+            self.raw, self.row_start, self.row_end, self.has_raw,
+            _EVENT_TAB, _EVENT_LEN, _REASON_TAB, _REASON_LEN, _SIDE_TAB, _SIDE_LEN,
+        )
+        assert nxt == stop  # a block never overflows its buffer
+        return nbytes
+
     def write(self, events: np.ndarray) -> None:
+        """Format events as CSV lines, a block a thread, and write the blocks in order."""
         i, n = 0, len(events)
         while i < n:
-            i, nbytes = format_events(
-                events, i, n, self.buf, self.margin, self.sym_tab, self.sym_len, self.sym_dec,
-                self.raw, self.row_start, self.row_end, self.has_raw,
-                _EVENT_TAB, _EVENT_LEN, _REASON_TAB, _REASON_LEN, _SIDE_TAB, _SIDE_LEN,
-            )
-            self.fh.write(self.buf[:nbytes].tobytes())
+            blocks = []
+            while i < n and len(blocks) < len(self.bufs):
+                blocks.append((len(blocks), i, min(n, i + self.block)))
+                i = blocks[-1][2]
+            if len(blocks) == 1:
+                sizes = [self._format(events, *blocks[0])]
+            else:
+                sizes = list(pool().map(lambda b: self._format(events, *b), blocks))
+            for (k, _, _), nbytes in zip(blocks, sizes):
+                self.fh.write(memoryview(self.bufs[k])[:nbytes])
 
 
 # --- order records -> flow CSV (for `tickbook gen` and converters) ------------------------
