@@ -36,29 +36,79 @@ def _venue(args) -> VenueConfig:
 @contextmanager
 def _output(path: str | None):
     """The binary file to write (stdout for None or '-'), closed afterwards or, stdout, flushed.
-    A path that cannot be opened is one 'cannot write' line, whatever is written to it."""
-    if path is None or path == "-":
-        try:
-            yield sys.stdout.buffer
-        finally:
-            sys.stdout.buffer.flush()
-        return
+    A path that cannot be opened, or a write, flush or close that fails, is one 'cannot write'
+    line, whatever is written to it: a full disk answers only at a write, often the flush of
+    the last buffer at close."""
+    to_stdout = path is None or path == "-"
     try:
-        fh = open(path, "wb")
+        if to_stdout:
+            try:
+                yield sys.stdout.buffer
+            finally:
+                sys.stdout.flush()  # the text layer too: `book` prints through it
+        else:
+            with open(path, "wb") as fh:
+                yield fh
+    except BrokenPipeError:
+        raise  # a reader that went away: main() ends quietly
     except OSError as e:
-        raise ConfigError(f"{path}: cannot write: {e.strerror}") from None
-    with fh:
-        yield fh
+        if to_stdout:
+            _discard_stdout()
+        raise ConfigError(f"{'<stdout>' if to_stdout else path}: cannot write: {e.strerror or e}") from None
 
 
-def replay_flow(flow, venue: VenueConfig, fh, progress: bool):
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null: the interpreter's last flush of what stdout still buffers
+    would fail again, with a message of its own, after our one line."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file (a test's capture): nothing to flush at exit
+        pass
+
+
+# Flow and events files read and written by engine.columnar (pyarrow, imported only for them;
+# engine.columnar.SUFFIXES holds the same suffixes); anything else is CSV, or .npy for a flow.
+COLUMNAR_SUFFIXES = (".parquet", ".arrow", ".feather")
+
+
+def _columnar(path) -> bool:
+    return path is not None and Path(path).suffix.lower() in COLUMNAR_SUFFIXES
+
+
+def _read_flow(path, venue: VenueConfig):
+    if _columnar(path):
+        from engine.columnar import read_columnar_flow
+
+        return read_columnar_flow(path, venue)
+    from engine.codec import read_flow
+
+    return read_flow(path, venue)
+
+
+def _event_writer(fh, venue: VenueConfig, flow, path):
+    """The events writer for the file named path (CSV unless columnar); write(events), then close."""
+    if _columnar(path):
+        from engine.columnar import event_writer
+
+        return event_writer(fh, venue, flow, path)
+    from engine.codec import EventWriter
+
+    return EventWriter(fh, venue, flow)
+
+
+def _close(writer) -> None:
+    close = getattr(writer, "close", None)  # a columnar file gets its footer here
+    if close is not None:
+        close()
+
+
+def replay_flow(flow, venue: VenueConfig, fh, progress: bool, events_path: str | None = None):
     """Replay with progress lines; returns (Venue, Summary, seconds in the matcher)."""
     from engine.api import Venue
-    from engine.codec import EventWriter
 
     v = Venue(venue, n_messages=len(flow.orders))
     summary = Summary()
-    writer = EventWriter(fh, venue, flow) if fh is not None else None
+    writer = _event_writer(fh, venue, flow, events_path) if fh is not None else None
 
     sink_s = 0.0
 
@@ -84,6 +134,8 @@ def replay_flow(flow, venue: VenueConfig, fh, progress: bool):
             print(f"\r  replayed {done:,}/{n:,} ({rate:,.0f} msg/s)", end="", file=sys.stderr, flush=True)
     if progress and n > PROGRESS_EVERY:
         print(file=sys.stderr)
+    if writer is not None:
+        _close(writer)
     return v, summary, match_s - sink_s  # the matcher alone: counting and writing taken out
 
 
@@ -98,18 +150,20 @@ def time_matcher(flow, venue: VenueConfig) -> float:
 
 
 def cmd_replay(args) -> int:
-    from engine.codec import read_flow
-
     venue = _venue(args)
     if args.offload != "sw" or args.transport != "inproc":
-        return _replay_offloaded(args, read_flow(args.flow, venue), venue)
+        return _replay_offloaded(args, _read_flow(args.flow, venue), venue)
     from engine.api import warm_up
 
     start_s = warm_up(venue)
+    if _columnar(args.flow) or _columnar(args.events):
+        from engine.columnar import warm_up as warm_up_columnar
+
+        start_s += warm_up_columnar(venue)
     t0 = time.perf_counter()
-    flow = read_flow(args.flow, venue)
+    flow = _read_flow(args.flow, venue)
     with _output(args.events) as fh:
-        v, summary, match_s = replay_flow(flow, venue, fh, progress=not args.quiet)
+        v, summary, match_s = replay_flow(flow, venue, fh, progress=not args.quiet, events_path=args.events)
     total = time.perf_counter() - t0
     if not args.quiet:
         summary.report(len(flow.orders), match_s, total, start_s=start_s)
@@ -120,13 +174,19 @@ def cmd_replay(args) -> int:
 
 def _replay_offloaded(args, flow, venue) -> int:
     """--offload hw|shadow or --transport shm: the events come from elsewhere (tickbook.offloaded)."""
-    from engine.codec import EventWriter
+    from offload.server import Unanswered
     from tickbook.offloaded import replay_offloaded
 
     t0 = time.perf_counter()
-    events = replay_offloaded(flow.orders, venue, args.transport, args.offload)
+    try:
+        events = replay_offloaded(flow.orders, venue, args.transport, args.offload)
+    except Unanswered as e:  # a run that stopped short is a failure, not a short event file
+        print(f"tickbook: {e}", file=sys.stderr)
+        return EXIT_FAILURE
     with _output(args.events) as fh:
-        EventWriter(fh, venue, flow).write(events)
+        writer = _event_writer(fh, venue, flow, args.events)
+        writer.write(events)
+        _close(writer)
     if not args.quiet:
         summary = Summary()
         summary.add(events)
@@ -135,12 +195,11 @@ def _replay_offloaded(args, flow, venue) -> int:
 
 
 def cmd_book(args) -> int:
-    from engine.codec import read_flow
-
     venue = _venue(args)
-    flow = read_flow(args.flow, venue)
+    flow = _read_flow(args.flow, venue)
     v, _, _ = replay_flow(flow, venue, None, progress=False)
-    print_books(v, args.levels, sys.stdout)
+    with _output(None):  # stdout on a full disk: one 'cannot write' line
+        print_books(v, args.levels, sys.stdout)
     return 0
 
 
@@ -196,10 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     def venue_opt(sp):
         sp.add_argument("--config", metavar="VENUE.toml", help="venue configuration (default: the built-in venue)")
 
-    r = sub.add_parser("replay", help="replay an order flow (CSV or .npy) and write its events CSV")
+    r = sub.add_parser("replay", help="replay an order flow (CSV, .npy, Parquet or Arrow) and write its events")
     r.add_argument("flow", metavar="FLOW")
     venue_opt(r)
-    r.add_argument("--events", metavar="OUT.csv", help="events file (default: stdout)")
+    r.add_argument("--events", metavar="OUT.csv", help="events file: CSV, or .parquet/.arrow/.feather (default: CSV on stdout)")
     r.add_argument("--book", action="store_true", help="print the final book of every symbol to stderr")
     r.add_argument("--levels", type=int, default=5, help="levels shown with --book (default 5)")
     r.add_argument("--offload", choices=["sw", "hw", "shadow"], default="sw", help="sw: Numba; hw: Verilog simulation; shadow: both, compared")
