@@ -11,6 +11,7 @@ Run: make bench (prints figures; nothing here asserts a time)."""
 import functools
 import hashlib
 import io
+import resource
 import statistics
 import sys
 import time
@@ -27,6 +28,7 @@ from engine.gen import generate
 from engine.jitcache import flush_if_engine_changed
 from engine.matcher import process_batch, process_one
 from engine.records import EVENT_DTYPE
+from engine.state import state_bytes
 from offload.atomics import rdtsc, tsc_ghz
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test kit, when run as a script
@@ -138,6 +140,10 @@ def test_matcher_batch(benchmark):
     print(f"\nmatcher batch: {med * 1e9 / N:,.1f} ns/message, {N / med:,.0f} messages/s (median of 9, {N:,} messages; "
           f"{n_ev:,} events, equal to the pure-Python reference's, sha256 {digest[:12]}; "
           "other engineers' jobs may share the 2 cores)")
+    reserved = sum(state_bytes(case.venue).values())
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"  memory: the venue reserves {reserved / 2**20:,.0f} MiB of book, touched as used; "
+          f"this process's peak RSS so far {peak:,.0f} MiB")
 
 
 @njit(cache=True, nogil=True, _nrt=False)

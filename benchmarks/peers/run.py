@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -241,7 +242,9 @@ def main(argv=None) -> int:
                          f"{info['traded_qty']}, {info['rejects']} rejects")
     tickbook = time_tickbook(records, venue, args.rounds)
     tickbook.update(traded_qty=traded, ops=args.ops, version=_version("tickbook"))
-    print(f"tickbook: {tickbook['seconds'] * 1e9 / args.ops:,.1f} ns/op (median of {args.rounds})", flush=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"tickbook: {tickbook['seconds'] * 1e9 / args.ops:,.1f} ns/op (median of {args.rounds}); "
+          f"peak RSS of this process {peak:,.0f} MiB", flush=True)
 
     try:
         ensure_peers_venv()
