@@ -28,7 +28,9 @@ class Summary:
 
     def add(self, events: np.ndarray) -> None:
         self.events += len(events)
-        np.add.at(self.counts, (events["kind"].astype(np.int64), events["reason"].astype(np.int64)), 1)
+        # one bincount over kind * 64 + reason: np.add.at took ~15 ms a million events
+        cell = events["kind"].astype(np.int64) * 64 + (events["reason"] & 63)
+        self.counts += np.bincount(cell, minlength=self.counts.size).reshape(self.counts.shape)
 
     def kind(self, k: int) -> int:
         return int(self.counts[k].sum())
