@@ -199,9 +199,7 @@ def remove_level(st, book, side, lvl):
     for k in range(pos, n - 1):
         row[k] = row[k + 1]
     st.ladder_n[book] = n - 1
-    top = st.ctr[C_LVL_FREE_TOP]
-    st.l_free[top] = lvl
-    st.ctr[C_LVL_FREE_TOP] = top + 1
+    put_slot(st.ctr, C_LVL_FREE_TOP, st.l_free, lvl)
 
 
 # --- orders in levels --------------------------------------------------------------------
@@ -221,6 +219,14 @@ def take_slot(ctr, top_at, unused_at, free):
 
 
 @njit(**HOT)
+def put_slot(ctr, top_at, free, slot):
+    """A freed pool slot, on top of the free stack: the next take_slot hands it out."""
+    top = ctr[top_at]
+    free[top] = slot
+    ctr[top_at] = top + 1
+
+
+@njit(**HOT)
 def alloc_order(st):
     st.ctr[C_RESTING] += 1
     return take_slot(st.ctr, C_FREE_TOP, C_UNUSED, st.o_free)
@@ -228,9 +234,7 @@ def alloc_order(st):
 
 @njit(**HOT)
 def free_order(st, o):
-    top = st.ctr[C_FREE_TOP]
-    st.o_free[top] = o
-    st.ctr[C_FREE_TOP] = top + 1
+    put_slot(st.ctr, C_FREE_TOP, st.o_free, o)
     st.ctr[C_RESTING] -= 1
 
 

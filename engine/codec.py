@@ -594,6 +594,9 @@ class EventWriter:
             for (k, _, _), nbytes in zip(blocks, sizes):
                 self.fh.write(memoryview(self.bufs[k])[:nbytes])
 
+    def close(self) -> None:
+        """Nothing to finish: every write went to the file (columnar writers write a footer)."""
+
 
 # --- order records -> flow CSV (for `tickbook gen` and converters) ------------------------
 

@@ -105,8 +105,9 @@ def _pow2_at_least(n: int) -> int:
     return 1 << max(4, (n - 1).bit_length())
 
 
-def _layout(venue: VenueConfig) -> dict[str, tuple[tuple[int, ...], type, str]]:
-    """Shape, dtype and the `[engine]` capacity it grows with, for every column."""
+def _layout(venue: VenueConfig, prof: dict[str, np.ndarray]) -> dict[str, tuple[tuple[int, ...], type, str]]:
+    """Shape, dtype and the `[engine]` capacity it grows with, for every column (prof: the
+    venue's profile_tables)."""
     n_sym = len(venue.symbols)
     n_ord, n_acct = venue.max_orders, venue.max_accounts
     # A side can never hold more levels than orders.
@@ -120,7 +121,7 @@ def _layout(venue: VenueConfig) -> dict[str, tuple[tuple[int, ...], type, str]]:
     levels = dict(l_price=np.int64, l_qty=np.int64, l_head=np.int32, l_tail=np.int32, l_free=np.int32)
     layout = {"ctr": ((N_CTR,), np.int64, "")}
     layout |= {k: ((n_sym,), np.int64, "") for k in ("sym_tick", "sym_band_bps", "sym_ref")}
-    layout |= {k: (a.shape, a.dtype, "") for k, a in profile_tables(venue).items() if k in PROFILE_COLUMNS}
+    layout |= {k: (prof[k].shape, prof[k].dtype, "") for k in PROFILE_COLUMNS}
     layout |= {k: ((n_ord,), dt, "max_orders") for k, dt in orders.items()}
     layout["id_tab"] = ((_pow2_at_least(2 * n_ord), 2), np.int64, "max_orders")
     layout |= {k: ((n_lvl,), dt, "max_levels") for k, dt in levels.items()}
@@ -134,8 +135,12 @@ def _layout(venue: VenueConfig) -> dict[str, tuple[tuple[int, ...], type, str]]:
 
 def state_bytes(venue: VenueConfig) -> dict[str, int]:
     """Bytes of state the venue's capacities reserve, by `[engine]` key ('' = the rest)."""
+    return _bytes_by_key(_layout(venue, profile_tables(venue)))
+
+
+def _bytes_by_key(layout) -> dict[str, int]:
     by_key: dict[str, int] = {}
-    for shape, dt, key in _layout(venue).values():
+    for shape, dt, key in layout.values():
         by_key[key] = by_key.get(key, 0) + int(np.prod(shape, dtype=np.int64)) * np.dtype(dt).itemsize
     return by_key
 
@@ -152,12 +157,12 @@ def machine_memory() -> int:
     return total
 
 
-def check_fits(venue: VenueConfig) -> None:
+def check_fits(venue: VenueConfig, layout=None) -> None:
     """Refuse capacities whose state could not fit in this machine's memory, naming the key
     that reserves the most. The columns are allocated zeroed and touched only as they are
     used, so a small flow costs little whatever the capacities; this check is for the flow
     that would use them."""
-    by_key = state_bytes(venue)
+    by_key = state_bytes(venue) if layout is None else _bytes_by_key(layout)
     total, avail = sum(by_key.values()), machine_memory()
     if total > avail:
         key = max((k for k in by_key if k), key=by_key.__getitem__)
@@ -168,12 +173,12 @@ def check_fits(venue: VenueConfig) -> None:
         )
 
 
-def prefault(st: EngineState, venue: VenueConfig, n_messages: int | None = None) -> None:
+def prefault(st: EngineState, layout, n_messages: int | None = None) -> None:
     """Touch now the pages that a flow of n_messages can reach (all of them for None):
     np.zeros maps pages lazily, and a page fault (a 2 MiB huge page is cleared on first
     write) should land neither on the first orders that reach a page nor in the matcher's
-    timings. The live engine touches everything; a replay, what its flow can use."""
-    layout = _layout(venue)
+    timings. The live engine touches everything; a replay, what its flow can use.
+    layout: the state's _layout, for the capacity each column grows with."""
     for name, a in zip(EngineState._fields, st):
         key = layout[name][2]
         if n_messages is None or key == "max_accounts" or not key:
@@ -198,9 +203,10 @@ def make_state(venue: VenueConfig, n_messages: int | None = 0) -> EngineState:
     """An empty book for the venue. Every column is allocated zeroed (pages are mapped on
     first use), then the pages a flow of n_messages can reach are touched (prefault):
     0 touches nothing, None everything (the live engine)."""
-    check_fits(venue)
-    st = EngineState(**{name: np.zeros(shape, dt) for name, (shape, dt, _) in _layout(venue).items()})
     prof = profile_tables(venue)
+    layout = _layout(venue, prof)
+    check_fits(venue, layout)
+    st = EngineState(**{name: np.zeros(shape, dt) for name, (shape, dt, _) in layout.items()})
     for name in PROFILE_COLUMNS:
         getattr(st, name)[...] = prof[name]
     st.sym_tick[:] = [s.tick_units for s in venue.symbols]
@@ -210,7 +216,7 @@ def make_state(venue: VenueConfig, n_messages: int | None = 0) -> EngineState:
     st.ctr[C_MAX_ORDERS] = venue.max_orders
     init_accounts(st, venue.default_account is not None)
     if n_messages != 0:
-        prefault(st, venue, n_messages)
+        prefault(st, layout, n_messages)
     track_listed(st, prof["listed_ids"], prof["prof_enabled"])
     return st
 

@@ -86,7 +86,7 @@ def _read_flow(path, venue: VenueConfig):
 
 
 def _event_writer(fh, venue: VenueConfig, flow, path):
-    """The events writer for the file named path (CSV unless columnar); write(events), then close."""
+    """The events writer for the file named path (CSV unless columnar); write(events), then close()."""
     if _columnar(path):
         from engine.columnar import event_writer
 
@@ -94,12 +94,6 @@ def _event_writer(fh, venue: VenueConfig, flow, path):
     from engine.codec import EventWriter
 
     return EventWriter(fh, venue, flow)
-
-
-def _close(writer) -> None:
-    close = getattr(writer, "close", None)  # a columnar file gets its footer here
-    if close is not None:
-        close()
 
 
 def replay_flow(flow, venue: VenueConfig, fh, progress: bool, events_path: str | None = None):
@@ -135,7 +129,7 @@ def replay_flow(flow, venue: VenueConfig, fh, progress: bool, events_path: str |
     if progress and n > PROGRESS_EVERY:
         print(file=sys.stderr)
     if writer is not None:
-        _close(writer)
+        writer.close()
     return v, summary, match_s - sink_s  # the matcher alone: counting and writing taken out
 
 
@@ -186,7 +180,7 @@ def _replay_offloaded(args, flow, venue) -> int:
     with _output(args.events) as fh:
         writer = _event_writer(fh, venue, flow, args.events)
         writer.write(events)
-        _close(writer)
+        writer.close()
     if not args.quiet:
         summary = Summary()
         summary.add(events)
