@@ -46,8 +46,9 @@ class Venue:
     """One matcher state; messages submitted in several calls continue the same run."""
 
     def __init__(self, venue: VenueConfig | str | Path | None = None, n_messages: int | None = 0):
-        """n_messages: the size of the flow to come, if known; the state's pages that it can
-        reach are touched now (engine/state.py, make_state), so matching pays no page faults."""
+        """n_messages: the most messages the flow to come can hold, if known; the hashed
+        tables' pages it could reach at random are touched now (engine/state.py, prefault),
+        and the rest as the book grows into them; None touches everything (the live engine)."""
         self.config = as_venue(venue)
         self.state = make_state(self.config, n_messages)
         # zeros: emit never writes the reserved bytes, which must stay zero

@@ -55,10 +55,12 @@ from engine.records import (
     ACTION_KILL,
     ACTION_MALFORMED,
     ACTION_NEW,
+    EV_ACK,
     EV_CANCELED,
     EV_FILL,
     EV_KILLED,
     EV_REJECT,
+    EVENT_DTYPE,
     EVENT_NAMES,
     ORDER_DTYPE,
     PRICE_DECIMALS,
@@ -861,6 +863,9 @@ class ColumnarEventWriter:
         ]
         return pa.RecordBatch.from_arrays(columns, schema=self.schema)
 
+    def bind(self, flow: Flow | None) -> None:
+        """Nothing to keep: a REJECT's fields come from its record, not the flow's text."""
+
     def _drain(self) -> None:
         while True:
             events = self._queue.get()
@@ -905,8 +910,6 @@ def event_writer(fh, venue: VenueConfig, flow: Flow | None, path: str | Path) ->
 def warm_up(venue: VenueConfig) -> float:
     """Load the compiled kernels of both directions (Numba's cache) on a two-row table and a
     few events; returns the seconds it took, so that timings afterwards measure the work."""
-    from engine.api import Venue
-
     t0 = perf_counter()
     table = pa.table(
         {
@@ -928,8 +931,8 @@ def warm_up(venue: VenueConfig) -> float:
     for name in UINT_COLUMNS:
         signed = signed.set_column(FLOW_COLUMNS.index(name), name, table.column(name).cast(pa.int64()))
     flow_from_table(signed, venue, "<warm-up>")
-    tiny = venue.with_capacity(max_orders=16, max_levels=4)
-    events = Venue(tiny).submit(flow.orders)
+    events = np.zeros(2, EVENT_DTYPE)  # the writer's kernels, without the matcher's
+    events["kind"] = EV_ACK
     for fmt in ("parquet", "arrow"):
         w = ColumnarEventWriter(io.BytesIO(), venue, flow, fmt)
         w.write(events)

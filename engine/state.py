@@ -173,36 +173,39 @@ def check_fits(venue: VenueConfig, layout=None) -> None:
         )
 
 
+# Columns indexed by a hash, whose pages any message may touch; every other column fills from
+# its start (pool slots from a high-water mark, ladders best-last, account slots in order).
+HASHED = ("id_tab", "a_key", "a_val")
+
+
 def prefault(st: EngineState, layout, n_messages: int | None = None) -> None:
-    """Touch now the pages that a flow of n_messages can reach (all of them for None):
-    np.zeros maps pages lazily, and a page fault (a 2 MiB huge page is cleared on first
-    write) should land neither on the first orders that reach a page nor in the matcher's
-    timings. The live engine touches everything; a replay, what its flow can use.
+    """Touch now the pages that a flow of up to n_messages would fault on at random
+    (None: every page, for the live engine). np.zeros maps pages lazily, and a page fault
+    (a 2 MiB huge page is cleared on first write) should land neither on an order's latency
+    nor in the matcher's timings. A column that fills from its start faults once per page
+    as it grows, a few faults per thousand orders: a replay leaves those to first use, so
+    its memory follows the flow's resting orders, not the venue's capacities.
     layout: the state's _layout, for the capacity each column grows with."""
     for name, a in zip(EngineState._fields, st):
-        key = layout[name][2]
-        if n_messages is None or key == "max_accounts" or not key:
+        if n_messages is None or not layout[name][2]:
             part = a
         elif name == "id_tab":
             # ids land anywhere in the table, 8 consecutive ids to a line: a flow of
             # more than rows / 32 messages reaches most of its pages
             part = a if n_messages * 32 >= len(a) else a[:0]
-        elif name == "ladder":
-            part = a[:, : min(n_messages, a.shape[1])]
+        elif name in HASHED:
+            part = a
         else:
-            part = a[: min(n_messages, len(a))]
-        flat = part.reshape(-1) if part.flags.c_contiguous else part
+            continue
+        flat = part.reshape(-1)
         step = max(1, 4096 // a.itemsize)
-        if flat.ndim == 1:
-            flat[::step] += 0  # a write: a read would map the shared zero page
-        else:
-            flat[:, ::step] += 0
+        flat[::step] += 0  # a write: a read would map the shared zero page
 
 
 def make_state(venue: VenueConfig, n_messages: int | None = 0) -> EngineState:
     """An empty book for the venue. Every column is allocated zeroed (pages are mapped on
-    first use), then the pages a flow of n_messages can reach are touched (prefault):
-    0 touches nothing, None everything (the live engine)."""
+    first use), then the pages that a flow of up to n_messages would fault on at random are
+    touched (prefault): 0 touches nothing, None everything (the live engine)."""
     prof = profile_tables(venue)
     layout = _layout(venue, prof)
     check_fits(venue, layout)

@@ -126,15 +126,16 @@ def _npy_of_objects(path):
 
 
 @pytest.mark.parametrize(
-    "write, names, readable",
+    "write, names",
     [
-        (_npy_of_event_records, ["records of dtype", "'seq', '<i8'", "expected tickbook's ORDER_DTYPE"], True),
-        (_npy_of_int64, ["records of dtype int64", "expected tickbook's ORDER_DTYPE"], True),
-        (_npy_of_objects, ["not a readable .npy file", "allow_pickle=False"], False),
+        (_npy_of_event_records, ["records of dtype", "'seq', '<i8'", "expected tickbook's ORDER_DTYPE"]),
+        (_npy_of_int64, ["records of dtype int64", "expected tickbook's ORDER_DTYPE"]),
+        # the header is read, never the pickle: the file holds other records, it is not unreadable
+        (_npy_of_objects, ["records of dtype object", "expected tickbook's ORDER_DTYPE"]),
     ],
     ids=["event-records", "int64-words", "pickled-objects"],
 )
-def test_a_npy_flow_of_another_dtype_is_one_line_and_exit_status_2(tmp_path, write, names, readable, capsys):
+def test_a_npy_flow_of_another_dtype_is_one_line_and_exit_status_2(tmp_path, write, names, capsys):
     flow = tmp_path / "flow.npy"
     write(flow)
     assert main(["replay", str(flow), "-q"]) == 2
@@ -143,8 +144,7 @@ def test_a_npy_flow_of_another_dtype_is_one_line_and_exit_status_2(tmp_path, wri
     assert line.startswith(f"tickbook: {flow}: "), line
     for name in names:
         assert name in line, line
-    if readable:  # the file was read: it holds other records, it is not unreadable
-        assert "not a readable" not in line and line.count(str(flow)) == 1, line
+    assert "not a readable" not in line and line.count(str(flow)) == 1, line
     assert captured.out == ""
 
 

@@ -8,6 +8,7 @@ on stderr naming the file, row and field, and exit status 2.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import importlib
 import os
 import sys
@@ -76,6 +77,7 @@ def _columnar(path) -> bool:
 
 
 def _read_flow(path, venue: VenueConfig):
+    """The whole flow in memory (for the paths that need it at once: --offload, --transport)."""
     if _columnar(path):
         from engine.columnar import read_columnar_flow
 
@@ -85,24 +87,39 @@ def _read_flow(path, venue: VenueConfig):
     return read_flow(path, venue)
 
 
-def _event_writer(fh, venue: VenueConfig, flow, path):
-    """The events writer for the file named path (CSV unless columnar); write(events), then close()."""
+def _flow_blocks(path, venue: VenueConfig):
+    """(blocks, most messages): a CSV or .npy flow streams a block at a time (engine.stream);
+    a columnar one is read whole, as one block."""
+    if _columnar(path):
+        flow = _read_flow(path, venue)
+        return [flow], len(flow)
+    from engine.stream import FlowReader
+
+    reader = FlowReader(path, venue)
+    return reader, reader.messages_bound
+
+
+def _event_writer(fh, venue: VenueConfig, path):
+    """The events writer for the file named path (CSV unless columnar): bind(block) before the
+    block's events (a REJECT echoes its row from it), write(events), then close()."""
     if _columnar(path):
         from engine.columnar import event_writer
 
-        return event_writer(fh, venue, flow, path)
+        return event_writer(fh, venue, None, path)
     from engine.codec import EventWriter
 
-    return EventWriter(fh, venue, flow)
+    return EventWriter(fh, venue)
 
 
-def replay_flow(flow, venue: VenueConfig, fh, progress: bool, events_path: str | None = None):
-    """Replay with progress lines; returns (Venue, Summary, seconds in the matcher)."""
+def replay_flow(blocks, venue: VenueConfig, fh, progress: bool, events_path=None, most: int | None = None):
+    """Replay the blocks of a flow (codec.Flow pieces, in order) with progress lines; most:
+    the most messages the flow can hold, for the pages the state touches up front.
+    Returns (Venue, Summary, messages, seconds in the matcher)."""
     from engine.api import Venue
 
-    v = Venue(venue, n_messages=len(flow.orders))
+    v = Venue(venue, n_messages=most)
     summary = Summary()
-    writer = _event_writer(fh, venue, flow, events_path) if fh is not None else None
+    writer = _event_writer(fh, venue, events_path) if fh is not None else None
 
     sink_s = 0.0
 
@@ -114,32 +131,33 @@ def replay_flow(flow, venue: VenueConfig, fh, progress: bool, events_path: str |
             writer.write(events)
         sink_s += time.perf_counter() - t
 
-    n = len(flow.orders)
+    n = 0
     match_s = 0.0
     started = time.perf_counter()
-    for start in range(0, n, PROGRESS_EVERY):
-        chunk = flow.orders[start : start + PROGRESS_EVERY]
+    for block in blocks:
+        if writer is not None:
+            writer.bind(block)
         t0 = time.perf_counter()
-        v.process(chunk, sink)
+        v.process(block.orders, sink)
         match_s += time.perf_counter() - t0
+        n += len(block.orders)
         if progress and n > PROGRESS_EVERY:
-            done = start + len(chunk)
-            rate = done / (time.perf_counter() - started)
-            print(f"\r  replayed {done:,}/{n:,} ({rate:,.0f} msg/s)", end="", file=sys.stderr, flush=True)
+            rate = n / (time.perf_counter() - started)
+            print(f"\r  replayed {n:,} messages ({rate:,.0f} msg/s)", end="", file=sys.stderr, flush=True)
     if progress and n > PROGRESS_EVERY:
         print(file=sys.stderr)
     if writer is not None:
         writer.close()
-    return v, summary, match_s - sink_s  # the matcher alone: counting and writing taken out
+    return v, summary, n, match_s - sink_s  # the matcher alone: counting and writing taken out
 
 
-def time_matcher(flow, venue: VenueConfig) -> float:
-    """Seconds the matcher alone takes on the flow (events kept in memory, not written)."""
+def time_matcher(orders, venue: VenueConfig) -> float:
+    """Seconds the matcher alone takes on the records (events kept in memory, not written)."""
     from engine.api import Venue
 
-    v = Venue(venue, n_messages=len(flow.orders))
+    v = Venue(venue, n_messages=len(orders))
     t0 = time.perf_counter()
-    v.process(flow.orders, lambda ev: None)
+    v.process(orders, lambda ev: None)
     return time.perf_counter() - t0
 
 
@@ -155,12 +173,12 @@ def cmd_replay(args) -> int:
 
         start_s += warm_up_columnar(venue)
     t0 = time.perf_counter()
-    flow = _read_flow(args.flow, venue)
+    blocks, most = _flow_blocks(args.flow, venue)
     with _output(args.events) as fh:
-        v, summary, match_s = replay_flow(flow, venue, fh, progress=not args.quiet, events_path=args.events)
+        v, summary, n, match_s = replay_flow(blocks, venue, fh, not args.quiet, args.events, most)
     total = time.perf_counter() - t0
     if not args.quiet:
-        summary.report(len(flow.orders), match_s, total, start_s=start_s)
+        summary.report(n, match_s, total, start_s=start_s)
     if args.book:
         print_books(v, args.levels, sys.stderr)
     return 0
@@ -178,7 +196,8 @@ def _replay_offloaded(args, flow, venue) -> int:
         print(f"tickbook: {e}", file=sys.stderr)
         return EXIT_FAILURE
     with _output(args.events) as fh:
-        writer = _event_writer(fh, venue, flow, args.events)
+        writer = _event_writer(fh, venue, args.events)
+        writer.bind(flow)
         writer.write(events)
         writer.close()
     if not args.quiet:
@@ -190,8 +209,8 @@ def _replay_offloaded(args, flow, venue) -> int:
 
 def cmd_book(args) -> int:
     venue = _venue(args)
-    flow = _read_flow(args.flow, venue)
-    v, _, _ = replay_flow(flow, venue, None, progress=False)
+    blocks, most = _flow_blocks(args.flow, venue)
+    v, _, _, _ = replay_flow(blocks, venue, None, False, most=most)
     with _output(None):  # stdout on a full disk: one 'cannot write' line
         print_books(v, args.levels, sys.stdout)
     return 0
@@ -212,8 +231,9 @@ def cmd_gen(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from engine.codec import read_flow, write_flow_csv
+    from engine.codec import write_flow_csv
     from engine.gen import generate
+    from engine.stream import FlowReader
 
     venue = _venue(args)
     out = sys.stdout
@@ -222,27 +242,36 @@ def cmd_demo(args) -> int:
         events_path = Path(tmp) / "events.csv"
         t0 = time.perf_counter()
         orders = generate(venue, args.orders, args.seed)
+        release_freed_memory()  # the generator's temporaries
         with open(flow_path, "wb") as fh:
             write_flow_csv(fh, orders, venue)
-        del orders  # the replay reads the CSV: one copy of the flow in memory at a time
         print(f"generated {args.orders:,} messages in {time.perf_counter() - t0:.2f} s -> {flow_path.stat().st_size / 2**20:.0f} MiB CSV", file=out)
         from engine.api import warm_up
 
         start_s = warm_up(venue)
+        pure = time_matcher(orders, venue)  # the records the CSV holds, before they are freed
+        del orders  # the replay streams the CSV: a block of it in memory at a time
+        release_freed_memory()
         t0 = time.perf_counter()
-        flow = read_flow(flow_path, venue)
-        parse_s = time.perf_counter() - t0
-        pure = time_matcher(flow, venue)  # first, so that its book is freed before the replay's
-        t0 = time.perf_counter()
+        reader = FlowReader(flow_path, venue)
         with open(events_path, "wb") as fh:
-            v, summary, match_s = replay_flow(flow, venue, fh, progress=True)
-        total = parse_s + time.perf_counter() - t0
+            v, summary, n, _ = replay_flow(reader, venue, fh, True, None, reader.messages_bound)
+        total = time.perf_counter() - t0
         print(f"replayed flow.csv -> events.csv ({events_path.stat().st_size / 2**20:.0f} MiB)", file=out)
-        summary.report(len(flow.orders), pure, total, out=out, start_s=start_s)
+        summary.report(n, pure, total, out=out, start_s=start_s)
         print(f"resting    {v.resting:,} orders at the end", file=out)
         print(file=out)
         print_books(v, args.levels, out)
     return 0
+
+
+def release_freed_memory() -> None:
+    """Hand the heap's free pages back to the system (glibc's malloc_trim): numpy's freed
+    temporaries of a few MiB stay in the heap otherwise, and count in the peak RSS."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim, nothing lost
+        pass
 
 
 def build_parser() -> argparse.ArgumentParser:
