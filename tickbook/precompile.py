@@ -3,11 +3,13 @@ so that no later start compiles (docs/performance.md#compiling). make's set-up r
 
 The engine's helpers (book, accounts, risk) are compiled once and cached per function, and
 every caller links them from the cache. What each caller compiles for itself is the matcher's
-message handlers, inlined into its own loop (engine/matcher.py says why they are inlined):
-- replay: the batch matcher `process_batch`, the CSV parser and the events writer;
+message handlers, inlined into its own loop (engine/matcher.py says why they are inlined).
+Targets, one process each:
+- codec: the CSV parser and writer, the flow generator, the Parquet and Arrow kernels;
+- matcher: the batch matcher `process_batch` with the helpers it compiles;
 - engine: the live engine's loop on the rings (offload/engine_process.py, `serve`).
-The replay goes first, alone, because it compiles the shared helpers; the others then
-compile side by side, one process each.
+codec and matcher share nothing and compile side by side; engine starts when matcher is done,
+as it loads the helpers that matcher compiled. `make run` needs codec and matcher.
 """
 
 from __future__ import annotations
@@ -15,24 +17,52 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import tempfile
 import time
+from typing import IO
 
+_CODEC = """
+import io
+import numpy as np
+from engine.config import load_venue
+from engine.codec import EventWriter, parse_flow_bytes, write_flow_csv
+from engine.columnar import warm_up
+from engine.gen import generate
+from engine.records import EVENT_DTYPE
+venue = load_venue(None)
+text = io.BytesIO()
+write_flow_csv(text, generate(venue, 100, 1), venue)
+flow = parse_flow_bytes(text.getvalue(), venue)
+EventWriter(io.BytesIO(), venue, flow).write(np.zeros(1, EVENT_DTYPE))
+warm_up(venue)
+"""
+_MATCHER = """
+import numpy as np
+from engine.api import Venue, as_venue
+from engine.records import ORDER_DTYPE
+Venue(as_venue(None).with_capacity(max_orders=16, max_levels=4)).submit(np.zeros(1, ORDER_DTYPE))
+"""
 TARGETS = {
-    "replay": "from engine.api import warm_up; warm_up()",
+    "codec": _CODEC,
+    "matcher": _MATCHER,
     "engine": "from engine.config import load_venue; from offload.engine_process import warm_up; warm_up(load_venue(None), check=False)",
 }
+AFTER = {"engine": "matcher"}  # loads what the other compiled: starts when it is done
 
 
-def _start(name: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", TARGETS[name]], stderr=subprocess.PIPE, text=True)
+def _start(name: str) -> tuple[subprocess.Popen, IO[str]]:
+    err = tempfile.TemporaryFile("w+")  # a file, not a pipe: nothing blocks while the others are polled
+    return subprocess.Popen([sys.executable, "-c", TARGETS[name]], stderr=err, text=True), err
 
 
-def _wait(name: str, proc: subprocess.Popen, t0: float) -> bool:
-    err = proc.communicate()[1]
+def _report(name: str, proc: subprocess.Popen, err, t0: float) -> bool:
     ok = proc.returncode == 0
     print(f"  {name:<7} {'compiled or loaded' if ok else 'FAILED'} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     if not ok:
-        print(err.strip().splitlines()[-1] if err.strip() else f"exit status {proc.returncode}", file=sys.stderr)
+        err.seek(0)
+        lines = err.read().strip().splitlines()
+        print(lines[-1] if lines else f"exit status {proc.returncode}", file=sys.stderr)
+    err.close()
     return ok
 
 
@@ -47,12 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     print("compiling the matcher for every caller into Numba's cache (once; later starts load it)", file=sys.stderr)
     t0 = time.perf_counter()
     ok = True
-    if "replay" in names:  # first and alone: it compiles the helpers the others load
-        ok = _wait("replay", _start("replay"), time.perf_counter())
-        names.remove("replay")
-    t1 = time.perf_counter()
-    running = [(n, _start(n)) for n in names]
-    for n, proc in running:
-        ok = _wait(n, proc, t1) and ok
+    running = {n: _start(n) for n in names if AFTER.get(n) not in names}
+    waiting = [n for n in names if n not in running]
+    while running:
+        time.sleep(0.05)
+        for name in [n for n, (proc, _) in running.items() if proc.poll() is not None]:
+            ok = _report(name, *running.pop(name), t0) and ok
+            for n in [n for n in waiting if AFTER[n] == name]:
+                waiting.remove(n)
+                running[n] = _start(n)
     print(f"  total   {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return 0 if ok else 1
