@@ -682,10 +682,12 @@ def check_header(header: bytes, source: str) -> None:
         raise FlowError(f"{source}: row 1: header must be '{FLOW_HEADER}', got '{shown}'")
 
 
-def parse_flow_bytes(data: bytes, venue: VenueConfig, source: str = "<memory>") -> Flow:
+def parse_flow_bytes(data: bytes | bytearray, venue: VenueConfig, source: str = "<memory>") -> Flow:
+    """A flow from CSV text. The text is kept as a writable array (bytes are copied): Numba
+    compiles a function again for a read-only array, and the replay's blocks are writable."""
     nl = data.find(b"\n")
     check_header(data if nl < 0 else data[:nl], source)
-    buf = np.frombuffer(data, np.uint8)
+    buf = np.frombuffer(data if isinstance(data, bytearray) else bytearray(data), np.uint8)
     orders, row_start, row_end = parse_region(buf, len(data) if nl < 0 else nl + 1, len(data), 1, *symbol_table(venue))
     return Flow(orders, buf, row_start, row_end, source)
 
@@ -754,7 +756,8 @@ def read_flow(path: str | Path, venue: VenueConfig) -> Flow:
             if arr.ndim != 1:  # the matcher takes a 1-D array of records, nothing else
                 raise FlowError(f"{p}: an array of shape {arr.shape}, expected a 1-D array of order records")
             return Flow(np.ascontiguousarray(arr), source=str(p))
-        data = p.read_bytes()
+        with open(p, "rb") as fh:
+            data = bytearray(fh.read())  # a pipe has no size to read into
     except FlowError:  # a FlowError is a ValueError: ours, already worded, passes through
         raise
     except OSError as e:

@@ -165,3 +165,32 @@ def test_npy_records_through_a_pipe(venue, tmp_path):
     np.save(out, orders)
     reader = FlowReader(_through_a_pipe(tmp_path, out.getvalue(), "flow.npy"), venue, block_bytes=64 * 500)
     assert np.array_equal(_records(reader).view(np.uint8), orders.view(np.uint8))
+
+
+def test_a_streamed_replay_runs_the_code_warm_up_loaded(tmp_path):
+    """One array type for every caller: warm_up (and `tickbook compile`) load the parser and
+    writer that the blocks run, so a replay compiles nothing (a read-only buffer would make
+    Numba compile parse_rows again, ~4 s, inside the timings)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import io, sys\n"
+        "import engine.codec as c\n"
+        "from engine.api import warm_up\n"
+        "from engine.config import load_venue\n"
+        "from engine.stream import FlowReader\n"
+        "from tickbook.cli import replay_flow\n"
+        "venue = load_venue(None)\n"
+        "warm_up(venue)\n"
+        "r = FlowReader(sys.argv[1], venue)\n"
+        "replay_flow(r, venue, io.BytesIO(), False, None, r.messages_bound)\n"
+        "print([len(f.signatures) for f in (c.parse_rows, c._count_rows, c.format_events)])\n"
+    )
+    path = tmp_path / "flow.csv"
+    path.write_bytes(f"{FLOW_HEADER}\n1,7,NEW,NOPE,1,BUY,LIMIT,GTC,1.00,5\n2,1,KILL,,,,,,,\n".encode())
+    repo = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-c", code, str(path)], cwd=repo, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["[1,", "1,", "1]"], r.stdout
