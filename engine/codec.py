@@ -333,6 +333,13 @@ def _byte_array_and_index(arr, idx):
     return is_bytes and isinstance(idx, types.Integer)
 
 
+def _window(context, builder, signature, args, n):
+    """The n bytes arr[idx:idx + n] of an intrinsic's (arr, idx) arguments, as an <n x i8>."""
+    aryty, idxty = signature.args
+    ary = context.make_array(aryty)(context, builder, args[0])
+    return _bytes_vector(context, builder, aryty, ary, context.cast(builder, args[1], idxty, types.intp), n)
+
+
 @intrinsic
 def _load8(typingctx, arr, idx):
     """arr[idx:idx + 8] as one little-endian uint64 (the caller makes sure idx + 8 <= len(arr))."""
@@ -340,10 +347,7 @@ def _load8(typingctx, arr, idx):
         return None
 
     def codegen(context, builder, signature, args):
-        aryty, idxty = signature.args
-        ary = context.make_array(aryty)(context, builder, args[0])
-        v = _bytes_vector(context, builder, aryty, ary, context.cast(builder, args[1], idxty, types.intp), 8)
-        return builder.bitcast(v, ir.IntType(64))
+        return builder.bitcast(_window(context, builder, signature, args, 8), ir.IntType(64))
 
     return types.uint64(arr, idx), codegen
 
@@ -356,9 +360,7 @@ def _masks64(typingctx, arr, idx):
         return None
 
     def codegen(context, builder, signature, args):
-        aryty, idxty = signature.args
-        ary = context.make_array(aryty)(context, builder, args[0])
-        v = _bytes_vector(context, builder, aryty, ary, context.cast(builder, args[1], idxty, types.intp), 64)
+        v = _window(context, builder, signature, args, 64)
 
         def splat(c):
             return ir.Constant(v.type, [c] * 64)
