@@ -741,31 +741,43 @@ def parse_region(buf: np.ndarray, start: int, end: int, seq0: int, sym_tab, sym_
     return orders, row_start, row_end
 
 
+def read_npy_header(fh, p: Path) -> int:
+    """Check the .npy header of a file of order records, open at its start; returns how many
+    records it announces, with fh at the first. Anything else is one FlowError naming p."""
+    try:
+        version = np.lib.format.read_magic(fh)
+    except ValueError:  # np.load would take it for a pickle or a zip, in numpy's own words
+        raise FlowError(f"{p}: not a .npy file of order records (it does not begin with the .npy magic)") from None
+    try:
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(fh)  # 3.0 differs from 2.0 in its text's encoding alone
+    except (ValueError, EOFError) as e:
+        raise FlowError(f"{p}: not a readable .npy file: {e}") from None
+    if dtype != ORDER_DTYPE:
+        raise FlowError(f"{p}: records of dtype {dtype}, expected tickbook's ORDER_DTYPE")
+    if len(shape) != 1:  # the matcher takes a 1-D array of records, nothing else
+        raise FlowError(f"{p}: an array of shape {shape}, expected a 1-D array of order records")
+    return shape[0]
+
+
 def read_flow(path: str | Path, venue: VenueConfig) -> Flow:
-    """A flow from a CSV file or a .npy file of ORDER_DTYPE records."""
+    """A flow from a CSV file or a .npy file of ORDER_DTYPE records, whole (engine.stream
+    reads one a block at a time)."""
     p = Path(path)
     try:
-        if p.suffix == ".npy":
-            with open(p, "rb") as fh:
-                # np.load takes anything without the .npy magic for a pickle (or a zip), and
-                # says so in its own words: ours names the file once
-                if fh.read(6) != b"\x93NUMPY":
-                    raise FlowError(f"{p}: not a .npy file of order records (it does not begin with the .npy magic)")
-                fh.seek(0)
-                arr = np.load(fh, allow_pickle=False)
-            if arr.dtype != ORDER_DTYPE:
-                raise FlowError(f"{p}: records of dtype {arr.dtype}, expected tickbook's ORDER_DTYPE")
-            if arr.ndim != 1:  # the matcher takes a 1-D array of records, nothing else
-                raise FlowError(f"{p}: an array of shape {arr.shape}, expected a 1-D array of order records")
-            return Flow(np.ascontiguousarray(arr), source=str(p))
         with open(p, "rb") as fh:
+            if p.suffix == ".npy":
+                orders = np.empty(read_npy_header(fh, p), ORDER_DTYPE)
+                got = fh.readinto(orders.view(np.uint8))
+                if got != orders.nbytes:
+                    raise FlowError(
+                        f"{p}: not a readable .npy file: {len(orders):,} records announced, "
+                        f"{got // ORDER_DTYPE.itemsize:,} present (cut short)"
+                    )
+                return Flow(orders, source=str(p))
             data = bytearray(fh.read())  # a pipe has no size to read into
-    except FlowError:  # a FlowError is a ValueError: ours, already worded, passes through
-        raise
     except OSError as e:
         raise FlowError(f"{p}: cannot read: {e.strerror}") from None
-    except (ValueError, EOFError) as e:  # a .npy header or body numpy cannot read (cut short)
-        raise FlowError(f"{p}: not a readable .npy file: {e}") from None
     return parse_flow_bytes(data, venue, str(p))
 
 

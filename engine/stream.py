@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.codec import Flow, FlowError, check_header, parse_region, symbol_table
+from engine.codec import Flow, FlowError, check_header, parse_region, read_npy_header, symbol_table
 from engine.config import VenueConfig
 from engine.records import ORDER_DTYPE
 
@@ -57,33 +57,20 @@ class FlowReader:
     # -- .npy: the header checked now, records read into one reused array ---------------
 
     def _open_npy(self, size: int | None) -> None:
-        fh, p = self._fh, self.path
-        try:
-            version = np.lib.format.read_magic(fh)
-        except ValueError:  # numpy's words name neither the file nor what was expected
-            raise FlowError(f"{p}: not a .npy file of order records (it does not begin with the .npy magic)") from None
-        try:
-            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, _, dtype = read(fh)  # 3.0 differs from 2.0 in its text's encoding alone
-        except (ValueError, EOFError) as e:
-            raise FlowError(f"{p}: not a readable .npy file: {e}") from None
-        if dtype != ORDER_DTYPE:
-            raise FlowError(f"{p}: records of dtype {dtype}, expected tickbook's ORDER_DTYPE")
-        if len(shape) != 1:  # the matcher takes a 1-D array of records, nothing else
-            raise FlowError(f"{p}: an array of shape {shape}, expected a 1-D array of order records")
-        self.total = shape[0]
-        body = self.total * ORDER_DTYPE.itemsize if size is None else size - fh.tell()
-        if body < self.total * ORDER_DTYPE.itemsize:
+        self._count = read_npy_header(self._fh, self.path)
+        announced = self._count * ORDER_DTYPE.itemsize
+        body = announced if size is None else size - self._fh.tell()
+        if body < announced:
             raise FlowError(
-                f"{p}: not a readable .npy file: {self.total:,} records announced, "
+                f"{self.path}: not a readable .npy file: {self._count:,} records announced, "
                 f"{body // ORDER_DTYPE.itemsize:,} present (cut short)"
             )
-        self.messages_bound = self.total
-        self._records = np.empty(max(1, min(self.total, self.block_bytes // ORDER_DTYPE.itemsize)), ORDER_DTYPE)
+        self.messages_bound = self._count
+        self._records = np.empty(max(1, min(self._count, self.block_bytes // ORDER_DTYPE.itemsize)), ORDER_DTYPE)
         self._blocks = self._npy_blocks
 
     def _npy_blocks(self):
-        left = self.total
+        left = self._count
         while left:
             k = min(left, len(self._records))
             view = self._records[:k]
@@ -96,7 +83,6 @@ class FlowReader:
     # -- CSV: the header checked now, rows parsed a block of text at a time ------------------
 
     def _open_csv(self, size: int | None) -> None:
-        self.total = None  # known at the end
         self.messages_bound = 0 if size is None else size // SHORTEST_ROW + 1
         self._text = np.empty(max(self.block_bytes, 1 << 16), np.uint8)
         self._filled = 0
@@ -138,7 +124,6 @@ class FlowReader:
                 yield Flow(orders, text, row_start, row_end, self.source, seq0=self.messages + 1)
                 self.messages += n
             if eof:
-                self.total = self.messages
                 return
             # the unfinished row moves to the front, and the buffer fills up behind it
             rest = self._filled - cut
@@ -174,9 +159,6 @@ class FlowReader:
             raise FlowError(f"{self.path}: cannot read: {e.strerror}") from None
         finally:
             self._fh.close()
-
-    def close(self) -> None:
-        self._fh.close()
 
 
 def _last_newline(text: np.ndarray, start: int, end: int) -> int:

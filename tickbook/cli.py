@@ -233,7 +233,6 @@ def cmd_gen(args) -> int:
 def cmd_demo(args) -> int:
     from engine.codec import write_flow_csv
     from engine.gen import generate
-    from engine.stream import FlowReader
 
     venue = _venue(args)
     out = sys.stdout
@@ -253,9 +252,9 @@ def cmd_demo(args) -> int:
         del orders  # the replay streams the CSV: a block of it in memory at a time
         release_freed_memory()
         t0 = time.perf_counter()
-        reader = FlowReader(flow_path, venue)
+        blocks, most = _flow_blocks(flow_path, venue)
         with open(events_path, "wb") as fh:
-            v, summary, n, _ = replay_flow(reader, venue, fh, True, None, reader.messages_bound)
+            v, summary, n, _ = replay_flow(blocks, venue, fh, True, None, most)
         total = time.perf_counter() - t0
         print(f"replayed flow.csv -> events.csv ({events_path.stat().st_size / 2**20:.0f} MiB)", file=out)
         summary.report(n, pure, total, out=out, start_s=start_s)
