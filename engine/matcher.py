@@ -26,6 +26,7 @@ from engine.book import (
     id_find,
     id_insert,
     id_prefetch,
+    PREFETCH_AHEAD,
     remove_level,
 )
 from engine.jit import API, HOT, INLINE
@@ -486,10 +487,12 @@ def process_batch(st, orders, start, stop, out, n_out):
     Returns (next index, event count); the caller drains out and calls again (and grows
     out when it made no progress on an empty buffer)."""
     cap = len(out)
+    for k in range(start + 1, min(stop, start + PREFETCH_AHEAD)):
+        id_prefetch(st, orders[k].order_id)
     i = start
     while i < stop and cap - n_out >= events_needed(st):
-        if i + 1 < stop:
-            id_prefetch(st, orders[i + 1].order_id)  # 1-10 % faster, measured side by side
+        if i + PREFETCH_AHEAD < stop:
+            id_prefetch(st, orders[i + PREFETCH_AHEAD].order_id)
         n_out = process_one(st, orders, i, out, n_out)
         i += 1
     return i, n_out

@@ -32,7 +32,7 @@ import time
 import numpy as np
 from numba import njit
 
-from engine.book import id_prefetch
+from engine.book import PREFETCH_AHEAD, id_prefetch
 from engine.diagnostics import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, process_logger
 from engine.jitcache import flush_if_engine_changed
 from engine.matcher import events_bound, events_needed, process_one
@@ -99,6 +99,8 @@ def serve(st, in_ctrl, in_recs, out_ctrl, out_words, evbuf, evwords, yield_after
         n_out = 0
         shutdown = False
         c = in_tail
+        for k in range(c + 1, min(end, c + PREFETCH_AHEAD)):
+            id_prefetch(st, in_recs[k & mask_in].order_id)
         while c < end:
             slot = c & mask_in
             if in_recs[slot].action == ACTION_SHUTDOWN:
@@ -112,8 +114,8 @@ def serve(st, in_ctrl, in_recs, out_ctrl, out_words, evbuf, evwords, yield_after
                     break
                 stats[S_EVENTS] += n_out
                 n_out = 0
-            if c + 1 < end:
-                id_prefetch(st, in_recs[(c + 1) & mask_in].order_id)  # hides the next id's miss
+            if c + PREFETCH_AHEAD < end:
+                id_prefetch(st, in_recs[(c + PREFETCH_AHEAD) & mask_in].order_id)  # hides its id's miss
             n_out = process_one(st, in_recs, slot, evbuf, n_out)
             stats[S_MSGS] += 1
             c += 1
