@@ -25,6 +25,7 @@ from numba import njit
 from engine.codec import EventWriter, Flow, parse_flow_bytes, write_flow_csv
 from engine.config import VenueConfig, load_venue
 from engine.gen import generate
+from engine.jit import NO_WRAPAROUND
 from engine.jitcache import flush_if_engine_changed
 from engine.matcher import process_batch, process_one
 from engine.records import EVENT_DTYPE
@@ -146,7 +147,7 @@ def test_matcher_batch(benchmark):
           f"this process's peak RSS so far {peak:,.0f} MiB")
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@njit(**NO_WRAPAROUND, cache=True, nogil=True, _nrt=False)
 def _timed_batch(st, orders, out, lat):
     """process_one per message between two reads of the time-stamp counter (~20 cycles
     each, included); the event buffer is reused, as the live engine drains it. Returns the

@@ -34,6 +34,7 @@ from numba import njit
 
 from engine.book import PREFETCH_AHEAD, id_prefetch
 from engine.diagnostics import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, process_logger
+from engine.jit import NO_WRAPAROUND
 from engine.jitcache import flush_if_engine_changed
 from engine.matcher import events_bound, events_needed, process_one
 from engine.records import ACTION_SHUTDOWN, EVENT_DTYPE, ORDER_DTYPE
@@ -59,7 +60,7 @@ def engine_segment(name: str, orders_cap: int = DEFAULT_ORDERS_CAP, events_cap: 
 
 # _nrt=False as on the matcher: the loop allocates nothing, and with reference counting on,
 # handing the state (45 arrays) to a call increfs and decrefs every one of them.
-_JIT = dict(cache=True, nogil=True, _nrt=False)
+_JIT = dict(NO_WRAPAROUND, cache=True, nogil=True, _nrt=False)  # it inlines the matcher
 
 
 @njit(**_JIT)

@@ -45,6 +45,11 @@ from numba import njit
 from engine.api import warm_up
 from engine.config import load_venue
 from engine.jitcache import flush_if_engine_changed
+
+try:  # the tree's own lowering of the matcher, for the loop that inlines it (older trees lack it)
+    from engine.jit import NO_WRAPAROUND
+except ImportError:
+    NO_WRAPAROUND = {}
 from engine.matcher import process_batch, process_one
 from engine.records import EVENT_DTYPE, ORDER_DTYPE
 from offload.atomics import rdtsc, tsc_ghz
@@ -72,7 +77,7 @@ def _burn(ticks):
     return k
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@njit(**NO_WRAPAROUND, cache=True, nogil=True, _nrt=False)
 def _per_message(st, orders, out, lat, extra_ticks):
     """process_one per message between two reads of the TSC; the event buffer is reused, as the
     live engine drains it. Returns the number of events."""

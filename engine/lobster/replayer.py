@@ -25,6 +25,7 @@ from numba import njit
 
 from engine.book import top_levels
 from engine.config import parse_venue
+from engine.jit import NO_WRAPAROUND
 from engine.jitcache import flush_if_engine_changed
 from engine.lobster.converter import Conversion, venue_toml
 from engine.lobster.read import EMPTY_ASK, EMPTY_BID, LobsterData
@@ -38,7 +39,7 @@ MAX_DIVERGENCES = 10  # divergent rows (and rejected records) kept for the repor
 RES_COMPARED, RES_IDENTICAL, RES_REJECTS, RES_FILLS, RES_DIVERGENT, RES_FIRST_REJECT = range(6)
 
 
-@njit(cache=True, nogil=True)
+@njit(**NO_WRAPAROUND, cache=True, nogil=True)
 def replay_compare(st, orders, msg_end, book, compare, out, fills, res, div_rows, div_levels, reject_at):
     """Run every record through the engine; after each message i with compare[i], compare both
     sides' top levels with orderbook row i. Maker fills go to fills[k] = (msg_seq, order_id,
