@@ -139,13 +139,25 @@ def sort_key(side, price):
     return price if side == SIDE_BUY else -price
 
 
+# New orders land near the touch: on the 1M mixed flow, 80 % of the GTC adds that rest are
+# within 8 ladder entries of it (ladders ~20 deep). A short walk from the best end finds those
+# with one mispredicted branch; a binary search over the rest takes the far ones.
+NEAR_TOUCH = 8
+
+
 @njit(**HOT)
 def ladder_search(st, book, side, price):
-    """Position of the first ladder entry whose key is >= key(price) (binary search)."""
+    """Position of the first ladder entry whose key is >= key(price)."""
     key = sort_key(side, price)
-    lo = 0
-    hi = st.ladder_n[book]
+    n = st.ladder_n[book]
     row = st.ladder[book]
+    hi = n
+    stop = max(0, n - NEAR_TOUCH)
+    while hi > stop:
+        if sort_key(side, st.l_price[row[hi - 1]]) < key:
+            return hi
+        hi -= 1
+    lo = 0
     while lo < hi:
         mid = (lo + hi) >> 1
         if sort_key(side, st.l_price[row[mid]]) < key:
@@ -159,13 +171,31 @@ def ladder_search(st, book, side, price):
 def find_level(st, book, side, price):
     n = st.ladder_n[book]
     row = st.ladder[book]
-    # Fast path: the touch.
-    if n > 0 and st.l_price[row[n - 1]] == price:
-        return np.int64(row[n - 1])
     pos = ladder_search(st, book, side, price)
     if pos < n and st.l_price[row[pos]] == price:
         return np.int64(row[pos])
     return -1
+
+
+@njit(**HOT)
+def level_for(st, book, side, price):
+    """The level at `price`, added if the ladder has none (the caller has checked that it
+    has room): one search for both."""
+    n = st.ladder_n[book]
+    row = st.ladder[book]
+    pos = ladder_search(st, book, side, price)
+    if pos < n and st.l_price[row[pos]] == price:
+        return np.int64(row[pos])
+    lvl = take_slot(st.ctr, C_LVL_FREE_TOP, C_LVL_UNUSED, st.l_free)
+    st.l_price[lvl] = price
+    st.l_qty[lvl] = 0
+    st.l_head[lvl] = -1
+    st.l_tail[lvl] = -1
+    for k in range(n, pos, -1):
+        row[k] = row[k - 1]
+    row[pos] = lvl
+    st.ladder_n[book] = n + 1
+    return np.int64(lvl)
 
 
 @njit(**HOT)
@@ -174,24 +204,6 @@ def best_level(st, book):
     if n == 0:
         return -1
     return np.int64(st.ladder[book][n - 1])
-
-
-@njit(**HOT)
-def add_level(st, book, side, price):
-    """A new empty level at `price`; the caller has checked the ladder has room."""
-    lvl = take_slot(st.ctr, C_LVL_FREE_TOP, C_LVL_UNUSED, st.l_free)
-    st.l_price[lvl] = price
-    st.l_qty[lvl] = 0
-    st.l_head[lvl] = -1
-    st.l_tail[lvl] = -1
-    n = st.ladder_n[book]
-    row = st.ladder[book]
-    pos = ladder_search(st, book, side, price)
-    for k in range(n, pos, -1):
-        row[k] = row[k - 1]
-    row[pos] = lvl
-    st.ladder_n[book] = n + 1
-    return np.int64(lvl)
 
 
 @njit(**HOT)

@@ -14,7 +14,6 @@ from engine import accounts, book, fifo, risk
 
 from engine.accounts import account_gate, add_open, disable_account, join_account, leave_account, on_fill
 from engine.book import (
-    add_level,
     alloc_order,
     best_level,
     book_of,
@@ -26,6 +25,7 @@ from engine.book import (
     id_find,
     id_insert,
     id_prefetch,
+    level_for,
     PREFETCH_AHEAD,
     remove_level,
 )
@@ -175,9 +175,7 @@ def unlink_resting(st, o):
 def rest(st, o, sym, side, price):
     """Put order o (leaves set) at the back of its level, creating the level if needed."""
     book = book_of(sym, side)
-    lvl = find_level(st, book, side, price)
-    if lvl < 0:
-        lvl = add_level(st, book, side, price)
+    lvl = level_for(st, book, side, price)
     st.o_price[o] = price
     enqueue(st, lvl, o)
     add_open(st, np.int64(st.o_acct[o]), sym, side, st.o_leaves[o])
