@@ -12,6 +12,8 @@ The matcher runs the same njit `process_batch` as `tickbook replay` and the live
 from __future__ import annotations
 
 import io
+import time
+from concurrent.futures import wait
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,7 @@ from engine.records import (
     SIDE_SELL,
 )
 from engine.state import C_RESTING, make_state
+from engine.threads import in_order
 
 DEFAULT_EVENT_CHUNK = 1 << 16
 
@@ -53,24 +56,52 @@ class Venue:
         self.state = make_state(self.config, n_messages)
         # zeros: emit never writes the reserved bytes, which must stay zero
         self._out = np.zeros(DEFAULT_EVENT_CHUNK, EVENT_DTYPE)
+        self._spare = None  # the second buffer of process(overlap=True)
 
     # -- processing ----------------------------------------------------------------------
 
-    def process(self, orders: np.ndarray, on_events) -> None:
+    def process(self, orders: np.ndarray, on_events, overlap: bool = False) -> float:
         """Run orders through the matcher, handing each filled chunk of events to
-        on_events(view); the view is reused afterwards, so copy what you keep."""
+        on_events(view); the view is reused once the call returns, so copy what you keep.
+        Returns the seconds spent in the matcher.
+
+        overlap: on_events runs in a thread of its own (engine/threads.py, in_order) while the
+        matcher fills a second buffer, so writing the events takes a second core instead of the
+        matcher's time. The calls still come one at a time and in order, and all of them have
+        returned when process does; an error raised by one is raised here."""
         if orders.dtype != ORDER_DTYPE:
             raise TypeError(f"orders must have ORDER_DTYPE, got {orders.dtype}")
         i, n = 0, len(orders)
-        while i < n:
-            nxt, n_ev = process_batch(self.state, orders, i, n, self._out, 0)
-            if nxt == i and n_ev == 0:
-                # The next message may need more room than the buffer has (a deep sweep).
-                self._out = np.zeros(2 * len(self._out), EVENT_DTYPE)
-                continue
-            if n_ev:
-                on_events(self._out[:n_ev])
-            i = nxt
+        match_s = 0.0
+        busy = None  # the on_events call in flight (overlap), on the buffer that is not self._out
+        try:
+            while i < n:
+                t0 = time.perf_counter()
+                nxt, n_ev = process_batch(self.state, orders, i, n, self._out, 0)
+                match_s += time.perf_counter() - t0
+                if nxt == i and n_ev == 0:
+                    # The next message may need more room than the buffer has (a deep sweep).
+                    self._out = np.zeros(2 * len(self._out), EVENT_DTYPE)
+                    continue
+                i = nxt
+                if n_ev == 0:
+                    continue
+                if not overlap:
+                    on_events(self._out[:n_ev])
+                    continue
+                if busy is not None:
+                    busy.result()  # the other buffer is free again
+                busy = in_order().submit(on_events, self._out[:n_ev])
+                if self._spare is None or len(self._spare) < len(self._out):
+                    self._spare = np.zeros(len(self._out), EVENT_DTYPE)
+                self._out, self._spare = self._spare, self._out
+        except BaseException:
+            if busy is not None:
+                wait([busy])  # no call left running on a buffer after we return
+            raise
+        if busy is not None:
+            busy.result()
+        return match_s
 
     def submit(self, orders) -> np.ndarray:
         """Orders (ORDER_DTYPE array, or a DataFrame) in, their events out (a new array)."""

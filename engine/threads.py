@@ -14,3 +14,10 @@ THREADS = max(1, min(8, len(os.sched_getaffinity(0))))
 @cache
 def pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(THREADS, thread_name_prefix="tickbook-edge")
+
+
+@cache
+def in_order() -> ThreadPoolExecutor:
+    """One thread: the work handed to it runs in the order it was handed over (the events of
+    a replay, written while the matcher fills the next chunk; engine/api.py, Venue.process)."""
+    return ThreadPoolExecutor(1, thread_name_prefix="tickbook-sink")
