@@ -21,6 +21,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from engine.config import VenueConfig
+from engine.jit import NO_WRAPAROUND
 from engine.records import (
     ACTION_CANCEL,
     ACTION_KILL,
@@ -61,7 +62,7 @@ N_FIELDS = 10
 
 # _nrt=False: nothing here allocates (callers pass every buffer in), and reference counting
 # would incref/decref the ~20 array arguments on every per-row and per-field call.
-_JIT = dict(cache=True, nogil=True, _nrt=False)
+_JIT = dict(NO_WRAPAROUND, cache=True, nogil=True, _nrt=False)
 
 # Both directions run on every core the process may use (engine/threads.py): a file parses
 # in PARSE_THREADS pieces that end at row ends, events are formatted a block a thread.

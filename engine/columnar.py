@@ -50,6 +50,7 @@ from engine.codec import (
     symbol_table,
 )
 from engine.config import VenueConfig
+from engine.jit import NO_WRAPAROUND
 from engine.records import (
     ACTION_CANCEL,
     ACTION_KILL,
@@ -94,7 +95,7 @@ NOT_A_NUMBER = -(2**63) + 2
 # rounds to it, and when one does it is the float's shortest round-trip decimal.
 _FLOAT_FAST_LIMIT = 2.0**26
 
-_JIT = dict(cache=True, nogil=True, _nrt=False)
+_JIT = dict(NO_WRAPAROUND, cache=True, nogil=True, _nrt=False)
 
 
 
