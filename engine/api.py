@@ -187,11 +187,19 @@ def warm_up(venue: VenueConfig | str | Path | None = None) -> float:
     from time import perf_counter
 
     t0 = perf_counter()
-    config = as_venue(venue)
-    tiny = config.with_capacity(max_orders=16, max_levels=4)
+    tiny = _tiny(venue)
     flow = parse_flow_bytes(f"{FLOW_HEADER}\n1,1,CANCEL,,1,,,,,\n".encode(), tiny, "<warm-up>")
     Venue(tiny).replay(flow, io.BytesIO())
     return perf_counter() - t0
+
+
+def warm_up_matcher(venue: VenueConfig | str | Path | None = None) -> None:
+    """Load (or compile) the batch matcher alone: one all-zero record (MALFORMED) on a tiny book."""
+    Venue(_tiny(venue)).submit(np.zeros(1, ORDER_DTYPE))
+
+
+def _tiny(venue) -> VenueConfig:
+    return as_venue(venue).with_capacity(max_orders=16, max_levels=4)
 
 
 def replay_records(orders: np.ndarray, venue: VenueConfig | str | Path | None = None) -> np.ndarray:

@@ -1,6 +1,7 @@
 """`tickbook compile` (tickbook/precompile.py): what make's set-up runs so that no later start
 compiles."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,3 +33,34 @@ def test_an_unknown_target_is_one_usage_error():
     r = _run("bogus")
     assert r.returncode == 2
     assert "unknown target bogus" in r.stderr and "Traceback" not in r.stderr
+
+
+def _replay(tmp_path, env_extra):
+    flow = tmp_path / "flow.csv"
+    flow.write_text("ts,account,action,symbol,order_id,side,type,tif,price,qty\n1,1,NEW,AAPL,1,BUY,LIMIT,GTC,185.00,5\n"
+                    "2,2,NEW,AAPL,2,SELL,LIMIT,GTC,185.00,2\n3,1,CANCEL,,9,,,,,\n")
+    events = tmp_path / "events.csv"
+    env = {**os.environ, **env_extra}
+    r = subprocess.run([sys.executable, "-m", "tickbook", "replay", str(flow), "--events", str(events)],
+                       cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
+    assert r.returncode == 0, r.stderr
+    return r.stderr, events.read_bytes()
+
+
+def test_a_cold_replay_compiles_the_codec_in_a_second_process(tmp_path):
+    """A first replay that bypassed make's set-up: the codec compiles beside the matcher, and the
+    events are those of a replay that loaded everything from the cache."""
+    cold_err, cold_events = _replay(tmp_path, {"NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")})
+    assert "in a second process" in cold_err
+    warm_err, warm_events = _replay(tmp_path, {})
+    assert "in a second process" not in warm_err
+    assert cold_events == warm_events and cold_events.count(b"\n") == 6  # header, 2 ACK, 2 FILL, REJECT
+
+
+def test_cached_reads_numbas_own_index():
+    code = "from engine.codec import format_events; from tickbook.precompile import cached; print(cached(format_events))"
+    env = {**os.environ}
+    warm = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, env=env)
+    cold = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          env={**env, "NUMBA_CACHE_DIR": "/nonexistent-tickbook-cache"})
+    assert (warm.stdout.strip(), cold.stdout.strip()) == ("True", "False"), (warm.stderr, cold.stderr)

@@ -36,12 +36,7 @@ flow = parse_flow_bytes(text.getvalue(), venue)
 EventWriter(io.BytesIO(), venue, flow).write(np.zeros(1, EVENT_DTYPE))
 warm_up(venue)
 """
-_MATCHER = """
-import numpy as np
-from engine.api import Venue, as_venue
-from engine.records import ORDER_DTYPE
-Venue(as_venue(None).with_capacity(max_orders=16, max_levels=4)).submit(np.zeros(1, ORDER_DTYPE))
-"""
+_MATCHER = "from engine.api import warm_up_matcher; warm_up_matcher()"
 TARGETS = {
     "codec": _CODEC,
     "matcher": _MATCHER,
@@ -64,6 +59,35 @@ def _report(name: str, proc: subprocess.Popen, err, t0: float) -> bool:
         print(lines[-1] if lines else f"exit status {proc.returncode}", file=sys.stderr)
     err.close()
     return ok
+
+
+def cached(dispatcher) -> bool:
+    """Whether Numba's cache holds the function compiled from its current source (Numba's own
+    index check). A Numba whose cache is laid out otherwise reads as cached: then nothing is
+    started aside, and the caller compiles in process as before."""
+    try:
+        return bool(dispatcher._cache._cache_file._load_index())
+    except Exception:
+        return True
+
+
+def codec_aside():
+    """When the codec is not in Numba's cache (a first run that bypassed make's set-up), start
+    compiling it in a second process, so that it compiles side by side with the matcher in
+    this one. Returns a function that waits for it, or None when the cache was warm."""
+    from engine.codec import format_events
+
+    if cached(format_events):
+        return None
+    print("compiling the CSV and columnar codecs in a second process, the matcher in this one "
+          "(once; later starts load Numba's cache)", file=sys.stderr)
+    proc, err = _start("codec")
+
+    def wait() -> None:
+        proc.wait()
+        err.close()  # a failure shows when this process loads the codec: it compiles it itself
+
+    return wait
 
 
 def main(argv: list[str] | None = None) -> int:
