@@ -494,6 +494,8 @@ class Gateway:
         self.journal = open(journal, "ab", buffering=0) if journal else None  # written before HEAD moves
         self.state = "waiting"  # waiting -> serving -> draining | engine-gone -> done
         self.stop_reason = None
+        self.stop_requested = False  # SIGTERM/SIGINT, even after the engine has gone
+        self.engine_stopped_cleanly = False  # it closed its event ring (a stop, not a death)
         self.exit_status = EXIT_OK
         self.engine_pid = 0
         self.status_at = 0.0  # when the ready file's status lines were last written
@@ -930,6 +932,7 @@ class Gateway:
             if self.engine is not None and self.engine.poll() is not None or not pid_alive(self.engine_pid):
                 self._engine_gone(f"{who} pid {self.engine_pid} exited")
             elif self.r_out.closed():
+                self.engine_stopped_cleanly = sh is None
                 self._engine_gone(f"{who} pid {self.engine_pid} stopped (closed its event ring)")
             elif sh is not None and not pid_alive(sh.pid):
                 self._engine_gone(f"bridge pid {sh.pid} on {self.hw_rings} exited (shadow needs both)")
@@ -979,6 +982,7 @@ class Gateway:
     # ---- the loop
 
     def request_stop(self, why="stop requested") -> None:
+        self.stop_requested = True
         if self.stop_reason is None:
             self.stop_reason = why
 
@@ -1055,8 +1059,13 @@ class Gateway:
             if not self.pending or ended or now > self.drain_deadline:
                 self._finish_engine()
                 return self._close_out()
-        if self.state == "engine-gone" and now - self.gone_at >= self.grace:
-            return self._close_out()
+        if self.state == "engine-gone":
+            if self.stop_requested and self.engine_stopped_cleanly:
+                # a pod's SIGTERM reaches both containers: the engine stopped first, cleanly
+                self.exit_status = EXIT_OK
+                return self._close_out()
+            if now - self.gone_at >= self.grace:
+                return self._close_out()
         return None
 
     def _finish_engine(self) -> None:

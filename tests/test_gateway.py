@@ -771,6 +771,22 @@ def test_sigterm_to_gateway_and_engine_at_once_is_clean(tmp_path):
         stack.close()
 
 
+def test_sigterm_after_the_engine_has_stopped_is_still_a_clean_stop(tmp_path):
+    """The order of the race above that used to exit 3: the engine's SIGTERM lands and it closes
+    its ring before the gateway's own SIGTERM arrives, inside the engine-gone grace period."""
+    stack = Stack(tmp_path)
+    try:
+        with stack.client() as c:
+            assert list(c.submit(order(1, 907, SIDE_BUY, 180.0, 1))["kind"]) == [EV_ACK]
+        stack.engine.send_signal(signal.SIGTERM)
+        assert stack.engine.wait(STEP_TIMEOUT) == 0, stack.logs()
+        stack.wait(lambda: "closed its event ring" in stack.logs(), "the gateway to see the engine stop", STEP_TIMEOUT)
+        assert stack.stop() == 0, stack.logs()
+        assert not segment_exists(stack.name)
+    finally:
+        stack.close()
+
+
 def test_cli_has_the_gateway_subcommand():
     from tickbook.cli import main
 
