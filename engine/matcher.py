@@ -25,6 +25,7 @@ from engine.book import (
     id_find,
     id_insert,
     id_prefetch,
+    id_prefetch_next_block,
     level_for,
     PREFETCH_AHEAD,
     remove_level,
@@ -254,6 +255,7 @@ def process_new(st, r, out, n):
         return reject(st, out, n, r, R_UNKNOWN_SYMBOL)
     if id_find(st, r.order_id) >= 0:
         return reject(st, out, n, r, R_DUPLICATE_ORDER_ID)
+    id_prefetch_next_block(st, r.order_id)
     otype = r.type
     tif = r.tif
     side = np.int64(r.side)
