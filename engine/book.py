@@ -92,15 +92,21 @@ def id_prefetch_next_block(st, order_id):
 
 @njit(**API)
 def id_find(st, order_id):
+    i = id_row(st, order_id)
+    return st.id_tab[i, 1] - 1 if i >= 0 else -1
+
+
+@njit(**HOT)
+def id_row(st, order_id):
+    """The table row that holds order_id, or -1."""
     mask = len(st.id_tab) - 1
     key = np.int64(order_id)
     i = id_home(st, order_id)
     while True:
-        v = st.id_tab[i, 1]
-        if v == ID_EMPTY:
+        if st.id_tab[i, 1] == ID_EMPTY:
             return -1
         if st.id_tab[i, 0] == key:
-            return v - 1
+            return i
         i = (i + 1) & mask
 
 
@@ -122,6 +128,13 @@ def id_delete(st, order_id):
     i = id_home(st, order_id)
     while st.id_tab[i, 0] != key or st.id_tab[i, 1] == ID_EMPTY:
         i = (i + 1) & mask
+    id_delete_row(st, i)
+
+
+@njit(**HOT)
+def id_delete_row(st, i):
+    """Empty row i (id_row's answer) and close the gap behind it."""
+    mask = len(st.id_tab) - 1
     j = i
     while True:
         j = (j + 1) & mask

@@ -22,8 +22,10 @@ from engine.book import (
     find_level,
     free_order,
     id_delete,
+    id_delete_row,
     id_find,
     id_insert,
+    id_row,
     id_prefetch,
     id_prefetch_next_block,
     level_for,
@@ -160,6 +162,12 @@ def crosses(side, limit, price):
 @njit(**HOT)
 def unlink_resting(st, o):
     """Take a resting order out of every structure and free its slot."""
+    unlink_resting_at(st, o, np.int64(-1))
+
+
+@njit(**HOT)
+def unlink_resting_at(st, o, row):
+    """unlink_resting, with the id's table row when the caller has it (-1: look it up)."""
     lvl = dequeue(st, o)
     sym = np.int64(st.o_sym[o])
     side = np.int64(st.o_side[o])
@@ -168,7 +176,10 @@ def unlink_resting(st, o):
         remove_level(st, book, side, lvl)
     add_open(st, np.int64(st.o_acct[o]), sym, side, -st.o_leaves[o])
     leave_account(st, o)
-    id_delete(st, st.o_id[o])
+    if row >= 0:
+        id_delete_row(st, row)
+    else:
+        id_delete(st, st.o_id[o])
     free_order(st, o)
 
 
@@ -331,9 +342,10 @@ def process_new(st, r, out, n):
 
 @njit(**INLINE)
 def process_cancel(st, r, out, n):
-    o = id_find(st, r.order_id)
-    if o < 0:
+    row = id_row(st, r.order_id)
+    if row < 0:
         return reject(st, out, n, r, R_UNKNOWN_ORDER)
+    o = np.int64(st.id_tab[row, 1] - 1)
     if st.a_id[st.o_acct[o]] != np.int64(r.account):
         return reject(st, out, n, r, R_NOT_OWNER)
     sym = np.int64(st.o_sym[o])
@@ -341,7 +353,7 @@ def process_cancel(st, r, out, n):
         st, out, n, EV_CANCELED, r.msg_seq, sym, r.order_id, r.account, np.int64(st.o_side[o]),
         out_price(st, sym, st.o_price[o]), st.o_leaves[o], 0, 0, R_USER,
     )
-    unlink_resting(st, o)
+    unlink_resting_at(st, o, row)
     return n
 
 
