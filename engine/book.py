@@ -122,13 +122,9 @@ def id_insert(st, order_id, slot):
 
 @njit(**API)
 def id_delete(st, order_id):
-    """Linear-probing delete with backward shift: no tombstones, probes stay short."""
-    mask = len(st.id_tab) - 1
-    key = np.int64(order_id)
-    i = id_home(st, order_id)
-    while st.id_tab[i, 0] != key or st.id_tab[i, 1] == ID_EMPTY:
-        i = (i + 1) & mask
-    id_delete_row(st, i)
+    """Linear-probing delete with backward shift: no tombstones, probes stay short.
+    The id is in the table."""
+    id_delete_row(st, id_row(st, order_id))
 
 
 @njit(**HOT)

@@ -162,12 +162,12 @@ def crosses(side, limit, price):
 @njit(**HOT)
 def unlink_resting(st, o):
     """Take a resting order out of every structure and free its slot."""
-    unlink_resting_at(st, o, np.int64(-1))
+    unlink_resting_at(st, o, id_row(st, st.o_id[o]))
 
 
 @njit(**HOT)
 def unlink_resting_at(st, o, row):
-    """unlink_resting, with the id's table row when the caller has it (-1: look it up)."""
+    """unlink_resting, for a caller that has the id's table row already (id_row)."""
     lvl = dequeue(st, o)
     sym = np.int64(st.o_sym[o])
     side = np.int64(st.o_side[o])
@@ -176,10 +176,7 @@ def unlink_resting_at(st, o, row):
         remove_level(st, book, side, lvl)
     add_open(st, np.int64(st.o_acct[o]), sym, side, -st.o_leaves[o])
     leave_account(st, o)
-    if row >= 0:
-        id_delete_row(st, row)
-    else:
-        id_delete(st, st.o_id[o])
+    id_delete_row(st, row)
     free_order(st, o)
 
 
