@@ -184,13 +184,11 @@ def warm_up(venue: VenueConfig | str | Path | None = None) -> float:
     """Load the compiled parser, matcher and writer (from Numba's cache, or by compiling
     them once) by replaying one row on a tiny book; returns the seconds it took. Timings
     taken afterwards measure the work, not the start."""
-    from time import perf_counter
-
-    t0 = perf_counter()
+    t0 = time.perf_counter()
     tiny = _tiny(venue)
     flow = parse_flow_bytes(f"{FLOW_HEADER}\n1,1,CANCEL,,1,,,,,\n".encode(), tiny, "<warm-up>")
     Venue(tiny).replay(flow, io.BytesIO())
-    return perf_counter() - t0
+    return time.perf_counter() - t0
 
 
 def warm_up_matcher(venue: VenueConfig | str | Path | None = None) -> None:
