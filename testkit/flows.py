@@ -500,6 +500,18 @@ band_bps = 15000
 """
 
 
+def generated_csv(venue, n: int, seed: int) -> bytes:
+    """`tickbook gen`'s flow of n messages for the venue, as the CSV it writes (header included)."""
+    import io
+
+    from engine.codec import write_flow_csv
+    from engine.gen import generate
+
+    buf = io.BytesIO()
+    write_flow_csv(buf, generate(venue, n, seed), venue)
+    return buf.getvalue()
+
+
 def diff_venue():
     from engine.config import parse_venue
 

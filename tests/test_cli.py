@@ -15,10 +15,10 @@ import pytest
 
 from engine.api import Venue
 from tickbook.cli import main
-from engine.codec import parse_flow_bytes, read_flow, write_flow_csv
+from engine.codec import parse_flow_bytes, read_flow
 from engine.config import load_venue
-from engine.gen import generate
 from engine.records import EV_REJECT, EVENT_DTYPE, EVENT_NAMES, ORDER_DTYPE, R_MALFORMED, REASON_NAMES
+from testkit.flows import generated_csv
 
 GOLDEN = Path(__file__).parent / "golden"
 EXAMPLE = ["--config", str(GOLDEN / "example_venue.toml")]
@@ -242,9 +242,7 @@ def test_demo_prints_the_figures_of_the_flow_it_generated_and_replayed(tmp_path,
     assert list(tmp_path.iterdir()) == [], "the demo left its files behind"
 
     venue = load_venue(None)
-    buf = io.BytesIO()
-    write_flow_csv(buf, generate(venue, n, seed), venue)
-    flow_csv = buf.getvalue()
+    flow_csv = generated_csv(venue, n, seed)
     v = Venue(venue)
     events_csv = io.BytesIO()
     v.replay(parse_flow_bytes(flow_csv, venue), events_csv)

@@ -13,7 +13,6 @@ flows with a row splitter written here from docs/rulebook.md section 3.
 
 from __future__ import annotations
 
-import io
 
 import numpy as np
 import pytest
@@ -24,8 +23,8 @@ from numba import njit
 import engine.codec as codec
 from engine.codec import FLOW_HEADER, N_FIELDS, parse_flow_bytes
 from engine.config import load_venue
-from engine.gen import generate
 from engine.records import ACTION_MALFORMED, MAX_PRICE_UNITS, ORDER_DTYPE, PRICE_DECIMALS, QTY_CLAMP
+from testkit.flows import generated_csv
 
 VENUE = load_venue(None)
 SYM_TAB, SYM_LEN = codec.symbol_table(VENUE)
@@ -482,9 +481,8 @@ def test_the_fast_path_leaves_odd_rows_to_the_general_parser(row):
 
 
 def test_the_fast_path_takes_every_row_of_a_generated_flow():
-    out = io.BytesIO()
-    codec.write_flow_csv(out, generate(VENUE, 20_000, seed=5), VENUE)
-    for data in (out.getvalue(), out.getvalue().replace(b"\n", b"\r\n")):
+    text = generated_csv(VENUE, 20_000, seed=5)
+    for data in (text, text.replace(b"\n", b"\r\n")):
         data += b"\0" * codec.FAST_SPAN
         starts, _ = split_rows(data, data.find(b"\n") + 1)
         starts = starts[:-1]  # the padding
@@ -548,9 +546,7 @@ def test_whole_flows_equal_the_row_by_row_reference(name, monkeypatch):
 
 
 def test_a_generated_flow_with_odd_rows_mixed_in(monkeypatch):
-    out = io.BytesIO()
-    codec.write_flow_csv(out, generate(VENUE, 5_000, seed=11), VENUE)
-    lines = out.getvalue().split(b"\n")
+    lines = generated_csv(VENUE, 5_000, seed=11).split(b"\n")
     odd = [r for r in LEFT + TAKEN]
     mixed = [lines[0]]
     for i, line in enumerate(lines[1:]):
@@ -608,9 +604,7 @@ def test_other_token_tables_turn_the_fast_path_off():
 def test_a_strided_buffer_parses_as_a_contiguous_one():
     """parse_rows takes any 1-D uint8 array: the fast path's 8- and 64-byte loads read a strided
     one byte by byte."""
-    out = io.BytesIO()
-    codec.write_flow_csv(out, generate(VENUE, 300, seed=2), VENUE)
-    body = out.getvalue()[len(HEADER) :] + b"1,1,NEW,AAPL,1,BUY,LIMIT,GTC,185.00,5\r\n" + b"1,1,CANCEL,,1,,,,,"
+    body = generated_csv(VENUE, 300, seed=2)[len(HEADER) :] + b"1,1,NEW,AAPL,1,BUY,LIMIT,GTC,185.00,5\r\n" + b"1,1,CANCEL,,1,,,,,"
     data = body + b"\n" * codec.FAST_SPAN
     wide = np.zeros(2 * len(data), np.uint8)
     wide[::2] = np.frombuffer(data, np.uint8)

@@ -10,7 +10,7 @@ import engine.codec as codec
 from engine.api import Venue
 from engine.codec import FLOW_HEADER, EventWriter, parse_flow_bytes
 from engine.config import load_venue
-from engine.gen import generate
+from testkit.flows import generated_csv
 
 
 @pytest.fixture(scope="module")
@@ -20,9 +20,7 @@ def venue():
 
 @pytest.fixture(scope="module")
 def flow_text(venue):
-    out = io.BytesIO()
-    codec.write_flow_csv(out, generate(venue, 30_000, seed=3), venue)
-    return out.getvalue()
+    return generated_csv(venue, 30_000, seed=3)
 
 
 def _parse(data, venue, threads, monkeypatch):

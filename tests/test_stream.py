@@ -14,6 +14,7 @@ from engine.config import load_venue
 from engine.gen import generate
 from engine.stream import FlowReader
 from tickbook.cli import replay_flow
+from testkit.flows import generated_csv
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +24,9 @@ def venue():
 
 @pytest.fixture(scope="module")
 def flow_text(venue):
-    out = io.BytesIO()
-    codec.write_flow_csv(out, generate(venue, 20_000, seed=5), venue)
     # malformed and rejected rows, so that REJECT echoes cross the block cuts too
     bad = b"1,7,NEW,NOPE,1,BUY,LIMIT,GTC,1.00,5\n\n1,1,NEW,AAPL,2,BUY,LIMIT,GTC,-1,5\r\n,,,\n"
-    return out.getvalue() + bad * 300
+    return generated_csv(venue, 20_000, seed=5) + bad * 300
 
 
 def _records(blocks):
