@@ -6,6 +6,7 @@ integers (ticks, 1e-8 price units, quantities). Errors name the file and the key
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import tomllib
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.records import MAX_PRICE_UNITS, MAX_QTY, PRICE_DECIMALS, PRICE_SCALE
+from engine.records import EVENT_DTYPE, MAX_PRICE_UNITS, MAX_QTY, ORDER_DTYPE, PRICE_DECIMALS, PRICE_SCALE
 
 DEFAULT_VENUE_PATH = Path(__file__).with_name("default_venue.toml")
 
@@ -64,6 +65,14 @@ class VenueConfig:
     @property
     def symbol_index(self) -> dict[str, int]:
         return {s.name: i for i, s in enumerate(self.symbols)}
+
+    def digest(self) -> str:
+        """A fingerprint of everything that decides the events (symbols, limits, capacities,
+        the record layout), not where the venue was read from: a journal or a snapshot written
+        under one venue is refused under another."""
+        rules = (repr(self.symbols), repr(self.default_account), repr(sorted(self.accounts.items())),
+                 self.max_orders, self.max_levels, self.max_accounts, ORDER_DTYPE.descr, EVENT_DTYPE.descr)
+        return hashlib.sha256(repr(rules).encode()).hexdigest()[:32]
 
     def with_capacity(self, **caps: int) -> "VenueConfig":
         """The same venue with other capacities (e.g. the Verilog book's parameters)."""
