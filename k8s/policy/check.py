@@ -52,7 +52,7 @@ import yaml
 MATCHER = "engine"
 MATCHERS = (MATCHER, "bridge")  # busy-polling servers of a ring segment
 # `tickbook` subcommands (tickbook/cli.py build_parser; tests/test_k8s.py keeps the two equal)
-CLI_SUBCOMMANDS = frozenset({"replay", "gen", "book", "demo", "lobster", "engine", "gateway", "bridge", "compile"})
+CLI_SUBCOMMANDS = frozenset({"replay", "gen", "book", "demo", "lobster", "engine", "gateway", "bridge", "compile", "journal"})
 RING_SERVERS = ("engine", "bridge")
 SHM_PATH = "/dev/shm"
 MIN_PRIORITY = 100_000_000
