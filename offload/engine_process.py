@@ -1,13 +1,15 @@
 """The pinned engine process: busy-polls its order ring, writes events to its event ring.
 
-    tickbook engine --rings NAME [--cpu N] [--config venue.toml] [--fifo PRIO] [--mlock]
+    tickbook engine --rings NAME [--cpu N] [--config venue.toml] [--fifo PRIO] [--mlock] [--journal DIR]
 
 NAME is a segment created by the client (the owner) with two rings: ring 0 carries order
 records to the engine, ring 1 carries event records back (`engine_segment()` makes one).
 The engine attaches (waiting for the segment if it is not there yet), pins itself to one
 core of its cpuset, loads the venue, builds its state and warms up the compiled loop on a
 throwaway state, then writes its pid into the segment header (the "ready" signal) and
-serves with the same njit `process_one` as batch replay.
+serves with the same njit `process_one` as batch replay. A recovered venue's order ring
+starts past 0 (the gateway replayed its journal): the engine then starts from the state the
+gateway handed over, the snapshot of that position in the journal directory (docs/journal.md).
 
 Protocol (docs/offload.md): records are processed in ring order, in batches of at most
 MAX_BATCH; the events of a batch are published (one release store of the event ring's HEAD)
@@ -39,7 +41,7 @@ from engine.jitcache import flush_if_engine_changed
 from engine.matcher import events_bound, events_needed, process_one
 from engine.records import ACTION_SHUTDOWN, EVENT_DTYPE, ORDER_DTYPE
 from offload.atomics import backoff, load_acquire, load_relaxed, store_release
-from offload.ring import CLOSED, HEAD, OK, STOP, STOPPED, TAIL, Segment, nb_push_blocking, ready_path, remove_file
+from offload.ring import CLOSED, HEAD, OK, STOP, STOPPED, TAIL, Segment, nb_push_blocking, ready_path, remove_own_file
 
 MAX_BATCH = 64  # order records per batch: bounds how long events wait for a publish
 DEFAULT_ORDERS_CAP = 1 << 14
@@ -185,6 +187,26 @@ def warm_up(venue, check: bool = True) -> float:
     return time.perf_counter() - t0
 
 
+def restore_state(journal: str | None, msg_seq: int, venue, rings: str):
+    """The state after message msg_seq, which the gateway wrote when it recovered the venue
+    (its order ring starts there); None, after one line, when it cannot be had."""
+    from engine.snapshot import SnapshotError, load_snapshot, snapshot_name
+    from engine.state import C_SEQ
+
+    if journal is None:
+        log(f"segment {rings} starts after msg_seq {msg_seq} (a recovered venue): "
+            "the engine needs --journal DIR to load that state (docs/journal.md)")
+        return None
+    path = os.path.join(journal, snapshot_name(msg_seq))
+    try:
+        st, seq = load_snapshot(path, venue, n_messages=None)  # every page touched, as for a new book
+    except SnapshotError as e:
+        log(f"cannot restore the venue as of msg_seq {msg_seq}: {e}")
+        return None
+    log(f"restored {path}: the book after msg_seq {seq}, event seq {int(st.ctr[C_SEQ])}")
+    return st
+
+
 def load_engine_venue(config: str | None, venue_pickle: str | None):
     from engine.config import load_venue
 
@@ -206,6 +228,8 @@ def main(argv=None) -> int:
     p.add_argument("--yield-after", type=int, default=YIELD_AFTER,
                    help="idle polls before sched_yield (default never: the core is ours)")
     p.add_argument("--no-pin", action="store_true")
+    p.add_argument("--journal", default=None, metavar="DIR",
+                   help="the gateway's journal directory: where a recovered venue's state is handed over")
     a = p.parse_args(argv)
 
     from engine.state import make_state
@@ -241,7 +265,13 @@ def main(argv=None) -> int:
             rep_s = rep.summary()
         log(f"pinned: {rep_s}")
         t_w = warm_up(venue)
-        st = make_state(venue, None)  # every page now: no page fault on the order path
+        start = r_in.tail()
+        if start:
+            st = restore_state(a.journal, start, venue, a.rings)
+            if st is None:
+                return EXIT_USAGE
+        else:
+            st = make_state(venue, None)  # every page now: no page fault on the order path
         # zeros (calloc: pages touched lazily): emit() leaves the reserved bytes alone, so they
         # must start at zero to match batch replay byte for byte
         evbuf = np.zeros(int(events_bound(st)) + MAX_BATCH, EVENT_DTYPE)
@@ -301,7 +331,7 @@ def main(argv=None) -> int:
             log(f"owner of {a.rings} is gone: segment unlinked")
         return EXIT_OK if stats[S_STATUS] == OK or stop_reason else EXIT_FAILURE
     finally:
-        remove_file(ready_file)
+        remove_own_file(ready_file)
         seg.close()
 
 

@@ -73,6 +73,7 @@ from engine.records import (
     R_TAKER,
     RECORD_SIZE,
 )
+from offload.journal import JournalError, JournalWriter
 from offload.ring import C_PRODUCER_PID, HEAD, TAIL, RingError, Segment, pid_alive, ready_path, remove_file
 
 DEFAULT_ORDERS = "tcp://*:5555"
@@ -160,9 +161,10 @@ def read_status(path: str) -> dict[str, str]:
     return out
 
 
-def _open_segment(name, attach, orders_cap, events_cap, timeout) -> Segment:
+def _open_segment(name, attach, orders_cap, events_cap, timeout, start=0) -> Segment:
     """The gateway's side of a ring pair: created (owned) or, with attach, an existing one
-    without a live producer; registered as ring 0's producer and ring 1's consumer."""
+    without a live producer; registered as ring 0's producer and ring 1's consumer. start:
+    ring 0's first position (= the msg_seq the venue has reached: a recovered journal's)."""
     if attach:
         seg = Segment.attach(name, timeout=timeout, expect_rings=2)
         prod = int(seg.ring(0)._q[C_PRODUCER_PID])
@@ -170,7 +172,7 @@ def _open_segment(name, attach, orders_cap, events_cap, timeout) -> Segment:
             seg.close()
             raise RingError(f"ring 0 of {name} already has a live producer (pid {prod})")
     else:
-        seg = Segment.create(name, [("orders", orders_cap), ("events", events_cap)])
+        seg = Segment.create(name, [("orders", orders_cap), ("events", events_cap)], starts=(start,))
     r_in, r_out = seg.ring(0), seg.ring(1)
     if r_in.recs.dtype != ORDER_DTYPE or r_out.recs.dtype != EVENT_DTYPE:
         seg.close()
@@ -307,6 +309,13 @@ class MarketDataBook:
         self.dirty: set[int] = set()
         self.last_seq = 0
 
+    def seed(self, orders, last_seq: int) -> None:
+        """Start from a recovered book: (order_id, symbol, side, price, leaves), resting."""
+        for oid, sym, side, price, leaves in orders:
+            self.orders[oid] = [sym, side, price, leaves, True]
+            self._level_add(sym, side, price, leaves)
+        self.last_seq = last_seq
+
     def _level_add(self, sym, side, price, qty):
         lv = self.levels[sym][side - 1]
         cur = lv.get(price)
@@ -402,11 +411,12 @@ class MarketDataBook:
 
 
 class Request:
-    __slots__ = ("client", "token", "start", "end", "cseqs", "accts", "chunks")
+    __slots__ = ("client", "token", "start", "end", "cseqs", "accts", "chunks", "cut")
 
     def __init__(self, client, token, start, n, cseqs, accts):
         self.client, self.token, self.start, self.end = client, token, start, start + n
         self.cseqs, self.accts, self.chunks = cseqs, accts, []
+        self.cut = None  # why the records from `end` on were refused (a failed journal write)
 
 
 class ClientState:
@@ -422,7 +432,7 @@ class Gateway:
     def __init__(self, rings: str, venue, orders_addr=DEFAULT_ORDERS, md_addr=DEFAULT_MD, attach=False,
                  orders_cap=1 << 14, events_cap=1 << 16, journal=None, shard=None, grace=1.0,
                  engine_timeout=0.0, heartbeat=1.0, engine_cmd=None, log=None, spin=0.0, offload="sw",
-                 hw_rings=None):
+                 hw_rings=None, fsync="batch"):
         if offload not in OFFLOAD_MODES:
             raise ValueError(f"unknown offload mode {offload!r}: {', '.join(OFFLOAD_MODES)}")
         if offload == "hw" and engine_cmd is not None:
@@ -456,14 +466,21 @@ class Gateway:
         self.seg = None
         self.sh = None  # Shadow (--offload shadow): the hardware segment fed the same records
         self.engine = None
+        self.journal = None
         try:
+            recovered = None
+            if journal:  # first: a torn tail is cut and a foreign journal refused before anything starts
+                self.journal = JournalWriter(journal, venue.digest(), fsync=fsync, log=self.log)
+                if not attach and self.journal.next_msg_seq > 1:
+                    recovered = self._recover(journal, venue, offload)
             self.router.bind(orders_addr)
             self.pub.bind(md_addr)
             self.orders_endpoint = self.router.getsockopt_string(zmq.LAST_ENDPOINT)
             self.md_endpoint = self.pub.getsockopt_string(zmq.LAST_ENDPOINT)
             self.ready_file = ready_path(rings, "gateway")
             remove_file(self.ready_file)  # a stale one from a killed predecessor
-            self.seg = _open_segment(self.main_rings, attach, orders_cap, events_cap, max(engine_timeout, 5.0))
+            self.seg = _open_segment(self.main_rings, attach, orders_cap, events_cap, max(engine_timeout, 5.0),
+                                     start=recovered.msg_seq if recovered is not None else 0)
             self.r_in, self.r_out = self.seg.ring(0), self.seg.ring(1)
             if offload == "shadow":
                 self.sh = Shadow(_open_segment(self.hw_rings, attach, orders_cap, events_cap,
@@ -474,13 +491,28 @@ class Gateway:
             self.close()
             raise
         self.attach = attach
+        self.last_ts = 0
         self.head = self.r_in.head()
+        if self.journal is not None and attach:
+            try:
+                self.journal.start_at(self.head + 1)
+            except BaseException:
+                self.close()
+                raise
+        self.published = self.head  # records before `published` are journaled and visible to the engine
         self.tail_cache = self.r_in.tail()
         self.t_seen = self.tail_cache
         self.last_stamped = self.head  # msg_seq of the last record stamped (= its ring position + 1)
         if self.sh is not None:
             self.sh.start(self.head)
         self.book = MarketDataBook(len(self.names))
+        if recovered is not None:
+            from engine.state import C_SEQ
+            from offload.recovery import resting_orders
+
+            self.book.seed(resting_orders(recovered.state, venue), int(recovered.state.ctr[C_SEQ]))
+            if len(recovered.records):
+                self.last_ts = int(recovered.records["ts"][-1])  # the clock never goes back: rate buckets
         self.book_q: collections.deque[np.ndarray] = collections.deque()
         self.topics = [n.encode() for n in self.names]
         self.pending: collections.deque[Request] = collections.deque()
@@ -490,8 +522,6 @@ class Gateway:
         self.backlogged: set[bytes] = set()
         self.last_top: dict[int, tuple] = {}
         self.md_count: dict[bytes, int] = collections.defaultdict(int)
-        self.last_ts = 0
-        self.journal = open(journal, "ab", buffering=0) if journal else None  # written before HEAD moves
         self.state = "waiting"  # waiting -> serving -> draining | engine-gone -> done
         self.stop_reason = None
         self.stop_requested = False  # SIGTERM/SIGINT, even after the engine has gone
@@ -504,6 +534,20 @@ class Gateway:
         self.stats = collections.Counter()
         self.poller = zmq.Poller()
         self.poller.register(self.router, zmq.POLLIN)
+
+    def _recover(self, journal, venue, offload):
+        """The venue as the journal left it: the engine's state handed over as a snapshot of
+        the journal's end (offload/recovery.py); the engine loads it when it sees where ring 0
+        starts."""
+        if offload != "sw":
+            raise ValueError(f"{journal} holds a venue to recover, and only the engine can take it over "
+                             f"(--offload sw): the hardware book cannot load a snapshot")
+        from offload.recovery import hand_over  # Numba and the matcher: only a recovering gateway loads them
+
+        r = hand_over(journal, venue, self.log)
+        self.log(f"recovered {journal} in {r.seconds:.2f} s: snapshot at msg_seq {r.snapshot_seq:,} and "
+                 f"{len(r.records):,} journaled records after it; the venue continues after msg_seq {r.msg_seq:,}")
+        return r
 
     # ---- replies
 
@@ -695,7 +739,8 @@ class Gateway:
         self._push_stalled()
 
     def _push_stalled(self) -> bool:
-        """Copy what fits of the stalled request into ring 0, stamp it, publish HEAD once."""
+        """Copy what fits of the stalled request into ring 0 and stamp it. Without a journal
+        HEAD is published at once; with one, `_publish` does it after the group commit."""
         req, data, i, total = self.stalled
         n = total - i
         r = self.r_in
@@ -706,7 +751,8 @@ class Gateway:
             free = cap - (self.head - self.tail_cache)
         sh = self.sh
         if sh is not None:  # shadow: only what fits in both order rings (the slower side sets the pace)
-            free = min(free, sh.free(n))
+            staged = self.head - self.published  # copied into the hardware ring at publish time
+            free = min(free, sh.free(n + staged) - staged)
         k = min(free, n)
         if k <= 0:
             return False
@@ -728,22 +774,72 @@ class Gateway:
                 dst = r.recs[s : s + m]
                 dst["msg_seq"] = np.arange(g, g + m, dtype=np.int64)
                 dst["ts"] = ts
-            if self.journal is not None:
-                self.journal.write(mv[off : off + m * RECORD_SIZE])
-            if sh is not None:
-                sh.put(mv[off : off + m * RECORD_SIZE])
             done += m
+        if self.journal is not None:  # one batch for the whole push: a crash keeps all of it or none
+            s = self.head & r.mask
+            if s + k <= cap:
+                stamped = mv[s * RECORD_SIZE : (s + k) * RECORD_SIZE]
+            else:  # it wrapped around the ring's end
+                stamped = bytes(mv[s * RECORD_SIZE :]) + bytes(mv[: (s + k - cap) * RECORD_SIZE])
+            self.journal.append(req.client, stamped, req.cseqs[i : i + k])
         self.head += k
         self.last_stamped = self.head
-        r.ctrl[HEAD] = self.head  # x86 TSO: published after the slots (docs/offload.md)
-        if sh is not None:
-            sh.publish()
+        if self.journal is None:
+            self._publish()
         if i + k == total:
             self.stalled = None
         else:
             self.stalled = (req, data, i + k, total)
             self.stats["stalls"] += 1
         return True
+
+    def _publish(self) -> None:
+        """Make the stamped records visible: journaled first (one write and, by the fsync
+        policy, one sync for everything read this turn: group commit), then the hardware's
+        copy (shadow) and ring 0's HEAD. The engine never sees a record the journal lacks."""
+        if self.head == self.published:
+            return
+        if self.journal is not None:
+            try:
+                self.journal.commit()
+            except JournalError as e:
+                self._journal_failed(str(e))
+                return
+        r, sh = self.r_in, self.sh
+        if sh is not None:
+            pos = self.published
+            while pos < self.head:
+                s = pos & r.mask
+                m = min(self.head - pos, r.capacity - s)
+                sh.put(r._b[s * RECORD_SIZE : (s + m) * RECORD_SIZE])
+                pos += m
+        self.published = self.head
+        r.ctrl[HEAD] = self.head  # x86 TSO: published after the slots (docs/offload.md)
+        if sh is not None:
+            sh.publish()
+
+    def _journal_failed(self, why: str) -> None:
+        """The records stamped since the last publish are not journaled: take them back (HEAD
+        never moved past them) and refuse them. A message partly published before keeps that
+        part, which the engine executes; its reply is an ERR that says so."""
+        lost = self.published
+        self.head = self.last_stamped = lost
+        self.stalled = None
+        self.stats["journal failures"] += 1
+        self.log(f"journal write failed, records from msg_seq {lost + 1} refused: {why}")
+        keep: collections.deque[Request] = collections.deque()
+        for req in self.pending:
+            if req.end <= lost:
+                keep.append(req)
+            elif req.start >= lost:
+                self._error(req.client, req.token, f"journal write failed ({why}): message refused, "
+                                                   "none of its records was executed")
+            else:
+                req.cut = (f"journal write failed ({why}): {lost - req.start} of {req.end - req.start} records of "
+                           "this message were executed (their events are attached), the rest were refused")
+                req.end = lost
+                keep.append(req)
+        self.pending = keep
 
     # ---- events
 
@@ -863,6 +959,9 @@ class Gateway:
         while pending and pending[0].end <= t:
             req = pending.popleft()
             seqs = np.arange(req.start + 1, req.end + 1, dtype=np.int64)
+            if req.cut is not None:
+                self._error(req.client, req.token, req.cut, b"".join(req.chunks), seqs)
+                continue
             self._send(req.client, [K_EV, req.token, b"".join(req.chunks), seqs], len(req.chunks))
 
     # ---- market data
@@ -966,9 +1065,11 @@ class Gateway:
         for req in self.pending:
             ev = b"".join(req.chunks)
             done = max(0, min(t, req.end) - req.start)
+            rest = ("the rest are journaled and run when the venue recovers" if self.journal is not None
+                    else "the rest were not")
             self._error(req.client, req.token,
                         f"engine gone ({why}): {done} of {req.end - req.start} records of this message were processed "
-                        "(their events are attached), the rest were not",
+                        f"(their events are attached), {rest}",
                         ev, np.arange(req.start + 1, req.start + done + 1, dtype=np.int64))
         self.pending.clear()
         self.stalled = None
@@ -1013,6 +1114,8 @@ class Gateway:
                     work |= self._push_stalled()
             if self.stalled is None and (idle < 2 or (idle & 7) == 0 or not self.pending):
                 work |= self._read_socket(64)  # while waiting on the engine: every 8th turn
+            if self.head != self.published:
+                self._publish()  # with a journal: one commit for everything read this turn
             if self.backlogged:
                 work |= self._flush_backlogs()
             idle = 0 if work else idle + 1
@@ -1031,6 +1134,12 @@ class Gateway:
                         self._heartbeat()
             if work:
                 continue
+            if self.journal is not None:
+                try:
+                    self.journal.tick()  # --fsync interval: the last writes get their sync when it is quiet
+                except JournalError as e:
+                    self.stats["journal failures"] += 1
+                    self.log(str(e))
             if self.pending and self.state in ("serving", "draining"):
                 # the engine answers within microseconds: spin, then yield, then nap
                 if idle < 4000:
@@ -1078,13 +1187,16 @@ class Gateway:
         while self.stalled is not None and time.monotonic() < deadline:
             self._drain()
             self._push_stalled()
+            self._publish()
+        self._publish()
         shut = np.zeros(1, ORDER_DTYPE)
         shut["action"] = ACTION_SHUTDOWN
         while time.monotonic() < deadline:
             self.tail_cache = int(self.r_in.ctrl[TAIL])
             if self.head - self.tail_cache < self.r_in.capacity and (self.sh is None or self.sh.free(1)):
                 self.r_in.recs[self.head & self.r_in.mask] = shut[0]
-                self.head += 1
+                self.head += 1  # a control record: not journaled
+                self.published = self.head
                 self.r_in.ctrl[HEAD] = self.head
                 if self.sh is not None:
                     self.sh.put(shut.tobytes(), keep=False)
@@ -1139,7 +1251,7 @@ class Gateway:
 
     def close(self) -> None:
         remove_file(getattr(self, "ready_file", "") or "/nonexistent")
-        if getattr(self, "journal", None) is not None:
+        if self.journal is not None:
             self.journal.close()
             self.journal = None
         if self.engine is not None and self.engine.poll() is None:
@@ -1384,7 +1496,12 @@ def main(argv=None) -> int:
     p.add_argument("--engine-arg", action="append", default=[], help="extra argument for the spawned engine")
     p.add_argument("--orders-cap", type=int, default=1 << 14, help="order ring slots (power of two)")
     p.add_argument("--events-cap", type=int, default=1 << 16, help="event ring slots (power of two)")
-    p.add_argument("--journal", default=None, help="append every stamped record (64 B, ring order) to FILE")
+    p.add_argument("--journal", default=None, metavar="DIR",
+                   help="journal every stamped record in DIR before the engine sees it, and recover from it at "
+                        "start (docs/journal.md)")
+    p.add_argument("--fsync", default="batch", metavar="POLICY",
+                   help="batch (a sync per group commit: nothing acknowledged is lost), interval:MS (a sync every "
+                        "MS ms: a machine crash can lose the last MS ms) or none (default batch)")
     p.add_argument("--shard-index", type=int, default=None, help="default $TICKBOOK_SHARD_INDEX")
     p.add_argument("--shard-count", type=int, default=None, help="default $TICKBOOK_SHARD_COUNT")
     p.add_argument("--grace", type=float, default=1.0, help="s of ERR replies after the engine dies")
@@ -1418,11 +1535,16 @@ def main(argv=None) -> int:
             cmd += ["--config", a.config]
         if a.engine_cpu is not None:
             cmd += ["--cpu", str(a.engine_cpu)]
+        if a.journal:
+            cmd += ["--journal", a.journal]
     try:
         gw = Gateway(a.rings, venue, a.orders, a.md, attach=a.attach, orders_cap=a.orders_cap,
                      events_cap=a.events_cap, journal=a.journal, shard=shard, grace=a.grace,
                      engine_timeout=a.engine_timeout, heartbeat=a.heartbeat, engine_cmd=cmd, log=log,
-                     spin=a.spin, offload=a.offload, hw_rings=a.hw_rings)
+                     spin=a.spin, offload=a.offload, hw_rings=a.hw_rings, fsync=a.fsync)
+    except (JournalError, ValueError) as e:  # a foreign or corrupt journal, a bad --fsync: one line
+        log(str(e))
+        return EXIT_USAGE
     except (zmq.ZMQError, RingError, OSError) as e:
         log(f"cannot start on {a.rings} ({a.orders}, {a.md}): {e}")
         return EXIT_USAGE

@@ -140,6 +140,18 @@ def remove_file(path: str) -> None:
         pass
 
 
+def remove_own_file(path: str) -> None:
+    """Remove a ready file only if it is this process's (pid on its first line): a process
+    that outlived its peer must not remove the file of the one that replaced it."""
+    try:
+        with open(path) as f:
+            if f.readline().strip() != str(os.getpid()):
+                return
+    except OSError:
+        return
+    remove_file(path)
+
+
 def ring_bytes(capacity: int) -> int:
     """Control page + slots, rounded up to a page so every ring starts page-aligned."""
     return PAGE + -(-capacity * RECORD_SIZE // PAGE) * PAGE
@@ -475,7 +487,9 @@ class Segment:
         self._closed = False
 
     @classmethod
-    def create(cls, name: str, rings, exist_ok: bool = False) -> "Segment":
+    def create(cls, name: str, rings, exist_ok: bool = False, starts=()) -> "Segment":
+        """starts: each ring's first cursor value (default 0), set before the segment is
+        ready: a recovered venue's order ring starts at the journal's last message number."""
         specs = [RingSpec(KIND_NAMES[k] if isinstance(k, str) else int(k), int(c)) for k, c in rings]
         if not 0 < len(specs) <= MAX_RINGS:
             raise RingError(f"1..{MAX_RINGS} rings per segment")
@@ -517,6 +531,8 @@ class Segment:
             h[d : d + 4] = (off, s.capacity, s.kind, RECORD_SIZE)
             ctrl = np.frombuffer(mm, np.int64, PAGE // 8, off)
             ctrl[C_CAP], ctrl[C_MASK], ctrl[C_KIND] = s.capacity, s.capacity - 1, s.kind
+            if i < len(starts):
+                ctrl[HEAD] = ctrl[TAIL] = int(starts[i])
             del ctrl
             off += ring_bytes(s.capacity)
         seg._make_rings()
@@ -612,6 +628,12 @@ class Segment:
             r.request_stop()
 
     def unlink(self) -> None:
+        """Remove the name, unless it names another segment by now: a successor's, created
+        after this one's owner died (an orphaned engine must not remove its replacement's)."""
+        if self.hdr is not None:
+            info = read_owner(self.name)
+            if info is not None and info[1:] != (int(self.hdr[H_OWNER_PID]), int(self.hdr[H_OWNER_START])):
+                return
         try:
             os.unlink(_path(self.name))
         except FileNotFoundError:

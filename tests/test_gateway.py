@@ -63,6 +63,7 @@ from engine.records import (
 from engine.diagnostics import EXIT_ENGINE_GONE, EXIT_OK, EXIT_USAGE
 from offload import gateway as G
 from offload.gateway import Client, GatewayError
+from offload.journal import read_journal
 from offload.ring import pid_alive, reap_stale, segment_exists
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,6 +75,12 @@ def words(a):
     return np.ascontiguousarray(a).view(np.int64).reshape(len(a), 8)
 
 
+def journaled(directory) -> np.ndarray:
+    """Every record of a gateway's journal, in msg_seq order."""
+    parts = [recs for _, recs, _ in read_journal(directory)]
+    return np.concatenate(parts) if parts else np.empty(0, ORDER_DTYPE)
+
+
 class Stack:
     """A gateway process (owner of the segment) and, when started, an engine process."""
 
@@ -82,7 +89,7 @@ class Stack:
         self.name = name or f"tickbook-gwtest-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.orders = f"ipc://{tmp}/orders"
         self.md = f"ipc://{tmp}/md"
-        self.journal = tmp / "journal.bin"
+        self.journal = tmp / "journal"  # a directory (docs/journal.md)
         self.gw_log = open(tmp / "gateway.log", "w+")
         self.eng_log = open(tmp / "engine.log", "w+")
         self.engine = None
@@ -243,7 +250,7 @@ def test_concurrent_clients_get_their_own_events_equal_to_inprocess_replay(tmp_p
         except threading.BrokenBarrierError:
             raise AssertionError(f"a client failed or hung: {errors}\n{stack.logs()}") from None
         # the interleaved flow the engine saw: the journal, in ring order
-        journal = np.fromfile(stack.journal, ORDER_DTYPE)
+        journal = journaled(stack.journal)
         ref = Venue(venue).submit(journal)
         for k in range(N_CLIENTS):  # each event belongs to the client of its account
             sync[2][k] = int((ref["account"] % N_CLIENTS == k).sum())
@@ -546,12 +553,13 @@ def test_an_engine_that_dies_mid_message_is_reported_with_k_of_n_records_and_the
             r = c.recv(tok)
             assert r.error is not None, "a message cut short by a dead engine got an EV reply"
             assert re.fullmatch(r"engine gone \(engine pid \d+ exited\): 64 of 1000 records of this message were "
-                                r"processed \(their events are attached\), the rest were not", r.error), r.error
+                                r"processed \(their events are attached\), the rest are journaled and run when the venue "
+                                r"recovers", r.error), r.error
             assert np.array_equal(r.venue_seqs, np.arange(base + 1, base + cap + 1)), r.venue_seqs
             # the events attached are exactly those of the 64 processed records, in the client's msg_seq
             # (thawed, the gateway may write more of the message into the freed slots before its
             # next engine check, 20 ms; those are journaled and never processed)
-            journal = np.fromfile(s.journal, ORDER_DTYPE)[: base + cap]
+            journal = journaled(s.journal)[: base + cap]
             got_recs, sent = journal[base:].copy(), flow[:cap].copy()
             for x in (got_recs, sent):
                 x["ts"] = x["msg_seq"] = 0
@@ -610,7 +618,7 @@ def test_spawn_engine_starts_its_engine_serves_and_shuts_it_down_on_sigterm(tmp_
         flow = generate(venue, 2000, seed=21)
         flow["msg_seq"] = np.arange(1, len(flow) + 1)
         got = _one_client_replay(stack, flow)  # one client: every event in its replies
-        journal = np.fromfile(stack.journal, ORDER_DTYPE)  # as stamped: the rate limits see the gateway's clock
+        journal = journaled(stack.journal)  # as stamped: the rate limits see the gateway's clock
         assert np.array_equal(journal["msg_seq"], flow["msg_seq"])
         want = replay_records(journal, venue)
         assert len(got) == len(want) and np.array_equal(words(got), words(want)), stack.logs()
@@ -666,7 +674,7 @@ def test_attach_serves_an_existing_segment_refuses_a_second_producer_and_leaves_
         a = gateway("a")
         assert "(attached)" in a.logs()
         got_a = _one_client_replay(a, first)
-        journal_a = np.fromfile(a.journal, ORDER_DTYPE)
+        journal_a = journaled(a.journal)
         assert np.array_equal(words(got_a), words(replay_records(journal_a, venue))), logs()
 
         r = subprocess.run(
@@ -688,7 +696,7 @@ def test_attach_serves_an_existing_segment_refuses_a_second_producer_and_leaves_
             assert rep.error is None and list(rep.venue_seqs) == [len(first) + 1], rep
             got_b = [rep.events] + [c.submit(second[i : i + 50]) for i in range(1, len(second), 50)]
         # the engine kept its book: the second half's events are those of the whole flow's replay
-        journal_b = np.fromfile(b.journal, ORDER_DTYPE)
+        journal_b = journaled(b.journal)
         assert np.array_equal(journal_b["msg_seq"], np.arange(len(first) + 1, len(first) + len(second) + 1))
         whole = replay_records(np.concatenate([journal_a, journal_b]), venue)
         want_b = whole[whole["msg_seq"] > len(first)].copy()
@@ -925,7 +933,7 @@ def test_offload_hw_and_shadow(tmp_path, mode, capacities):
         st = stack.status()
         assert st["pid"] == str(stack.gw.pid) and st["offload"] == mode, st
         got = _submit_all(stack, flow, 7)
-        journal = np.fromfile(stack.journal, ORDER_DTYPE)
+        journal = journaled(stack.journal)
         assert len(journal) == len(flow) and np.array_equal(journal["msg_seq"], flow["msg_seq"])
         want = replay_records(journal, sw_venue if mode == "shadow" else hw_venue)
         assert len(got) == len(want) and np.array_equal(words(got), words(want)), stack.logs()
