@@ -527,6 +527,7 @@ class Gateway:
         self.stop_requested = False  # SIGTERM/SIGINT, even after the engine has gone
         self.engine_stopped_cleanly = False  # it closed its event ring (a stop, not a death)
         self.exit_status = EXIT_OK
+        self.journal_failing = None  # (msg_seq, when) of the last failed write logged
         self.engine_pid = 0
         self.status_at = 0.0  # when the ready file's status lines were last written
         self.status_key = None
@@ -805,6 +806,9 @@ class Gateway:
             except JournalError as e:
                 self._journal_failed(str(e))
                 return
+            if self.journal_failing is not None:
+                self.journal_failing = None
+                self.log(f"journal writes succeed again ({self.stats['journal failures']:,} failed writes refused)")
         r, sh = self.r_in, self.sh
         if sh is not None:
             pos = self.published
@@ -826,7 +830,11 @@ class Gateway:
         self.head = self.last_stamped = lost
         self.stalled = None
         self.stats["journal failures"] += 1
-        self.log(f"journal write failed, records from msg_seq {lost + 1} refused: {why}")
+        now = time.monotonic()
+        if self.journal_failing is None or now - self.journal_failing[1] >= 1.0:  # one line a second at most
+            n = self.stats["journal failures"]
+            self.log(f"journal write failed ({n:,} failed writes so far), records from msg_seq {lost + 1} refused: {why}")
+            self.journal_failing = (lost, now)
         keep: collections.deque[Request] = collections.deque()
         for req in self.pending:
             if req.end <= lost:
@@ -1560,6 +1568,7 @@ def main(argv=None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a journal past its file size limit: EFBIG and ERRs, not death
     try:
         return gw.run()
     finally:

@@ -1,12 +1,14 @@
 """`tickbook journal`: summarise, verify and export a venue journal (format: offload/journal.py).
 
-    tickbook journal PATH [--config venue.toml] [--export FLOW.npy] [--after MSG_SEQ]
+    tickbook journal PATH [--config venue.toml] [--export FLOW.npy] [--after MSG_SEQ] [--snapshot]
 
 PATH is a journal directory or one of its files. Every batch's crc and the msg_seq continuity
 are checked; the summary names the files, batches, records, msg_seq range, records per session
 and a torn tail, if any (the writer cuts it when it reopens; it is never exported). --config
 refuses a journal written under another venue. --export writes the records after MSG_SEQ as a
 .npy of ORDER_DTYPE with their stamped msg_seq, which `tickbook replay FLOW.npy` reads.
+--snapshot (a journal directory, the venue of --config or the built-in one) writes the state at
+the journal's end as a snapshot beside it: a later recovery replays only what follows.
 Errors: one line "tickbook journal: <file>: offset <N>: <why>", exit status 2.
 """
 
@@ -20,6 +22,7 @@ import numpy as np
 
 from engine.config import ConfigError, load_venue
 from engine.diagnostics import EXIT_OK, EXIT_USAGE
+from engine.snapshot import SnapshotError
 from offload.journal import JournalError, JournalSummary, load_journal, scan_journal
 
 PROG = "tickbook journal"
@@ -57,12 +60,25 @@ def export(path, digest, after: int, out: str) -> int:
     return len(records)
 
 
+def snapshot(directory, config) -> str:
+    """The state at the journal's end, written as a snapshot: the newest one plus what follows it."""
+    from offload.recovery import hand_over  # the matcher: only this option needs it
+
+    r = hand_over(directory, load_venue(config), log=lambda line: print(line, file=sys.stderr))
+    if r.msg_seq == r.snapshot_seq:
+        return f"snapshot at msg_seq {r.msg_seq:,} is already the journal's end"
+    return (f"snapshot at msg_seq {r.msg_seq:,} written ({len(r.records):,} records replayed after the one at "
+            f"{r.snapshot_seq:,} in {r.seconds:.2f} s)")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog=PROG, description="Summarise, verify and export a venue journal.")
     p.add_argument("path", help="the journal directory (or one of its files)")
     p.add_argument("--config", default=None, help="venue.toml: refuse a journal of another venue")
     p.add_argument("--export", default=None, metavar="FLOW.npy", help="write the records as a .npy flow")
     p.add_argument("--after", type=int, default=0, metavar="MSG_SEQ", help="export only records after MSG_SEQ")
+    p.add_argument("--snapshot", action="store_true",
+                   help="write the snapshot of the journal's end into the directory (docs/journal.md)")
     a = p.parse_args(argv)
     try:
         digest = load_venue(a.config).digest() if a.config else None
@@ -71,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         if a.export:
             n = export(a.path, digest, a.after, a.export)
             print(f"exported {n:,} records (msg_seq after {a.after:,}) to {a.export}")
-    except (JournalError, ConfigError) as e:
+        if a.snapshot:
+            print(snapshot(a.path, a.config))
+    except (JournalError, ConfigError, SnapshotError) as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK

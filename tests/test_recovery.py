@@ -68,14 +68,14 @@ class Venue:
         self.log.seek(0)
         return self.log.read()[-20000:]
 
-    def start(self) -> None:
+    def start(self, *args: str) -> None:
         self.starts += 1
         self.log.write(f"---- start {self.starts}\n")
         self.log.flush()
         self.gw = subprocess.Popen(
             [sys.executable, "-m", "offload.gateway", "--rings", self.name, "--orders", self.orders,
              "--md", f"ipc://{self.tmp}/md", "--journal", str(self.journal), "--spawn-engine", "--grace", "0.2",
-             "--heartbeat", "0", "--engine-arg=--no-pin", "--engine-arg=--yield-after", "--engine-arg=4096"],
+             "--heartbeat", "0", "--engine-arg=--no-pin", "--engine-arg=--yield-after", "--engine-arg=4096", *args],
             cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT)
         t0 = time.monotonic()
         while not self._ready():
@@ -196,3 +196,80 @@ def test_kill_anywhere_recover_and_finish(tmp_path):
         assert np.array_equal(words(own(events)), words(want)), f"reply for msg_seq {seqs[0]}..{seqs[-1]} differs"
         answered += len(seqs)
     assert answered > len(flow) // 2
+
+
+def test_full_disk_refuses_with_err_and_loses_nothing(tmp_path):
+    """A journal that cannot grow (RLIMIT_FSIZE: EFBIG, as on a full disk) makes the gateway
+    refuse orders with an ERR that says why; it executes nothing that is not journaled, and
+    every order it answered with events is in the journal."""
+    import resource
+
+    limit = 48 << 10
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    venue = as_venue(None)
+    flow = generate(venue, 1500, seed=3)
+    v = Venue(tmp_path)
+    real_popen = subprocess.Popen
+    try:
+        subprocess.Popen = lambda *a, **k: real_popen(*a, preexec_fn=small_files, **k)
+        v.start("--orders-cap", "64", "--events-cap", "256")  # a segment file well under the limit
+        subprocess.Popen = real_popen
+        answered, refused = [], []
+        with Client(v.orders, timeout=STEP) as c:
+            for i in range(len(flow)):
+                r = c.recv(c.send(flow[i : i + 1]))
+                (refused if r.error else answered).append((i, r))
+        assert v.gw.poll() is None, f"the gateway died on a full journal:\n{v.logs()}"
+        assert v.stop() == 0, v.logs()
+        logs = v.logs()
+    finally:
+        subprocess.Popen = real_popen
+        v.close()
+    assert answered and refused, (len(answered), len(refused))
+    why = refused[0][1].error
+    assert why.startswith("journal write failed (") and "File too large" in why and why.endswith(
+        "message refused, none of its records was executed"), why
+    assert all(r.error.startswith("journal write failed (") and r.error.endswith("none of its records was executed")
+               for _, r in refused)
+    got = journaled(v.journal)
+    assert len(got) == len(answered), "the journal and the answered orders differ"
+    assert np.array_equal(got["order_id"], flow["order_id"][[i for i, _ in answered]])
+    assert np.array_equal(got["msg_seq"], np.arange(1, len(got) + 1)), "refused records left a gap"
+    assert logs.count("journal write failed (") < 10, "a failing journal floods the log"
+
+
+def test_snapshot_on_request_then_recovery_replays_only_what_follows(tmp_path, capsys):
+    """`tickbook journal DIR --snapshot` writes the state at the journal's end; a later recovery
+    starts from it and replays only the records journaled after it, with the same result as
+    one run over everything (a corrupt newest snapshot is skipped for the one before)."""
+    from offload.journal import JournalWriter
+    from offload.journal_cli import main as journal_main
+
+    venue = as_venue(None)
+    flow = generate(venue, 3000, seed=5)
+    with JournalWriter(tmp_path, venue.digest(), fsync="none") as w:
+        for i in range(0, len(flow), 50):
+            w.append(b"quant-1", flow[i : i + 50].tobytes(), flow["msg_seq"][i : i + 50])
+            w.commit()
+            if i + 50 == 2000:
+                assert journal_main([str(tmp_path), "--snapshot"]) == 0
+                assert "snapshot at msg_seq 2,000 written (2,000 records replayed" in capsys.readouterr().out
+    ref_state = make_state(venue)
+    ref = advance(ref_state, venue, flow)
+    r = recover(tmp_path, venue)
+    assert (r.snapshot_seq, r.msg_seq, len(r.records)) == (2000, 3000, 1000)
+    _states_equal(r.state, ref_state)
+    assert np.array_equal(words(r.events), words(ref[ref["msg_seq"] > 2000]))
+
+    assert journal_main([str(tmp_path), "--snapshot"]) == 0
+    newest = tmp_path / "snapshot-0000000000003000.tbs"
+    raw = bytearray(newest.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    newest.write_bytes(bytes(raw))
+    skipped = []
+    r = recover(tmp_path, venue, log=skipped.append)
+    assert r.snapshot_seq == 2000 and len(skipped) == 1 and str(newest) in skipped[0]
+    _states_equal(r.state, ref_state)
