@@ -166,9 +166,11 @@ def main(argv=None) -> int:
     p.set_defaults(fn=cmd_run)
     p = sub.add_parser("prove", help="inject a known slowdown and show that the gate fails on it")
     p.add_argument("--slowdown", type=float, default=0.15)
-    # 12 rounds: with 8, two noisy rounds of a shared host (one reference round 30 % slow)
-    # left a +15 % injection at p = 0.055, undetected
-    p.add_argument("--rounds", type=int, default=12)
+    # 16 rounds: with 8, two noisy rounds of a shared host (one reference round 30 % slow)
+    # left a +15 % injection at p = 0.055, undetected; with 12, one (a reference round 34 %
+    # slow, the largest log-ratio and of the wrong sign) left it at p = 0.013 > 0.01. With 16 a
+    # single such round still gives p = 0.0026 (the signed-rank test's floor is 2^-16).
+    p.add_argument("--rounds", type=int, default=16)
     p.set_defaults(fn=cmd_prove)
     p = sub.add_parser("calibrate", help="A/A runs: false alarms, and thresholds with --write")
     p.add_argument("--runs", type=int, default=10)
