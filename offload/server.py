@@ -24,7 +24,19 @@ import uuid
 import numpy as np
 
 from engine.records import ACTION_MALFORMED, ACTION_SHUTDOWN, EVENT_DTYPE, ORDER_DTYPE
-from offload.ring import PeerGone, RingError, RingTimeout, Segment, as_words, nb_pop_words, nb_push_words, ready_path, remove_file
+from offload.ring import (
+    PeerGone,
+    RingError,
+    RingTimeout,
+    Segment,
+    as_words,
+    nb_pop_words,
+    nb_push_words,
+    pid_alive,
+    ready_path,
+    reap_stale,
+    remove_file,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,14 +52,33 @@ def shutdown_record() -> np.ndarray:
     return r
 
 
+VENUE_FILE_PREFIX = "tickbook-venue-"  # then the owner's pid: tickbook-venue-<pid>-<random>.pickle
+
+
+def remove_dead_venue_files() -> list[str]:
+    """Venue files in the temporary directory whose owner process is dead (killed before its
+    close() could remove them)."""
+    gone = []
+    tmp = tempfile.gettempdir()
+    for name in os.listdir(tmp):
+        if name.startswith(VENUE_FILE_PREFIX) and name.endswith(".pickle"):
+            pid = name[len(VENUE_FILE_PREFIX):].split("-", 1)[0]
+            if pid.isdigit() and not pid_alive(int(pid)):
+                remove_file(os.path.join(tmp, name))
+                gone.append(name)
+    return gone
+
+
 class Server:
     """A server process (engine or bridge) on a segment this process owns."""
 
     def __init__(self, module: str, venue, orders_cap=1 << 14, events_cap=1 << 16, cpu=None, extra=(),
                  name_prefix="tickbook"):
         self.name = f"{name_prefix}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        reap_stale(name_prefix)  # what a replay killed with SIGKILL left: its segment, its venue file
+        remove_dead_venue_files()
         self.seg = Segment.create(self.name, [("orders", orders_cap), ("events", events_cap)])
-        fd, self.venue_file = tempfile.mkstemp(prefix="tickbook-venue-", suffix=".pickle")
+        fd, self.venue_file = tempfile.mkstemp(prefix=f"{VENUE_FILE_PREFIX}{os.getpid()}-", suffix=".pickle")
         with os.fdopen(fd, "wb") as f:
             pickle.dump(venue, f)
         args = [sys.executable, "-m", module, "--rings", self.name, "--venue-pickle", self.venue_file, *extra]

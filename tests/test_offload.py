@@ -253,3 +253,27 @@ def test_pinning_parses_cpusets_and_reports_what_it_got():
     rep = box["rep"]
     assert rep.cpu in allowed_cpus() and box["aff"] == {rep.cpu}
     assert "SCHED_OTHER" in rep.summary() and not rep.fifo
+
+
+def test_a_killed_replays_segment_and_venue_file_are_removed_at_the_next_start(tmp_path):
+    """`replay --transport shm` killed with SIGKILL cannot clean up: its segment (in /dev/shm) and
+    its venue file (in the temporary directory) stay behind. The next server start removes
+    both, because their owner is dead."""
+    prefix = f"tickbook-killtest{os.getpid()}"
+    code = ("import sys, time; from offload.server import Server; from engine.api import as_venue; "
+            f"s = Server('offload.engine_process', as_venue(None), extra=['--no-pin'], name_prefix={prefix!r}); "
+            "print(s.name, s.venue_file, flush=True); time.sleep(120)")
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        name, venue_file = child.stdout.readline().split()
+    finally:
+        child.kill()
+        child.wait(10)
+    assert R.segment_exists(name) and os.path.exists(venue_file), "nothing was left to clean"
+    s = Server("offload.engine_process", as_venue(None), extra=["--no-pin"], name_prefix=prefix)
+    try:
+        assert not R.segment_exists(name), "the dead replay's segment is still in /dev/shm"
+        assert not os.path.exists(venue_file), "the dead replay's venue file is still there"
+    finally:
+        s.close()
