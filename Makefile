@@ -76,6 +76,11 @@ k8s-check: $(STAMP)
 	  if [ $$rc -ne 0 ] || [ -n "$$out" ]; then echo "$$out"; echo "k8s-check: kubernetes-validate reported failures or warnings"; exit 1; fi
 	$(BIN)/python k8s/policy/check.py build/k8s/sim.yaml build/k8s/fpga.yaml k8s/kubelet/kubelet-config.yaml
 
+# --- recovery: the kill test of tests/test_recovery.py, longer (docs/journal.md)
+.PHONY: recovery-soak
+recovery-soak: $(STAMP)
+	TICKBOOK_KILL_POINTS=$${TICKBOOK_KILL_POINTS:-200} $(PYTEST) -q -s tests/test_recovery.py -k kill_anywhere
+
 # --- Verilog order book (hdl/): tests, soak, lint, synthesis
 .PHONY: hdl-test hdl-soak hdl-lint synth
 hdl-test: $(STAMP)

@@ -73,7 +73,9 @@ from engine.records import (
     R_TAKER,
     RECORD_SIZE,
 )
+from offload.eventlog import EventLog
 from offload.journal import JournalError, JournalWriter
+from offload.sessions import NEW, Sessions, is_named
 from offload.ring import C_PRODUCER_PID, HEAD, TAIL, RingError, Segment, pid_alive, ready_path, remove_file
 
 DEFAULT_ORDERS = "tcp://*:5555"
@@ -432,7 +434,7 @@ class Gateway:
     def __init__(self, rings: str, venue, orders_addr=DEFAULT_ORDERS, md_addr=DEFAULT_MD, attach=False,
                  orders_cap=1 << 14, events_cap=1 << 16, journal=None, shard=None, grace=1.0,
                  engine_timeout=0.0, heartbeat=1.0, engine_cmd=None, log=None, spin=0.0, offload="sw",
-                 hw_rings=None, fsync="batch"):
+                 hw_rings=None, fsync="batch", snapshot_every=500_000):
         if offload not in OFFLOAD_MODES:
             raise ValueError(f"unknown offload mode {offload!r}: {', '.join(OFFLOAD_MODES)}")
         if offload == "hw" and engine_cmd is not None:
@@ -455,6 +457,7 @@ class Gateway:
         self.ctx = zmq.Context()
         self.router = self.ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # an unroutable reply raises, never vanishes
+        self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a named session that reconnects takes its name over
         self.router.setsockopt(zmq.SNDHWM, ROUTER_HWM)
         self.router.setsockopt(zmq.RCVHWM, ROUTER_HWM)
         self.router.setsockopt(zmq.LINGER, 2000)
@@ -466,13 +469,16 @@ class Gateway:
         self.seg = None
         self.sh = None  # Shadow (--offload shadow): the hardware segment fed the same records
         self.engine = None
-        self.journal = None
+        self.journal = self.events_log = self.sessions = None
+        self.journal_dir, self.snapshot_every, self.snapshotter = journal, snapshot_every, None
         try:
             recovered = None
             if journal:  # first: a torn tail is cut and a foreign journal refused before anything starts
                 self.journal = JournalWriter(journal, venue.digest(), fsync=fsync, log=self.log)
+                self.events_log = EventLog(journal)
                 if not attach and self.journal.next_msg_seq > 1:
                     recovered = self._recover(journal, venue, offload)
+                self.sessions = Sessions(self.journal, self.events_log)
             self.router.bind(orders_addr)
             self.pub.bind(md_addr)
             self.orders_endpoint = self.router.getsockopt_string(zmq.LAST_ENDPOINT)
@@ -500,6 +506,7 @@ class Gateway:
                 self.close()
                 raise
         self.published = self.head  # records before `published` are journaled and visible to the engine
+        self.snapshot_from = self.head  # the journal position of the last snapshot started
         self.tail_cache = self.r_in.tail()
         self.t_seen = self.tail_cache
         self.last_stamped = self.head  # msg_seq of the last record stamped (= its ring position + 1)
@@ -543,9 +550,17 @@ class Gateway:
         if offload != "sw":
             raise ValueError(f"{journal} holds a venue to recover, and only the engine can take it over "
                              f"(--offload sw): the hardware book cannot load a snapshot")
-        from offload.recovery import hand_over  # Numba and the matcher: only a recovering gateway loads them
+        from offload.recovery import hand_over, recover  # Numba and the matcher: only a recovering gateway loads them
 
-        r = hand_over(journal, venue, self.log)
+        r = recover(journal, venue, self.log)
+        # the events first, synced: the log must reach every message that a snapshot covers
+        ev = self.events_log
+        if ev.last_msg_seq < r.snapshot_seq:  # it lost its tail (a machine crash): keep only what follows
+            ev.cut_after(0)
+        ev.cut_after(r.snapshot_seq)
+        ev.append(r.events)
+        ev.sync()
+        hand_over(journal, venue, r)
         self.log(f"recovered {journal} in {r.seconds:.2f} s: snapshot at msg_seq {r.snapshot_seq:,} and "
                  f"{len(r.records):,} journaled records after it; the venue continues after msg_seq {r.msg_seq:,}")
         return r
@@ -723,21 +738,49 @@ class Gateway:
                    }.get(self.state, f"engine gone ({self.stop_reason}): message refused")
             self._error(ident, token, why)
             return
-        cs = self._client(ident)
-        cs.requests += 1
-        cs.records += n
-        self.stats["requests"] += 1
-        self.stats["records"] += n
         if n <= SMALL:
             pairs = list(_SEQ_ACCT.iter_unpack(data))
             cseqs, accts = [p[0] for p in pairs], [p[1] for p in pairs]
         else:
             recs = np.frombuffer(data, ORDER_DTYPE)
             cseqs, accts = recs["msg_seq"].tolist(), recs["account"].tolist()
+        if self.sessions is not None and is_named(ident):
+            verdict = self.sessions.classify(ident, cseqs)
+            if verdict != NEW:
+                if isinstance(verdict, str):
+                    self._error(ident, token, verdict)
+                else:
+                    self._resend(ident, token, verdict[1], verdict[2], cseqs, accts)
+                return
+            self.sessions.accepted(ident, cseqs)
+        cs = self._client(ident)
+        cs.requests += 1
+        cs.records += n
+        self.stats["requests"] += 1
+        self.stats["records"] += n
         req = Request(ident, token, self.head, n, cseqs, accts)
         self.pending.append(req)
         self.stalled = (req, data, 0, n)
         self._push_stalled()
+
+    def _resend(self, ident, token, lo, hi, cseqs, accts) -> None:
+        """A named session's message sent again: answered from the record once it is finished
+        (offload/sessions.py), never executed twice."""
+        self.stats["resends"] += 1
+        if hi > self.t_seen:
+            self.sessions.waiting.append((ident, token, lo, hi, cseqs, accts))
+            return
+        got = self.sessions.answer(lo, hi, cseqs, accts)
+        if isinstance(got, str):
+            self._error(ident, token, got)
+        else:
+            self._send(ident, [K_EV, token, got[0], got[1]], len(got[0]) // RECORD_SIZE)
+
+    def _refuse_waiting_resends(self, why: str) -> None:
+        if self.sessions is not None:
+            for ident, token, lo, hi, _, _ in self.sessions.due(1 << 62):
+                self._error(ident, token, f"{why} before the message sent again (msg_seq {lo}..{hi}) finished: "
+                                          "it is journaled; send it again when the venue is back")
 
     def _push_stalled(self) -> bool:
         """Copy what fits of the stalled request into ring 0 and stamp it. Without a journal
@@ -848,6 +891,8 @@ class Gateway:
                 req.end = lost
                 keep.append(req)
         self.pending = keep
+        if self.sessions is not None:
+            self.sessions.forget_unjournaled()
 
     # ---- events
 
@@ -871,6 +916,8 @@ class Gateway:
             rows = view.view(np.int64).reshape(-1, 8).tolist()
             if self.sh is not None:
                 self.sh.sw.append(view.copy())
+            if self.events_log is not None:
+                self._log_events(view)
             self._route(view, rows)
             self._feed_book(rows, t)
             r.advance(len(rows))
@@ -881,6 +928,15 @@ class Gateway:
         self.book.finish()  # the book applies only events of messages < t: all complete
         self._publish_tops()
         return True
+
+    def _log_events(self, view) -> None:
+        try:
+            self.events_log.append(view)
+        except OSError as e:  # the fates of later messages are lost, not the venue: go on without
+            self.log(f"event log: {e}: resent messages after msg_seq {self.events_log.last_msg_seq} "
+                     "will be answered without their events")
+            self.events_log.close()
+            self.events_log = self.sessions.events = None
 
     def _compare(self) -> None:
         sh = self.sh
@@ -971,6 +1027,9 @@ class Gateway:
                 self._error(req.client, req.token, req.cut, b"".join(req.chunks), seqs)
                 continue
             self._send(req.client, [K_EV, req.token, b"".join(req.chunks), seqs], len(req.chunks))
+        if self.sessions is not None:
+            for ident, token, lo, hi, cseqs, accts in self.sessions.due(t):
+                self._resend(ident, token, lo, hi, cseqs, accts)
 
     # ---- market data
 
@@ -1081,6 +1140,7 @@ class Gateway:
                         ev, np.arange(req.start + 1, req.start + done + 1, dtype=np.int64))
         self.pending.clear()
         self.stalled = None
+        self._refuse_waiting_resends(f"engine gone ({why})")
         remove_file(self.ready_file)
         self.log(f"{why}; answering every request with ERR for {self.grace} s, then exiting {EXIT_ENGINE_GONE}")
         self.stop_reason = why
@@ -1161,6 +1221,28 @@ class Gateway:
             else:
                 self.poller.poll(1 if self.backlogged else 20)
 
+    def _snapshot_if_due(self) -> None:
+        """Every snapshot_every journaled records, a snapshot of the journal so far, in a child
+        process at low priority (`tickbook journal DIR --snapshot`): recovery then replays only
+        what follows it. The event log is synced first: a snapshot must not cover messages whose
+        events the log could still lose."""
+        p = self.snapshotter
+        if p is not None:
+            if p.poll() is None:
+                return
+            if p.returncode:
+                self.log(f"the snapshot started at msg_seq {self.snapshot_from:,} failed (exit {p.returncode})")
+            self.snapshotter = None
+        if self.published - self.snapshot_from < self.snapshot_every:
+            return
+        if self.events_log is not None:
+            self.events_log.sync()
+        cmd = [sys.executable, "-m", "offload.journal_cli", self.journal_dir, "--snapshot"]
+        if os.path.isfile(self.venue.source):
+            cmd += ["--config", self.venue.source]
+        self.snapshotter = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, preexec_fn=lambda: os.nice(10))
+        self.snapshot_from = self.published
+
     def _housekeeping(self, now) -> int | None:
         if self.stop_reason is not None and self.state in ("waiting", "serving"):
             self.log(f"{self.stop_reason}: finishing {len(self.pending)} requests in flight, refusing new ones")
@@ -1168,6 +1250,8 @@ class Gateway:
             self.drain_deadline = now + 10.0
             remove_file(self.ready_file)
         self._check_engine(now)
+        if self.journal is not None and self.snapshot_every and self.state == "serving":
+            self._snapshot_if_due()
         if self.state == "draining":
             # the engine stopped too (a pod's SIGTERM reaches both) or died
             ended = self._ended()
@@ -1235,6 +1319,7 @@ class Gateway:
             ev = b"".join(req.chunks)
             self._error(req.client, req.token, f"gateway stopped ({self.stop_reason}) before this message was finished", ev)
         self.pending.clear()
+        self._refuse_waiting_resends(f"gateway stopped ({self.stop_reason})")
         deadline = time.monotonic() + 2.0
         while self.backlogged and time.monotonic() < deadline:
             self._flush_backlogs()
@@ -1246,7 +1331,8 @@ class Gateway:
         self.log(f"exit ({self.stop_reason or 'done'}): {len(self.clients)} clients, {s['requests']:,} requests, "
                  f"{s['records']:,} records, {s['errors']:,} error replies, {s['reports']:,} unsolicited reports, "
                  f"{undeliv:,} events undeliverable, {self.orphans:,} events of no request, "
-                 f"{s['stalls']:,} waits on a full order ring; offload {self.offload}" + self._shadow_report())
+                 f"{s['stalls']:,} waits on a full order ring, {s['resends']:,} messages sent again answered from the "
+                 f"record; offload {self.offload}" + self._shadow_report())
         return self.exit_status
 
     def _shadow_report(self) -> str:
@@ -1261,6 +1347,10 @@ class Gateway:
         remove_file(getattr(self, "ready_file", "") or "/nonexistent")
         if self.journal is not None:
             self.journal.close()
+        if self.events_log is not None:
+            self.events_log.close()
+        if self.snapshotter is not None:
+            self.snapshotter.wait()  # a snapshot is written whole or not at all: let it finish
             self.journal = None
         if self.engine is not None and self.engine.poll() is None:
             try:
@@ -1329,10 +1419,19 @@ class Client:
 
     MD_DTYPES = {"trade": TRADE_DTYPE, "top": TOP_DTYPE, "hb": HEARTBEAT_DTYPE}
 
-    def __init__(self, orders: str = "tcp://127.0.0.1:5555", timeout: float = 30.0, context=None):
+    def __init__(self, orders: str = "tcp://127.0.0.1:5555", timeout: float = 30.0, context=None,
+                 session: str | None = None):
+        """session: a name that outlives this connection (offload/sessions.py): the records'
+        msg_seq must then increase over the session's life, and a message sent again, after a
+        timeout or a restart of the venue, is answered from the venue's records."""
         self.ctx = context or zmq.Context.instance()
         self.timeout = timeout
         self.sock = self.ctx.socket(zmq.DEALER)
+        if session is not None:
+            name = session.encode()
+            if not 0 < len(name) <= 255:
+                raise ValueError(f"session name {session!r}: 1 to 255 bytes of UTF-8")
+            self.sock.setsockopt(zmq.ROUTING_ID, name)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.RCVHWM, 0)  # never make the gateway queue replies for us
         self.sock.setsockopt(zmq.RCVTIMEO, max(1, int(timeout * 1000)))
@@ -1507,6 +1606,8 @@ def main(argv=None) -> int:
     p.add_argument("--journal", default=None, metavar="DIR",
                    help="journal every stamped record in DIR before the engine sees it, and recover from it at "
                         "start (docs/journal.md)")
+    p.add_argument("--snapshot-every", type=int, default=500_000, metavar="N",
+                   help="with --journal: a snapshot every N journaled records, in a child process (0: none)")
     p.add_argument("--fsync", default="batch", metavar="POLICY",
                    help="batch (a sync per group commit: nothing acknowledged is lost), interval:MS (a sync every "
                         "MS ms: a machine crash can lose the last MS ms) or none (default batch)")
@@ -1549,7 +1650,8 @@ def main(argv=None) -> int:
         gw = Gateway(a.rings, venue, a.orders, a.md, attach=a.attach, orders_cap=a.orders_cap,
                      events_cap=a.events_cap, journal=a.journal, shard=shard, grace=a.grace,
                      engine_timeout=a.engine_timeout, heartbeat=a.heartbeat, engine_cmd=cmd, log=log,
-                     spin=a.spin, offload=a.offload, hw_rings=a.hw_rings, fsync=a.fsync)
+                     spin=a.spin, offload=a.offload, hw_rings=a.hw_rings, fsync=a.fsync,
+                     snapshot_every=a.snapshot_every)
     except (JournalError, ValueError) as e:  # a foreign or corrupt journal, a bad --fsync: one line
         log(str(e))
         return EXIT_USAGE

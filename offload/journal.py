@@ -210,19 +210,21 @@ def _chain(buf, size: int, pos: int):
     return at[:k], n[:k], nlen[:k], words[c[:k] + 1], words[c[:k]] >> 32 & 0xFFFFFFFF
 
 
-def _walk(data: bytes, buf, size: int, pos: int, seq: int):
+def _walk(data: bytes, buf, size: int, pos: int, seq: int, trusted: int = 0):
     """Follow the batches from pos while they are valid; their arrays (offset, first record,
     n, session index), the session names, the end of the last valid batch, and (offset, why)
     of the first bad one or None. numpy finds and checks the chain of batches (a crc call and a
     name slice a batch are all that is left to Python); a Python step a batch takes over where
-    that chain stops. Slices of bytes: cheaper than memoryviews for small batches."""
+    that chain stops. Slices of bytes: cheaper than memoryviews for small batches. Batches whose
+    records all have msg_seq <= trusted skip the crc: a snapshot covers them (recovery)."""
     at, n, nlen, first, crc = _chain(buf, size, pos)
     end = at + BATCH_HEADER + (nlen + 7 & ~7) + (RECORD_SIZE + 8) * n
     k = int(np.searchsorted(end, size, side="right"))  # whole batches (only the last may be cut short)
     wrong = np.flatnonzero(first[:k] != seq + np.cumsum(n[:k]) - n[:k])
     k = int(wrong[0]) if len(wrong) else k
-    crcs = np.array([_crc(data[a:b]) for a, b in zip((at[:k] + 8).tolist(), end[:k].tolist())], np.int64)
-    wrong = np.flatnonzero(crcs != crc[:k])
+    j = int(np.searchsorted(first[:k] + n[:k], trusted + 1, side="right"))  # batches ending <= trusted
+    crcs = np.array([_crc(data[a:b]) for a, b in zip((at[j:k] + 8).tolist(), end[j:k].tolist())], np.int64)
+    wrong = np.flatnonzero(crcs != crc[j:k]) + j
     k = int(wrong[0]) if len(wrong) else k
     name_at = at[:k] + BATCH_HEADER
     names = [data[a:b] for a, b in zip(name_at.tolist(), (name_at + nlen[:k]).tolist())]
@@ -279,7 +281,7 @@ def _valid_batch_after(buf, mv, pos: int) -> int | None:
     return None
 
 
-def _verify_file(path: Path, digest: str | None, expect: int | None, last: bool) -> _Verified:
+def _verify_file(path: Path, digest: str | None, expect: int | None, last: bool, trusted: int = 0) -> _Verified:
     try:
         data = path.read_bytes()  # one read: verification then slices memory
     except OSError as e:
@@ -298,7 +300,7 @@ def _verify_file(path: Path, digest: str | None, expect: int | None, last: bool)
         return _Verified(path, buf, 0, 0, first, empty, empty, empty, empty, [], 0,
                          TornTail(str(path), 0, size, why), header_torn=True)
     sid, created, first = head
-    (pos, rec, counts, sess), names, end, bad = _walk(data, buf, size, HEADER_SIZE, first)
+    (pos, rec, counts, sess), names, end, bad = _walk(data, buf, size, HEADER_SIZE, first, trusted)
     v = _Verified(path, buf, sid, created, first, pos, rec, counts, sess, names, end, None)
     seqs = v.stamped()  # every record's msg_seq field, checked at once
     wrong = np.flatnonzero(seqs != np.arange(first, first + len(seqs)))
@@ -318,12 +320,19 @@ def _verify_file(path: Path, digest: str | None, expect: int | None, last: bool)
     return v
 
 
-def _verified(path, digest: str | None):
-    """Each file of the journal, verified, in order; one file in memory at a time."""
+def _verified(path, digest: str | None, trusted: int = 0):
+    """Each file of the journal, verified, in order; one file in memory at a time. trusted: the
+    msg_seq a snapshot covers; files that end before it are skipped (their successor's name
+    says where it starts), and batches up to it are not crc-checked: recovery replays only
+    what follows a snapshot, which has its own checksums."""
     files = _journal_files(path)
     expect = None
     for i, f in enumerate(files):
-        v = _verify_file(f, digest, expect, last=i == len(files) - 1)
+        after = _FILE_NAME.fullmatch(files[i + 1].name) if i + 1 < len(files) and trusted else None
+        if after is not None and int(after[1]) <= trusted + 1:
+            expect = None
+            continue
+        v = _verify_file(f, digest, expect, last=i == len(files) - 1, trusted=trusted)
         expect = v.next_seq
         yield v
 
@@ -360,12 +369,14 @@ class JournalRecords:
     torn_tail: TornTail | None
 
 
-def load_journal(path, venue_digest: str | None = None, after_msg_seq: int = 0) -> JournalRecords:
+def load_journal(path, venue_digest: str | None = None, after_msg_seq: int = 0,
+                 covered: bool = False) -> JournalRecords:
     """Every record after after_msg_seq in one array, verified as read_journal does: what
     recovery feeds the matcher and the command exports. Gathered with numpy, not a batch object
-    a message as read_journal yields (a million one-record messages)."""
+    a message as read_journal yields (a million one-record messages). covered: a snapshot
+    covers the records up to after_msg_seq, so they are not checked (recovery's case)."""
     recs, cseqs, session, names, torn = [], [], [], {}, None
-    for v in _verified(path, venue_digest):
+    for v in _verified(path, venue_digest, after_msg_seq if covered else 0):
         torn = v.torn
         skip = max(0, min(after_msg_seq + 1 - v.first, int(v.counts.sum())))
         if skip == int(v.counts.sum()):

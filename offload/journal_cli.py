@@ -61,10 +61,16 @@ def export(path, digest, after: int, out: str) -> int:
 
 
 def snapshot(directory, config) -> str:
-    """The state at the journal's end, written as a snapshot: the newest one plus what follows it."""
-    from offload.recovery import hand_over  # the matcher: only this option needs it
+    """The state at the journal's end, written as a snapshot: the newest one plus what follows it
+    (up to the last message whose events the gateway has logged, when it logs them)."""
+    from offload.recovery import hand_over, recover  # the matcher: only this option needs it
 
-    r = hand_over(directory, load_venue(config), log=lambda line: print(line, file=sys.stderr))
+    from offload.eventlog import last_message
+
+    venue = load_venue(config)
+    # beside a live gateway: no further than its event log, which must reach what a snapshot covers
+    r = recover(directory, venue, log=lambda line: print(line, file=sys.stderr), upto=last_message(directory))
+    hand_over(directory, venue, r)
     if r.msg_seq == r.snapshot_seq:
         return f"snapshot at msg_seq {r.msg_seq:,} is already the journal's end"
     return (f"snapshot at msg_seq {r.msg_seq:,} written ({len(r.records):,} records replayed after the one at "
@@ -82,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     try:
         digest = load_venue(a.config).digest() if a.config else None
-        s = scan_journal(a.path, digest)
-        print("\n".join(summary_lines(s)))
+        if not a.snapshot or a.export:  # (a snapshot alone: the gateway's periodic one, no summary)
+            print("\n".join(summary_lines(scan_journal(a.path, digest))))
         if a.export:
             n = export(a.path, digest, a.after, a.export)
             print(f"exported {n:,} records (msg_seq after {a.after:,}) to {a.export}")

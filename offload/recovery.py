@@ -32,28 +32,29 @@ class Recovered:
     seconds: float
 
 
-def recover(directory, venue, log=None) -> Recovered:
-    """The state after every journaled record: newest valid snapshot + the journal after it."""
+def recover(directory, venue, log=None, upto: int | None = None) -> Recovered:
+    """The state after every journaled record (or the records up to msg_seq upto): the newest
+    valid snapshot + the journal after it."""
     t0 = time.perf_counter()
     snap = newest_snapshot(directory, venue, log=log)
     if snap is None:
         st, base = make_state(venue, None), 0
     else:
         _, st, base = snap
-    records = load_journal(directory, venue.digest(), after_msg_seq=base).records
+    records = load_journal(directory, venue.digest(), after_msg_seq=base, covered=True).records
+    if upto is not None:
+        records = records[: max(0, upto - base)]
     events = advance(st, venue, records) if len(records) else np.empty(0, EVENT_DTYPE)
     last = int(records["msg_seq"][-1]) if len(records) else base
     return Recovered(st, last, base, records, events, time.perf_counter() - t0)
 
 
-def hand_over(directory, venue, log=None) -> Recovered:
-    """Recover, then write the state as the snapshot of the journal's end (unless the newest
+def hand_over(directory, venue, r: Recovered) -> None:
+    """Write the recovered state as the snapshot of the journal's end (unless the newest
     snapshot is already that): the file the engine loads when its ring starts there."""
-    r = recover(directory, venue, log)
     if r.msg_seq != r.snapshot_seq:
         save_snapshot(directory, r.state, venue, r.msg_seq)
         prune_snapshots(directory, keep=KEEP_SNAPSHOTS)
-    return r
 
 
 def resting_orders(st, venue) -> list[tuple[int, int, int, int, int]]:
