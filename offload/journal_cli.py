@@ -99,3 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: {e}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -332,3 +332,38 @@ def test_named_session_resend_is_answered_from_the_record(tmp_path):
 
 def own_of(events, recs):
     return events[np.isin(events["account"], recs["account"])]
+
+
+def test_snapshots_at_intervals_shorten_recovery(tmp_path):
+    """--snapshot-every N: the gateway snapshots the journal in a child process as it grows, so
+    a venue killed later recovers from a recent snapshot, not from the first record."""
+    venue = as_venue(None)
+    flow = generate(venue, 1200, seed=8)
+    v = Venue(tmp_path)
+    try:
+        v.start("--snapshot-every", "300")
+        with Client(v.orders, timeout=STEP, session="s") as c:
+            for i in range(0, 900, 50):
+                assert c.recv(c.send(flow[i : i + 50])).error is None
+            t0 = time.monotonic()
+            while not list(v.journal.glob("snapshot-*.tbs")):
+                assert time.monotonic() - t0 < STEP, f"no snapshot was written:\n{v.logs()}"
+                time.sleep(0.05)
+            time.sleep(1.0)  # a later snapshot may be under way: let it land, or not
+        v.kill("both")
+        v.start()
+        with Client(v.orders, timeout=STEP, session="s") as c:
+            assert c.recv(c.send(flow[900:1200])).error is None
+        assert v.stop() == 0
+        logs = v.logs()
+    finally:
+        v.close()
+    import re
+
+    base = [int(x.replace(",", "")) for x in re.findall(r"recovered \S+ in [\d.]+ s: snapshot at msg_seq ([\d,]+)", logs)]
+    assert base and base[0] >= 300, logs
+    got = journaled(v.journal)  # as stamped: the rate limits count the gateway's clock
+    assert np.array_equal(got["order_id"], flow["order_id"])
+    ref_state = make_state(venue)
+    advance(ref_state, venue, got)
+    _states_equal(recover(v.journal, venue).state, ref_state)
