@@ -184,6 +184,18 @@ def _open_segment(name, attach, orders_cap, events_cap, timeout, start=0) -> Seg
     return seg
 
 
+def _newest_snapshot_named(directory) -> int:
+    """The msg_seq in the newest snapshot file's name (engine/snapshot.py's naming): what the
+    journal writer need not crc-check at open. Its validity does not matter here: recovery checks
+    the snapshot, and the journal records after whichever snapshot it takes, itself."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return 0
+    return max((int(n[9:25]) for n in names if len(n) == 29 and n.startswith("snapshot-") and n.endswith(".tbs")
+                and n[9:25].isdigit()), default=0)
+
+
 class Shadow:
     """--offload shadow: the hardware segment. It gets every stamped record the engine gets (the
     gateway writes only what fits in both order rings), its events are read as they come and
@@ -474,7 +486,8 @@ class Gateway:
         try:
             recovered = None
             if journal:  # first: a torn tail is cut and a foreign journal refused before anything starts
-                self.journal = JournalWriter(journal, venue.digest(), fsync=fsync, log=self.log)
+                self.journal = JournalWriter(journal, venue.digest(), fsync=fsync, log=self.log,
+                                             trusted=_newest_snapshot_named(journal))
                 self.events_log = EventLog(journal)
                 if not attach and self.journal.next_msg_seq > 1:
                     recovered = self._recover(journal, venue, offload)

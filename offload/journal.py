@@ -210,11 +210,41 @@ def _chain(buf, size: int, pos: int):
     return at[:k], n[:k], nlen[:k], words[c[:k] + 1], words[c[:k]] >> 32 & 0xFFFFFFFF
 
 
+def _sessions(data: bytes, buf, name_at, nlen) -> tuple[np.ndarray, list[bytes]]:
+    """Each batch's session as an index into the distinct names, in order of first appearance.
+    A million batches name a handful of sessions: the zero-padded name words and the length are
+    hashed, the hashes grouped by numpy, and every batch compared with its group's first (a
+    collision falls back to a slice a batch)."""
+    if not len(name_at):
+        return np.zeros(0, np.int64), []
+    words = buf[: len(buf) & ~7].view("<u8")
+    nw = (nlen + 7) >> 3
+    key = nlen.astype(np.uint64)
+    cols = []
+    for c in range(int(nw.max())):
+        col = np.where(nw > c, words[np.minimum((name_at >> 3) + c, len(words) - 1)], np.uint64(0))
+        cols.append(col)
+        key = key * np.uint64(0x9E3779B97F4A7C15) ^ col  # (wraps: a hash)
+    _, first, codes = np.unique(key, return_index=True, return_inverse=True)
+    order = np.argsort(first)  # groups by first appearance
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    codes, first = rank[codes.reshape(-1)], first[order]
+    rep = first[codes]
+    if (nlen != nlen[rep]).any() or any((col != col[rep]).any() for col in cols):
+        names = [data[a:b] for a, b in zip(name_at.tolist(), (name_at + nlen).tolist())]
+        index = dict.fromkeys(names)
+        for i, name in enumerate(index):
+            index[name] = i
+        return np.array(list(map(index.__getitem__, names)), np.int64), list(index)
+    return codes.astype(np.int64), [data[int(name_at[i]) : int(name_at[i] + nlen[i])] for i in first]
+
+
 def _walk(data: bytes, buf, size: int, pos: int, seq: int, trusted: int = 0):
     """Follow the batches from pos while they are valid; their arrays (offset, first record,
     n, session index), the session names, the end of the last valid batch, and (offset, why)
-    of the first bad one or None. numpy finds and checks the chain of batches (a crc call and a
-    name slice a batch are all that is left to Python); a Python step a batch takes over where
+    of the first bad one or None. numpy finds and checks the chain of batches and their sessions
+    (a crc call a batch is all that is left to Python); a Python step a batch takes over where
     that chain stops. Slices of bytes: cheaper than memoryviews for small batches. Batches whose
     records all have msg_seq <= trusted skip the crc: a snapshot covers them (recovery)."""
     at, n, nlen, first, crc = _chain(buf, size, pos)
@@ -226,12 +256,9 @@ def _walk(data: bytes, buf, size: int, pos: int, seq: int, trusted: int = 0):
     crcs = np.array([_crc(data[a:b]) for a, b in zip((at[j:k] + 8).tolist(), end[j:k].tolist())], np.int64)
     wrong = np.flatnonzero(crcs != crc[j:k]) + j
     k = int(wrong[0]) if len(wrong) else k
-    name_at = at[:k] + BATCH_HEADER
-    names = [data[a:b] for a, b in zip(name_at.tolist(), (name_at + nlen[:k]).tolist())]
-    index = dict.fromkeys(names)  # the sessions in order of appearance
-    for i, name in enumerate(index):
-        index[name] = i
-    chain = [at[:k], end[:k] - (RECORD_SIZE + 8) * n[:k], n[:k], np.array(list(map(index.__getitem__, names)), np.int64)]
+    sess, names = _sessions(data, buf, at[:k] + BATCH_HEADER, nlen[:k])
+    index = dict(zip(names, range(len(names))))
+    chain = [at[:k], end[:k] - (RECORD_SIZE + 8) * n[:k], n[:k], sess]
     if k:
         pos, seq = int(end[k - 1]), seq + int(n[:k].sum())
     steps = [], [], [], []
@@ -320,15 +347,17 @@ def _verify_file(path: Path, digest: str | None, expect: int | None, last: bool,
     return v
 
 
-def _verified(path, digest: str | None, trusted: int = 0):
+def _verified(path, digest: str | None, trusted: int = 0, whole_files: bool = False):
     """Each file of the journal, verified, in order; one file in memory at a time. trusted: the
     msg_seq a snapshot covers; files that end before it are skipped (their successor's name
-    says where it starts), and batches up to it are not crc-checked: recovery replays only
-    what follows a snapshot, which has its own checksums."""
+    says where it starts; not with whole_files, the writer's case: it needs every session's
+    numbers), and batches up to it are not crc-checked: recovery replays only what follows a
+    snapshot, which has its own checksums."""
     files = _journal_files(path)
     expect = None
     for i, f in enumerate(files):
-        after = _FILE_NAME.fullmatch(files[i + 1].name) if i + 1 < len(files) and trusted else None
+        after = (_FILE_NAME.fullmatch(files[i + 1].name) if i + 1 < len(files) and trusted and not whole_files
+                 else None)
         if after is not None and int(after[1]) <= trusted + 1:
             expect = None
             continue
@@ -369,6 +398,16 @@ class JournalRecords:
     torn_tail: TornTail | None
 
 
+def _runs(words, starts, lengths) -> np.ndarray:
+    """The words of runs [start, start + length) (disjoint, in order), gathered at once: +1 where
+    a run starts, -1 where it ends, and the running sum marks the words inside one."""
+    some = lengths > 0
+    inside = np.zeros(len(words) + 1, np.int8)
+    inside[starts[some]] = 1
+    inside[(starts + lengths)[some]] = -1  # (runs never touch: a header or the cseqs lie between)
+    return words[np.cumsum(inside[:-1], dtype=np.int8).view(bool)]
+
+
 def load_journal(path, venue_digest: str | None = None, after_msg_seq: int = 0,
                  covered: bool = False) -> JournalRecords:
     """Every record after after_msg_seq in one array, verified as read_journal does: what
@@ -381,15 +420,16 @@ def load_journal(path, venue_digest: str | None = None, after_msg_seq: int = 0,
         skip = max(0, min(after_msg_seq + 1 - v.first, int(v.counts.sum())))
         if skip == int(v.counts.sum()):
             continue
-        words = v.buf[: len(v.buf) & ~7].view("<i8")
-        inside = np.zeros(len(words) + 1, np.int8)  # +1 at each batch's first record word, -1 after its last
-        some = v.counts > 0  # (runs never touch: cseqs and a header lie between two)
-        inside[v.rec[some] >> 3] = 1
-        inside[(v.rec + RECORD_SIZE * v.counts)[some] >> 3] = -1
-        recs.append(words[np.cumsum(inside[:-1], dtype=np.int8).view(bool)].view(ORDER_DTYPE)[skip:])
-        cseqs.append(v.cseqs()[skip:])
+        ends = np.cumsum(v.counts)
+        b0 = int(np.searchsorted(ends, skip, side="right"))  # the batch of the first record wanted
+        drop = skip - (int(ends[b0 - 1]) if b0 else 0)
+        rec, counts = v.rec[b0:], v.counts[b0:]
+        lo = int(rec[0]) >> 3
+        words = v.buf[lo * 8 : len(v.buf) & ~7].view("<i8")
+        recs.append(_runs(words, (rec >> 3) - lo, counts * (RECORD_SIZE // 8)).view(ORDER_DTYPE)[drop:])
+        cseqs.append(_runs(words, ((rec + RECORD_SIZE * counts) >> 3) - lo, counts)[drop:])
         local = np.array([names.setdefault(name, len(names)) for name in v.names], np.int32)
-        session.append(np.repeat(local[v.sess], v.counts)[skip:])
+        session.append(np.repeat(local[v.sess[b0:]], counts)[drop:])
     if not recs:
         return JournalRecords(np.zeros(0, ORDER_DTYPE), np.zeros(0, np.int64), np.zeros(0, np.int32), list(names), torn)
     return JournalRecords(np.concatenate(recs), np.concatenate(cseqs), np.concatenate(session), list(names), torn)
@@ -476,7 +516,7 @@ class JournalWriter:
     and recent, and an index of every record (16+ bytes each, forever) would grow without bound."""
 
     def __init__(self, directory, venue_digest: str, fsync="batch", rotate_bytes: int = 256 << 20, log=None,
-                 clock=time.monotonic_ns):
+                 clock=time.monotonic_ns, trusted: int = 0):
         self.directory = Path(directory)
         self.digest = venue_digest
         self._digest_bytes = bytes.fromhex(venue_digest)
@@ -496,7 +536,7 @@ class JournalWriter:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise JournalError(f"{self.directory}: cannot create the journal directory: {e.strerror}") from None
-        self._next = self._committed = self._recover()
+        self._next = self._committed = self._recover(trusted)
 
     @property
     def next_msg_seq(self) -> int:
@@ -507,17 +547,22 @@ class JournalWriter:
     def path(self) -> Path:
         return self._path
 
-    def _recover(self) -> int:
+    def _recover(self, trusted: int) -> int:
+        """trusted: what a snapshot covers; those batches' crcs are not checked (recovery does not
+        replay them), their sessions' numbers are read all the same."""
         last = None
-        for v in _verified(self.directory, self.digest):
+        for v in _verified(self.directory, self.digest, trusted, whole_files=True):
             ranges = {}
             if len(v.counts):
                 cs, per_record = v.cseqs(), np.repeat(v.sess, v.counts)
-                lo = np.full(len(v.names), np.iinfo(np.int64).max)
-                hi = np.full(len(v.names), np.iinfo(np.int64).min)
-                np.minimum.at(lo, per_record, cs)
-                np.maximum.at(hi, per_record, cs)
-                for name, a, b in zip(v.names, lo.tolist(), hi.tolist()):
+                if len(v.names) < 1 << 15:
+                    per_record = per_record.astype(np.int16)  # a stable sort of int16 is a radix sort
+                order = np.argsort(per_record, kind="stable")
+                keys, grouped = per_record[order], cs[order]
+                starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else keys[:0]
+                lo, hi = np.minimum.reduceat(grouped, starts), np.maximum.reduceat(grouped, starts)
+                for i, a, b in zip(keys[starts].tolist(), lo.tolist(), hi.tolist()):
+                    name = v.names[i]
                     ranges[name] = [a, b]
                     self.sessions[name] = max(self.sessions.get(name, b), b)
             self._ranges.append((v.path, ranges))
