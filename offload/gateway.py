@@ -538,6 +538,8 @@ class Gateway:
         self.pending: collections.deque[Request] = collections.deque()
         self.stalled = None  # (request, its records' bytes (keeps the frame alive), next index, count)
         self.owner: dict[int, bytes] = {}  # order_id -> client that placed it
+        if recovered is not None:
+            self.owner.update(recovered.owners)  # named sessions' resting orders: reports still reach them
         self.clients: dict[bytes, ClientState] = {}
         self.backlogged: set[bytes] = set()
         self.last_top: dict[int, tuple] = {}
@@ -617,8 +619,8 @@ class Gateway:
         cs.backlog.clear()
         self.backlogged.discard(ident)
         cs.gone = why
-        self.log(f"client {ident.hex()} {why}: its replies and reports from now on are undeliverable "
-                 f"(counted, {cs.undeliverable} events so far); its resting orders stay in the book")
+        self.log(f"client {ident.hex()} {why}: its replies and reports are undeliverable until it "
+                 f"sends again (counted, {cs.undeliverable} events so far); its resting orders stay in the book")
 
     def _flush_backlogs(self) -> bool:
         moved = False
@@ -741,6 +743,10 @@ class Gateway:
         return None
 
     def _accept(self, frames) -> None:
+        cs = self.clients.get(frames[0].bytes)
+        if cs is not None and cs.gone is not None:  # a named session reconnected: deliver to it again
+            self.log(f"client {frames[0].bytes.hex()} is back (it had {cs.gone}): its replies are delivered again")
+            cs.gone = None
         parsed = self._parse(frames)
         if parsed is None:
             return
