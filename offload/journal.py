@@ -532,6 +532,8 @@ class JournalWriter:
         self._padded: dict[bytes, bytes] = {}
         self._pending, self._pending_sessions, self._pending_bytes = [], [], 0
         self._fd, self._dirty, self._synced_ns, self._rotate_failed = -1, False, clock(), False
+        if self.directory.exists() and not self.directory.is_dir():
+            raise JournalError(f"{self.directory}: not a directory (a journal is a directory of files)")
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as e:

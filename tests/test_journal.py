@@ -550,3 +550,16 @@ def test_the_command_reports_a_torn_tail_and_does_not_export_it(tmp_path, capsys
 def test_the_module_keeps_its_imports_inside_offload_and_engine():
     src = Path(journal.__file__).read_text() + (REPO / "offload" / "journal_cli.py").read_text()
     assert "tickbook" not in "".join(line for line in src.splitlines() if line.startswith(("import", "from")))
+
+
+def test_a_journal_path_that_is_not_a_directory_is_refused_in_one_line():
+    """`--journal /dev/full` (or any file): one line and exit 2 from the gateway, no traceback."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "offload.gateway", "--rings", f"tickbook-jtest-{os.getpid()}",
+                        "--journal", "/dev/full", "--orders", "ipc:///tmp/tickbook-jtest-o", "--md",
+                        "ipc:///tmp/tickbook-jtest-m"], capture_output=True, text=True, timeout=60,
+                       cwd=Path(__file__).resolve().parents[1])
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and "/dev/full: not a directory" in lines[0], r.stderr
