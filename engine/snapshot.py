@@ -55,6 +55,7 @@ from engine.accounts import A_TRACKED
 from engine.api import Venue, as_venue
 from engine.config import VenueConfig, profile_tables
 from engine.diagnostics import process_logger
+from engine.durable import fsync_dir
 from engine.records import ORDER_DTYPE
 from engine.state import C_LVL_UNUSED, C_SEQ, C_UNUSED, EngineState, _layout, prefault
 
@@ -164,7 +165,7 @@ def save_snapshot(directory: str | Path, st: EngineState, venue: VenueConfig | s
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(directory)
+    fsync_dir(directory)
     return final
 
 
@@ -180,15 +181,6 @@ def _write(f, st: EngineState, venue: VenueConfig, msg_seq: int) -> None:
                            crc32c.crc32c(data), 0)
         f.write(entry[:E_CRC] + struct.pack("<I", crc32c.crc32c(entry[:E_CRC])))
         f.write(data)  # a buffered writer writes large buffers straight through, no copy
-
-
-def _fsync_dir(directory: Path) -> None:
-    """The rename itself is durable only once the directory is."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # --- reading ----------------------------------------------------------------------------
@@ -384,7 +376,7 @@ def prune_snapshots(directory: str | Path, keep: int = 2) -> list[Path]:
     for p in removed:
         p.unlink(missing_ok=True)
     if removed:
-        _fsync_dir(directory)
+        fsync_dir(directory)
     return removed
 
 

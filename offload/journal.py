@@ -49,6 +49,7 @@ from pathlib import Path
 import crc32c
 import numpy as np
 
+from engine.durable import fsync_dir
 from engine.records import ORDER_DTYPE, RECORD_SIZE
 
 VERSION = 1
@@ -493,14 +494,6 @@ def _write_all(fd: int, bufs: list, offset: int) -> None:
             i += 1
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _os_error(e: OSError) -> str:
     return f"{errno.errorcode.get(e.errno, e.errno)} {e.strerror or e}"
 
@@ -578,7 +571,7 @@ class JournalWriter:
             if v.header_torn:  # created, never written: start it again
                 self.log(f"{path}: offset 0: removed a file torn at its creation ({v.torn.bytes} bytes, {v.torn.why})")
                 os.unlink(path)
-                _fsync_dir(self.directory)
+                fsync_dir(self.directory)
                 self._ranges.pop()
                 self._start_file(v.first)
                 return v.first
@@ -625,7 +618,7 @@ class JournalWriter:
         try:
             _write_all(fd, [head], 0)
             os.fsync(fd)
-            _fsync_dir(self.directory)  # the file's name is durable too
+            fsync_dir(self.directory)  # the file's name is durable too
         except OSError:
             os.close(fd)
             path.unlink(missing_ok=True)

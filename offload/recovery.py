@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.durable import replace_durably
 from engine.records import EV_ACK, EVENT_DTYPE
 from engine.snapshot import advance, newest_snapshot, prune_snapshots, save_snapshot
 from engine.state import make_state
@@ -92,7 +93,7 @@ def _save_owners(directory, msg_seq: int, owners: dict[int, bytes]) -> None:
                  np.int32))
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
+    replace_durably(tmp, path)
 
 
 def _load_owners(directory, msg_seq: int) -> dict[int, bytes]:

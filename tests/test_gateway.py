@@ -63,7 +63,7 @@ from engine.records import (
 from engine.diagnostics import EXIT_ENGINE_GONE, EXIT_OK, EXIT_USAGE
 from offload import gateway as G
 from offload.gateway import Client, GatewayError
-from offload.journal import read_journal
+from offload.journal import load_journal
 from offload.ring import pid_alive, reap_stale, segment_exists
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,11 +74,6 @@ STEP_TIMEOUT = 60.0
 def words(a):
     return np.ascontiguousarray(a).view(np.int64).reshape(len(a), 8)
 
-
-def journaled(directory) -> np.ndarray:
-    """Every record of a gateway's journal, in msg_seq order."""
-    parts = [recs for _, recs, _ in read_journal(directory)]
-    return np.concatenate(parts) if parts else np.empty(0, ORDER_DTYPE)
 
 
 class Stack:
@@ -250,7 +245,7 @@ def test_concurrent_clients_get_their_own_events_equal_to_inprocess_replay(tmp_p
         except threading.BrokenBarrierError:
             raise AssertionError(f"a client failed or hung: {errors}\n{stack.logs()}") from None
         # the interleaved flow the engine saw: the journal, in ring order
-        journal = journaled(stack.journal)
+        journal = load_journal(stack.journal).records
         ref = Venue(venue).submit(journal)
         for k in range(N_CLIENTS):  # each event belongs to the client of its account
             sync[2][k] = int((ref["account"] % N_CLIENTS == k).sum())
@@ -559,7 +554,7 @@ def test_an_engine_that_dies_mid_message_is_reported_with_k_of_n_records_and_the
             # the events attached are exactly those of the 64 processed records, in the client's msg_seq
             # (thawed, the gateway may write more of the message into the freed slots before its
             # next engine check, 20 ms; those are journaled and never processed)
-            journal = journaled(s.journal)[: base + cap]
+            journal = load_journal(s.journal).records[: base + cap]
             got_recs, sent = journal[base:].copy(), flow[:cap].copy()
             for x in (got_recs, sent):
                 x["ts"] = x["msg_seq"] = 0
@@ -618,7 +613,7 @@ def test_spawn_engine_starts_its_engine_serves_and_shuts_it_down_on_sigterm(tmp_
         flow = generate(venue, 2000, seed=21)
         flow["msg_seq"] = np.arange(1, len(flow) + 1)
         got = _one_client_replay(stack, flow)  # one client: every event in its replies
-        journal = journaled(stack.journal)  # as stamped: the rate limits see the gateway's clock
+        journal = load_journal(stack.journal).records  # as stamped: the rate limits see the gateway's clock
         assert np.array_equal(journal["msg_seq"], flow["msg_seq"])
         want = replay_records(journal, venue)
         assert len(got) == len(want) and np.array_equal(words(got), words(want)), stack.logs()
@@ -674,7 +669,7 @@ def test_attach_serves_an_existing_segment_refuses_a_second_producer_and_leaves_
         a = gateway("a")
         assert "(attached)" in a.logs()
         got_a = _one_client_replay(a, first)
-        journal_a = journaled(a.journal)
+        journal_a = load_journal(a.journal).records
         assert np.array_equal(words(got_a), words(replay_records(journal_a, venue))), logs()
 
         r = subprocess.run(
@@ -696,7 +691,7 @@ def test_attach_serves_an_existing_segment_refuses_a_second_producer_and_leaves_
             assert rep.error is None and list(rep.venue_seqs) == [len(first) + 1], rep
             got_b = [rep.events] + [c.submit(second[i : i + 50]) for i in range(1, len(second), 50)]
         # the engine kept its book: the second half's events are those of the whole flow's replay
-        journal_b = journaled(b.journal)
+        journal_b = load_journal(b.journal).records
         assert np.array_equal(journal_b["msg_seq"], np.arange(len(first) + 1, len(first) + len(second) + 1))
         whole = replay_records(np.concatenate([journal_a, journal_b]), venue)
         want_b = whole[whole["msg_seq"] > len(first)].copy()
@@ -933,7 +928,7 @@ def test_offload_hw_and_shadow(tmp_path, mode, capacities):
         st = stack.status()
         assert st["pid"] == str(stack.gw.pid) and st["offload"] == mode, st
         got = _submit_all(stack, flow, 7)
-        journal = journaled(stack.journal)
+        journal = load_journal(stack.journal).records
         assert len(journal) == len(flow) and np.array_equal(journal["msg_seq"], flow["msg_seq"])
         want = replay_records(journal, sw_venue if mode == "shadow" else hw_venue)
         assert len(got) == len(want) and np.array_equal(words(got), words(want)), stack.logs()

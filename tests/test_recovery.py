@@ -26,16 +26,14 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from engine.api import as_venue
 from engine.gen import generate
-from engine.records import ORDER_DTYPE
 from engine.snapshot import advance
 from engine.state import EngineState, make_state
 from offload import gateway as G
 from offload.gateway import Client
-from offload.journal import read_journal
+from offload.journal import load_journal
 from offload.recovery import recover
 from offload.ring import pid_alive, reap_stale
 
@@ -48,10 +46,6 @@ KILL_POINTS = int(os.environ.get("TICKBOOK_KILL_POINTS", "20"))  # make recovery
 def words(a):
     return np.ascontiguousarray(a).view(np.int64).reshape(len(a), 8)
 
-
-def journaled(directory) -> np.ndarray:
-    parts = [recs for _, recs, _ in read_journal(directory)]
-    return np.concatenate(parts) if parts else np.empty(0, ORDER_DTYPE)
 
 
 class Venue:
@@ -181,7 +175,7 @@ def test_kill_anywhere_recover_and_finish(tmp_path):
                 which = ("engine", "gateway", "both")[int(rng.integers(0, 3))]
                 v.kill(which)
                 k += 1
-            done = len(journaled(v.journal))
+            done = len(load_journal(v.journal).records)
             assert done in (i, i + n), f"the journal holds {done} records, the client sent {i} + {n}:\n{v.logs()}"
             v.start()
         assert v.stop() == 0, v.logs()
@@ -190,14 +184,14 @@ def test_kill_anywhere_recover_and_finish(tmp_path):
 
     assert v.starts == KILL_POINTS + 1 and resends > 0
     print(f"{KILL_POINTS} kills, {resends} messages sent again, {from_record} of them answered from the record")
-    got = journaled(v.journal)
+    got = load_journal(v.journal).records
     assert np.array_equal(got["msg_seq"], np.arange(1, len(flow) + 1))
     sent = flow.copy()
     for x in (got, sent):
         x["ts"] = x["msg_seq"] = 0
     assert np.array_equal(words(got), words(sent)), "the journal holds other records than the flow"
 
-    whole = journaled(v.journal)
+    whole = load_journal(v.journal).records
     ref_state = make_state(venue)
     ref = advance(ref_state, venue, whole)
     _states_equal(recover(v.journal, venue).state, ref_state)
@@ -255,7 +249,7 @@ def test_full_disk_refuses_with_err_and_loses_nothing(tmp_path):
         "message refused, none of its records was executed"), why
     assert all(r.error.startswith("journal write failed (") and r.error.endswith("none of its records was executed")
                for _, r in refused)
-    got = journaled(v.journal)
+    got = load_journal(v.journal).records
     assert len(got) == len(answered), "the journal and the answered orders differ"
     assert np.array_equal(got["order_id"], flow["order_id"][[i for i, _ in answered]])
     assert np.array_equal(got["msg_seq"], np.arange(1, len(got) + 1)), "refused records left a gap"
@@ -329,7 +323,7 @@ def test_named_session_resend_is_answered_from_the_record(tmp_path):
         assert v.stop() == 0, v.logs()
     finally:
         v.close()
-    got = journaled(v.journal)
+    got = load_journal(v.journal).records
     assert len(got) == 182 and np.array_equal(got["order_id"][:180], flow["order_id"][:180])
 
 
@@ -365,7 +359,7 @@ def test_snapshots_at_intervals_shorten_recovery(tmp_path):
 
     base = [int(x.replace(",", "")) for x in re.findall(r"recovered \S+ in [\d.]+ s: snapshot at msg_seq ([\d,]+)", logs)]
     assert base and base[0] >= 300, logs
-    got = journaled(v.journal)  # as stamped: the rate limits count the gateway's clock
+    got = load_journal(v.journal).records  # as stamped: the rate limits count the gateway's clock
     assert np.array_equal(got["order_id"], flow["order_id"])
     ref_state = make_state(venue)
     advance(ref_state, venue, got)
