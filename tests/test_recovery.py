@@ -18,6 +18,7 @@ in flight; the venue restarts on the same journal directory and the flow is fini
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -355,8 +356,6 @@ def test_snapshots_at_intervals_shorten_recovery(tmp_path):
         logs = v.logs()
     finally:
         v.close()
-    import re
-
     base = [int(x.replace(",", "")) for x in re.findall(r"recovered \S+ in [\d.]+ s: snapshot at msg_seq ([\d,]+)", logs)]
     assert base and base[0] >= 300, logs
     got = load_journal(v.journal).records  # as stamped: the rate limits count the gateway's clock
