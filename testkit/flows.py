@@ -33,6 +33,7 @@ import numpy as np
 
 from engine.records import (
     ACTION_CANCEL,
+    ACTION_KILL,
     ACTION_MALFORMED,
     ACTION_NEW,
     ACTION_REPLACE,
@@ -510,6 +511,20 @@ def generated_csv(venue, n: int, seed: int) -> bytes:
     buf = io.BytesIO()
     write_flow_csv(buf, generate(venue, n, seed), venue)
     return buf.getvalue()
+
+
+def with_kills(orders: np.ndarray, accounts: list[int], every: int) -> np.ndarray:
+    """The generator kills about once in 50,000 messages: a copy of the records with one in
+    `every` replaced by a KILL of the next of `accounts` (ts and msg_seq kept), so kills are
+    common enough to matter."""
+    out = orders.copy()
+    for n, i in enumerate(range(every // 2, len(out), every)):
+        ts, msg_seq = int(out[i]["ts"]), int(out[i]["msg_seq"])
+        out[i] = np.zeros(1, ORDER_DTYPE)[0]
+        out[i]["ts"], out[i]["msg_seq"] = ts, msg_seq
+        out[i]["action"] = ACTION_KILL
+        out[i]["account"] = accounts[n % len(accounts)]
+    return out
 
 
 def diff_venue():

@@ -37,6 +37,7 @@ from offload.gateway import Client
 from offload.journal import load_journal
 from offload.recovery import recover
 from offload.ring import pid_alive, reap_stale
+from testkit.flows import with_kills
 
 REPO = Path(__file__).resolve().parents[1]
 READY_TIMEOUT = 400.0  # a cold Numba compile of the live loop
@@ -132,6 +133,7 @@ def test_kill_anywhere_recover_and_finish(tmp_path):
     venue = as_venue(None)
     rng = np.random.default_rng(20261205)
     flow = generate(venue, 300 * KILL_POINTS, seed=11)
+    flow = with_kills(flow, np.unique(flow["account"])[::7].tolist(), 700)  # killed accounts stay disabled
     cuts = np.sort(rng.choice(np.arange(1, len(flow) - 1), KILL_POINTS, replace=False))
     v = Venue(tmp_path)
     replies = []  # (venue msg_seqs, events as the client got them)

@@ -24,29 +24,18 @@ from engine.accounts import A_TRACKED
 from engine.api import Venue
 from engine.config import load_venue
 from engine.gen import generate
-from engine.records import ACTION_KILL, ORDER_DTYPE
+from engine.records import ORDER_DTYPE
 from engine.state import C_LVL_UNUSED, C_RESTING, C_UNUSED, EngineState, make_state
+from testkit.flows import with_kills
 
 GOLDEN = Path(__file__).parent / "golden"
 SMALL = load_venue().with_capacity(max_orders=2048, max_levels=48, max_accounts=64)
 RISKY = load_venue(GOLDEN / "random_venue.toml").with_capacity(max_orders=2048, max_levels=48, max_accounts=64)
 
 
-def _with_kills(orders: np.ndarray, accounts: list[int], every: int) -> np.ndarray:
-    """The generator kills about once in 50,000 messages: make kills common enough to matter."""
-    out = orders.copy()
-    for n, i in enumerate(range(every // 2, len(out), every)):
-        keep = out[i][["ts", "msg_seq"]]
-        out[i] = np.zeros(1, ORDER_DTYPE)[0]
-        out[i]["ts"], out[i]["msg_seq"] = keep
-        out[i]["action"] = ACTION_KILL
-        out[i]["account"] = accounts[n % len(accounts)]
-    return out
-
-
 FLOWS = {
     "small": (SMALL, lambda: generate(SMALL, 12_000, seed=11)),
-    "risky": (RISKY, lambda: _with_kills(generate(RISKY, 12_000, seed=12), [7, 8, 105, 3, 13, 120], 1_500)),
+    "risky": (RISKY, lambda: with_kills(generate(RISKY, 12_000, seed=12), [7, 8, 105, 3, 13, 120], 1_500)),
 }
 
 
