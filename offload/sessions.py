@@ -56,8 +56,9 @@ class Sessions:
             return (f"session {shown(ident)}: msg_seq {cseqs[0]}..{cseqs[-1]} straddles the session's last "
                     f"journaled number {last}: resend a message as it was sent, or number a new one after "
                     f"{last}: message refused")
-        lo, hi = self.journal.lookup(ident, cseqs[0]), self.journal.lookup(ident, cseqs[-1])
-        if lo is None or hi is None or hi - lo != len(cseqs) - 1:
+        found = self.journal.lookup(ident, cseqs[0], cseqs[-1])
+        lo, hi = found if found is not None else (0, -1)
+        if found is None or hi - lo != len(cseqs) - 1:
             return (f"session {shown(ident)}: msg_seq {cseqs[0]}..{cseqs[-1]} are not the numbers of one "
                     f"message this session sent (its last journaled number is {last}): message refused")
         return ("resend", lo, hi)

@@ -125,6 +125,7 @@ def test_round_trip_across_rotated_files_and_reopen(tmp_path):
     seq = 1
     for sess, r, cs in flow.batches:  # every (session, cseq) found in its file
         assert w.lookup(sess, cs[-1]) == seq + len(r) - 1
+        assert w.lookup(sess, cs[0], cs[-1]) == (seq, seq + len(r) - 1)  # a message's ends in one pass
         seq += len(r)
     assert w.lookup(b"alice", 10**9) is None and w.lookup(b"nobody", 1000) is None
     flow.add(w, b"alice", 3)
