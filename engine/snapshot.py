@@ -310,8 +310,11 @@ def _entry(r: _Reader, name: str, shape: tuple[int, ...], dt: np.dtype) -> np.nd
 # --- the directory ----------------------------------------------------------------------
 
 
-def _snapshots(directory: Path) -> list[tuple[int, Path]]:
-    """(msg_seq, path) of every file named as a snapshot, newest first."""
+def snapshots_in(directory: str | Path) -> list[tuple[int, Path]]:
+    """(msg_seq, path) of every file named as a snapshot, newest first (none: no directory)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
     found = []
     for p in directory.iterdir():
         m = SNAPSHOT_RE.fullmatch(p.name)
@@ -357,7 +360,7 @@ def newest_snapshot(directory: str | Path, venue: VenueConfig | str | Path | Non
     log = log or process_logger("snapshot")
     venue = as_venue(venue)
     remove_leftovers(directory)
-    for _, path in _snapshots(directory):
+    for _, path in snapshots_in(directory):
         try:
             st, msg_seq = load_snapshot(path, venue, n_messages=n_messages)
         except SnapshotError as e:
@@ -372,7 +375,7 @@ def prune_snapshots(directory: str | Path, keep: int = 2) -> list[Path]:
     if keep < 1:
         raise ValueError(f"keep must be >= 1, got {keep}: recovery needs a snapshot")
     directory = Path(directory)
-    removed = [p for _, p in _snapshots(directory)[keep:]]
+    removed = [p for _, p in snapshots_in(directory)[keep:]]
     for p in removed:
         p.unlink(missing_ok=True)
     if removed:

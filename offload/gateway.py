@@ -184,18 +184,6 @@ def _open_segment(name, attach, orders_cap, events_cap, timeout, start=0) -> Seg
     return seg
 
 
-def _newest_snapshot_named(directory) -> int:
-    """The msg_seq in the newest snapshot file's name (engine/snapshot.py's naming): what the
-    journal writer need not crc-check at open. Its validity does not matter here: recovery checks
-    the snapshot, and the journal records after whichever snapshot it takes, itself."""
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return 0
-    return max((int(n[9:25]) for n in names if len(n) == 29 and n.startswith("snapshot-") and n.endswith(".tbs")
-                and n[9:25].isdigit()), default=0)
-
-
 class Shadow:
     """--offload shadow: the hardware segment. It gets every stamped record the engine gets (the
     gateway writes only what fits in both order rings), its events are read as they come and
@@ -486,8 +474,13 @@ class Gateway:
         try:
             recovered = None
             if journal:  # first: a torn tail is cut and a foreign journal refused before anything starts
+                from engine.snapshot import snapshots_in
+
+                # the newest snapshot's name is enough here: recovery checks the snapshot, and the
+                # journal after whichever snapshot it takes, itself
+                newest = snapshots_in(journal)
                 self.journal = JournalWriter(journal, venue.digest(), fsync=fsync, log=self.log,
-                                             trusted=_newest_snapshot_named(journal))
+                                             trusted=newest[0][0] if newest else 0)
                 self.events_log = EventLog(journal)
                 if not attach and self.journal.next_msg_seq > 1:
                     recovered = self._recover(journal, venue, offload)
@@ -549,7 +542,7 @@ class Gateway:
         self.stop_requested = False  # SIGTERM/SIGINT, even after the engine has gone
         self.engine_stopped_cleanly = False  # it closed its event ring (a stop, not a death)
         self.exit_status = EXIT_OK
-        self.journal_failing = None  # (msg_seq, when) of the last failed write logged
+        self.journal_failing = None  # while writes fail: when the last failure was logged
         self.engine_pid = 0
         self.status_at = 0.0  # when the ready file's status lines were last written
         self.status_key = None
@@ -565,7 +558,7 @@ class Gateway:
         if offload != "sw":
             raise ValueError(f"{journal} holds a venue to recover, and only the engine can take it over "
                              f"(--offload sw): the hardware book cannot load a snapshot")
-        from offload.recovery import hand_over, recover  # Numba and the matcher: only a recovering gateway loads them
+        from offload.recovery import hand_over, recover  # the snapshot and state modules: only recovery needs them
 
         r = recover(journal, venue, self.log)
         # the events first, synced: the log must reach every message that a snapshot covers
@@ -839,11 +832,8 @@ class Gateway:
                 dst["ts"] = ts
             done += m
         if self.journal is not None:  # one batch for the whole push: a crash keeps all of it or none
-            s = self.head & r.mask
-            if s + k <= cap:
-                stamped = mv[s * RECORD_SIZE : (s + k) * RECORD_SIZE]
-            else:  # it wrapped around the ring's end
-                stamped = bytes(mv[s * RECORD_SIZE :]) + bytes(mv[: (s + k - cap) * RECORD_SIZE])
+            pieces = self._slots(self.head, k)
+            stamped = pieces[0] if len(pieces) == 1 else b"".join(pieces)  # (wrapped around the ring's end)
             self.journal.append(req.client, stamped, req.cseqs[i : i + k])
         self.head += k
         self.last_stamped = self.head
@@ -871,18 +861,25 @@ class Gateway:
             if self.journal_failing is not None:
                 self.journal_failing = None
                 self.log(f"journal writes succeed again ({self.stats['journal failures']:,} failed writes refused)")
-        r, sh = self.r_in, self.sh
+        sh = self.sh
         if sh is not None:
-            pos = self.published
-            while pos < self.head:
-                s = pos & r.mask
-                m = min(self.head - pos, r.capacity - s)
-                sh.put(r._b[s * RECORD_SIZE : (s + m) * RECORD_SIZE])
-                pos += m
+            for piece in self._slots(self.published, self.head - self.published):
+                sh.put(piece)
         self.published = self.head
-        r.ctrl[HEAD] = self.head  # x86 TSO: published after the slots (docs/offload.md)
+        self.r_in.ctrl[HEAD] = self.head  # x86 TSO: published after the slots (docs/offload.md)
         if sh is not None:
             sh.publish()
+
+    def _slots(self, pos: int, n: int) -> list:
+        """Ring 0's records at positions pos .. pos + n - 1 as memoryviews: one, or two when
+        they wrap around the ring's end."""
+        r = self.r_in
+        s = pos & r.mask
+        first = min(n, r.capacity - s)
+        pieces = [r._b[s * RECORD_SIZE : (s + first) * RECORD_SIZE]]
+        if first < n:
+            pieces.append(r._b[: (n - first) * RECORD_SIZE])
+        return pieces
 
     def _journal_failed(self, why: str) -> None:
         """The records stamped since the last publish are not journaled: take them back (HEAD
@@ -893,10 +890,10 @@ class Gateway:
         self.stalled = None
         self.stats["journal failures"] += 1
         now = time.monotonic()
-        if self.journal_failing is None or now - self.journal_failing[1] >= 1.0:  # one line a second at most
+        if self.journal_failing is None or now - self.journal_failing >= 1.0:  # one line a second at most
             n = self.stats["journal failures"]
             self.log(f"journal write failed ({n:,} failed writes so far), records from msg_seq {lost + 1} refused: {why}")
-            self.journal_failing = (lost, now)
+            self.journal_failing = now
         keep: collections.deque[Request] = collections.deque()
         for req in self.pending:
             if req.end <= lost:
@@ -1366,11 +1363,11 @@ class Gateway:
         remove_file(getattr(self, "ready_file", "") or "/nonexistent")
         if self.journal is not None:
             self.journal.close()
+            self.journal = None
         if self.events_log is not None:
             self.events_log.close()
         if self.snapshotter is not None:
             self.snapshotter.wait()  # a snapshot is written whole or not at all: let it finish
-            self.journal = None
         if self.engine is not None and self.engine.poll() is None:
             try:
                 self.engine.wait(5)  # after its SHUTDOWN record it exits by itself

@@ -15,6 +15,7 @@ ACKs of the records replayed, each record's session read from the journal.
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,12 +24,13 @@ import numpy as np
 
 from engine.durable import replace_durably
 from engine.records import EV_ACK, EVENT_DTYPE
-from engine.snapshot import advance, newest_snapshot, prune_snapshots, save_snapshot
+from engine.snapshot import advance, newest_snapshot, prune_snapshots, save_snapshot, snapshots_in
 from engine.state import make_state
 from offload.journal import load_journal
 from offload.sessions import is_named
 
 KEEP_SNAPSHOTS = 2  # the newest, and one before it in case the newest is damaged
+OWNERS_RE = re.compile(r"owners-(\d{16})\.npz")  # beside snapshot-<the same msg_seq>.tbs
 
 
 @dataclass
@@ -72,9 +74,10 @@ def hand_over(directory, venue, r: Recovered) -> None:
         _save_owners(directory, r.msg_seq, r.owners)  # first: a snapshot never lacks its owners
         save_snapshot(directory, r.state, venue, r.msg_seq)
         prune_snapshots(directory, keep=KEEP_SNAPSHOTS)
-        kept = {p.name[9:25] for p in Path(directory).glob("snapshot-*.tbs")}  # their msg_seq digits
+        kept = {seq for seq, _ in snapshots_in(directory)}
         for p in Path(directory).glob("owners-*.npz"):
-            if p.name[7:23] not in kept:
+            m = OWNERS_RE.fullmatch(p.name)
+            if m and int(m[1]) not in kept:
                 p.unlink(missing_ok=True)
 
 
