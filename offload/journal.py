@@ -84,9 +84,6 @@ class FsyncPolicy:
         return f"interval:{self.interval_ns / 1e6:g}" if self.kind == "interval" else self.kind
 
 
-FSYNC_POLICIES = ("batch", "interval:<ms>", "none")
-
-
 def parse_fsync(text: str | FsyncPolicy) -> FsyncPolicy:
     """batch: fdatasync after every commit (group commit: one sync for all its batches);
     interval:<ms>: at most one fdatasync every <ms> ms, a crash loses at most that much;
@@ -148,9 +145,6 @@ class _Verified:
     def stamped(self) -> np.ndarray:
         """Every record's msg_seq field."""
         return self._gather(self.rec, RECORD_SIZE, 32)
-
-    def record_offsets(self) -> np.ndarray:
-        return self._offsets(self.rec, RECORD_SIZE)
 
     def _offsets(self, starts, stride):
         before = np.cumsum(self.counts) - self.counts
