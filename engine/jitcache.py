@@ -7,12 +7,15 @@ its cached code after the matcher changes and would run the old matcher; so woul
 engine's own `process_batch` after an edit of book.py. `flush_if_engine_changed` drops a
 caller's cache, and `flush_engine_if_changed` every cached function of the engine's
 hot-path modules, when the engine's sources differ from the ones the cache was built from
-(a stamp file each).
+(a stamp file each, kept beside the cache it vouches for: in `NUMBA_CACHE_DIR` when that is set,
+never in a read-only install).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from pathlib import Path
 
 ENGINE_DIR = Path(__file__).resolve().parent
@@ -31,13 +34,39 @@ def engine_stamp() -> str:
     return h.hexdigest()[:16]
 
 
-def _changed(name: str) -> bool:
+def cache_dir_problem() -> str:
+    """Why $NUMBA_CACHE_DIR cannot hold the cache, or ''. Numba refuses to import a module with
+    cache=True functions when no cache folder is writable (a read-only container whose cache
+    volume is missing): the command line says so in one line instead of a traceback."""
+    d = os.environ.get("NUMBA_CACHE_DIR")
+    if not d:
+        return ""
+    try:
+        os.makedirs(d, exist_ok=True)
+        tempfile.TemporaryFile(dir=d).close()
+    except OSError as e:
+        return (f"NUMBA_CACHE_DIR={d} is not writable ({e.strerror}): Numba keeps compiled code there; "
+                "point it at a writable folder (in a pod, a volume)")
+    return ""
+
+
+def _cache_dir(dispatcher) -> Path:
+    """Where Numba keeps `dispatcher`'s cache (its locator's choice: `NUMBA_CACHE_DIR`, the
+    source's __pycache__, or the user-wide folder when the install is read-only)."""
+    try:
+        return Path(dispatcher._cache._cache_path)
+    except AttributeError:  # not cached (cache=False)
+        return ENGINE_DIR / "__pycache__"
+
+
+def _changed(name: str, cache_dir: Path) -> bool:
     """True (once per process and name) when the engine's sources differ from the stamp
-    `name`; the stamp is updated. A read-only install keeps its stamp: compile in memory."""
+    `name` in `cache_dir`; the stamp is updated. A stamp that cannot be written means a
+    cache that cannot be either: Numba compiles in memory."""
     if name in _checked:
         return False
     _checked.add(name)
-    stamp_file = ENGINE_DIR / "__pycache__" / f"{name}.engine.stamp"
+    stamp_file = cache_dir / f"{name}.engine.stamp"
     stamp = engine_stamp()
     try:
         old = stamp_file.read_text()
@@ -46,7 +75,7 @@ def _changed(name: str) -> bool:
     if old == stamp:
         return False
     try:
-        stamp_file.parent.mkdir(exist_ok=True)
+        stamp_file.parent.mkdir(parents=True, exist_ok=True)
         stamp_file.write_text(stamp)
     except OSError:
         pass
@@ -63,7 +92,7 @@ def _flush(dispatcher) -> None:
 def flush_if_engine_changed(dispatcher, name: str):
     """Return dispatcher, its on-disk cache flushed first (once per process) when the engine's
     sources changed since the cache was written; `name` names its stamp file."""
-    if _changed(name):
+    if _changed(name, _cache_dir(dispatcher)):
         _flush(dispatcher)
     return dispatcher
 
@@ -71,9 +100,9 @@ def flush_if_engine_changed(dispatcher, name: str):
 def flush_engine_if_changed(modules) -> None:
     """Flush the cache of every njit function defined in `modules` (the engine's hot path)
     when the engine's sources changed since the caches were written."""
-    if not _changed("engine"):
+    own = [v for m in modules for v in vars(m).values()
+           if hasattr(v, "py_func") and hasattr(v, "_cache") and v.py_func.__module__ == m.__name__]
+    if not own or not _changed("engine", _cache_dir(own[0])):  # one source folder: one cache folder
         return
-    for m in modules:
-        for v in vars(m).values():
-            if hasattr(v, "py_func") and hasattr(v, "_cache") and v.py_func.__module__ == m.__name__:
-                _flush(v)
+    for v in own:
+        _flush(v)

@@ -331,6 +331,12 @@ SERVERS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    from engine.jitcache import cache_dir_problem
+
+    why = cache_dir_problem()  # before the first import of compiled code
+    if why:
+        print(f"tickbook: {why}", file=sys.stderr)
+        return EXIT_USAGE
     from engine.codec import FlowError
 
     argv = sys.argv[1:] if argv is None else argv
