@@ -265,3 +265,15 @@ def test_bridge_refuses_a_segment_of_another_layout():
         r = subprocess.run([sys.executable, "-m", "hdl.sim.bridge", "--rings", nm], cwd=REPO,
                            capture_output=True, text=True, timeout=WAIT)
     assert r.returncode == EXIT_USAGE and "ring layout version 99" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("args, env, says", [
+    (["--target", "card"], {}, "no driver for an FPGA card is built yet"),
+    # a read-only install (the pod's image) without a build volume: no traceback to restart into
+    ([], {"TICKBOOK_HDL_BUILD": "/proc/version/hdl"}, "cannot write the simulator's build folder /proc/version/hdl"),
+])
+def test_a_bridge_that_cannot_serve_says_why_in_one_line_before_attaching(args, env, says):
+    r = subprocess.run([sys.executable, "-m", "hdl.sim.bridge", "--rings", "tickbook-test-never-created", *args],
+                       cwd=REPO, capture_output=True, text=True, timeout=WAIT, env={**os.environ, **env})
+    assert r.returncode == EXIT_USAGE, r.stderr
+    assert r.stderr.count("\n") == 1 and says in r.stderr, r.stderr

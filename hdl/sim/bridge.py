@@ -116,6 +116,30 @@ def conf_stats(conf: dict) -> Path:
     return Path(conf["stats"])
 
 
+def cannot_serve(target: str) -> str:
+    """Why this machine (or container image) cannot serve the hardware segment, or ''."""
+    from hdl.sim.driver import BUILD_DIR, simulator_available
+
+    if target == "card":
+        return ("no driver for an FPGA card is built yet: the card's DMA engine would serve this segment "
+                "in this process's place (docs/deploy.md#fpga); run --target sim for the Verilog book in Icarus")
+    ok, why = simulator_available()
+    if not ok:
+        return f"{why}: the sim target needs Icarus Verilog (the tickbook-sim image has it)"
+    try:
+        import cocotb_tools.runner  # noqa: F401
+    except ImportError:
+        return "cocotb is not installed: the sim target runs the Verilog book through it (the tickbook-sim image has it)"
+    try:
+        BUILD_DIR.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=BUILD_DIR)
+        probe.close()
+    except OSError as e:
+        return (f"cannot write the simulator's build folder {BUILD_DIR} ({e.strerror}): set TICKBOOK_HDL_BUILD "
+                "to a writable folder (in a pod, a volume)")
+    return ""
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="hdl.sim.bridge", description=__doc__.split("\n\n")[0])
     p.add_argument("--rings", required=True, help="segment name (created by the client)")
@@ -128,6 +152,8 @@ def main(argv=None) -> int:
     p.add_argument("--nlvl", type=int, default=None, help="price levels per side per symbol (default 16)")
     p.add_argument("--area", action="store_true", help="serve the area build (tickbook_book_area)")
     p.add_argument("--evq", type=int, default=None, help=argparse.SUPPRESS)  # local event FIFO (tests)
+    p.add_argument("--target", choices=("sim", "card"), default="sim",
+                   help="sim: the Verilog book in Icarus (default); card: an FPGA card's driver (none yet)")
     a = p.parse_args(argv)
 
     from hdl.sim.driver import BUILD_DIR, DEFAULT_PARAMS, config_words, unsupported
@@ -135,6 +161,10 @@ def main(argv=None) -> int:
     from offload.pinning import die_with_parent, pin
 
     log = process_logger("bridge")
+    why = cannot_serve(a.target)
+    if why:  # before the segment: one line and exit 2, no traceback to restart into
+        log(f"cannot serve {a.rings}: {why}")
+        return EXIT_USAGE
     die_with_parent(signal.SIGTERM)
     os.environ.pop("PYTEST_CURRENT_TEST", None)  # the runner behaves differently under pytest
     t0 = time.monotonic()

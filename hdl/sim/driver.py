@@ -41,7 +41,20 @@ INCLUDE_DIRS = [RTL_DIR]
 RTL_HEADERS = [RTL_DIR / n for n in ("tickbook_records.vh", "tickbook_book_ports.vh",
                                      "tickbook_book_shared.vh", "tickbook_book_steps.vh")]
 REPO = HDL_DIR.parent
-BUILD_DIR = Path(os.environ.get("TICKBOOK_HDL_BUILD", REPO / "build" / "hdl"))
+
+
+def build_dir() -> Path:
+    """Where simulator builds and bridge runs go: $TICKBOOK_HDL_BUILD, else build/hdl of a
+    checkout, else the user's cache folder. Never an installed package's site-packages, which
+    a container's user cannot write (k8s: a volume, named by TICKBOOK_HDL_BUILD)."""
+    if os.environ.get("TICKBOOK_HDL_BUILD"):
+        return Path(os.environ["TICKBOOK_HDL_BUILD"])
+    if (REPO / "pyproject.toml").exists():
+        return REPO / "build" / "hdl"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tickbook" / "hdl"
+
+
+BUILD_DIR = build_dir()
 
 # Capacities of the default hardware build (the `--offload hw` configuration).
 DEFAULT_PARAMS = {"nord": 64, "nlvl": 16}
