@@ -545,6 +545,7 @@ class Gateway:
         self.journal_failing = None  # while writes fail: when the last failure was logged
         self.engine_pid = 0
         self.status_at = 0.0  # when the ready file's status lines were last written
+        self.housekept_at = time.monotonic()
         self.status_key = None
         self.orphans = 0
         self.stats = collections.Counter()
@@ -1164,6 +1165,17 @@ class Gateway:
         self.exit_status = EXIT_ENGINE_GONE
         self.gone_at = time.monotonic()
 
+    def health(self) -> tuple[bool, bool, str]:
+        """(alive, ready, why not) for offload/health.py's /live and /ready: ready while serving
+        with a loop that turns; alive while the loop turns (a stuck loop is restarted)."""
+        quiet = time.monotonic() - self.housekept_at
+        if quiet > 2.0:
+            return quiet < 10.0, False, f"the gateway's loop has not turned for {quiet:.1f} s"
+        why = {"waiting": f"waiting for the {self.backend}" + (" and the bridge" if self.sh is not None else ""),
+               "draining": f"stopping ({self.stop_reason})",
+               "engine-gone": f"{self.backend} gone ({self.stop_reason})"}.get(self.state, self.state)
+        return True, self.state == "serving", why
+
     # ---- the loop
 
     def request_stop(self, why="stop requested") -> None:
@@ -1260,6 +1272,7 @@ class Gateway:
         self.snapshot_from = self.published
 
     def _housekeeping(self, now) -> int | None:
+        self.housekept_at = now  # the loop turns: /live and /ready (health()) read it
         if self.stop_reason is not None and self.state in ("waiting", "serving"):
             self.log(f"{self.stop_reason}: finishing {len(self.pending)} requests in flight, refusing new ones")
             self.state = "draining"
@@ -1636,6 +1649,8 @@ def main(argv=None) -> int:
                    help="sw: the engine on NAME; hw: the hardware bridge on the hardware segment; "
                         "shadow: both, every event compared, clients get the engine's (default sw)")
     p.add_argument("--hw-rings", default=None, help="hardware segment for hw/shadow (default NAME-hw)")
+    p.add_argument("--health", default=None, metavar="[HOST:]PORT",
+                   help="serve GET /live and /ready over HTTP (Kubernetes probes; host default 127.0.0.1)")
     p.add_argument("--spin", type=float, default=0.0,
                    help="s to busy-poll the socket after the last message before sleeping (0: sleep at once; "
                         "for a gateway with a core of its own)")
@@ -1650,6 +1665,28 @@ def main(argv=None) -> int:
     except (ConfigError, ValueError) as e:
         log(str(e))
         return EXIT_USAGE
+    health, started = None, []
+    if a.health:
+        from offload.health import HealthServer
+
+        def probe():  # before the Gateway exists it is recovering, binding or creating segments
+            return started[0].health() if started else (True, False, "starting")
+
+        try:
+            health = HealthServer(a.health, probe)
+        except (ValueError, OSError) as e:
+            log(f"cannot serve --health {a.health}: {e}")
+            return EXIT_USAGE
+        log(f"health: GET /live and /ready on port {health.port}")
+    try:
+        return _serve(a, venue, shard, log, started)
+    finally:
+        if health is not None:
+            health.close()
+
+
+def _serve(a, venue, shard, log, started: list) -> int:
+    """Start the Gateway (appended to `started` for the health probe) and run it to its end."""
     cmd = None
     if a.spawn_engine and a.offload == "hw":
         log("--spawn-engine with --offload hw: no engine runs in hw mode (start `tickbook bridge` instead)")
@@ -1674,6 +1711,7 @@ def main(argv=None) -> int:
     except (zmq.ZMQError, RingError, OSError) as e:
         log(f"cannot start on {a.rings} ({a.orders}, {a.md}): {e}")
         return EXIT_USAGE
+    started.append(gw)
     segs = {"sw": f"segment {gw.main_rings}", "hw": f"hardware segment {gw.hw_rings}",
             "shadow": f"segments {gw.main_rings} and {gw.hw_rings}"}[a.offload]
     wait = {"sw": "the engine", "hw": "the bridge", "shadow": "the engine and the bridge"}[a.offload]
