@@ -76,6 +76,18 @@ k8s-check: $(STAMP)
 	  if [ $$rc -ne 0 ] || [ -n "$$out" ]; then echo "$$out"; echo "k8s-check: kubernetes-validate reported failures or warnings"; exit 1; fi
 	$(BIN)/python k8s/policy/check.py build/k8s/sim.yaml build/k8s/fpga.yaml k8s/kubelet/kubelet-config.yaml
 
+# Regenerate requirements/*.lock (uv, sha256 hashes) and refresh the Dockerfile's base digest
+# (docs/deploy.md#the-image). UPGRADE=1 bumps every pin; offline: requirements/update.sh locks
+.PHONY: lock
+lock:
+	UPGRADE=$(UPGRADE) requirements/update.sh
+
+# Rehearse a pod as the kubelet would (testkit/pods.py; root): POD=k8s/overlays/sim (default
+# k8s/base), RESTART=1 also times a warm restart. tests/test_pod_rehearsal.py runs every pod.
+.PHONY: k8s-rehearse
+k8s-rehearse: $(STAMP)
+	$(BIN)/python -m testkit.pods $(or $(POD),k8s/base) $(if $(RESTART),--restart)
+
 # --- recovery: the kill test of tests/test_recovery.py, longer (docs/journal.md)
 .PHONY: recovery-soak
 recovery-soak: $(STAMP)
