@@ -71,10 +71,12 @@ clean:
 .PHONY: k8s-check
 k8s-check: $(STAMP)
 	@mkdir -p build/k8s
+	@kubectl kustomize k8s/base > build/k8s/base.yaml
 	@for o in sim fpga; do kubectl kustomize k8s/overlays/$$o > build/k8s/$$o.yaml || exit 1; done
-	@out=$$($(BIN)/kubernetes-validate --strict --quiet build/k8s/sim.yaml build/k8s/fpga.yaml 2>&1); rc=$$?; \
+	@out=$$($(BIN)/kubernetes-validate --strict --quiet build/k8s/base.yaml build/k8s/sim.yaml build/k8s/fpga.yaml 2>&1); rc=$$?; \
 	  if [ $$rc -ne 0 ] || [ -n "$$out" ]; then echo "$$out"; echo "k8s-check: kubernetes-validate reported failures or warnings"; exit 1; fi
-	$(BIN)/python k8s/policy/check.py build/k8s/sim.yaml build/k8s/fpga.yaml k8s/kubelet/kubelet-config.yaml
+	@# one deployment at a time: each is a whole set of objects (its own PDB, NetworkPolicy...)
+	@for o in base sim fpga; do $(BIN)/python k8s/policy/check.py build/k8s/$$o.yaml k8s/kubelet/kubelet-config.yaml || exit 1; done
 
 # Regenerate requirements/*.lock (uv, sha256 hashes) and refresh the Dockerfile's base digest
 # (docs/deploy.md#the-image). UPGRADE=1 bumps every pin; offline: requirements/update.sh locks

@@ -4,8 +4,9 @@
     python k8s/policy/check.py RENDERED.yaml [MORE.yaml ...]
 
 Input: multi-document YAML files, typically `kubectl kustomize k8s/overlays/<name>` output
-plus `k8s/kubelet/kubelet-config.yaml`. PriorityClass and RuntimeClass references are
-resolved across all files given. Each violation is printed as
+plus `k8s/kubelet/kubelet-config.yaml`. PriorityClass and RuntimeClass references, and the
+PodDisruptionBudgets, NetworkPolicies and Namespaces around a workload, are resolved across all
+files given (an object without metadata.namespace is in `default`). Each violation is printed as
 
     FILE: KIND/NAME: FIELD: RULE: message
 
@@ -19,7 +20,10 @@ Rules on workloads (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, Cr
                        preemptionPolicy, value >= MIN_PRIORITY
   shm-memory           /dev/shm is an emptyDir with medium Memory and a sizeLimit, and every
                        container of a matcher pod mounts the same volume there
-  no-exec-liveness     no exec liveness probe in the pod, no probe at all on the matcher
+  no-exec-liveness     no exec liveness probe in the pod (a slow probe restarts a healthy matcher)
+  exec-probe-exclusive no exec probe (readiness, liveness, startup) on a container with exclusive
+                       CPUs (integer cpu request == limit in a Guaranteed pod) or on a matcher:
+                       every period it forks a process onto the cores given to that container
   update-strategy      Deployments use Recreate (StatefulSets never surge)
   runtime-class        runtimeClassName set and defined here
   shard-count          TICKBOOK_SHARD_COUNT equals spec.replicas of a StatefulSet
@@ -31,6 +35,41 @@ Rules on workloads (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, Cr
   ring-owner           every segment a server attaches to is created by a gateway of the pod
                        (`--rings S`, plus `S-hw` or `--hw-rings` for --offload hw|shadow; S
                        itself not for hw), and every segment a gateway creates has a server
+  read-only-root       every container sets securityContext.readOnlyRootFilesystem: true (a
+                       container field: the pod's securityContext cannot set it)
+  writable-path        what a container is told to write lies under a volumeMount of it that is
+                       not readOnly (nor a configMap/secret/downwardAPI/projected volume): the env
+                       NUMBA_CACHE_DIR, TICKBOOK_HDL_BUILD, TMPDIR, XDG_CACHE_HOME, HOME (when
+                       set) and a gateway's --journal. Every `tickbook` container needs
+                       NUMBA_CACHE_DIR (each command imports code cached there, and the image's
+                       default lies on its read-only root), a `tickbook bridge` of target sim (the default; card exempt)
+                       TICKBOOK_HDL_BUILD; an engine's --journal (which it only reads) must be on
+                       a volume of the container, readOnly allowed
+  journal-volume       an --offload sw gateway (the default) passes --journal DIR with DIR on a
+                       volume of the StatefulSet's volumeClaimTemplates (elsewhere a
+                       persistentVolumeClaim volume), not an emptyDir that a restarted pod gets
+                       back empty, and the engine of its segment gets --journal on the same folder
+                       of the same volume. --offload hw|shadow gateways are exempt, and must NOT
+                       pass --journal (unless --attach): the hardware book cannot load a recovered
+                       state, so such a gateway refuses to start on a journal with records; a pod
+                       of theirs restarts with empty books by design (docs/deploy.md)
+  disruption-budget    a StatefulSet/Deployment running `tickbook engine|gateway` is selected by
+                       exactly one PodDisruptionBudget of its namespace (selector against the
+                       template's labels) that never lets a Ready shard go: maxUnavailable: 0, or
+                       minAvailable >= spec.replicas or "100%"
+  network-policy       a StatefulSet/Deployment running `tickbook engine|gateway` is selected by
+                       NetworkPolicies of its namespace (podSelector) whose policyTypes, as the
+                       API server defaults them, together include Ingress and Egress
+  pod-security         a Namespace among the inputs that holds workloads is labelled
+                       pod-security.kubernetes.io/enforce: restricted; with any Namespace among
+                       the inputs, a workload's namespace is one of them; and the pods of a
+                       workload whose Namespace is among the inputs pass the restricted profile:
+                       runAsNonRoot true and runAsUser not 0 (pod or every container),
+                       seccompProfile RuntimeDefault|Localhost (pod or every container),
+                       allowPrivilegeEscalation false, capabilities.drop ALL, add only
+                       NET_BIND_SERVICE, not privileged, no hostNetwork/hostPID/hostIPC/hostPort,
+                       volumes only configMap, csi, downwardAPI, emptyDir, ephemeral,
+                       persistentVolumeClaim, projected, secret (no hostPath)
 Rules on KubeletConfiguration (kubelet.config.k8s.io/v1beta1):
   kubelet-unknown-field  field names of v1beta1 (misspellings get a suggestion)
   kubelet-value          allowed values (policies, scopes, options, cpuset syntax, quantities)
@@ -44,10 +83,23 @@ import difflib
 import re
 import sys
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 import yaml
+
+_HERE = str(Path(__file__).resolve().parent)  # pod_model, pod_rules: beside this file, also when
+if _HERE not in sys.path:                     # loaded by path (importlib), not run as a script
+    sys.path.insert(0, _HERE)
+
+import pod_rules  # noqa: E402
+from pod_model import (  # noqa: E402,F401  (parse_quantity, tickbook_commands: also for the tests)
+    containers as _containers,
+    equal_quantities as _equal_quantities,
+    option as _option,
+    parse_quantity,
+    tickbook_commands,
+)
 
 MATCHER = "engine"
 MATCHERS = (MATCHER, "bridge")  # busy-polling servers of a ring segment
@@ -76,36 +128,6 @@ class Violation:
 
 class InputError(Exception):
     """A file that cannot be read or parsed."""
-
-
-# --------------------------------------------------------------------------- quantities
-
-_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DECIMAL = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
-            "k": Decimal(10**3), "M": Decimal(10**6), "G": Decimal(10**9), "T": Decimal(10**12),
-            "P": Decimal(10**15), "E": Decimal(10**18)}
-_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?\d+)?$")
-
-
-def parse_quantity(value) -> Decimal:
-    """A Kubernetes resource quantity ("2", 1.5, "500m", "1Gi", "1e3") as a Decimal."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a quantity")
-    if isinstance(value, (int, float)):
-        return Decimal(str(value))
-    m = _QUANTITY.match(str(value).strip())
-    if not m:
-        raise ValueError(f"{value!r} is not a quantity")
-    try:
-        number = Decimal(m.group(1))
-    except InvalidOperation as exc:  # pragma: no cover - the regex admits only numbers
-        raise ValueError(f"{value!r} is not a quantity") from exc
-    suffix = m.group(2) or ""
-    if suffix in _BINARY:
-        return number * _BINARY[suffix]
-    if suffix in _DECIMAL:
-        return number * _DECIMAL[suffix]
-    return number * (Decimal(10) ** int(suffix[1:]))
 
 
 # --------------------------------------------------------------------------- loading
@@ -147,19 +169,6 @@ def pod_spec_of(doc: dict) -> tuple[str, dict] | None:
     if kind in WORKLOAD_KINDS:
         return "spec.template.spec", (spec.get("template") or {}).get("spec") or {}
     return None
-
-
-def _containers(pod: dict, prefix: str):
-    for group in ("initContainers", "containers"):
-        for c in pod.get(group) or []:
-            yield f"{prefix}.{group}[{c.get('name', '?')}]", c
-
-
-def _equal_quantities(a, b) -> bool:
-    try:
-        return parse_quantity(a) == parse_quantity(b)
-    except ValueError:
-        return False
 
 
 def check_guaranteed(v, pod, prefix):
@@ -278,13 +287,7 @@ def check_probes(v, pod, prefix):
         if "exec" in live:
             v(f"{where}.livenessProbe.exec", "no-exec-liveness",
               "exec liveness probe on the hot pod: each probe forks a process in the pod, and a "
-              "slow probe restarts a healthy matcher")
-        if c.get("name") in MATCHERS:
-            for p in ("readinessProbe", "startupProbe"):
-                if "exec" in (c.get(p) or {}):
-                    v(f"{where}.{p}.exec", "no-exec-liveness",
-                      "exec probe on the matcher: it forks onto the matcher's exclusive cores; "
-                      "probe from another container of the pod")
+              "slow probe restarts a healthy matcher; probe over HTTP (httpGet) or not at all")
 
 
 def check_images(v, pod, prefix):
@@ -318,49 +321,6 @@ def check_devices(v, pod, prefix):
                 v(f"{where}.resources.limits.{r}", "device-in-limits", f"{q!r}: devices come in whole units")
             if r in requests and not _equal_quantities(requests[r], q):
                 v(f"{where}.resources.requests.{r}", "device-in-limits", "request differs from limit")
-
-
-def _expand(text: str, env: dict) -> str:
-    """$(VAR) as the kubelet expands it in command/args, ${VAR} and $VAR as the shell does."""
-    text = re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), text)
-    text = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: env.get(m.group(1), m.group(0)), text)
-    return re.sub(r"\$([A-Za-z_][A-Za-z0-9_]*)", lambda m: env.get(m.group(1), m.group(0)), text)
-
-
-def tickbook_commands(c: dict) -> list[list[str]]:
-    """The `tickbook ...` invocations of a container (argv lists, variables expanded): its
-    command + args, or the script of `sh -c SCRIPT`, split at ; && || |."""
-    import shlex
-
-    env = {e["name"]: str(e["value"]) for e in c.get("env") or [] if isinstance(e, dict) and "value" in e}
-    argv = [str(x) for x in (c.get("command") or []) + (c.get("args") or [])]
-    if len(argv) >= 3 and argv[0].rsplit("/", 1)[-1] in ("sh", "bash", "dash") and argv[1] == "-c":
-        try:
-            lex = shlex.shlex(argv[2], posix=True, punctuation_chars=";&|")
-            lex.whitespace_split = True
-            tokens = list(lex)
-        except ValueError:
-            return []
-    else:
-        tokens = argv
-    out, cur = [], []
-    for t in tokens + [";"]:
-        if t and set(t) <= set(";&|"):
-            if cur:
-                out.append(cur)
-            cur = []
-        elif cur or t != "exec":
-            cur.append(_expand(t, env))
-    return [cmd for cmd in out if cmd[0].rsplit("/", 1)[-1] == "tickbook"]
-
-
-def _option(argv: list[str], name: str) -> str | None:
-    for i, t in enumerate(argv):
-        if t == name and i + 1 < len(argv):
-            return argv[i + 1]
-        if t.startswith(name + "="):
-            return t.split("=", 1)[1]
-    return None
 
 
 def check_rings(v, pod, prefix):
@@ -402,7 +362,7 @@ def check_rings(v, pod, prefix):
               f"--rings {seg}): the gateway never becomes ready")
 
 
-def check_workload(v, doc, prefix, pod, classes, runtime_classes):
+def check_workload(v, doc, prefix, pod, classes, runtime_classes, inputs):
     check_guaranteed(v, pod, prefix)
     check_matcher_cpu(v, pod, prefix)
     check_priority(v, pod, prefix, classes)
@@ -412,6 +372,7 @@ def check_workload(v, doc, prefix, pod, classes, runtime_classes):
     check_images(v, pod, prefix)
     check_devices(v, pod, prefix)
     check_rings(v, pod, prefix)
+    pod_rules.check_pod(v, doc, prefix, pod, inputs, matchers=MATCHERS)
     kind, spec = doc.get("kind"), doc.get("spec") or {}
     if kind == "Deployment":
         strategy = (spec.get("strategy") or {}).get("type", "RollingUpdate")
@@ -733,6 +694,7 @@ def check_documents(items: list[tuple[str, dict]]) -> list[Violation]:
             classes[name] = (f, doc)
         elif doc.get("kind") == "RuntimeClass":
             runtime_classes[name] = (f, doc)
+    inputs = pod_rules.Inputs.of((doc for _, doc in items), WORKLOAD_KINDS)
 
     out: list[Violation] = []
     for f, doc in items:
@@ -744,10 +706,12 @@ def check_documents(items: list[tuple[str, dict]]) -> list[Violation]:
         if doc.get("kind") == "KubeletConfiguration":
             check_kubelet(v, doc)
             continue
+        if doc.get("kind") == "Namespace":
+            pod_rules.check_namespace(v, doc, inputs)
         ps = pod_spec_of(doc)
         if ps is not None:
             prefix, pod = ps
-            check_workload(v, doc, prefix, pod, classes, runtime_classes)
+            check_workload(v, doc, prefix, pod, classes, runtime_classes, inputs)
     return out
 
 
