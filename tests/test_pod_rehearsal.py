@@ -80,6 +80,14 @@ def test_the_matcher_pod_becomes_ready_restarts_warm_and_recovers_its_journal(po
     assert list(ev["kind"]) == [EV_ACK, EV_ACK]
     compiled = cache_files(pod)
     assert any(name.endswith(".nbi") for name in compiled), "nothing was cached in the numba-cache volume"
+    gateway = next(ct for ct in pod.containers if ct.name == "gateway")
+    probe = lambda **kind: pod.run_probe(gateway, {"timeoutSeconds": 5, **kind})[0]  # noqa: E731
+    assert probe(tcpSocket={"port": "orders"}) and not probe(tcpSocket={"port": 5599})
+    # exec probes run in the container, as its user: the image is read-only, the volumes are not
+    assert probe(exec={"command": ["test", "-f", "/dev/shm/book.gateway.ready"]})
+    assert not probe(exec={"command": ["sh", "-c", "touch /usr/x || touch /var/lib/tickbook/x"]})
+    assert probe(exec={"command": ["sh", "-c", "touch /var/lib/tickbook/journal/x && rm /var/lib/tickbook/journal/x"]})
+    assert probe(exec={"command": ["sh", "-c", "test $(id -u) = 10001"]})
 
     # the containers restart with the pod's volumes: compiled code and journal are still there
     assert set(pod.stop().values()) == {0}
