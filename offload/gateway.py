@@ -2,7 +2,8 @@
 
     tickbook gateway --rings NAME [--orders tcp://*:5555] [--md tcp://*:5556] [--config venue.toml]
                      [--offload sw|hw|shadow] [--hw-rings NAME-hw]
-                     [--spawn-engine [--engine-cpu N]] [--attach] [--journal FILE] ...
+                     [--spawn-engine [--engine-cpu N]] [--attach] [--journal DIR]
+                     [--health [HOST:]PORT] ...
 
 The gateway binds its sockets, creates (owns) the engine's ring segment NAME (`--attach`: uses
 an existing one), and waits for an engine to attach and warm up (`tickbook engine --rings

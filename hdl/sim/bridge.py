@@ -7,7 +7,7 @@ records out; docs/offload.md), which is the layout a PCIe card's DMA engine woul
 write: a driver for a real card replaces this process and nothing else changes.
 
 This process compiles the book for the venue (Icarus, through cocotb's Python runner, cached
-under build/hdl/) and runs the cocotb module `hdl/sim/bridge_dma.py`, which attaches to the
+in `hdl.sim.driver.build_dir()`: build/hdl/ of a checkout, $TICKBOOK_HDL_BUILD in a pod) and runs the cocotb module `hdl/sim/bridge_dma.py`, which attaches to the
 segment from inside the simulator and *is* the DMA engine: it polls ring 0, drives each record
 into the book as it arrives, publishes the book's events to ring 1 (stalling `out_ready` while
 ring 1 is full), moves ring 0's TAIL past a record once its events are published, waits in
@@ -18,7 +18,9 @@ Readiness and exit, as `offload.server` relies on: the bridge's pid appears in h
 the book is configured and out of reset; exit EXIT_OK (0) after a SHUTDOWN record or a STOP
 (SIGTERM / SIGINT set the STOP word), EXIT_FAILURE (1) when the owner died (the segment is then
 unlinked), on a timeout or a simulator failure, EXIT_USAGE (2) when the segment cannot be
-attached or speaks another layout (engine/diagnostics.py). At exit it reports records, events,
+attached or speaks another layout, or when this machine cannot serve it (no Icarus, no cocotb,
+no writable build folder; `--target card`: no card driver exists yet), each said in one line
+before the segment is touched (engine/diagnostics.py). At exit it reports records, events,
 simulated cycles and wall time on stderr, each line `bridge[pid]: `.
 """
 
