@@ -60,8 +60,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class _Server(http.server.HTTPServer):
-    daemon_threads = True
-    request_queue_size = 16
+    request_queue_size = 16  # connections the kernel queues while one is served
 
     def handle_error(self, request, client_address):  # a peer that hangs up mid-request: nothing to report
         pass

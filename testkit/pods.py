@@ -193,6 +193,7 @@ class Container:
     spec: dict
     image: Image
     proc: subprocess.Popen | None = None
+    init: dict = field(default_factory=dict)  # what pod_init.py gets: root, mounts, user, argv, env
     log: Path | None = None
     started_at: float = 0.0
     started: bool = False  # the startup probe passed (or there is none)
@@ -365,8 +366,9 @@ class Pod:
             self._start_pause()
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
         for ct in self.containers:
+            ct.init = self._init_spec(ct)
             spec_file = self.root / f"{ct.name}.init.json"
-            spec_file.write_text(json.dumps(self._init_spec(ct)))
+            spec_file.write_text(json.dumps(ct.init))
             ct.log = self.root / "logs" / f"{ct.name}.log"
             with open(ct.log, "ab") as out:
                 out.write(f"---- start {time.strftime('%H:%M:%S')}\n".encode())
@@ -377,18 +379,19 @@ class Pod:
                      sys.executable, "-S", str(POD_INIT), str(spec_file)],
                     stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             ct.started_at = time.monotonic()
-            ct.started = ct.ready = False
             ct.probes = [ProbeState(c, kind) for kind, c in
                          (("startup", ct.spec.get("startupProbe")), ("readiness", ct.spec.get("readinessProbe")),
                           ("liveness", ct.spec.get("livenessProbe"))) if c]
             for p in ct.probes:
                 p.due = ct.started_at + p.spec.get("initialDelaySeconds", 0)
-            self.say(f"{self.name}/{ct.name}: started: {' '.join(self._init_spec(ct)['argv'])}")
+            ct.started = not any(p.kind == "startup" for p in ct.probes)
+            ct.ready = False
+            self.say(f"{self.name}/{ct.name}: started: {' '.join(ct.init['argv'])}")
 
-    def wait_ready(self, timeout: float, allow_exit: tuple[str, ...] = ()) -> float:
+    def wait_ready(self, timeout: float) -> float:
         """Probe as the kubelet does until every container is Ready; returns the seconds since
-        the last start. A container that exits raises ContainerExited (unless named in
-        allow_exit), a startup budget that runs out or the timeout raises NotReady."""
+        the last start. A container that exits raises ContainerExited, a startup or liveness
+        probe that fails its threshold, or the timeout, raises NotReady."""
         t0 = min(ct.started_at for ct in self.containers)
         deadline = time.monotonic() + timeout
         while True:
@@ -396,12 +399,9 @@ class Pod:
             for ct in self.containers:
                 status = ct.proc.poll()
                 if status is not None:
-                    if ct.name in allow_exit:
-                        continue
                     raise ContainerExited(ct.name, status, ct.tail())
                 self._probe(ct, now)
-            live = [ct for ct in self.containers if ct.proc.poll() is None or ct.name not in allow_exit]
-            if all(ct.ready for ct in live) and len(live) == len(self.containers):
+            if all(ct.ready for ct in self.containers):
                 elapsed = time.monotonic() - t0
                 self.say(f"{self.name}: Ready {elapsed:.1f} s after the start")
                 return elapsed
@@ -418,8 +418,8 @@ class Pod:
         return "; ".join(parts)
 
     def _probe(self, ct: Container, now: float) -> None:
-        if not ct.probes or (not any(p.kind == "readiness" for p in ct.probes) and ct.started):
-            ct.ready = ct.started = ct.started or not any(p.kind == "startup" for p in ct.probes)
+        """Run the probes of `ct` that are due: startup until it passes, then readiness and
+        liveness; without a readiness probe a started container is Ready."""
         for p in ct.probes:
             if now < p.due or (p.kind != "startup" and not ct.started) or (p.kind == "startup" and ct.started):
                 continue
@@ -448,10 +448,9 @@ class Pod:
     def _port(self, ct: Container, port) -> int:
         if isinstance(port, int):
             return port
-        for c in self.containers:  # a named port of this container
-            for p in c.spec.get("ports", []) if c is ct else []:
-                if p.get("name") == port:
-                    return p["containerPort"]
+        for p in ct.spec.get("ports", []):  # a named port of this container
+            if p.get("name") == port:
+                return p["containerPort"]
         raise RehearsalError(f"{ct.name}: no port named {port}")
 
     def run_probe(self, ct: Container, spec: dict) -> tuple[bool, str]:
@@ -482,9 +481,8 @@ class Pod:
             except OSError as e:
                 return False, f"connect :{port}: {e}"
         if "exec" in spec:
-            pid = ct.main_pid()
-            init = self._init_spec(ct)
-            cmd = ["nsenter", "--target", str(pid), "--mount", "--pid", "--net", "--root", "--wd",
+            init = ct.init
+            cmd = ["nsenter", "--target", str(ct.main_pid()), "--mount", "--pid", "--net", "--root", "--wd",
                    "-S", str(init["uid"]), "-G", str(init["gid"]), "--", "env", "-i",
                    *(f"{k}={v}" for k, v in init["env"].items()), *spec["exec"]["command"]]
             try:
