@@ -7,7 +7,6 @@ output. The manifests are rendered afresh, so a manifest change is rehearsed too
 import copy
 import time
 
-import numpy as np
 import pytest
 import zmq
 

@@ -42,9 +42,9 @@ Rules on workloads (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, Cr
                        NUMBA_CACHE_DIR, TICKBOOK_HDL_BUILD, TMPDIR, XDG_CACHE_HOME, HOME (when
                        set) and a gateway's --journal. Every `tickbook` container needs
                        NUMBA_CACHE_DIR (each command imports code cached there, and the image's
-                       default lies on its read-only root), a `tickbook bridge` of target sim (the default; card exempt)
-                       TICKBOOK_HDL_BUILD; an engine's --journal (which it only reads) must be on
-                       a volume of the container, readOnly allowed
+                       default lies on its read-only root), a `tickbook bridge` of target sim
+                       (the default; card exempt) TICKBOOK_HDL_BUILD; an engine's --journal
+                       (which it only reads) must be on a volume of the container, readOnly allowed
   journal-volume       an --offload sw gateway (the default) passes --journal DIR with DIR on a
                        volume of the StatefulSet's volumeClaimTemplates (elsewhere a
                        persistentVolumeClaim volume), not an emptyDir that a restarted pod gets
