@@ -255,7 +255,7 @@ class Pod:
     def _volumes(self) -> dict[str, tuple[Path, bool]]:
         """name -> (host folder, read-only by nature)."""
         out = {}
-        shm_root = Path("/dev/shm") / f"tickbook-rehearsal-{os.getpid()}" / self.name
+        shm_root = Path("/dev/shm") / f"tickbook-rehearsal-{os.getpid()}" / self.name  # medium: Memory
         fs_group = self.spec.get("securityContext", {}).get("fsGroup")
         for v in self.spec.get("volumes", []):
             name = v["name"]
@@ -528,7 +528,12 @@ class Pod:
                 self.pause.wait()
                 self.pause = None
             # the emptyDirs (the root folders are mount points only in their own namespaces)
-            shutil.rmtree(Path("/dev/shm") / f"tickbook-rehearsal-{os.getpid()}" / self.name, ignore_errors=True)
+            memory = Path("/dev/shm") / f"tickbook-rehearsal-{os.getpid()}"
+            shutil.rmtree(memory / self.name, ignore_errors=True)
+            try:
+                memory.rmdir()  # the last pod of this process
+            except OSError:
+                pass
             for d in ("volumes", "rootfs", "hidden"):
                 shutil.rmtree(self.root / d, ignore_errors=True)
 
