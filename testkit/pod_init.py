@@ -72,16 +72,20 @@ def build_root(spec: dict) -> str:
     mount("tmpfs", root, "tmpfs", 0, "mode=755")
     for link, target in spec["symlinks"].items():  # merged /usr: /bin -> usr/bin ...
         os.symlink(target, root + link)
-    targets = [m["path"] for m in spec["mounts"]]
-    for path in spec["image"]:
-        bind_image(path, root, targets)
-    bind("/dev", root + "/dev", read_only=False)
+    os.makedirs(root + spec["workdir"], exist_ok=True)
     os.makedirs(root + "/proc")
     mount("proc", root + "/proc", "proc", 0)
-    bind("/sys", root + "/sys", read_only=True)
-    os.makedirs(root + spec["workdir"], exist_ok=True)
-    for m in spec["mounts"]:  # a volume over an image path hides it, as in a pod
-        bind(m["source"], root + m["path"], read_only=m["read_only"])
+    # Parents before children, as a runtime orders its mounts: a volume inside an image folder
+    # (/etc/tickbook in /etc) and an image folder inside a volume (this checkout under /tmp when
+    # the pod mounts an emptyDir at /tmp) both end up visible.
+    missing = [m["path"] for m in spec["mounts"] if not os.path.lexists(m["path"])]
+    steps = [(path, lambda path=path: bind_image(path, root, missing)) for path in spec["image"]]
+    steps += [("/dev", lambda: bind("/dev", root + "/dev", read_only=False)),
+              ("/sys", lambda: bind("/sys", root + "/sys", read_only=True))]
+    steps += [(m["path"], lambda m=m: bind(m["source"], root + m["path"], read_only=m["read_only"]))
+              for m in spec["mounts"]]
+    for _, step in sorted(steps, key=lambda s: s[0].rstrip("/").count("/")):
+        step()
     if spec["read_only_root"]:
         mount(None, root, None, MS_REMOUNT | MS_RDONLY)
     return root

@@ -316,11 +316,6 @@ class Pod:
             path, by_nature = self.volumes[m["name"]]
             mounts.append({"source": str(path), "path": m["mountPath"],
                            "read_only": bool(m.get("readOnly")) or by_nature})
-        for m in mounts:
-            for path in image.paths:
-                if (path + "/").startswith(m["path"].rstrip("/") + "/"):
-                    raise RehearsalError(f"{ct.name}: the volume at {m['path']} would hide the rehearsal image's "
-                                         f"{path}: build the image elsewhere")
         for h in image.hidden:  # an empty, read-only stand-in over what this image lacks
             stand_in = self.root / "hidden" / ("dir" if os.path.isdir(h) else "file")
             if os.path.isdir(h):

@@ -21,9 +21,10 @@ HEADER = "ts,account,action,symbol,order_id,side,type,tif,price,qty\n"
 
 
 @pytest.fixture(scope="module")
-def images():
-    # not under /tmp: a pod that mounts a volume at /tmp would hide the image
-    return build_images(REPO / "build" / "k8s" / "rehearsal-tests" / "image")
+def images(tmp_path_factory):
+    # under /tmp, where a pod mounts an emptyDir: the image stays visible, as the checkout's
+    # .venv does when CI clones into /tmp
+    return build_images(tmp_path_factory.mktemp("image"))
 
 
 @pytest.fixture
