@@ -16,12 +16,25 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from typing import Callable
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_ENGINE_GONE = 3
+
+
+def cannot_write(folder) -> str:
+    """Why this process cannot write files into `folder` (the OS's reason), or '' when it can:
+    the folder is made if missing, then a temporary file is created and dropped in it. For the
+    one-line refusals of a read-only image or volume, before anything else starts."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as e:
+        return e.strerror or str(e)
+    return ""
 
 
 def process_logger(name: str, stream=None) -> Callable[[str], None]:

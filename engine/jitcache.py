@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
+
+from engine.diagnostics import cannot_write
 
 ENGINE_DIR = Path(__file__).resolve().parent
 HOT_PATH = ("jit.py", "records.py", "fifo.py", "book.py", "state.py", "accounts.py", "risk.py", "matcher.py")
@@ -39,13 +40,9 @@ def cache_dir_problem() -> str:
     cache=True functions when no cache folder is writable (a read-only container whose cache
     volume is missing): the command line says so in one line instead of a traceback."""
     d = os.environ.get("NUMBA_CACHE_DIR")
-    if not d:
-        return ""
-    try:
-        os.makedirs(d, exist_ok=True)
-        tempfile.TemporaryFile(dir=d).close()
-    except OSError as e:
-        return (f"NUMBA_CACHE_DIR={d} is not writable ({e.strerror}): Numba keeps compiled code there; "
+    why = cannot_write(d) if d else ""
+    if why:
+        return (f"NUMBA_CACHE_DIR={d} is not writable ({why}): Numba keeps compiled code there; "
                 "point it at a writable folder (in a pod, a volume)")
     return ""
 

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from xml.etree import ElementTree
 
-from engine.diagnostics import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, process_logger
+from engine.diagnostics import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, cannot_write, process_logger
 from engine.records import EVENT_DTYPE, ORDER_DTYPE
 from offload.ring import Segment
 
@@ -132,12 +132,9 @@ def cannot_serve(target: str) -> str:
         import cocotb_tools.runner  # noqa: F401
     except ImportError:
         return "cocotb is not installed: the sim target runs the Verilog book through it (the tickbook-sim image has it)"
-    try:
-        BUILD_DIR.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=BUILD_DIR)
-        probe.close()
-    except OSError as e:
-        return (f"cannot write the simulator's build folder {BUILD_DIR} ({e.strerror}): set TICKBOOK_HDL_BUILD "
+    why = cannot_write(BUILD_DIR)
+    if why:
+        return (f"cannot write the simulator's build folder {BUILD_DIR} ({why}): set TICKBOOK_HDL_BUILD "
                 "to a writable folder (in a pod, a volume)")
     return ""
 
