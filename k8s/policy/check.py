@@ -99,6 +99,7 @@ from pod_model import (  # noqa: E402,F401  (parse_quantity, tickbook_commands: 
     option as _option,
     parse_quantity,
     tickbook_commands,
+    volume_source,
 )
 
 MATCHER = "engine"
@@ -266,7 +267,7 @@ def check_shm(v, pod, prefix):
             vfield = f"{prefix}.volumes[{vname}]"
             ed = vol.get("emptyDir")
             if not isinstance(ed, dict):
-                other = next((k for k in vol if k != "name"), "nothing")
+                other = volume_source(vol)
                 v(vfield, "shm-memory", f"{SHM_PATH} is backed by {other}, not an emptyDir with medium Memory")
                 continue
             if ed.get("medium") != "Memory":

@@ -162,12 +162,17 @@ def runs_any(pod: dict, subs) -> bool:
 READ_ONLY_SOURCES = ("configMap", "secret", "downwardAPI", "projected")
 
 
+def volume_source(vol: dict) -> str:
+    """A pod volume's source kind: "emptyDir", "configMap", "hostPath"... ("nothing" if none)."""
+    return next((k for k in vol if k != "name"), "nothing")
+
+
 def volume_sources(doc: dict, pod: dict) -> dict[str, str]:
     """Volume name -> its source ("emptyDir", "configMap", ...; "volumeClaimTemplates" for a
     StatefulSet's claims, which replace a pod volume of the same name)."""
     out = {}
     for vol in pod.get("volumes") or []:
-        out[vol.get("name")] = next((k for k in vol if k != "name"), "nothing")
+        out[vol.get("name")] = volume_source(vol)
     if doc.get("kind") == "StatefulSet":
         for claim in (doc.get("spec") or {}).get("volumeClaimTemplates") or []:
             out[(claim.get("metadata") or {}).get("name")] = "volumeClaimTemplates"

@@ -23,6 +23,7 @@ from pod_model import (
     subcommand,
     template_labels,
     tickbook_commands,
+    volume_source,
     volume_sources,
     writable_problem,
 )
@@ -339,7 +340,7 @@ def _psa_host(v, pod, prefix):
 
 def _psa_volumes(v, pod, prefix):
     for vol in pod.get("volumes") or []:
-        source = next((k for k in vol if k != "name"), "nothing")
+        source = volume_source(vol)
         if source not in PSA_VOLUMES:
             _psa(v, f"{prefix}.volumes[{vol.get('name')}].{source}",
                  f"a {source} volume (the profile allows {', '.join(PSA_VOLUMES)})",
