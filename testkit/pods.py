@@ -51,7 +51,9 @@ IMAGE_USER = 10001
 IMAGE_WORKDIR = "/var/lib/tickbook"
 IMAGE_ENV = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "NUMBA_CACHE_DIR": "/var/cache/tickbook/numba",
              "HOME": "/"}
-SIM_ONLY = ("iverilog", "vvp", "cocotb", "cocotb_tools")  # what only the tickbook-sim image has
+# what only the tickbook-sim image has: programs on the PATH, and packages
+SIM_TOOLS, SIM_PACKAGES = ("iverilog", "vvp"), ("cocotb", "cocotb_tools")
+MEMORY_ROOT = Path("/dev/shm") / f"tickbook-rehearsal-{os.getpid()}"  # this process's pods' tmpfs emptyDirs
 
 
 class RehearsalError(RuntimeError):
@@ -73,7 +75,7 @@ class NotReady(RuntimeError):
 def can_rehearse() -> tuple[bool, str]:
     if os.geteuid() != 0:
         return False, "the pod rehearsal needs root (namespaces and mounts)"
-    for tool in ("unshare", "nsenter", "mount", "ip", "kubectl"):
+    for tool in ("unshare", "nsenter", "ip", "kubectl"):
         if shutil.which(tool) is None:
             return False, f"{tool} not found"
     r = subprocess.run(["unshare", "--net", "--mount", "true"], capture_output=True)
@@ -136,7 +138,7 @@ def build_images(dest: Path) -> dict[str, Image]:
         if not p.is_symlink():
             p.chmod(p.stat().st_mode & ~0o022)
     paths = ["/usr", "/etc", sys.base_prefix, str(Path(sys.prefix)), str(prefix)]
-    hide = [shutil.which("iverilog"), shutil.which("vvp"), str(deps / "cocotb"), str(deps / "cocotb_tools")]
+    hide = [shutil.which(t) for t in SIM_TOOLS] + [str(deps / p) for p in SIM_PACKAGES]
     runtime = Image(prefix, paths, [h for h in hide if h and os.path.exists(h)], dict(IMAGE_ENV))
     sim = Image(prefix, paths, [], dict(IMAGE_ENV))
     return {"tickbook": runtime, "tickbook-sim": sim}
@@ -207,12 +209,9 @@ class Container:
     def main_pid(self) -> int:
         """The container's process (nsenter's child, which became it by exec)."""
         for _ in range(200):
-            try:
-                kids = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
-            except OSError:
-                kids = []
+            kids = _children(self.proc.pid)
             if kids:
-                return int(kids[0])
+                return kids[0]
             if self.proc.poll() is not None:
                 return 0
             time.sleep(0.01)
@@ -243,6 +242,7 @@ class Pod:
                        "apps.kubernetes.io/pod-index": str(ordinal), "statefulset.kubernetes.io/pod-name": self.name}
         self.root = Path(root).resolve() / self.name
         shutil.rmtree(self.root, ignore_errors=True)  # a new pod: new emptyDirs and logs
+        self.memory = MEMORY_ROOT / self.name  # emptyDirs of medium Memory, on tmpfs
         self.storage = Path(storage).resolve()  # persistent volumes: outlive the pod
         self.say = say or (lambda msg: None)
         self.containers = [Container(c, image_for(images, c["image"])) for c in self.spec["containers"]]
@@ -255,31 +255,26 @@ class Pod:
     def _volumes(self) -> dict[str, tuple[Path, bool]]:
         """name -> (host folder, read-only by nature)."""
         out = {}
-        shm_root = Path("/dev/shm") / f"tickbook-rehearsal-{os.getpid()}" / self.name  # medium: Memory
         fs_group = self.spec.get("securityContext", {}).get("fsGroup")
         for v in self.spec.get("volumes", []):
             name = v["name"]
             if "emptyDir" in v:
-                medium = v["emptyDir"].get("medium", "")
-                path = (shm_root if medium == "Memory" else self.root / "volumes") / name
-                out[name] = (path, False)
+                memory = v["emptyDir"].get("medium", "") == "Memory"
+                out[name] = ((self.memory if memory else self.root / "volumes") / name, False)
             elif "configMap" in v:
                 path = self.root / "volumes" / name
+                cm = next((d for d in self.docs if d.get("kind") == "ConfigMap"
+                           and d["metadata"]["name"] == v["configMap"]["name"]), None)
+                if cm is None:
+                    raise RehearsalError(f"volume {name}: ConfigMap {v['configMap']['name']} is not rendered")
+                path.mkdir(parents=True)
+                for key, text in cm.get("data", {}).items():
+                    (path / key).write_text(text)
                 out[name] = (path, True)
             else:
                 raise RehearsalError(f"volume {name}: only emptyDir, configMap and volumeClaimTemplates are rehearsed")
         for t in self.sts["spec"].get("volumeClaimTemplates", []):
             out[t["metadata"]["name"]] = (self.storage / f"{t['metadata']['name']}-{self.name}", False)
-        for v in self.spec.get("volumes", []):
-            path, _ = out[v["name"]]
-            path.mkdir(parents=True, exist_ok=True)
-            if "configMap" in v:
-                cm = next((d for d in self.docs if d.get("kind") == "ConfigMap"
-                           and d["metadata"]["name"] == v["configMap"]["name"]), None)
-                if cm is None:
-                    raise RehearsalError(f"volume {v['name']}: ConfigMap {v['configMap']['name']} is not rendered")
-                for key, text in cm.get("data", {}).items():
-                    (path / key).write_text(text)
         for name, (path, read_only) in out.items():
             path.mkdir(parents=True, exist_ok=True)
             if fs_group is not None and not read_only:  # the kubelet: group fsGroup, setgid, group-writable
@@ -352,8 +347,7 @@ class Pod:
                                        sys.executable, "-S", "-c", script], stdout=subprocess.PIPE)
         if self.pause.stdout.readline().strip() != b"up":
             raise RehearsalError("the pod sandbox did not start")
-        kids = Path(f"/proc/{self.pause.pid}/task/{self.pause.pid}/children").read_text().split()
-        self.ns_pid = int(kids[0])
+        self.ns_pid = _children(self.pause.pid)[0]
 
     def start(self) -> None:
         """Start (or restart) every container, in order, as the kubelet does (without waiting)."""
@@ -523,10 +517,9 @@ class Pod:
                 self.pause.wait()
                 self.pause = None
             # the emptyDirs (the root folders are mount points only in their own namespaces)
-            memory = Path("/dev/shm") / f"tickbook-rehearsal-{os.getpid()}"
-            shutil.rmtree(memory / self.name, ignore_errors=True)
+            shutil.rmtree(self.memory, ignore_errors=True)
             try:
-                memory.rmdir()  # the last pod of this process
+                MEMORY_ROOT.rmdir()  # the last pod of this process
             except OSError:
                 pass
             for d in ("volumes", "rootfs", "hidden"):
@@ -540,14 +533,17 @@ def _signal(pid: int, sig) -> None:
         pass
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(k) for k in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:  # gone
+        return []
+
+
 def _descendants(pid: int) -> list[int]:
     out, todo = [], [pid]
     while todo:
-        p = todo.pop()
-        try:
-            kids = [int(k) for k in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
-        except OSError:
-            kids = []
+        kids = _children(todo.pop())
         out += kids
         todo += kids
     return out

@@ -11,6 +11,7 @@ import pytest
 import zmq
 
 from engine.records import EV_ACK, EV_CANCELED, EV_FILL
+from offload.gateway import Client, read_status
 from testkit.pods import REPO, ContainerExited, NotReady, Pod, build_images, can_rehearse, render
 
 ok, why = can_rehearse()
@@ -52,7 +53,6 @@ def startup_budget(docs, container="gateway") -> float:
 
 def trade(pod, csv_rows: str):
     """A client inside the pod's network sends one CSV message; returns its events."""
-    from offload.gateway import Client
 
     def run():
         ctx = zmq.Context()
@@ -121,20 +121,25 @@ def test_the_sim_pod_becomes_ready_within_its_startup_budget_and_shadows(pods):
     status = {}
     while time.monotonic() < deadline and status.get("compared", "0") == "0":
         time.sleep(0.5)
-        lines = (shm / "book.gateway.ready").read_text().splitlines()[1:]
-        status = dict(line.split(" ", 1) for line in lines)
+        status = read_status(str(shm / "book.gateway.ready"))
     assert status["compared"] == "2" and status["divergent"] == "0", status
     print(f"sim pod: Ready {took:.1f} s after the start (budget {startup_budget(docs):.0f} s); "
           f"the simulated card agreed on {status['compared']} records")
 
 
-def test_the_fpga_pod_says_in_one_line_that_it_waits_for_a_card_driver(pods):
-    pod = pods(render(FPGA))
+def exit_of(pod) -> ContainerExited:
+    """Start the pod and return how its first container to end ended."""
     pod.start()
     with pytest.raises(ContainerExited) as e:
         pod.wait_ready(60)
-    assert e.value.container == "bridge" and e.value.status == 2
-    said = [line for line in e.value.tail.splitlines() if not line.startswith("----")]
+    return e.value
+
+
+def test_the_fpga_pod_says_in_one_line_that_it_waits_for_a_card_driver(pods):
+    pod = pods(render(FPGA))
+    ended = exit_of(pod)
+    assert ended.container == "bridge" and ended.status == 2
+    said = [line for line in ended.tail.splitlines() if not line.startswith("----")]
     assert len(said) == 1 and "no driver for an FPGA card" in said[0], said
     ok, answer = pod.run_probe(pod.containers[0], pod.containers[0].spec["readinessProbe"])
     assert not ok and "waiting for the bridge" in answer
@@ -156,12 +161,9 @@ def _without(docs, container, mount=None, env=None):
     (SIM, "bridge", "tmp", None, "No usable temporary directory"),
 ])
 def test_a_container_that_would_crash_loop_fails_with_its_last_output(pods, overlay, container, mount, env, says):
-    pod = pods(_without(render(overlay), container, mount, env))
-    pod.start()
-    with pytest.raises(ContainerExited) as e:
-        pod.wait_ready(60)
-    assert e.value.container == container and e.value.status != 0
-    assert says in e.value.tail
+    ended = exit_of(pods(_without(render(overlay), container, mount, env)))
+    assert ended.container == container and ended.status != 0
+    assert says in ended.tail
 
 
 def test_a_startup_probe_that_exhausts_its_budget_fails_with_the_kubelets_verdict(pods):
