@@ -175,3 +175,18 @@ def empty_orders(n: int) -> np.ndarray:
 
 def empty_events(n: int) -> np.ndarray:
     return np.zeros(n, dtype=EVENT_DTYPE)
+
+
+# An event as 8 little-endian int64 words, the cheapest way for Python to walk a batch of them
+# (`as_event_words(view).tolist()`): word 0 seq, 1 msg_seq, 2 order_id, 3 contra_id, 4 price,
+# 5 qty | leaves << 32, 6 account | symbol << 32 | kind << 48 | side << 56, 7 reason in the low byte.
+def as_event_words(events: np.ndarray) -> np.ndarray:
+    return events.view(np.int64).reshape(-1, 8)
+
+
+def event_from_words(w) -> tuple:
+    """(seq, msg_seq, order_id, price, qty, leaves, account, symbol, kind, side, reason) of one
+    event's words."""
+    w5, w6 = w[5], w[6]
+    return (w[0], w[1], w[2], w[4], w5 & 0xFFFFFFFF, (w5 >> 32) & 0xFFFFFFFF, w6 & 0xFFFFFFFF,
+            (w6 >> 32) & 0xFFFF, (w6 >> 48) & 0xFF, (w6 >> 56) & 0xFF, w[7] & 0xFF)

@@ -255,6 +255,28 @@ class Ring:
                 w.reset()
         return n
 
+    def write_at(self, pos: int, data) -> None:
+        """Copy whole records (bytes-like, room already checked) into the slots from ring
+        position pos on, wrapping around the slot array's end; HEAD is the caller's to move
+        (a producer that stamps or journals the records first publishes them later)."""
+        n = len(data) // RECORD_SIZE
+        done = 0
+        while done < n:
+            slot = (pos + done) & self.mask
+            m = min(n - done, self.capacity - slot)
+            self._b[slot * RECORD_SIZE : (slot + m) * RECORD_SIZE] = data[done * RECORD_SIZE : (done + m) * RECORD_SIZE]
+            done += m
+
+    def slots(self, pos: int, n: int) -> list:
+        """The records at ring positions pos .. pos + n - 1 as memoryviews of the slots: one,
+        or two when they wrap around the slot array's end."""
+        s = pos & self.mask
+        first = min(n, self.capacity - s)
+        pieces = [self._b[s * RECORD_SIZE : (s + first) * RECORD_SIZE]]
+        if first < n:
+            pieces.append(self._b[: (n - first) * RECORD_SIZE])
+        return pieces
+
     def close_writer(self) -> None:
         """No record will follow the current HEAD."""
         self._q[CLOSED] = 1

@@ -323,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
 SERVERS = {
     "lobster": ("engine.lobster", "main", "replay LOBSTER (NASDAQ) data and compare books"),
     "engine": ("offload.engine_process", "main", "run the pinned engine process on shared-memory rings"),
-    "gateway": ("offload.gateway", "main", "run the pyzmq gateway (ROUTER orders, PUB market data) on an engine's rings"),
+    "gateway": ("offload.gateway.cli", "main", "run the pyzmq gateway (ROUTER orders, PUB market data) on an engine's rings"),
     "bridge": ("hdl.sim.bridge", "main", "run the hardware bridge (the Verilog book in Icarus) on a hardware segment"),
     "compile": ("tickbook.precompile", "main", "compile the matcher for every caller into Numba's cache, once"),
     "journal": ("offload.journal_cli", "main", "summarise, verify and export a venue journal"),

@@ -1,0 +1,5 @@
+import sys
+
+from offload.gateway.cli import main
+
+sys.exit(main())
