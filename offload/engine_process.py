@@ -4,12 +4,14 @@
 
 NAME is a segment created by the client (the owner) with two rings: ring 0 carries order
 records to the engine, ring 1 carries event records back (`engine_segment()` makes one).
-The engine attaches (waiting for the segment if it is not there yet), pins itself to one
-core of its cpuset, loads the venue, builds its state and warms up the compiled loop on a
-throwaway state, then writes its pid into the segment header (the "ready" signal) and
-serves with the same njit `process_one` as batch replay. A recovered venue's order ring
-starts past 0 (the gateway replayed its journal): the engine then starts from the state the
-gateway handed over, the snapshot of that position in the journal directory (docs/journal.md).
+The engine attaches (waiting for the segment if it is not there yet), takes the segment's
+server claim (one server per segment: a second engine beside a live one is refused, exit 2,
+before it touches anything; offload/ring.py), pins itself to one core of its cpuset, loads
+the venue, builds its state and warms up the compiled loop on a throwaway state, then writes
+its pid into the segment header (the "ready" signal) and serves with the same njit
+`process_one` as batch replay. A recovered venue's order ring starts past 0 (the gateway
+replayed its journal): the engine then starts from the state the gateway handed over, the
+snapshot of that position in the journal directory (docs/journal.md).
 
 Protocol (docs/offload.md): records are processed in ring order, in batches of at most
 MAX_BATCH; the events of a batch are published (one release store of the event ring's HEAD)
@@ -18,7 +20,9 @@ event of records < k readable. A SHUTDOWN record (action 255) ends the run after
 before it; the engine then sets CLOSED on the event ring. SIGTERM / SIGINT set the STOP word
 (the njit loop ignores signals; the main thread catches them and tells the loop through
 shared memory); the owner's death makes the engine stop, unlink the orphaned segment and
-exit. The engine reports what it processed on stderr.
+exit. The loop bumps ring 0's heartbeat word once per batch and every 256 idle polls, so a
+stuck engine (alive, loop frozen) can be told from a quiet one. The engine reports what it
+processed on stderr.
 """
 
 from __future__ import annotations
@@ -41,9 +45,23 @@ from engine.jitcache import flush_if_engine_changed
 from engine.matcher import events_bound, events_needed, process_one
 from engine.records import ACTION_SHUTDOWN, EVENT_DTYPE, ORDER_DTYPE
 from offload.atomics import backoff, load_acquire, load_relaxed, store_release
-from offload.ring import CLOSED, HEAD, OK, STOP, STOPPED, TAIL, Segment, nb_push_blocking, ready_path, remove_own_file
+from offload.ring import (
+    C_BEAT,
+    CLOSED,
+    HEAD,
+    OK,
+    STOP,
+    STOPPED,
+    TAIL,
+    Segment,
+    SegmentBusy,
+    nb_push_words,
+    ready_path,
+    remove_own_file,
+)
 
 MAX_BATCH = 64  # order records per batch: bounds how long events wait for a publish
+BEAT_SPINS = 255  # idle (or full-event-ring) polls between heartbeats: a few us, one store each
 DEFAULT_ORDERS_CAP = 1 << 14
 DEFAULT_EVENTS_CAP = 1 << 16
 YIELD_AFTER = 1 << 62  # pinned engine: never yield by default
@@ -66,18 +84,33 @@ _JIT = dict(NO_WRAPAROUND, cache=True, nogil=True, _nrt=False)  # it inlines the
 
 
 @njit(**_JIT)
-def _flush(out_ctrl, out_words, evwords, n, out_head, out_tail, yield_after):
-    """Push evwords[:n] to the event ring, waiting while it is full. Returns
-    (out_head, out_tail, status)."""
-    out_head, out_tail, pushed, status = nb_push_blocking(
-        out_ctrl, out_words, evwords, 0, n, out_head, out_tail, 1 << 62, yield_after
-    )
-    return out_head, out_tail, status
+def _flush(out_ctrl, out_words, evwords, n, out_head, out_tail, yield_after, in_ctrl, beat):
+    """Push evwords[:n] to the event ring, waiting while it is full (back-pressure: spin,
+    sched_yield past yield_after polls, the heartbeat every BEAT_SPINS + 1 polls, STOP checked
+    as often). Returns (out_head, out_tail, status, beat)."""
+    done = 0
+    spins = 0
+    while done < n:
+        out_head, out_tail, k = nb_push_words(out_ctrl, out_words, evwords, done, n, out_head, out_tail)
+        if k > 0:
+            done += k
+            spins = 0
+            continue
+        backoff(spins, yield_after)
+        spins += 1
+        if (spins & BEAT_SPINS) == 0:
+            beat += 1  # waiting on the consumer is not being stuck
+            store_release(in_ctrl, C_BEAT, beat)
+            if load_acquire(out_ctrl, STOP) != 0:
+                return out_head, out_tail, STOPPED, beat
+    return out_head, out_tail, OK, beat
 
 
 @njit(**_JIT)
 def serve(st, in_ctrl, in_recs, out_ctrl, out_words, evbuf, evwords, yield_after, stats):
-    """The live loop. Returns when a SHUTDOWN record arrives (OK) or STOP is set (STOPPED)."""
+    """The live loop. Returns when a SHUTDOWN record arrives (OK) or STOP is set (STOPPED).
+    It bumps ring 0's heartbeat word (C_BEAT) once per batch and every BEAT_SPINS + 1 idle
+    polls: one store, no syscall, so a reader can tell a stuck loop from a quiet one."""
     cap_in = in_recs.shape[0]
     mask_in = cap_in - 1
     in_tail = load_relaxed(in_ctrl, TAIL)
@@ -87,15 +120,20 @@ def serve(st, in_ctrl, in_recs, out_ctrl, out_words, evbuf, evwords, yield_after
     n_buf = evbuf.shape[0]
     spins = 0
     status = OK
+    beat = load_relaxed(in_ctrl, C_BEAT) + 1  # goes on from a predecessor's value
+    store_release(in_ctrl, C_BEAT, beat)
     while True:
         if in_head == in_tail:
             in_head = load_acquire(in_ctrl, HEAD)
             if in_head == in_tail:
                 backoff(spins, yield_after)
                 spins += 1
-                if (spins & 1023) == 0 and load_acquire(in_ctrl, STOP) != 0:
-                    status = STOPPED
-                    break
+                if (spins & BEAT_SPINS) == 0:
+                    beat += 1
+                    store_release(in_ctrl, C_BEAT, beat)
+                    if (spins & 1023) == 0 and load_acquire(in_ctrl, STOP) != 0:
+                        status = STOPPED
+                        break
                 continue
         spins = 0
         end = min(in_head, in_tail + MAX_BATCH)
@@ -111,7 +149,8 @@ def serve(st, in_ctrl, in_recs, out_ctrl, out_words, evbuf, evwords, yield_after
                 c += 1
                 break
             if n_buf - n_out < events_needed(st):
-                out_head, out_tail, s = _flush(out_ctrl, out_words, evwords, n_out, out_head, out_tail, yield_after)
+                out_head, out_tail, s, beat = _flush(out_ctrl, out_words, evwords, n_out, out_head, out_tail,
+                                                     yield_after, in_ctrl, beat)
                 if s != OK:
                     status = s
                     break
@@ -125,7 +164,8 @@ def serve(st, in_ctrl, in_recs, out_ctrl, out_words, evbuf, evwords, yield_after
         if status != OK:
             break
         if n_out > 0:
-            out_head, out_tail, s = _flush(out_ctrl, out_words, evwords, n_out, out_head, out_tail, yield_after)
+            out_head, out_tail, s, beat = _flush(out_ctrl, out_words, evwords, n_out, out_head, out_tail,
+                                                 yield_after, in_ctrl, beat)
             if s != OK:
                 status = s
                 break
@@ -135,6 +175,8 @@ def serve(st, in_ctrl, in_recs, out_ctrl, out_words, evbuf, evwords, yield_after
         stats[S_MAX_BATCH] = max(stats[S_MAX_BATCH], c - in_tail)
         in_tail = c
         store_release(in_ctrl, TAIL, in_tail)
+        beat += 1  # once per batch: a busy loop beats too
+        store_release(in_ctrl, C_BEAT, beat)
         if shutdown:
             break
     store_release(out_ctrl, CLOSED, 1)
@@ -247,6 +289,12 @@ def main(argv=None) -> int:
         seg = Segment.attach(a.rings, timeout=a.attach_timeout, expect_rings=2)
     except Exception as e:  # a clear one-line refusal (layout, timeout)
         log(f"cannot attach {a.rings}: {e}")
+        return EXIT_USAGE
+    try:  # one server per segment: before any cursor, pid or ready file is touched
+        seg.claim_server()
+    except (SegmentBusy, OSError, RuntimeError) as e:
+        seg.close()
+        log(f"cannot serve {a.rings}: {e}")
         return EXIT_USAGE
     ready_file = ready_path(a.rings)
     try:

@@ -6,15 +6,17 @@ DMA driver can be written from):
     segment  = header page (4096 B) + ring 0 + ring 1 + ...
     header   = int64 words: MAGIC, RING_LAYOUT_VERSION, record LAYOUT_VERSION, RECORD_SIZE,
                n_rings, total size, owner pid, owner start time, STATE (0 init, 1 ready),
-               peer pid; ring descriptors from word 16, 8 words each: offset, capacity,
-               kind, record size
+               peer pid, [10] server pid (the process holding the server claim);
+               ring descriptors from word 16, 8 words each: offset, capacity, kind, record size
     ring     = control page (4096 B) + capacity x 64-byte slots
     control  = int64 words: [0] capacity [1] mask [2] kind,
                [16] HEAD  (byte 128: records published by the producer, only it writes),
                [32] TAIL  (byte 256: records consumed by the consumer, only it writes),
                [48] STOP  (byte 384: anyone asks spinning loops to return),
                [49] CLOSED (producer: no record will follow HEAD),
-               [64] producer pid, [65] consumer pid (byte 512)
+               [64] producer pid, [65] consumer pid (byte 512),
+               [66] consumer heartbeat (byte 528: a counter the consumer bumps while its loop
+                    turns, idle or busy; ring 0's is the server's, `Segment.heartbeat()`)
 
 Cursors are int64 counts that only grow; slot = cursor & mask; the ring is full when
 HEAD - TAIL == capacity (back-pressure: the producer waits, nothing is ever dropped).
@@ -26,6 +28,11 @@ Lifetime is owned explicitly (no multiprocessing.shared_memory and its resource 
 which in Python 3.11 unlinks a segment when any attaching process exits): the creator
 (owner) unlinks on close; an attacher never does, except `reap_stale` / an engine that
 sees the owner dead. `reap_stale()` removes segments whose owner process is gone.
+
+One server per segment: the process that serves it (engine, bridge) takes `claim_server()`, an
+exclusive flock on the segment's file held for its life; the kernel drops it when the process
+dies (SIGKILL included), so a second server is refused while the first lives and a restarted
+one is accepted after a crash.
 """
 
 from __future__ import annotations
@@ -42,13 +49,13 @@ from engine.records import EVENT_DTYPE, LAYOUT_VERSION, ORDER_DTYPE, RECORD_SIZE
 from offload.atomics import backoff, load_acquire, store_release
 
 MAGIC = int.from_bytes(b"TICKRING", "little")
-RING_LAYOUT_VERSION = 1
+RING_LAYOUT_VERSION = 2  # 2: server pid (header word 10), consumer heartbeat (control word 66)
 PAGE = 4096
 SHM_DIR = "/dev/shm"
 
 # header words
 H_MAGIC, H_VERSION, H_REC_VERSION, H_REC_SIZE, H_NRINGS, H_SIZE = 0, 1, 2, 3, 4, 5
-H_OWNER_PID, H_OWNER_START, H_STATE, H_PEER_PID = 6, 7, 8, 9
+H_OWNER_PID, H_OWNER_START, H_STATE, H_PEER_PID, H_SERVER_PID = 6, 7, 8, 9, 10
 H_DESC, DESC_WORDS = 16, 8
 MAX_RINGS = (PAGE // 8 - H_DESC) // DESC_WORDS
 STATE_INIT, STATE_READY = 0, 1
@@ -56,7 +63,7 @@ STATE_INIT, STATE_READY = 0, 1
 # control words
 C_CAP, C_MASK, C_KIND = 0, 1, 2
 HEAD, TAIL, STOP, CLOSED = 16, 32, 48, 49
-C_PRODUCER_PID, C_CONSUMER_PID = 64, 65
+C_PRODUCER_PID, C_CONSUMER_PID, C_BEAT = 64, 65, 66
 
 KIND_ORDERS, KIND_EVENTS, KIND_RAW = 1, 2, 3
 KIND_DTYPES = {KIND_ORDERS: ORDER_DTYPE, KIND_EVENTS: EVENT_DTYPE, KIND_RAW: np.dtype((np.int64, 8))}
@@ -72,6 +79,10 @@ class RingError(RuntimeError):
 
 class RingLayoutError(RingError):
     """The segment speaks another layout (magic, version, record size): refused."""
+
+
+class SegmentBusy(RingError):
+    """Another live process already serves the segment (holds its server claim)."""
 
 
 class RingTimeout(RingError):
@@ -507,6 +518,8 @@ class Segment:
         self.hdr = np.frombuffer(mm, np.int64, PAGE // 8, 0)
         self.rings: list[Ring] = []
         self._closed = False
+        self._ino = None  # the file's inode when mapped (attach): the claim must lock that file
+        self._claim_fd = None
 
     @classmethod
     def create(cls, name: str, rings, exist_ok: bool = False, starts=()) -> "Segment":
@@ -581,9 +594,11 @@ class Segment:
             time.sleep(0.005)
         try:
             mm = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+            ino = os.fstat(fd).st_ino
         finally:
             os.close(fd)
         seg = cls(name, mm, owner=False)
+        seg._ino = ino
         try:
             h = seg.hdr
             while h[H_STATE] != STATE_READY:
@@ -649,6 +664,40 @@ class Segment:
         for r in self.rings:
             r.request_stop()
 
+    def claim_server(self) -> None:
+        """Become the segment's one server, for this process's life, before touching anything
+        (cursors, pids, ready file). An exclusive, non-blocking flock on the segment's file,
+        held by an fd kept open until close(): the kernel releases it when the process dies,
+        SIGKILL included, so a crashed server's successor is accepted, while a second server
+        beside a live one gets SegmentBusy (rings are single-consumer: two servers would both
+        consume ring 0). The claimer's pid goes to header word 10, for the refusal's message."""
+        import fcntl
+
+        try:
+            fd = os.open(_path(self.name), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise RingError(f"segment {self.name} was removed before it could be claimed") from None
+        try:
+            if self._ino is not None and os.fstat(fd).st_ino != self._ino:
+                raise RingError(f"segment {self.name} was replaced by another before it could be claimed")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid = int(self.hdr[H_SERVER_PID])
+                who = f"pid {pid}" if pid_alive(pid) else "a live process"
+                raise SegmentBusy(f"segment {self.name} is already served by {who}: one server per segment, "
+                                  "refused (stop that server first)") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        self._claim_fd = fd
+        self.hdr[H_SERVER_PID] = os.getpid()
+
+    def heartbeat(self) -> int:
+        """The server's heartbeat (ring 0's consumer heartbeat word): a counter its loop bumps
+        every few ms while it turns, idle or busy. Only its moving means anything."""
+        return int(self.rings[0]._q[C_BEAT])
+
     def unlink(self) -> None:
         """Remove the name, unless it names another segment by now: a successor's, created
         after this one's owner died (an orphaned engine must not remove its replacement's)."""
@@ -669,6 +718,9 @@ class Segment:
         self._closed = True
         if unlink if unlink is not None else self.owner:
             self.unlink()
+        if self._claim_fd is not None:  # the server claim ends with this object (or the process)
+            os.close(self._claim_fd)
+            self._claim_fd = None
         for r in self.rings:
             r._drop()
         self.rings = []

@@ -19,7 +19,8 @@ the book is configured and out of reset; exit EXIT_OK (0) after a SHUTDOWN recor
 (SIGTERM / SIGINT set the STOP word), EXIT_FAILURE (1) when the owner died (the segment is then
 unlinked), on a timeout or a simulator failure, EXIT_USAGE (2) when the segment cannot be
 attached or speaks another layout, or when this machine cannot serve it (no Icarus, no cocotb,
-no writable build folder; `--target card`: no card driver exists yet), each said in one line
+no writable build folder; `--target card`: no card driver exists yet), or when another live
+process already serves the segment (its server claim, offload/ring.py), each said in one line
 before the segment is touched (engine/diagnostics.py). At exit it reports records, events,
 simulated cycles and wall time on stderr, each line `bridge[pid]: `.
 """
@@ -39,7 +40,7 @@ from xml.etree import ElementTree
 
 from engine.diagnostics import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, cannot_write, process_logger
 from engine.records import EVENT_DTYPE, ORDER_DTYPE
-from offload.ring import Segment
+from offload.ring import Segment, SegmentBusy
 
 TB_MODULE = "hdl.sim.bridge_dma"
 TOPLEVEL = "tickbook_book"
@@ -175,6 +176,12 @@ def main(argv=None) -> int:
         seg = Segment.attach(a.rings, timeout=30, expect_rings=2)
     except Exception as e:  # a clear one-line refusal (layout, timeout)
         log(f"cannot attach {a.rings}: {e}")
+        return EXIT_USAGE
+    try:  # one server per segment (offload/ring.py), held by this process: the simulator is its child
+        seg.claim_server()
+    except (SegmentBusy, OSError, RuntimeError) as e:
+        seg.close()
+        log(f"cannot serve {a.rings}: {e}")
         return EXIT_USAGE
     stop_reason = []
 

@@ -34,6 +34,9 @@ What it does, as a DMA engine of a real card would (docs/offload.md, "Engine pro
 6. SHUTDOWN record (action 255): after everything before it, set CLOSED on ring 1 and end.
    STOP word set: close ring 1 and end. Owner or bridge process gone: end without closing
    (the bridge unlinks an orphaned segment). Stats are written in every case.
+7. Heartbeat: every liveness check (each turn of a real-time wait, every 1024 cycles while
+   busy) bumps ring 0's heartbeat word, as the engine's loop does, so a gateway can tell a
+   stuck bridge from a quiet one.
 
 $TICKBOOK_BRIDGE_PROFILE=FILE dumps a cProfile of the serving loop into FILE.
 """
@@ -52,7 +55,7 @@ from cocotb.triggers import FallingEdge
 from cocotb.types import Logic
 
 from engine.records import ACTION_SHUTDOWN
-from offload.ring import CLOSED, HEAD, STOP, TAIL, Segment, nb_push_words, pid_alive
+from offload.ring import C_BEAT, CLOSED, HEAD, STOP, TAIL, Segment, nb_push_words, pid_alive
 
 DEFAULTS = {
     "evq_max": 256,  # local event FIFO (records) before out_ready drops
@@ -103,10 +106,14 @@ class Bridge:
         # load the njit code now, not when the first event goes out
         nb_push_words(self.r_out.ctrl, self.r_out.words, self._evbuf, 0, 0, self.out_head, self.out_tail)
         self._last_check = time.monotonic()
+        self.beat = int(self.r_in.ctrl[C_BEAT])  # ring 0's heartbeat word: goes on from a predecessor's
 
     # ------------------------------------------------------------------ liveness and waiting
     def check(self, force: bool = False) -> None:
-        """STOP word, owner and bridge process alive; cheap enough to call often."""
+        """STOP word, owner and bridge process alive; cheap enough to call often. Bumps the
+        heartbeat word (every real-time wait turn, every 1024 cycles while busy)."""
+        self.beat += 1
+        self.r_in.ctrl[C_BEAT] = self.beat
         if self.r_in.ctrl[STOP] != 0 or self.r_out.ctrl[STOP] != 0:
             raise Stop("stop", "STOP word set")
         now = time.monotonic()
