@@ -17,7 +17,10 @@ client sequence number and must increase, record by record, over the session's w
 
 The answer to a resend carries the events of the message's records for the accounts the
 message used, in the client's numbering: what the first reply carried, except that a fill of
-a resting order of another of this session's accounts is not in it (its owner's report was).
+a resting order of another of this session's accounts is not in it (its owner's report was). A
+fill's contra_id (the other order's id) is kept only when that order's account is one of the
+message's accounts, and zeroed otherwise, as the routing hides a counterparty's order id
+(docs/offload.md#gateway).
 """
 
 from __future__ import annotations
@@ -77,7 +80,9 @@ class Sessions:
         if ev is None:
             return (f"executed as msg_seq {lo}..{hi}, before the oldest events this gateway keeps: "
                     "their events are in the venue's records only")
-        ev = ev[np.isin(ev["account"], np.unique(accts))]
+        mine = np.unique(accts)
+        ev = scrub_contra(ev, mine)
+        ev = ev[np.isin(ev["account"], mine)]
         ev["msg_seq"] = np.asarray(cseqs, np.int64)[ev["msg_seq"] - lo]
         return ev.tobytes(), np.arange(lo, hi + 1, dtype=np.int64)
 
@@ -88,3 +93,19 @@ class Sessions:
         ready = [w for w in self.waiting if w[3] <= t]
         self.waiting = [w for w in self.waiting if w[3] > t]
         return ready
+
+
+def scrub_contra(ev: np.ndarray, accounts) -> np.ndarray:
+    """A copy of events (EVENT_DTYPE) with contra_id zeroed where the other order's account is
+    not among `accounts`. Both FILLs of a trade are events of the same message: the other
+    order's account is that of the fill with (order_id, contra_id) swapped."""
+    ev = ev.copy()
+    fills = np.flatnonzero(ev["contra_id"] != 0)
+    if len(fills) == 0:
+        return ev
+    oid, cid, acct = (ev[f][fills].tolist() for f in ("order_id", "contra_id", "account"))
+    acct_of = dict(zip(zip(oid, cid), acct))
+    ok = set(np.asarray(accounts).tolist())
+    hide = [i for i, o, c in zip(fills.tolist(), oid, cid) if acct_of.get((c, o)) not in ok]
+    ev["contra_id"][hide] = 0
+    return ev

@@ -21,6 +21,8 @@ class MarketDataBook:
         self.open_pos = -1  # message whose events are being applied
         self.candidates: list[int] = []  # orders placed/moved by that message
         self.dirty: set[int] = set()
+        # levels touched since the last depth publish: sym -> {(side, price): (qty, orders) before}
+        self.changed: dict[int, dict[tuple, tuple]] = {}
         self.last_seq = 0
 
     def seed(self, orders, last_seq: int) -> None:
@@ -33,6 +35,11 @@ class MarketDataBook:
     def _level_add(self, sym, side, price, qty):
         lv = self.levels[sym][side - 1]
         cur = lv.get(price)
+        ch = self.changed.get(sym)
+        if ch is None:
+            ch = self.changed[sym] = {}
+        if (side, price) not in ch:
+            ch[side, price] = (0, 0) if cur is None else (cur[0], cur[1])
         if cur is None:
             lv[price] = [qty, 1]
             hp = self.heaps[sym][side - 1]
@@ -48,6 +55,11 @@ class MarketDataBook:
     def _level_sub(self, sym, side, price, qty, gone):
         lv = self.levels[sym][side - 1]
         cur = lv[price]
+        ch = self.changed.get(sym)
+        if ch is None:
+            ch = self.changed[sym] = {}
+        if (side, price) not in ch:
+            ch[side, price] = (cur[0], cur[1])
         cur[0] -= qty
         if gone:
             cur[1] -= 1
@@ -118,3 +130,28 @@ class MarketDataBook:
             else:
                 out += [PRICE_NONE, 0, 0]
         return tuple(out)
+
+    def level_changes(self) -> dict[int, list[tuple]]:
+        """The levels whose (qty, orders) changed since the last call, per symbol: (side, price,
+        qty, orders), qty 0 for a level that is gone; a level changed and changed back is left
+        out. Only the levels touched are looked at, never the whole book."""
+        out = {}
+        for sym, ch in self.changed.items():
+            bids, asks = self.levels[sym]
+            ups = []
+            for (side, price), before in ch.items():
+                cur = (bids if side == 1 else asks).get(price)
+                now = (0, 0) if cur is None or cur[1] == 0 else (cur[0], cur[1])
+                if now != before:
+                    ups.append((side, price, now[0], now[1]))
+            if ups:
+                ups.sort(key=lambda u: (u[0], -u[1] if u[0] == 1 else u[1]))  # bids then asks, best first
+                out[sym] = ups
+        self.changed = {}
+        return out
+
+    def depth(self, sym) -> list[tuple]:
+        """Every level of a symbol, (side, price, qty, orders): bids best first, then asks best first."""
+        bids, asks = self.levels[sym]
+        return ([(1, p, bids[p][0], bids[p][1]) for p in sorted(bids, reverse=True)]
+                + [(2, p, asks[p][0], asks[p][1]) for p in sorted(asks)])

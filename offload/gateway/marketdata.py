@@ -1,5 +1,6 @@
-"""The market data feed on the PUB socket: trades, top of book and heartbeats, per symbol topic,
-from the gateway's own copy of the book (l2book.py)."""
+"""The market data feed on the PUB socket: trades, top of book, L2 depth updates and heartbeats,
+per symbol topic, from the gateway's own copy of the book (l2book.py); and the depth snapshot a
+client asks for over the order socket (docs/offload.md#market-data)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,20 @@ import time
 import zmq
 
 from offload.gateway.l2book import MarketDataBook
-from offload.gateway.wire import HB, HEARTBEAT_TOPIC, MD_HEARTBEAT, MD_TOP, MD_TRADE, SEQ, TOP
+from offload.gateway.wire import (
+    DEPTH,
+    HB,
+    HEARTBEAT_TOPIC,
+    K_ERR,
+    K_SNAP,
+    MAX_TOKEN,
+    MD_DEPTH,
+    MD_HEARTBEAT,
+    MD_TOP,
+    MD_TRADE,
+    SEQ,
+    TOP,
+)
 
 PUB_HWM = 1_000_000
 
@@ -24,6 +38,8 @@ class Feed:
         self.queued: collections.deque[list] = collections.deque()  # events of unfinished messages
         self.last_top: dict[int, tuple] = {}
         self.count: dict[bytes, int] = collections.defaultdict(int)
+        self.depth_seq = [0] * len(names)  # per symbol: the number of the last depth message sent
+        self.index = {t: i for i, t in enumerate(self.topics)}
 
     def bind(self, endpoint: str) -> str:
         self.pub.bind(endpoint)
@@ -57,11 +73,17 @@ class Feed:
             q.popleft()
 
     def publish_tops(self) -> None:
-        """The messages applied so far are complete: publish each changed top of book."""
+        """The messages applied so far are complete: publish each symbol's changed levels (one
+        `depth` message a symbol, numbered 1, 2, 3 ... per symbol) and each changed top of book."""
         book = self.book
         book.finish()
         if not book.dirty:
             return
+        for sym, ups in book.level_changes().items():
+            if sym >= len(self.topics):
+                continue
+            seq = self.depth_seq[sym] = self.depth_seq[sym] + 1
+            self._send(sym, MD_DEPTH, b"".join([DEPTH.pack(seq, p, q, n, sym, side) for side, p, q, n in ups]))
         ts = time.time_ns()
         for sym in sorted(book.dirty):
             top = book.top(sym)
@@ -71,6 +93,30 @@ class Feed:
             bp, bq, bn, ap, aq, an = top
             self._send(sym, MD_TOP, TOP.pack(book.last_seq, ts, bp, bq, ap, aq, bn, an, sym))
         book.dirty.clear()
+
+    def snapshot_request(self, frames) -> list | None:
+        """The answer when a request's frames (identity first) are [SNAP, token, symbol], else None."""
+        if len(frames) != 4 or frames[1].bytes != K_SNAP:
+            return None
+        return self.snapshot(frames[2].bytes, frames[3].bytes)
+
+    def snapshot(self, token: bytes, what: bytes) -> list:
+        """The answer to [SNAP, token, symbol]: [SNAP, token, seq, levels], every level of the
+        symbol (DEPTH_DTYPE, each with seq) as the book stands after exactly the depth messages
+        numbered <= seq; or an ERR. `what` is the symbol's name, or its index in decimal digits."""
+        if len(token) > MAX_TOKEN:
+            return [K_ERR, token[:MAX_TOKEN], f"token of {len(token)} bytes: at most {MAX_TOKEN}".encode(), b"", b""]
+        sym = self.index.get(what)
+        if sym is None and what.isdigit() and int(what) < len(self.topics):
+            sym = int(what)
+        if sym is None:
+            name = what[:64].decode("utf-8", "replace")
+            why = f"snapshot: unknown symbol {name!r}: a symbol name of the venue or its index"
+            return [K_ERR, token, why.encode(), b"", b""]
+        self.publish_tops()  # changes applied but not yet sent go out first, under their own numbers
+        seq = self.depth_seq[sym]
+        levels = b"".join([DEPTH.pack(seq, p, q, n, sym, side) for side, p, q, n in self.book.depth(sym)])
+        return [K_SNAP, token, SEQ.pack(seq), levels]
 
     def heartbeat(self, serving: bool) -> None:
         hb = HB.pack(time.time_ns(), self.book.last_seq, int(serving))
