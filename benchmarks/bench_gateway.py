@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -27,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from engine.api import as_venue  # noqa: E402
 from engine.gen import generate  # noqa: E402
 from offload.gateway import K_EV, Client, ready_path  # noqa: E402
+from testkit.gatewaykeys import client_keys, write_keys  # noqa: E402
 from testkit.latency import fmt, histogram, save  # noqa: E402
 from offload.pinning import machine_load  # noqa: E402
 from offload.ring import reap_stale  # noqa: E402
@@ -41,13 +43,18 @@ def on_cpu(cpu):
     return lambda: os.sched_setaffinity(0, {cpu}) if cpu is not None else None
 
 
-def echo_main(endpoint: str, spin: bool = False) -> None:
+def echo_main(endpoint: str, spin: bool = False, secret: str | None = None) -> None:
     """ROUTER that answers every request [kind, token, payload] with [EV, token, payload, b'']
-    (the gateway's reply framing, no work); `spin`: busy-polls instead of sleeping in recv."""
+    (the gateway's reply framing, no work); `spin`: busy-polls instead of sleeping in recv;
+    `secret`: a CURVE server with that key file (any client key: no ZAP handler)."""
     import zmq
+    import zmq.auth
 
     ctx = zmq.Context()
     s = ctx.socket(zmq.ROUTER)
+    if secret:
+        s.curve_publickey, s.curve_secretkey = zmq.auth.load_certificate(secret)
+        s.curve_server = True
     s.bind(endpoint)
     print(s.getsockopt_string(zmq.LAST_ENDPOINT), flush=True)
     while True:
@@ -77,13 +84,16 @@ def rtt(client: Client, orders: np.ndarray, warm: int) -> np.ndarray:
     return lat
 
 
-def bare_zmq(orders, cpu, spin=False) -> dict:
-    p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--echo-spin" if spin else "--echo",
-                          "tcp://127.0.0.1:*"], cwd=REPO,
+def bare_zmq(orders, cpu, spin=False, keys=None) -> dict:
+    """keys: the key folder of bench_keys(): a CURVE echo and a CURVE client."""
+    args = ["--echo-spin" if spin else "--echo", "tcp://127.0.0.1:*"]
+    if keys:
+        args.append(os.path.join(keys, "server.key_secret"))
+    p = subprocess.Popen([sys.executable, os.path.abspath(__file__), *args], cwd=REPO,
                          stdout=subprocess.PIPE, text=True, preexec_fn=on_cpu(cpu))
     try:
         endpoint = p.stdout.readline().strip()
-        with Client(endpoint, timeout=30) as c:
+        with Client(endpoint, timeout=30, **(client_keys(keys, "bench") if keys else {})) as c:
             lat = rtt(c, orders, 2000)
             c.sock.send(b"stop")
         p.wait(10)
@@ -94,14 +104,24 @@ def bare_zmq(orders, cpu, spin=False) -> dict:
     return histogram(lat)
 
 
+def bench_keys(folder: str, accounts, extra_clients=None) -> str:
+    """A key file in folder: client `bench` may trade `accounts` (and the others what they say)."""
+    os.makedirs(folder, exist_ok=True)
+    grant = {"accounts": sorted(int(a) for a in accounts), "max_in_flight": 1 << 16}
+    return write_keys(folder, {"bench": grant, **(extra_clients or {})})
+
+
 class GatewayStack:
-    def __init__(self, gateway_cpu=0, engine_cpu=1, extra=()):
+    def __init__(self, gateway_cpu=0, engine_cpu=1, extra=(), keys=None, engine_spins=True):
+        """keys: a key file (CURVE, bench_keys()); without it, --insecure-local. engine_spins:
+        the engine busy-polls its ring (a core of its own), else it yields when idle."""
         self.name = f"tickbook-bench-gw-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.log = open(f"/tmp/{self.name}.log", "w+")
+        who = ["--keys", keys] if keys else ["--insecure-local"]
         self.gw = subprocess.Popen(
-            [sys.executable, "-m", "offload.gateway", "--rings", self.name, "--orders", "tcp://127.0.0.1:*",
+            [sys.executable, "-m", "offload.gateway", *who, "--rings", self.name, "--orders", "tcp://127.0.0.1:*",
              "--md", "tcp://127.0.0.1:*", "--spawn-engine", "--engine-cpu", str(engine_cpu),
-             f"--engine-arg=--yield-after={NEVER}", "--orders-cap", "1024", *extra],
+             *([f"--engine-arg=--yield-after={NEVER}"] if engine_spins else []), "--orders-cap", "1024", *extra],
             cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=on_cpu(gateway_cpu))
         t0 = time.monotonic()
         while not os.path.exists(ready_path(self.name, "gateway")):
@@ -171,7 +191,21 @@ def main(n=20_000, out=OUT) -> dict:
             c.reports()
     finally:
         stack.close()
+    # CURVE on: the gateway with a key file beside a bare pyzmq CURVE echo, in the same run
+    with tempfile.TemporaryDirectory() as tmp:
+        keys = bench_keys(tmp, np.unique(orders["account"]))
+        res["zmq_curve_rtt_same_core"] = bare_zmq(orders[:n], 0, keys=tmp)
+        stack = GatewayStack(keys=keys)
+        try:
+            with Client(stack.orders, timeout=30, **client_keys(tmp, "bench")) as c:
+                res["gateway_curve_rtt"] = histogram(rtt(c, orders[n : 3 * n], n))
+                c.reports()
+        finally:
+            stack.close()
     res["ratio_gateway_over_zmq_p50"] = round(res["gateway_rtt"]["p50_ns"] / res["zmq_rtt_same_core"]["p50_ns"], 2)
+    for q in ("p50", "p99", "p99.9"):
+        res[f"ratio_gateway_curve_over_zmq_curve_{q}"] = round(
+            res["gateway_curve_rtt"][f"{q}_ns"] / res["zmq_curve_rtt_same_core"][f"{q}_ns"], 2)
     res["machine_after"] = machine_load()
     report_(res)
     save(res, out)
@@ -185,6 +219,10 @@ def report_(res):
     print(fmt("pyzmq echo, tcp, other core, echo spinning", res["zmq_rtt_other_core_spinning_echo"]))
     print(fmt("order -> gateway -> engine -> gateway, tcp", res["gateway_rtt"]))
     print(fmt("the same, gateway --spin 0.005", res["gateway_rtt_spin"]))
+    print(fmt("pyzmq echo with CURVE, tcp, same core", res["zmq_curve_rtt_same_core"]))
+    print(fmt("order -> gateway -> engine, CURVE (--keys)", res["gateway_curve_rtt"]))
+    print("gateway with CURVE / bare pyzmq CURVE echo: " + ", ".join(
+        f"{q} {res[f'ratio_gateway_curve_over_zmq_curve_{q}']}x" for q in ("p50", "p99", "p99.9")))
     p = res["gateway_pipelined"]
     print(f"pipelined: {p['records_per_s']:,} records/s ({p['per_message']} records a message, {p['window']} in flight)")
     print(f"gateway / bare pyzmq (same core) at p50: {res['ratio_gateway_over_zmq_p50']}x")
@@ -200,6 +238,6 @@ def test_gateway_round_trip():
 
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] in ("--echo", "--echo-spin"):
-        echo_main(sys.argv[2], spin=sys.argv[1] == "--echo-spin")
+        echo_main(sys.argv[2], spin=sys.argv[1] == "--echo-spin", secret=sys.argv[3] if len(sys.argv) > 3 else None)
     else:
         main()

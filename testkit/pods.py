@@ -42,6 +42,8 @@ from pathlib import Path
 
 import yaml
 
+from testkit.gatewaykeys import write_keys
+
 REPO = Path(__file__).resolve().parents[1]
 POD_INIT = Path(__file__).resolve().parent / "pod_init.py"
 CLONE_NEWNET = 0x40000000
@@ -231,8 +233,11 @@ class Pod:
     """One pod of a rendered workload, run as the kubelet would (see the module's doc)."""
 
     def __init__(self, docs: list[dict], images: dict[str, Image], root: Path, storage: Path,
-                 workload: str = "tickbook", ordinal: int = 0, say=None):
+                 workload: str = "tickbook", ordinal: int = 0, say=None, secrets: dict | None = None):
+        """secrets: Secret name -> a folder holding its keys as files (Secrets are made outside the
+        manifests, as `kubectl create secret generic NAME --from-file=FOLDER` would)."""
         self.docs = docs
+        self.secrets = secrets or {}
         self.sts = next(d for d in docs if d.get("kind") in ("StatefulSet", "Deployment")
                         and d["metadata"]["name"] == workload)
         self.name = f"{workload}-{ordinal}"
@@ -271,8 +276,22 @@ class Pod:
                 for key, text in cm.get("data", {}).items():
                     (path / key).write_text(text)
                 out[name] = (path, True)
+            elif "secret" in v:
+                src = self.secrets.get(v["secret"]["secretName"])
+                if src is None:
+                    raise RehearsalError(f"volume {name}: Secret {v['secret']['secretName']} was not given (secrets=)")
+                path = self.root / "volumes" / name
+                path.mkdir(parents=True)
+                mode = v["secret"].get("defaultMode", 0o644)
+                for f in Path(src).iterdir():  # the kubelet: files owned by root, group fsGroup, defaultMode
+                    if f.is_file():
+                        shutil.copyfile(f, path / f.name)
+                        os.chown(path / f.name, 0, fs_group if fs_group is not None else 0)
+                        (path / f.name).chmod(mode)
+                out[name] = (path, True)
             else:
-                raise RehearsalError(f"volume {name}: only emptyDir, configMap and volumeClaimTemplates are rehearsed")
+                raise RehearsalError(f"volume {name}: only emptyDir, configMap, secret and volumeClaimTemplates "
+                                     "are rehearsed")
         for t in self.sts["spec"].get("volumeClaimTemplates", []):
             out[t["metadata"]["name"]] = (self.storage / f"{t['metadata']['name']}-{self.name}", False)
         for name, (path, read_only) in out.items():
@@ -573,7 +592,11 @@ def main(argv=None) -> int:
     work = Path(a.work)
     say("building the image (wheel, read-only prefix)")
     images = build_images(work / "image")
-    pod = Pod(render(a.kustomization), images, work / "pods", work / "storage", say=say)
+    keys = work / "keys"  # a key set of its own: the Secret the manifests mount
+    if not (keys / "gateway.toml").exists():
+        write_keys(str(keys), {"rehearsal": {"accounts": [900, 901]}})
+    pod = Pod(render(a.kustomization), images, work / "pods", work / "storage", say=say,
+              secrets={"tickbook-gateway-keys": keys})
     try:
         pod.start()
         pod.wait_ready(a.timeout)

@@ -558,7 +558,7 @@ def test_a_journal_path_that_is_not_a_directory_is_refused_in_one_line():
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "offload.gateway", "--rings", f"tickbook-jtest-{os.getpid()}",
+    r = subprocess.run([sys.executable, "-m", "offload.gateway", "--insecure-local", "--rings", f"tickbook-jtest-{os.getpid()}",
                         "--journal", "/dev/full", "--orders", "ipc:///tmp/tickbook-jtest-o", "--md",
                         "ipc:///tmp/tickbook-jtest-m"], capture_output=True, text=True, timeout=60,
                        cwd=Path(__file__).resolve().parents[1])

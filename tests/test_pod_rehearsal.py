@@ -12,6 +12,7 @@ import zmq
 
 from engine.records import EV_ACK, EV_CANCELED, EV_FILL
 from offload.gateway import Client, read_status
+from testkit.gatewaykeys import client_keys, write_keys
 from testkit.pods import REPO, ContainerExited, NotReady, Pod, build_images, can_rehearse, render
 
 ok, why = can_rehearse()
@@ -28,13 +29,23 @@ def images(tmp_path_factory):
     return build_images(tmp_path_factory.mktemp("image"))
 
 
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    """The Secret tickbook-gateway-keys: a key file, the gateway's key, a client's key."""
+    folder = tmp_path_factory.mktemp("keys")
+    write_keys(str(folder), {"rehearsal": {"accounts": [900, 901]}})
+    return folder
+
+
 @pytest.fixture
-def pods(images, tmp_path):
+def pods(images, keys, tmp_path):
     made = []
 
     def make(docs, storage=None):
         pod = Pod(docs, images, tmp_path / "pods", storage or tmp_path / "storage",
-                  say=lambda msg: print(f"{time.strftime('%H:%M:%S')} {msg}"))
+                  say=lambda msg: print(f"{time.strftime('%H:%M:%S')} {msg}"),
+                  secrets={"tickbook-gateway-keys": keys})
+        pod.keys = keys
         made.append(pod)
         return pod
 
@@ -57,7 +68,7 @@ def trade(pod, csv_rows: str):
     def run():
         ctx = zmq.Context()
         try:
-            with Client("tcp://127.0.0.1:5555", timeout=30, context=ctx) as c:
+            with Client("tcp://127.0.0.1:5555", timeout=30, context=ctx, **client_keys(str(pod.keys), "rehearsal")) as c:
                 return c.submit(HEADER + csv_rows)
         finally:
             ctx.term()
@@ -103,7 +114,8 @@ def test_the_matcher_pod_becomes_ready_restarts_warm_and_recovers_its_journal(po
                     "0,901,NEW,AAPL,3,BUY,LIMIT,GTC,186.00,5\n")
     assert EV_CANCELED in ev["kind"], f"order 1 did not survive the restart: {ev}"
     fills = ev[ev["kind"] == EV_FILL]
-    assert len(fills) == 1 and fills["contra_id"][0] == 2 and fills["qty"][0] == 5
+    # order 2 was placed by another connection: its id is not shown (docs/offload.md#gateway)
+    assert len(fills) == 1 and fills["contra_id"][0] == 0 and fills["qty"][0] == 5
     print(f"matcher pod: Ready {cold:.1f} s after a cold start, {warm:.1f} s after a warm restart "
           f"(the readiness probe's period is the resolution; /ready answered 200 after {serving:.1f} s)")
 

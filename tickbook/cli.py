@@ -327,6 +327,7 @@ SERVERS = {
     "bridge": ("hdl.sim.bridge", "main", "run the hardware bridge (the Verilog book in Icarus) on a hardware segment"),
     "compile": ("tickbook.precompile", "main", "compile the matcher for every caller into Numba's cache, once"),
     "journal": ("offload.journal_cli", "main", "summarise, verify and export a venue journal"),
+    "keys": ("offload.gateway.keys", "main", "make CURVE key pairs for the gateway and its clients"),
 }
 
 

@@ -53,6 +53,9 @@ Rules on workloads (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, Cr
                        pass --journal (unless --attach): the hardware book cannot load a recovered
                        state, so such a gateway refuses to start on a journal with records; a pod
                        of theirs restarts with empty books by design (docs/deploy.md)
+  gateway-keys         a `tickbook gateway` passes --keys FILE with FILE on a secret (or projected)
+                       volume: CURVE, each client's authority from its key; never --insecure-local,
+                       which binds loopback only and trusts every local process (docs/security.md)
   disruption-budget    a StatefulSet/Deployment running `tickbook engine|gateway` is selected by
                        exactly one PodDisruptionBudget of its namespace (selector against the
                        template's labels) that never lets a Ready shard go: maxUnavailable: 0, or
@@ -105,7 +108,7 @@ from pod_model import (  # noqa: E402,F401  (parse_quantity, tickbook_commands: 
 MATCHER = "engine"
 MATCHERS = (MATCHER, "bridge")  # busy-polling servers of a ring segment
 # `tickbook` subcommands (tickbook/cli.py build_parser; tests/test_k8s.py keeps the two equal)
-CLI_SUBCOMMANDS = frozenset({"replay", "gen", "book", "demo", "lobster", "engine", "gateway", "bridge", "compile", "journal"})
+CLI_SUBCOMMANDS = frozenset({"replay", "gen", "book", "demo", "lobster", "engine", "gateway", "bridge", "compile", "journal", "keys"})
 RING_SERVERS = ("engine", "bridge")
 SHM_PATH = "/dev/shm"
 MIN_PRIORITY = 100_000_000

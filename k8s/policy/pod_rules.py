@@ -73,6 +73,7 @@ def check_pod(v, doc, prefix, pod, inputs: Inputs, matchers=()):
     check_writable_paths(v, doc, pod, prefix)
     check_exec_probes(v, pod, prefix, matchers)
     check_journal_volume(v, doc, pod, prefix)
+    check_gateway_keys(v, doc, pod, prefix)
     if doc.get("kind") in SHARD_KINDS and runs_any(pod, SHARD_PROCESSES):
         check_disruption_budget(v, doc, inputs)
         check_network_policy(v, doc, inputs)
@@ -185,6 +186,32 @@ def check_journal_volume(v, doc, pod, prefix):
               "persistentVolumeClaim volume)")
             continue
         _check_engines_share_journal(v, pod, prefix, argv, c, path)
+
+
+def check_gateway_keys(v, doc, pod, prefix):
+    """A gateway in a pod serves other pods: CURVE with its key file from a Secret (docs/security.md)."""
+    sources = volume_sources(doc, pod)
+    for where, c, argv in commands_of(pod, prefix, "gateway"):
+        if "--insecure-local" in argv:
+            v(f"{where}.args", "gateway-keys",
+              "--insecure-local: plain TCP on loopback, any local process may trade any account; a "
+              "gateway in a pod serves other pods: pass --keys FILE (CURVE keys in a Secret volume)")
+            continue
+        keys = option(argv, "--keys")
+        if keys is None:
+            v(f"{where}.args", "gateway-keys",
+              "no --keys: the gateway refuses to start without a key file (or --insecure-local); pass "
+              "--keys FILE on a volume of a Secret made from `tickbook keys` (docs/security.md)")
+            continue
+        path = absolute(c, keys)
+        m = mount_of(c, path) if path else None
+        source = sources.get(m.get("name")) if m else None
+        if source not in ("secret", "projected"):
+            on = f"volume {m.get('name')!r} ({source or 'not declared'})" if m else "the image's filesystem"
+            v(f"{where}.args", "gateway-keys",
+              f"--keys {keys} is on {on}: the key file names the gateway's secret key; mount it from "
+              "a Secret (kubectl create secret generic ... --from-file), never bake it into the image "
+              "or a ConfigMap")
 
 
 def _persistent(c, path, sources) -> bool:

@@ -49,7 +49,8 @@ import zmq
 
 from engine.diagnostics import EXIT_USAGE
 from offload.gateway.server import LOG as _log, OFFLOAD_MODES, Gateway
-from offload.gateway.wire import DEFAULT_MD, DEFAULT_ORDERS
+from offload.gateway.keys import LOCAL, Identity, load_keys
+from offload.gateway.wire import DEFAULT_MD, DEFAULT_ORDERS, LOCAL_MD, LOCAL_ORDERS
 from offload.journal import JournalError
 from offload.ring import RingError
 
@@ -69,11 +70,35 @@ def _shard_from_env(a):
     return k, n
 
 
+def _authority_of(a):
+    """(keys, local identity) from --keys or --insecure-local, exactly one of them."""
+    if (a.keys is None) == (not a.insecure_local):
+        raise ValueError("say who may connect: --keys FILE (CURVE, docs/security.md), or --insecure-local "
+                         "(plain TCP on 127.0.0.1, for one trusted local client)")
+    a.orders = a.orders or (DEFAULT_ORDERS if a.keys else LOCAL_ORDERS)
+    a.md = a.md or (DEFAULT_MD if a.keys else LOCAL_MD)
+    if a.keys:
+        return load_keys(a.keys), None
+    if not 1 <= a.max_in_flight <= 1 << 20 or a.max_rate < 0:
+        raise ValueError("--max-in-flight must be in 1..1048576 and --max-rate at least 0")
+    return None, Identity(LOCAL, None, risk=True, max_in_flight=a.max_in_flight, max_rate=a.max_rate)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="tickbook gateway", description=__doc__.split("\n\n")[0])
     p.add_argument("--rings", required=True, help="segment name of the engine (created here unless --attach)")
-    p.add_argument("--orders", default=DEFAULT_ORDERS, help=f"ROUTER endpoint (default {DEFAULT_ORDERS})")
-    p.add_argument("--md", default=DEFAULT_MD, help=f"PUB endpoint (default {DEFAULT_MD})")
+    p.add_argument("--keys", default=None, metavar="FILE",
+                   help="the key file: CURVE on both sockets, each client's accounts, roles and limits "
+                        "(docs/security.md; `tickbook keys` makes key pairs)")
+    p.add_argument("--insecure-local", action="store_true",
+                   help="no keys: plain TCP, loopback endpoints only, one client identity that may use any account")
+    p.add_argument("--max-in-flight", type=int, default=1 << 16, metavar="N",
+                   help="--insecure-local: records in flight at most (default 65536)")
+    p.add_argument("--max-rate", type=int, default=0, metavar="N",
+                   help="--insecure-local: records a second at most (default 0: no limit)")
+    p.add_argument("--orders", default=None,
+                   help=f"ROUTER endpoint (default {DEFAULT_ORDERS}; {LOCAL_ORDERS} with --insecure-local)")
+    p.add_argument("--md", default=None, help=f"PUB endpoint (default {DEFAULT_MD}; {LOCAL_MD} with --insecure-local)")
     p.add_argument("--config", default=None, help="venue.toml: the engine's (default: the built-in venue)")
     p.add_argument("--attach", action="store_true", help="use an existing segment; leave its engine running at exit")
     p.add_argument("--spawn-engine", action="store_true", help="start `tickbook engine` on the segment")
@@ -99,7 +124,8 @@ def main(argv=None) -> int:
                         "shadow: both, every event compared, clients get the engine's (default sw)")
     p.add_argument("--hw-rings", default=None, help="hardware segment for hw/shadow (default NAME-hw)")
     p.add_argument("--health", default=None, metavar="[HOST:]PORT",
-                   help="serve GET /live and /ready over HTTP (Kubernetes probes; host default 127.0.0.1)")
+                   help="serve GET /live and /ready (Kubernetes probes) and /metrics (Prometheus) over HTTP; "
+                        "host default 127.0.0.1")
     p.add_argument("--spin", type=float, default=0.0,
                    help="s to busy-poll the socket after the last message before sleeping (0: sleep at once; "
                         "for a gateway with a core of its own)")
@@ -111,6 +137,7 @@ def main(argv=None) -> int:
     try:
         venue = load_venue(a.config)
         shard = _shard_from_env(a)
+        a.identities, a.local = _authority_of(a)
     except (ConfigError, ValueError) as e:
         log(str(e))
         return EXIT_USAGE
@@ -121,12 +148,16 @@ def main(argv=None) -> int:
         def probe():  # before the Gateway exists it is recovering, binding or creating segments
             return started[0].health() if started else (True, False, "starting")
 
+        class GatewayRegistry:  # the Gateway's own registry once it exists (no samples before)
+            def collect(self):
+                return started[0].metrics.registry.collect() if started else iter(())
+
         try:
-            health = HealthServer(a.health, probe)
+            health = HealthServer(a.health, probe, GatewayRegistry())
         except (ValueError, OSError) as e:
             log(f"cannot serve --health {a.health}: {e}")
             return EXIT_USAGE
-        log(f"health: GET /live and /ready on port {health.port}")
+        log(f"health: GET /live, /ready and /metrics on port {health.port}")
     try:
         return _serve(a, venue, shard, log, started)
     finally:
@@ -153,7 +184,7 @@ def _serve(a, venue, shard, log, started: list) -> int:
                      events_cap=a.events_cap, journal=a.journal, shard=shard, grace=a.grace,
                      engine_timeout=a.engine_timeout, heartbeat=a.heartbeat, engine_cmd=cmd, log=log,
                      spin=a.spin, offload=a.offload, hw_rings=a.hw_rings, fsync=a.fsync,
-                     snapshot_every=a.snapshot_every)
+                     snapshot_every=a.snapshot_every, keys=a.identities, local=a.local)
     except (JournalError, ValueError) as e:  # a foreign or corrupt journal, a bad --fsync: one line
         log(str(e))
         return EXIT_USAGE

@@ -10,9 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import zmq
+from zmq.auth import load_certificate
 
 from engine.records import EVENT_DTYPE, ORDER_DTYPE
+from offload.gateway.depth import DepthBook
 from offload.gateway.wire import (
+    DEPTH_DTYPE,
     HEARTBEAT_DTYPE,
     HEARTBEAT_TOPIC,
     K_CSV,
@@ -20,6 +23,7 @@ from offload.gateway.wire import (
     K_EV,
     K_ORD,
     K_REP,
+    K_SNAP,
     TOP_DTYPE,
     TRADE_DTYPE,
 )
@@ -48,9 +52,9 @@ class Reply:
 @dataclass
 class MarketData:
     symbol: str  # "" for a heartbeat
-    kind: str  # "trade", "top", "hb"
+    kind: str  # "trade", "top", "depth", "hb"
     count: int  # per topic 1, 2, 3 ...: a gap means PUB dropped messages (slow subscriber)
-    records: np.ndarray  # TRADE_DTYPE, TOP_DTYPE or HEARTBEAT_DTYPE
+    records: np.ndarray  # TRADE_DTYPE, TOP_DTYPE, DEPTH_DTYPE or HEARTBEAT_DTYPE
 
 
 class Client:
@@ -63,16 +67,34 @@ class Client:
         c.subscribe(["AAPL"], "tcp://127.0.0.1:5556"); md = c.market_data(timeout=1.0)
     """
 
-    MD_DTYPES = {"trade": TRADE_DTYPE, "top": TOP_DTYPE, "hb": HEARTBEAT_DTYPE}
+    MD_DTYPES = {"trade": TRADE_DTYPE, "top": TOP_DTYPE, "depth": DEPTH_DTYPE, "hb": HEARTBEAT_DTYPE}
+    # depth (made on first use, so that __init__ stays as it is): symbol -> DepthBook; snapshot
+    # token -> the book that asked (None: Client.snapshot); answers to Client.snapshot by token
+    _books: dict | None = None
+    _snap_asked: dict | None = None
+    _snaps: dict | None = None
+    md_endpoint: str | None = None
 
     def __init__(self, orders: str = "tcp://127.0.0.1:5555", timeout: float = 30.0, context=None,
-                 session: str | None = None):
+                 session: str | None = None, key: str | None = None, server_key: str | None = None):
         """session: a name that outlives this connection (offload/sessions.py): the records'
         msg_seq must then increase over the session's life, and a message sent again, after a
-        timeout or a restart of the venue, is answered from the venue's records."""
+        timeout or a restart of the venue, is answered from the venue's records. With keys, a
+        session is named after the key: NAME or NAME/ANYTHING.
+        key, server_key: this client's secret key file (NAME.key_secret) and the gateway's public
+        key file (server.key), both made by `tickbook keys`: CURVE on both sockets. A gateway that
+        does not know the key never completes the handshake: submit() then times out."""
         self.ctx = context or zmq.Context.instance()
         self.timeout = timeout
-        self.sock = self.ctx.socket(zmq.DEALER)
+        self._curve = None
+        if (key is None) != (server_key is None):
+            raise ValueError("key and server_key go together: this client's secret key file and the gateway's public one")
+        if key is not None:
+            pub, sec = load_certificate(key)
+            if sec is None:
+                raise ValueError(f"{key} holds no secret key: pass the NAME.key_secret file")
+            self._curve = (pub, sec, load_certificate(server_key)[0])
+        self.sock = self._socket(zmq.DEALER)
         if session is not None:
             name = session.encode()
             if not 0 < len(name) <= 255:
@@ -87,6 +109,12 @@ class Client:
         self._replies: dict[bytes, Reply] = {}
         self._reports: list[np.ndarray] = []
         self._md: collections.deque = collections.deque()
+
+    def _socket(self, kind):
+        s = self.ctx.socket(kind)
+        if self._curve is not None:
+            s.curve_publickey, s.curve_secretkey, s.curve_serverkey = self._curve
+        return s
 
     # -- orders
     def send(self, records, kind: bytes = K_ORD) -> bytes:
@@ -106,6 +134,14 @@ class Client:
         kind = f[0]
         if kind == K_EV:
             self._replies[f[1]] = Reply(f[1], np.frombuffer(f[2], EVENT_DTYPE), np.frombuffer(f[3], np.int64))
+        elif kind == K_SNAP:
+            self._snapped(f[1], struct.unpack("<q", f[2])[0], np.frombuffer(f[3], DEPTH_DTYPE))
+        elif kind == K_ERR and self._snap_asked and f[1] in self._snap_asked:
+            book = self._snap_asked.pop(f[1])
+            if book is None:
+                self._snaps[f[1]] = f[2].decode(errors="replace")
+            elif book.token == f[1]:
+                book.on_error(f[2].decode(errors="replace"))
         elif kind == K_ERR:
             self._replies[f[1]] = Reply(f[1], np.frombuffer(f[3], EVENT_DTYPE), np.frombuffer(f[4], np.int64),
                                         f[2].decode(errors="replace"))
@@ -170,10 +206,11 @@ class Client:
         """SUB to `symbols` (all when empty); with `wait`, return once the subscription is
         live (the gateway's heartbeat arrived), or raise TimeoutError."""
         if self.sub is None:
-            self.sub = self.ctx.socket(zmq.SUB)
+            self.sub = self._socket(zmq.SUB)
             self.sub.setsockopt(zmq.LINGER, 0)
             self.sub.setsockopt(zmq.RCVHWM, 0)
             self.sub.connect(md)
+            self.md_endpoint = md
         self._want = {s.encode() for s in symbols} or None
         for s in symbols or [""]:
             self.sub.setsockopt(zmq.SUBSCRIBE, s.encode())
@@ -181,16 +218,23 @@ class Client:
             self.sub.setsockopt(zmq.SUBSCRIBE, HEARTBEAT_TOPIC)
         if wait:
             deadline = time.monotonic() + wait
-            while True:
-                m = self.market_data(max(0.0, deadline - time.monotonic()), heartbeats=True)
-                if m is None:
-                    raise TimeoutError(f"no market data heartbeat from {md} within {wait} s")
-                if m.kind == "hb":
-                    return
-                self._md.append(m)
+            held = collections.deque()  # kept for market_data() (not in _md meanwhile: it reads _md first)
+            try:
+                while True:
+                    m = self.market_data(max(0.0, deadline - time.monotonic()), heartbeats=True)
+                    if m is None:
+                        raise TimeoutError(f"no market data heartbeat from {md} within {wait} s")
+                    if m.kind == "hb":
+                        return
+                    held.append(m)
+            finally:
+                self._md.extend(held)
 
     def market_data(self, timeout: float = 0.0, heartbeats: bool = False) -> MarketData | None:
-        """The next market data message (None when none came within timeout s)."""
+        """The next market data message (None when none came within timeout s). Depth messages
+        of a symbol with a depth_book are applied to it as they are read (and returned too)."""
+        if self._snap_asked:
+            self._pump(0)  # snapshot answers the depth books wait for
         if self._md:
             return self._md.popleft()
         deadline = time.monotonic() + timeout
@@ -202,10 +246,92 @@ class Client:
                 if self._want is not None and topic != HEARTBEAT_TOPIC and topic not in self._want:
                     continue  # SUB matches prefixes: AAPL would also see AAPLX
                 k = kind.decode()
-                return MarketData("" if topic == HEARTBEAT_TOPIC else topic.decode(), k,
-                                  struct.unpack("<q", cnt)[0], np.frombuffer(payload, self.MD_DTYPES[k]))
+                m = MarketData("" if topic == HEARTBEAT_TOPIC else topic.decode(), k,
+                               struct.unpack("<q", cnt)[0], np.frombuffer(payload, self.MD_DTYPES[k]))
+                if k == "depth" and self._books and m.symbol in self._books:
+                    self._books[m.symbol].on_depth(m.records)
+                return m
             if time.monotonic() >= deadline:
                 return None
+
+    # -- L2 depth
+    def request_snapshot(self, symbol: str | int, book: DepthBook | None = None) -> bytes:
+        """Ask the gateway for one symbol's depth (its name, or its index); returns the token.
+        The answer goes to `book`, or is kept for snapshot()."""
+        if self._snap_asked is None:
+            self._snap_asked, self._snaps = {}, {}
+        self._n += 1
+        token = struct.pack("<Q", self._n)
+        self._snap_asked[token] = book
+        self.sock.send_multipart([K_SNAP, token, str(symbol).encode()])
+        return token
+
+    def _snapped(self, token: bytes, seq: int, levels: np.ndarray) -> None:
+        book = self._snap_asked.pop(token, False) if self._snap_asked else False
+        if book is None:
+            self._snaps[token] = (seq, levels)
+        elif book is not False and book.token == token:  # (an answer a newer request replaced is dropped)
+            book.on_snapshot(seq, levels)
+
+    def snapshot(self, symbol: str | int, timeout: float | None = None) -> tuple[int, np.ndarray]:
+        """(seq, levels): every level of the symbol (DEPTH_DTYPE, bids best first, then asks) as
+        the gateway's book stands after exactly the depth messages numbered <= seq."""
+        token = self.request_snapshot(symbol)
+        wait = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + wait
+        while token not in self._snaps:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._snap_asked.pop(token, None)
+                raise TimeoutError(f"no snapshot from the gateway within {wait} s")
+            self._pump(max(1, int(left * 1000)))
+        got = self._snaps.pop(token)
+        if isinstance(got, str):
+            raise GatewayError(got)
+        return got
+
+    def depth_book(self, symbol: str, md: str | None = None, max_buffer: int = 100_000,
+                   timeout: float | None = None) -> DepthBook:
+        """A local L2 book of `symbol` kept from the depth messages (offload/gateway/depth.py):
+        subscribes to the symbol (on `md`, or the endpoint already subscribed to), asks for a
+        snapshot and returns once it is applied (GatewayError for an unknown symbol). The book
+        is kept up to date by every market_data() or book.update() call afterwards."""
+        if self._books is None:
+            self._books = {}
+        if symbol in self._books:
+            return self._books[symbol]
+        wait = self.timeout if timeout is None else timeout
+        if self.sub is None:
+            self.subscribe([symbol], md or "tcp://127.0.0.1:5556", wait)
+        elif self._want is not None and symbol.encode() not in self._want:
+            want = sorted(w.decode() for w in self._want | {symbol.encode()})
+            self.subscribe(want, self.md_endpoint, wait)
+        book = self._books[symbol] = DepthBook(self, symbol, max_buffer)
+        book.request()
+        try:
+            book.wait_synced(wait)
+        except BaseException:
+            del self._books[symbol]
+            raise
+        return book
+
+    def update_depth(self, timeout: float = 0.0) -> int:
+        """Read the snapshot answers and the market data that arrive within timeout s (what is
+        there now at least), keeping the depth books; the market data read here is dropped.
+        Returns the number of market data messages read."""
+        n = 0
+        deadline = time.monotonic() + timeout
+        while True:
+            m = self.market_data(0.0, heartbeats=True)
+            if m is not None:
+                n += 1
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return n
+            self._pump(0)
+            if self.sub.poll(max(1, min(10, int(left * 1000)))):
+                continue
 
     def close(self) -> None:
         self.sock.close(0)

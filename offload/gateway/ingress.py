@@ -18,7 +18,7 @@ from engine.records import (
     ORDER_DTYPE,
     RECORD_SIZE,
 )
-from offload.gateway.wire import K_CSV, K_ORD, MAX_RECORDS, MAX_TOKEN
+from offload.gateway.wire import K_CSV, K_ORD, MAX_CSV_BYTES, MAX_RECORDS, MAX_TOKEN
 
 VALID_ACTIONS = (ACTION_NEW, ACTION_CANCEL, ACTION_REPLACE, ACTION_KILL, ACTION_MALFORMED)
 _VALID_ACTION = np.zeros(256, bool)
@@ -31,9 +31,9 @@ _ZERO14 = bytes(14)
 class Refused(Exception):
     """A request refused whole: the ERR reply's token and reason."""
 
-    def __init__(self, token: bytes, reason: str):
+    def __init__(self, token: bytes, reason: str, code: str = "malformed"):
         super().__init__(reason)
-        self.token, self.reason = token, reason
+        self.token, self.reason, self.code = token, reason, code  # code: the metrics' label
 
 
 def shard_of(symbol: str, count: int) -> int:
@@ -73,8 +73,16 @@ class Ingress:
         elif kind == K_CSV:
             from engine.codec import FlowError, parse_flow_bytes
 
+            size = len(payload.buffer)
+            if size > MAX_CSV_BYTES:
+                raise Refused(token, f"CSV message of {size} bytes: at most {MAX_CSV_BYTES}", "too_large")
+            text = payload.bytes
+            rows = text.count(b"\n")  # one pass in C: nothing is allocated per row before the count passes
+            if rows > MAX_RECORDS + 1:
+                raise Refused(token, f"CSV message of {rows} lines: at most {MAX_RECORDS} rows and a header",
+                              "too_large")
             try:
-                recs = parse_flow_bytes(payload.bytes, self.venue, "CSV message").orders
+                recs = parse_flow_bytes(text, self.venue, "CSV message").orders
             except FlowError as e:
                 raise Refused(token, str(e)) from None
             if len(recs) == 0:
@@ -83,7 +91,7 @@ class Ingress:
         else:
             raise Refused(token, f"unknown message kind {kind[:16]!r}: ORD (records) or CSV (rows)")
         if n > MAX_RECORDS:
-            raise Refused(token, f"{n} records in one message: at most {MAX_RECORDS}")
+            raise Refused(token, f"{n} records in one message: at most {MAX_RECORDS}", "too_large")
         why = self.validate(data, n)
         if why:
             raise Refused(token, why + ": message refused, none of its records was sent")

@@ -16,20 +16,24 @@ import numpy as np
 import zmq
 
 from engine.diagnostics import EXIT_ENGINE_GONE, EXIT_OK, process_logger
-from engine.records import ACTION_SHUTDOWN, ORDER_DTYPE, RECORD_SIZE, as_event_words
+from engine.records import ACTION_CANCEL, ACTION_SHUTDOWN, ORDER_DTYPE, RECORD_SIZE, as_event_words
 from offload.eventlog import EventLog
+from offload.gateway.authority import Authority
 from offload.gateway.ingress import SMALL, Ingress, Refused
+from offload.gateway.disconnect import Disconnects
+from offload.gateway.limits import Limits
 from offload.gateway.marketdata import Feed
 from offload.gateway.replies import Replies
-from offload.gateway.routing import Request, Routing
+from offload.gateway.routing import GATEWAY, Request, Routing
 from offload.gateway.segments import hw_segment, open_segment, write_ready
 from offload.gateway.shadow import SHADOW_FINISH, Shadow
-from offload.gateway.wire import DEFAULT_MD, DEFAULT_ORDERS, K_EV
+from offload.gateway.wire import DEFAULT_MD, DEFAULT_ORDERS, K_EV, MAX_FRAME
 from offload.journal import JournalError, JournalWriter
 from offload.ring import HEAD, TAIL, pid_alive, ready_path, remove_file
-from offload.sessions import NEW, Sessions, is_named
+from offload.sessions import NEW, Sessions, is_named, shown
 
-ROUTER_HWM = 100_000
+ROUTER_SNDHWM = 1_000  # replies queued in libzmq for one connection; then replies.py queues (bounded)
+ROUTER_RCVHWM = 8  # messages read ahead from one connection: at most 8 x MAX_FRAME held for it
 OFFLOAD_MODES = ("sw", "hw", "shadow")
 _TS, _SEQ = struct.Struct("<Q"), struct.Struct("<q")
 _SEQ_ACCT = struct.Struct("<32xqI20x")  # msg_seq and account of an order record
@@ -41,7 +45,10 @@ class Gateway:
     def __init__(self, rings: str, venue, orders_addr=DEFAULT_ORDERS, md_addr=DEFAULT_MD, attach=False,
                  orders_cap=1 << 14, events_cap=1 << 16, journal=None, shard=None, grace=1.0,
                  engine_timeout=0.0, heartbeat=1.0, engine_cmd=None, log=None, spin=0.0, offload="sw",
-                 hw_rings=None, fsync="batch", snapshot_every=500_000):
+                 hw_rings=None, fsync="batch", snapshot_every=500_000, stuck_after=2.0, keys=None, local=None):
+        """keys: the key file (keys.Keys): CURVE on both sockets, each client's authority from its
+        key. None: --insecure-local, plain TCP on loopback endpoints only, one identity `local`
+        (limits from `local`, a keys.Identity) that may use any account."""
         if offload not in OFFLOAD_MODES:
             raise ValueError(f"unknown offload mode {offload!r}: {', '.join(OFFLOAD_MODES)}")
         if offload == "hw" and engine_cmd is not None:
@@ -61,21 +68,49 @@ class Gateway:
         self.router = self.ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # an unroutable reply raises, never vanishes
         self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a named session that reconnects takes its name over
-        self.router.setsockopt(zmq.SNDHWM, ROUTER_HWM)
-        self.router.setsockopt(zmq.RCVHWM, ROUTER_HWM)
+        self.router.setsockopt(zmq.SNDHWM, ROUTER_SNDHWM)
+        self.router.setsockopt(zmq.RCVHWM, ROUTER_RCVHWM)  # per connection: a flood waits in its own TCP pipe
+        self.router.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)  # a bigger frame drops the connection unread
         self.router.setsockopt(zmq.LINGER, 2000)
-        self.router.setsockopt(zmq.HEARTBEAT_IVL, 2000)
-        self.router.setsockopt(zmq.HEARTBEAT_TIMEOUT, 6000)
+        # Dead TCP peers are found by TCP keepalive, not ZMTP heartbeats: libzmq 4.3.5 (what pyzmq
+        # bundles) aborts the process with `Assertion failed: !_io_error (stream_engine_base.cpp:310)`
+        # when a heartbeating connection whose input is stopped (a client flooding without reading its
+        # replies: back-pressure) is closed by the peer (libzmq issues #3937, #4364, #4767; fix PR #4830
+        # unmerged, in no release). tests/test_zmq_fault.py reproduces it. Probes after 10 s idle, every
+        # 2 s, 3 unanswered: a vanished peer is dropped within ~16 s.
+        self.router.setsockopt(zmq.TCP_KEEPALIVE, 1)
+        self.router.setsockopt(zmq.TCP_KEEPALIVE_IDLE, 10)
+        self.router.setsockopt(zmq.TCP_KEEPALIVE_INTVL, 2)
+        self.router.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
+        self.stuck_after = stuck_after  # s without the engine's heartbeat word moving: not ready (_check_engine)
+        self.hb_value, self.hb_at, self.stuck = None, 0.0, False
         self.feed = Feed(self.ctx, self.names)
         self.stats = collections.Counter()
         self.replies = Replies(self.router, self.log, self.stats)
         self.routing = Routing(self.replies, self.feed, self.stats)
+        from offload.gateway.metrics import GatewayMetrics
+
+        self.metrics = GatewayMetrics()  # Prometheus, on a registry of its own: --health's GET /metrics
+        self.replies.metrics = self.metrics  # ERRs by code, events delivered, reply latency
+        self._accept = self.metrics.wrap_accept(self._accept)  # every message counted and timed before its checks
+        self.limits = Limits()
+        # cancel on disconnect watches the socket's monitor only when some key asks for it
+        wants = keys is not None and any(i.cancel_on_disconnect for i in keys.by_key.values())
+        self.disconnects = Disconnects(self.router) if wants or (local is not None and local.cancel_on_disconnect) else None
+        self.cod_due: collections.deque[bytes] = collections.deque()  # connections gone, orders to cancel
+        self.authority = None
         self.seg = None
         self.sh = None  # Shadow (--offload shadow): the hardware segment fed the same records
         self.engine = None
         self.journal = self.events_log = self.sessions = None
         self.journal_dir, self.snapshot_every, self.snapshotter = journal, snapshot_every, None
         try:
+            self.authority = Authority(keys, venue, local)
+            for ep in (orders_addr, md_addr):
+                why = self.authority.check_endpoint(ep)
+                if why:
+                    raise ValueError(why)
+            self.authority.secure(self.ctx, [self.router, self.feed.pub])
             recovered = None
             if journal:  # first: a torn tail is cut and a foreign journal refused before anything starts
                 from engine.snapshot import snapshots_in
@@ -173,16 +208,27 @@ class Gateway:
     def _accept(self, frames) -> None:
         ident = frames[0].bytes
         self.replies.heard_from(ident)
+        snap = self.feed.snapshot_request(frames)  # [SNAP, token, symbol]: answered from the feed's book
+        if snap is not None:
+            self.replies.send(ident, snap)
+            return
         try:
             token, data, n = self.ingress.parse(frames[1:])
         except Refused as e:
-            self.replies.error(ident, e.token, e.reason)
+            self.replies.error(ident, e.token, e.reason, code=e.code)
             return
         if self.state != "serving":
             why = {"waiting": "engine not ready yet (warming up): retry later",
                    "draining": "gateway shutting down: message refused",
                    }.get(self.state, f"engine gone ({self.stop_reason}): message refused")
-            self.replies.error(ident, token, why)
+            self.replies.error(ident, token, why, code="not_serving")
+            return
+        who = self.authority.identity(frames[-1])
+        why = self.authority.session_refusal(who, ident) or self.authority.refusal(who, data, n)
+        if why:
+            self.stats["unauthorized"] += 1
+            self.replies.error(ident, token, why + ": message refused, none of its records was sent",
+                               code="unauthorized")
             return
         if n <= SMALL:
             pairs = list(_SEQ_ACCT.iter_unpack(data))
@@ -194,11 +240,25 @@ class Gateway:
             verdict = self.sessions.classify(ident, cseqs)
             if verdict != NEW:
                 if isinstance(verdict, str):
-                    self.replies.error(ident, token, verdict)
+                    self.replies.error(ident, token, verdict, code="session")
                 else:
                     self._resend(ident, token, verdict[1], verdict[2], cseqs, accts)
                 return
+        over = self.limits.refusal(who, n, time.time_ns())
+        if over is not None:
+            self.stats[over[0]] += 1
+            self.replies.error(ident, token, over[1], code=over[0])
+            return
+        if self.sessions is not None and is_named(ident):
             self.sessions.accepted(ident, cseqs)
+        self.limits.sent(who.name, self.head + n, n)
+        if who.cancel_on_disconnect:
+            self.routing.watched.add(ident)
+            self.disconnects.seen(ident, frames[-1])
+        self._submit(ident, token, data, n, cseqs, accts)
+
+    def _submit(self, ident, token, data, n, cseqs, accts) -> None:
+        """Records checked and counted against their key: into the order ring (what fits now)."""
         cs = self.replies.client(ident)
         cs.requests += 1
         cs.records += n
@@ -208,6 +268,7 @@ class Gateway:
         self.routing.pending.append(req)
         self.stalled = (req, data, 0, n)
         self._push_stalled()
+        self.metrics.accepted(ident, n)
 
     def _resend(self, ident, token, lo, hi, cseqs, accts) -> None:
         """A named session's message sent again: answered from the record once it is finished
@@ -218,7 +279,7 @@ class Gateway:
             return
         got = self.sessions.answer(lo, hi, cseqs, accts)
         if isinstance(got, str):
-            self.replies.error(ident, token, got)
+            self.replies.error(ident, token, got, code="session")
         else:
             self.replies.send(ident, [K_EV, token, got[0], got[1]], len(got[0]) // RECORD_SIZE)
 
@@ -226,7 +287,7 @@ class Gateway:
         if self.sessions is not None:
             for ident, token, lo, hi, _, _ in self.sessions.due(1 << 62):
                 self.replies.error(ident, token, f"{why} before the message sent again (msg_seq {lo}..{hi}) finished: "
-                                          "it is journaled; send it again when the venue is back")
+                                          "it is journaled; send it again when the venue is back", code="not_serving")
 
     def _push_stalled(self) -> bool:
         """Copy what fits of the stalled request into ring 0 and stamp it. Without a journal
@@ -316,6 +377,7 @@ class Gateway:
         part, which the engine executes; its reply is an ERR that says so."""
         lost = self.published
         self.head = self.last_stamped = lost
+        self.limits.taken_back(lost)
         self.stalled = None
         self.stats["journal failures"] += 1
         now = time.monotonic()
@@ -329,7 +391,7 @@ class Gateway:
                 keep.append(req)
             elif req.start >= lost:
                 self.replies.error(req.client, req.token, f"journal write failed ({why}): message refused, "
-                                                   "none of its records was executed")
+                                                   "none of its records was executed", code="journal")
             else:
                 req.cut = (f"journal write failed ({why}): {lost - req.start} of {req.end - req.start} records of "
                            "this message were executed (their events are attached), the rest were refused")
@@ -358,6 +420,7 @@ class Gateway:
         done = 0
         while done < n:
             view = r.peek(n - done)
+            self.metrics.count_events(view)  # by kind and reason: one bincount a batch
             rows = as_event_words(view).tolist()
             if self.sh is not None:
                 self.sh.sw.append(view.copy())
@@ -368,6 +431,7 @@ class Gateway:
             r.advance(len(rows))
             done += len(rows)
         self.t_seen = t
+        self.limits.processed(t)
         self.tail_cache = max(self.tail_cache, t)
         self._complete(t)
         self.feed.publish_tops()  # the book applies only events of messages < t: all complete
@@ -419,6 +483,7 @@ class Gateway:
             main_ok = pid and (self.engine is None or pid == self.engine.pid)
             if main_ok and (sh is None or sh.seg.peer_pid):
                 self.engine_pid = pid
+                self.hb_value, self.hb_at, self.stuck = self.seg.heartbeat(), now, False
                 self.state = "serving"
                 also = ""
                 if sh is not None:
@@ -444,8 +509,21 @@ class Gateway:
                 self._engine_gone(f"bridge pid {sh.pid} on {self.hw_rings} exited (shadow needs both)")
             elif sh is not None and sh.r_out.closed():
                 self._engine_gone(f"bridge pid {sh.pid} on {self.hw_rings} stopped (closed its event ring)")
-            elif now - self.status_at >= 1.0:
-                self._write_status(now)
+            else:
+                # alive, but does its loop turn? (the heartbeat word moves every few ms, idle or busy);
+                # a stuck one is only not ready: a long pause may end, the pod's probe decides
+                hb = self.seg.heartbeat()
+                if hb != self.hb_value:
+                    if self.stuck:
+                        self.stuck = False
+                        self.log(f"{who} pid {self.engine_pid} turns again: heartbeat after {now - self.hb_at:.1f} s")
+                    self.hb_value, self.hb_at = hb, now
+                elif not self.stuck and now - self.hb_at > self.stuck_after:
+                    self.stuck = True
+                    self.log(f"{who} pid {self.engine_pid} stuck: no heartbeat for {now - self.hb_at:.1f} s "
+                             f"(alive; not ready until it moves)")
+                if now - self.status_at >= 1.0:
+                    self._write_status(now)
 
     def _status_lines(self) -> list[str]:
         lines = [f"offload {self.offload}", f"segments {self.main_rings}" + (f" {self.hw_rings}" if self.sh else "")]
@@ -477,7 +555,7 @@ class Gateway:
             self.replies.error(req.client, req.token,
                         f"engine gone ({why}): {done} of {req.end - req.start} records of this message were processed "
                         f"(their events are attached), {rest}",
-                        ev, np.arange(req.start + 1, req.start + done + 1, dtype=np.int64))
+                        ev, np.arange(req.start + 1, req.start + done + 1, dtype=np.int64), code="engine_gone")
         self.routing.pending.clear()
         self.stalled = None
         self._refuse_waiting_resends(f"engine gone ({why})")
@@ -497,7 +575,17 @@ class Gateway:
         why = {"waiting": f"waiting for the {self.backend}" + (" and the bridge" if self.sh is not None else ""),
                "draining": f"stopping ({self.stop_reason})",
                "engine-gone": f"{self.backend} gone ({self.stop_reason})"}.get(self.state, self.state)
+        age = self.engine_heartbeat_age()
+        if self.stuck and age is not None:  # alive, its loop not turning: not ready (the gateway itself is alive)
+            return True, False, f"{self.backend} pid {self.engine_pid} stuck: no heartbeat for {age:.1f} s"
         return True, self.state == "serving", why
+
+    def engine_heartbeat_age(self) -> float | None:
+        """Seconds since the engine's (in hw the bridge's) heartbeat word was last seen to move
+        (checked every ~20 ms while serving); None when not serving."""
+        if self.state != "serving" or self.hb_value is None:
+            return None
+        return time.monotonic() - self.hb_at
 
     # ---- the loop
 
@@ -509,6 +597,9 @@ class Gateway:
     def _read_socket(self, budget: int) -> bool:
         got = False
         router = self.router
+        if self.disconnects is not None and self.disconnects.pending():
+            # before the messages: a descriptor closed earlier may be reused by a connection they came on
+            self.cod_due.extend(i for i in self.disconnects.gone() if i in self.routing.watched)
         for _ in range(budget):
             if self.stalled is not None:
                 break
@@ -594,14 +685,37 @@ class Gateway:
         self.snapshotter = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, preexec_fn=lambda: os.nice(10))
         self.snapshot_from = self.published
 
+    def _cancel_on_disconnect(self) -> None:
+        """The connections whose key asked for it and that dropped: their resting orders are
+        cancelled, in a message of the gateway's own (journaled like any other, answered to nobody;
+        the CANCELED events go to the owner's reports, counted as undeliverable)."""
+        routing = self.routing
+        if self.disconnects is not None:
+            self.cod_due.extend(i for i in self.disconnects.gone() if i in routing.watched)
+        while self.cod_due and self.stalled is None and self.state == "serving":
+            ident = self.cod_due.popleft()
+            routing.watched.discard(ident)
+            orders = routing.placed.pop(ident, {})
+            if not orders:
+                continue
+            recs = np.zeros(len(orders), ORDER_DTYPE)
+            recs["order_id"], recs["account"] = list(orders), list(orders.values())
+            recs["action"] = ACTION_CANCEL
+            self.stats["cancelled on disconnect"] += len(orders)
+            self.log(f"client {shown(ident)} disconnected: cancelling its {len(orders)} resting orders "
+                     "(cancel_on_disconnect)")
+            self._submit(GATEWAY, b"", recs.tobytes(), len(recs), [0] * len(recs), recs["account"].tolist())
+
     def _housekeeping(self, now) -> int | None:
         self.housekept_at = now  # the loop turns: /live and /ready (health()) read it
+        self._cancel_on_disconnect()
         if self.stop_reason is not None and self.state in ("waiting", "serving"):
             self.log(f"{self.stop_reason}: finishing {len(self.routing.pending)} requests in flight, refusing new ones")
             self.state = "draining"
             self.drain_deadline = now + 10.0
             remove_file(self.ready_file)
         self._check_engine(now)
+        self.metrics.sample(self)  # ring depths, state, engine liveness and heartbeat age
         if self.journal is not None and self.snapshot_every and self.state == "serving":
             self._snapshot_if_due()
         if self.state == "draining":
@@ -669,7 +783,7 @@ class Gateway:
             self._accept(frames)
         for req in self.routing.pending:
             ev = b"".join(req.chunks)
-            self.replies.error(req.client, req.token, f"gateway stopped ({self.stop_reason}) before this message was finished", ev)
+            self.replies.error(req.client, req.token, f"gateway stopped ({self.stop_reason}) before this message was finished", ev, code="stopped")
         self.routing.pending.clear()
         self._refuse_waiting_resends(f"gateway stopped ({self.stop_reason})")
         deadline = time.monotonic() + 2.0
@@ -725,6 +839,10 @@ class Gateway:
         if self.sh is not None:
             self.sh.seg.close()
             self.sh = None
+        if self.disconnects is not None:
+            self.disconnects.close(self.router)
         self.router.close()
         self.feed.close()
+        if self.authority is not None:
+            self.authority.close()  # the ZAP thread's socket, before the context ends
         self.ctx.term()
