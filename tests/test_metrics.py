@@ -315,19 +315,21 @@ def test_replies_error_counts_by_code_and_observes_latency():
     m = GatewayMetrics()
     rep = Replies(_Router(), lambda *_: None, collections.Counter())
     rep.metrics = m
-    accept = m.wrap_accept(lambda frames: rep.error(frames[0].bytes, b"t", "no", code="too_large"))
 
     class F:
         def __init__(self, b):
             self.bytes = b
 
-    accept([F(b"desk-1"), F(b"ORD"), F(b"t"), F(b"x" * 64)])
+    frames = [F(b"desk-1"), F(b"ORD"), F(b"t"), F(b"x" * 64)]
+    m.arrived(frames)  # as the server's _take does around its _accept
+    rep.error(b"desk-1", b"t", "no", code="too_large")
+    m.settled(frames)
     rep.error(b"desk-1", b"t", "free text, default code")  # positional arguments as before
     ev = np.zeros(2, EVENT_DTYPE).tobytes()
     rep.send(b"desk-1", [b"REP", ev], 2)
     assert _samples(m, PREFIX + "errors_total") == {
         (("code", "too_large"), ("session", "desk-1")): 1, (("code", "refused"), ("session", "desk-1")): 1}
-    assert _samples(m, PREFIX + "reply_latency_seconds_count") == {(): 1}  # the one sent inside accept
+    assert _samples(m, PREFIX + "reply_latency_seconds_count") == {(): 1}  # the one sent while the message was taken
     assert _samples(m, PREFIX + "events_delivered_total")[(("session", "desk-1"),)] == 2
     assert not m._in_flight
 

@@ -7,9 +7,9 @@ metrics and nothing else. `offload/health.py` serves it as `GET /metrics` beside
 
 What is counted where (the hooks are one line each):
 
-- a message read off the ROUTER: `wrap_accept` wraps the server's `_accept` (installed in
-  `Gateway.__init__`): its kind and session are counted before any check, its arrival time is
-  kept until its reply (EV, ERR or SNAP) is handed to `Replies.send` (the latency histogram);
+- a message read off the ROUTER: `arrived` and `settled` around the server's `_accept` (in its
+  `_take`): its kind and session are counted before any check, its arrival time is kept until
+  its reply (EV, ERR or SNAP) is handed to `Replies.send` (the latency histogram);
 - records accepted: the end of `_accept`; ERR replies by code: `Replies.error(code=...)`;
   events delivered and undeliverable: `Replies`; events by kind and reason: one numpy bincount
   per batch read off the event ring (`_drain_main`);
@@ -187,33 +187,30 @@ class GatewayMetrics:
 
     # ---- requests and replies
 
-    def wrap_accept(self, accept):
-        """`accept(frames)` (the server's _accept) with the message counted by kind and session
-        and its arrival kept for the reply latency."""
-        now = time.monotonic_ns
+    def arrived(self, frames) -> None:
+        """A message read off the ROUTER (the server's `_take`, before its checks): counted by kind
+        and session, its arrival kept until its reply."""
+        n = len(frames)
+        kind = "ORD" if n == 2 else _KIND_OF.get(frames[1].bytes, "other") if n == 4 else "other"
+        self.session(frames[0].bytes).messages[kind].inc()
+        self._current = time.monotonic_ns()
+        self._replied = False
+
+    def settled(self, frames) -> None:
+        """The server is done with the message: a reply still to come (an EV, or an ERR) is
+        awaited under (client, token)."""
+        t, self._current = self._current, None
+        if t is None or self._replied:
+            return
         in_flight = self._in_flight
-
-        def counted(frames):
-            ident = frames[0].bytes
-            n = len(frames)
-            kind = "ORD" if n == 2 else _KIND_OF.get(frames[1].bytes, "other") if n == 4 else "other"
-            self.session(ident).messages[kind].inc()
-            t = self._current = now()
-            self._replied = False
-            try:
-                accept(frames)
-            finally:
-                self._current = None
-            if not self._replied:  # in flight: its reply comes later (EV, or an ERR)
-                if len(in_flight) >= MAX_IN_FLIGHT:  # replies that never matched their request
-                    in_flight.clear()
-                key = (ident, frames[2].bytes if n == 4 else b"")
-                q = in_flight.get(key)
-                if q is None:
-                    q = in_flight[key] = collections.deque()
-                q.append(t)
-
-        return counted
+        if len(in_flight) >= MAX_IN_FLIGHT:  # replies that never matched their request
+            in_flight.clear()
+        n = len(frames)
+        key = (frames[0].bytes, frames[2].bytes if n == 4 else b"")
+        q = in_flight.get(key)
+        if q is None:
+            q = in_flight[key] = collections.deque()
+        q.append(t)
 
     def accepted(self, ident: bytes, n: int) -> None:
         self.session(ident).records.inc(n)

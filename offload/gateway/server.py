@@ -22,6 +22,7 @@ from offload.gateway.authority import Authority
 from offload.gateway.ingress import SMALL, Ingress, Refused
 from offload.gateway.disconnect import Disconnects
 from offload.gateway.limits import Limits
+from offload.gateway.metrics import GatewayMetrics
 from offload.gateway.marketdata import Feed
 from offload.gateway.replies import Replies
 from offload.gateway.routing import GATEWAY, Request, Routing
@@ -88,11 +89,8 @@ class Gateway:
         self.stats = collections.Counter()
         self.replies = Replies(self.router, self.log, self.stats)
         self.routing = Routing(self.replies, self.feed, self.stats)
-        from offload.gateway.metrics import GatewayMetrics
-
         self.metrics = GatewayMetrics()  # Prometheus, on a registry of its own: --health's GET /metrics
         self.replies.metrics = self.metrics  # ERRs by code, events delivered, reply latency
-        self._accept = self.metrics.wrap_accept(self._accept)  # every message counted and timed before its checks
         self.limits = Limits()
         # cancel on disconnect watches the socket's monitor only when some key asks for it
         wants = keys is not None and any(i.cancel_on_disconnect for i in keys.by_key.values())
@@ -204,6 +202,14 @@ class Gateway:
     # ---- replies
 
     # ---- requests
+
+    def _take(self, frames) -> None:
+        """One message off the socket: counted and timed, then accepted or refused."""
+        self.metrics.arrived(frames)
+        try:
+            self._accept(frames)
+        finally:
+            self.metrics.settled(frames)
 
     def _accept(self, frames) -> None:
         ident = frames[0].bytes
@@ -607,7 +613,7 @@ class Gateway:
                 frames = router.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
-            self._accept(frames)
+            self._take(frames)
             got = True
         return got
 
@@ -780,7 +786,7 @@ class Gateway:
                 frames = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
-            self._accept(frames)
+            self._take(frames)
         for req in self.routing.pending:
             ev = b"".join(req.chunks)
             self.replies.error(req.client, req.token, f"gateway stopped ({self.stop_reason}) before this message was finished", ev, code="stopped")
