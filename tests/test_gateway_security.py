@@ -13,9 +13,7 @@ made by `tickbook keys`, one gateway and engine for the module.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import stat
 import subprocess
 import sys
@@ -36,19 +34,14 @@ from engine.records import (
     EV_CANCELED,
     EV_KILLED,
     EV_REJECT,
-    ORDER_DTYPE,
-    PRICE_SCALE,
     R_CAPACITY,
     SIDE_BUY,
-    TIF_GTC,
-    TYPE_LIMIT,
 )
 from offload.gateway import Client, GatewayError
 from offload.gateway.keys import KeyFileError, load_keys
-from offload.ring import reap_stale
+from testkit import gatewayproc
 
 REPO = Path(__file__).resolve().parents[1]
-READY_TIMEOUT = 400.0  # a cold Numba compile of the live loop
 STEP = 30.0
 
 VENUE = """
@@ -95,12 +88,8 @@ max_rate = 200
 """
 
 
-def order(oid, acct, side=SIDE_BUY, price=184.0, qty=10, action=ACTION_NEW, seq=1):
-    r = np.zeros(1, ORDER_DTYPE)
-    r["order_id"], r["account"], r["side"], r["qty"], r["symbol"] = oid, acct, side, qty, 0
-    r["price"] = round(price * PRICE_SCALE)
-    r["action"], r["tif"], r["type"], r["msg_seq"] = action, TIF_GTC, TYPE_LIMIT, seq
-    return r
+def order(oid, acct, side=SIDE_BUY, price=184.0, qty=10, action=ACTION_NEW):
+    return gatewayproc.order(oid, acct, side, price, qty, action=action, msg_seq=1)
 
 
 def cancel(oid, acct):
@@ -118,52 +107,25 @@ def rss_peak_kib(pid: int) -> int:
         return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1))
 
 
-class KeyedGateway:
+class KeyedGateway(gatewayproc.GatewayProcess):
+    """A gateway with the key file above, its keys made by `tickbook keys`."""
+
     def __init__(self, tmp: Path):
-        self.tmp = tmp
         self.keys = tmp / "keys"
         r = subprocess.run([sys.executable, "-m", "tickbook", "keys", str(self.keys), "server", "alice", "bob",
                             "risk", "slow", "careful", "mallory"], cwd=REPO, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
         (self.keys / "gateway.toml").write_text(KEYS)
         (tmp / "venue.toml").write_text(VENUE)
-        self.name = f"tickbook-sectest-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.log = open(tmp / "gateway.log", "w+")
-        self.gw = subprocess.Popen(
-            [sys.executable, "-m", "offload.gateway", "--keys", str(self.keys / "gateway.toml"), "--rings", self.name,
-             "--config", str(tmp / "venue.toml"), "--orders", "tcp://127.0.0.1:*", "--md", "tcp://127.0.0.1:*",
-             "--spawn-engine", "--engine-arg=--no-pin", "--heartbeat", "0.1"],
-            cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + READY_TIMEOUT
-        while True:
-            text = self.text()
-            m = re.search(r"listening: orders (\S+), market data (\S+);", text)
-            if m and "ready on" in text:
-                self.orders, self.md = m.group(1), m.group(2)
-                break
-            assert self.gw.poll() is None, f"gateway exited {self.gw.returncode}:\n{text}"
-            assert time.monotonic() < deadline, f"gateway not ready:\n{text}"
-            time.sleep(0.05)
+        super().__init__(tmp, "--config", str(tmp / "venue.toml"), "--heartbeat", "0.1",
+                         keys=self.keys / "gateway.toml", step=STEP, tag="sectest")
 
     def text(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
+        return self.logs()
 
     def client(self, name, timeout=STEP, **kw) -> Client:
-        return Client(self.orders, timeout=timeout, key=str(self.keys / f"{name}.key_secret"),
-                      server_key=str(self.keys / "server.key"), **kw)
-
-    def close(self):
-        if self.gw.poll() is None:
-            self.gw.send_signal(signal.SIGTERM)
-            try:
-                self.gw.wait(STEP)
-            except subprocess.TimeoutExpired:
-                self.gw.kill()
-                self.gw.wait(10)
-        self.log.close()
-        reap_stale(self.name)
+        return super().client(timeout=timeout, key=str(self.keys / f"{name}.key_secret"),
+                              server_key=str(self.keys / "server.key"), **kw)
 
 
 @pytest.fixture(scope="module")
@@ -287,7 +249,7 @@ def test_csv_bomb_and_oversized_frames_are_refused_in_bounded_memory(gw):
             big.submit("\n" * (20 << 20))
     with gw.client("alice") as a:  # the others are served as before
         assert a.submit(order(5001, 101, price=178.0))["kind"][0] == EV_ACK
-    peak = rss_peak_kib(gw.gw.pid)
+    peak = rss_peak_kib(gw.pid)
     print(f"gateway peak RSS {peak / 1024:.0f} MiB")
     assert peak < 512 * 1024
 

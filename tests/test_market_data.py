@@ -15,14 +15,8 @@ engine on a ring name of its own, and Clients on real sockets (docs/offload.md#m
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-import subprocess
-import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -33,73 +27,26 @@ from engine.gen import generate
 from engine.records import (
     EV_ACK,
     EV_FILL,
-    ORDER_DTYPE,
     PRICE_SCALE,
     R_MAKER,
     R_TAKER,
     SIDE_BUY,
     SIDE_SELL,
-    TIF_GTC,
-    TYPE_LIMIT,
-    ACTION_NEW,
 )
-from offload import gateway as G
 from offload.gateway import Client, GatewayError
 from offload.gateway.wire import DEPTH_DTYPE, TRADE_DTYPE
 from offload.journal import load_journal
-from offload.ring import reap_stale
+from testkit.gatewayproc import GatewayProcess, order
 
-REPO = Path(__file__).resolve().parents[1]
-READY_TIMEOUT = 400.0  # a cold Numba compile of the live loop
 STEP = 60.0
 
 
-class Gateway:
-    """`python -m offload.gateway --spawn-engine` on tcp://127.0.0.1:* (the endpoints it chose
-    are read from its log), with a journal (the flow as stamped, for the reference replay)."""
+class Gateway(GatewayProcess):
+    """A gateway with a journal (the flow as stamped, for the reference replay) and 50 ms heartbeats."""
 
     def __init__(self, tmp: Path):
-        self.tmp = tmp
-        self.name = f"tickbook-mdtest-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.journal = tmp / "journal"
-        self.log = open(tmp / "gateway.log", "w+")
-        self.gw = subprocess.Popen(
-            [sys.executable, "-m", "offload.gateway", "--insecure-local", "--rings", self.name,
-             "--orders", "tcp://127.0.0.1:*", "--md", "tcp://127.0.0.1:*", "--journal", str(self.journal),
-             "--heartbeat", "0.05", "--spawn-engine", "--engine-arg=--no-pin", "--engine-arg=--yield-after=4096"],
-            cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT)
-        t0 = time.monotonic()
-        while not os.path.exists(G.ready_path(self.name, "gateway")):
-            assert self.gw.poll() is None, f"the gateway exited ({self.gw.returncode}):\n{self.logs()}"
-            assert time.monotonic() - t0 < READY_TIMEOUT, f"the gateway never became ready:\n{self.logs()}"
-            time.sleep(0.02)
-        m = None
-        while m is None:
-            m = re.search(r"serving orders on (tcp://\S+), market data on (tcp://\S+) ", self.logs())
-            assert m or time.monotonic() - t0 < STEP, self.logs()
-            time.sleep(0.01)
-        self.orders, self.md = m.group(1), m.group(2)
-
-    def logs(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()[-20000:]
-
-    def client(self, session=None) -> Client:
-        return Client(self.orders, timeout=STEP, session=session)
-
-    def close(self) -> None:
-        if self.gw.poll() is None:
-            self.gw.send_signal(signal.SIGTERM)
-            try:
-                self.gw.wait(STEP)
-            except subprocess.TimeoutExpired:
-                self.gw.kill()
-                self.gw.wait(10)
-        self.log.close()
-        reap_stale(self.name)
-        for who in ("engine", "gateway"):
-            G.remove_file(G.ready_path(self.name, who))
+        super().__init__(tmp, "--journal", str(self.journal), "--heartbeat", "0.05", step=STEP, tag="mdtest")
 
 
 @pytest.fixture
@@ -267,14 +214,6 @@ def test_depth_feed_late_joiner_snapshot_and_gap_repair(gateway):
     finally:
         early.close()
         late.close()
-
-
-def order(oid, acct, side, price, qty, sym=0, msg_seq=0):
-    r = np.zeros(1, ORDER_DTYPE)
-    r["order_id"], r["account"], r["side"], r["qty"], r["symbol"] = oid, acct, side, qty, sym
-    r["price"] = round(price * PRICE_SCALE)
-    r["action"], r["tif"], r["type"], r["msg_seq"] = ACTION_NEW, TIF_GTC, TYPE_LIMIT, msg_seq
-    return r
 
 
 def fills(ev, reason):

@@ -17,14 +17,9 @@ from __future__ import annotations
 import collections
 import io
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -36,35 +31,22 @@ from prometheus_client.parser import text_string_to_metric_families
 from engine.api import as_venue, replay_records
 from engine.codec import parse_flow_bytes, write_flow_csv
 from engine.records import (
-    ACTION_NEW,
     EVENT_DTYPE,
     EVENT_NAMES,
-    ORDER_DTYPE,
-    PRICE_SCALE,
     REASON_NAMES,
     SIDE_BUY,
     SIDE_SELL,
-    TIF_GTC,
-    TYPE_LIMIT,
 )
 from offload.gateway import Client
 from offload.gateway.ingress import Refused
 from offload.gateway.metrics import METRICS, PREFIX, GatewayMetrics, exposed_names
 from offload.gateway.replies import Replies
 from offload.health import HealthServer
-from offload.ring import reap_stale
+from testkit.gatewayproc import GatewayProcess, order
 
 REPO = Path(__file__).resolve().parents[1]
 DASHBOARD = REPO / "k8s" / "monitoring" / "tickbook-gateway.json"
 STEP = 30.0
-
-
-def order(oid, acct, side, price, qty, action=ACTION_NEW):
-    r = np.zeros(1, ORDER_DTYPE)
-    r["order_id"], r["account"], r["side"], r["qty"], r["symbol"] = oid, acct, side, qty, 0  # AAPL
-    r["price"] = round(price * PRICE_SCALE)
-    r["action"], r["tif"], r["type"] = action, TIF_GTC, TYPE_LIMIT
-    return r
 
 
 def scrape(port: int) -> dict[str, dict[tuple, float]]:
@@ -87,36 +69,12 @@ def value(m, name, **labels) -> float:
 # ------------------------------------------------------------------ end to end
 
 
-class Gateway:
-    """`python -m offload.gateway --spawn-engine --health 127.0.0.1:0` on ipc:// endpoints."""
+class Gateway(GatewayProcess):
+    """A gateway with --health on a port the OS chooses (read from its log)."""
 
     def __init__(self, tmp: Path):
-        self.name = f"tickbook-mtest-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.orders, self.md = f"ipc://{tmp}/orders", f"ipc://{tmp}/md"
-        self.log_path = tmp / "gateway.log"
-        self.log = open(self.log_path, "w+")
-        self.p = subprocess.Popen(
-            [sys.executable, "-m", "offload.gateway", "--rings", self.name, "--orders", self.orders,
-             "--md", self.md, "--insecure-local", "--heartbeat", "0.1", "--health", "127.0.0.1:0",
-             "--spawn-engine", "--engine-arg=--no-pin", "--engine-arg=--yield-after=4096"],
-            cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT)
-        self.port = int(self.wait(lambda: re.search(r"on port (\d+)", self.logs()), "the health port", 30).group(1))
-
-    def logs(self) -> str:
-        self.log.flush()
-        return self.log_path.read_text()
-
-    def wait(self, cond, what, timeout):
-        t0 = time.monotonic()
-        while True:
-            got = cond()
-            if got:
-                return got
-            if self.p.poll() is not None:
-                raise AssertionError(f"gateway exited ({self.p.returncode}) waiting for {what}:\n{self.logs()}")
-            if time.monotonic() - t0 > timeout:
-                raise AssertionError(f"timed out ({timeout} s) waiting for {what}:\n{self.logs()}")
-            time.sleep(0.05)
+        super().__init__(tmp, "--heartbeat", "0.1", "--health", "127.0.0.1:0", step=STEP, tag="mtest")
+        self.port = int(re.search(r"on port (\d+)", self.logs()).group(1))
 
     def ready(self) -> bool:
         try:
@@ -124,17 +82,6 @@ class Gateway:
                 return r.status == 200
         except OSError:
             return False
-
-    def close(self):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(STEP)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait(10)
-        self.log.close()
-        reap_stale(self.name)
 
 
 @pytest.fixture
