@@ -105,9 +105,10 @@ def bare_zmq(orders, cpu, spin=False, keys=None) -> dict:
 
 
 def bench_keys(folder: str, accounts, extra_clients=None) -> str:
-    """A key file in folder: client `bench` may trade `accounts` (and the others what they say)."""
+    """A key file in folder: client `bench` may trade and kill `accounts` (the generated flows hold
+    KILLs), and the others what they say."""
     os.makedirs(folder, exist_ok=True)
-    grant = {"accounts": sorted(int(a) for a in accounts), "max_in_flight": 1 << 16}
+    grant = {"accounts": sorted(int(a) for a in accounts), "roles": ["trader", "risk"], "max_in_flight": 1 << 16}
     return write_keys(folder, {"bench": grant, **(extra_clients or {})})
 
 

@@ -9,7 +9,7 @@ A key file (TOML) names the gateway's own secret key and one table per client ke
     public_key_file = "desk-7.key"          # or public_key = "<40 characters of Z85>"
     accounts = [7, 8]                       # the accounts its records may name
     roles = ["trader"]                      # "trader", and/or "risk": KILL and CANCEL any account
-    max_in_flight = 4096                    # records sent and not yet answered
+    max_in_flight = 64                      # records sent and not yet processed (the default)
     max_rate = 50000                        # records a second (0: no limit)
     cancel_on_disconnect = false            # the resting orders a connection placed are cancelled when it drops
 
@@ -33,7 +33,7 @@ import zmq.auth
 from engine.diagnostics import EXIT_OK, EXIT_USAGE
 
 ROLES = ("trader", "risk")
-DEFAULT_IN_FLIGHT = 256  # a key's records ahead of another key's message: what it can cost that message
+DEFAULT_IN_FLIGHT = 64  # a key's records ahead of another key's message: what it can cost that message
 DEFAULT_RATE = 0
 MAX_ACCOUNT = 2**32 - 1
 LOCAL = "local"  # the one identity of --insecure-local

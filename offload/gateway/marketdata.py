@@ -48,7 +48,7 @@ class Feed:
     def _send(self, sym: int, kind: bytes, payload: bytes) -> None:
         topic = self.topics[sym] if sym < len(self.topics) else b"?"
         self.count[topic] += 1
-        self.pub.send_multipart([topic, kind, SEQ.pack(self.count[topic]), payload], copy=False)
+        self.pub.send_multipart([topic, kind, SEQ.pack(self.count[topic]), payload])  # small frames: copying is cheaper than tracking them
 
     def trades(self, sym: int, payload: bytes) -> None:
         self._send(sym, MD_TRADE, payload)

@@ -150,6 +150,8 @@ class GatewayMetrics:
         r_idx[reasons] = np.arange(len(reasons))
         self._event_index = k_idx[:, None] * nr + r_idx[None, :]
         self._event_counts = np.zeros(nk * nr, np.int64)
+        self._event_index_rows = self._event_index.tolist()  # the same table for a few events, in Python
+        self._event_counts_few = [0] * (nk * nr)  # what count_rows adds: merged at scrape time
         knames = [EVENT_NAMES[k] for k in kinds] + ["other"]
         rnames = [REASON_NAMES[x] or "NONE" for x in reasons] + ["other"]
         self._event_labels = [(k, x) for k in knames for x in rnames]
@@ -257,6 +259,13 @@ class GatewayMetrics:
         c = self._event_counts
         c += np.bincount(self._event_index[view["kind"], view["reason"]], minlength=len(c))
 
+    def count_rows(self, rows) -> None:
+        """A few events as int64 words (engine/records.py): counted in plain Python, cheaper than
+        numpy's calls for the one or two events of a single order."""
+        idx, c = self._event_index_rows, self._event_counts_few
+        for w in rows:
+            c[idx[(w[6] >> 48) & 0xFF][w[7] & 0xFF]] += 1
+
     # ---- gauges, sampled by the housekeeping
 
     def sample(self, gw) -> None:
@@ -297,7 +306,8 @@ class _EventCounts:
 
     def collect(self):
         fam = CounterMetricFamily(PREFIX + "events", self.doc, labels=("kind", "reason"))
-        counts = self.m._event_counts.copy()  # the loop adds to it meanwhile: each count only grows
+        # the loop adds to them meanwhile: each count only grows
+        counts = self.m._event_counts + np.asarray(self.m._event_counts_few, np.int64)
         labels = self.m._event_labels
         for i in np.flatnonzero(counts).tolist():
             fam.add_metric(labels[i], int(counts[i]))
