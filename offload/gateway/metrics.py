@@ -25,14 +25,15 @@ another shape, or one past `MAX_CODES` distinct codes, is counted as "other".
 
 from __future__ import annotations
 
+import bisect
 import collections
 import math
 import re
 import time
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
 from engine.records import EVENT_NAMES, REASON_NAMES
 from offload.sessions import is_named, shown
@@ -97,16 +98,16 @@ def exposed_names() -> set[str]:
 
 
 class _Session:
-    """The children of one session label, resolved once (a labels() lookup costs a lock and a dict)."""
+    """One session label's counts: plain ints that the order path adds to (a prometheus_client
+    child costs a lock and a call an increment); _Counts exposes them at scrape time."""
 
     __slots__ = ("label", "messages", "records", "delivered", "errors")
 
-    def __init__(self, m: "GatewayMetrics", label: str):
+    def __init__(self, label: str):
         self.label = label
-        self.messages = {k: m.messages.labels(kind=k, session=label) for k in KINDS}
-        self.records = m.records.labels(session=label)
-        self.delivered = m.delivered.labels(session=label)
-        self.errors: dict[str, object] = {}
+        self.messages = dict.fromkeys(KINDS, 0)
+        self.records = self.delivered = 0
+        self.errors: dict[str, int] = {}
 
 
 class GatewayMetrics:
@@ -119,12 +120,11 @@ class GatewayMetrics:
             kind, labels, doc = spec[name]
             return cls(_base(name, kind), doc, labels, registry=r, **kw)
 
-        self.messages = make(Counter, PREFIX + "messages_total")
-        self.records = make(Counter, PREFIX + "records_total")
-        self.errors = make(Counter, PREFIX + "errors_total")
-        self.delivered = make(Counter, PREFIX + "events_delivered_total")
         self.undeliverable = make(Counter, PREFIX + "events_undeliverable_total")
-        self.latency = make(Histogram, PREFIX + "reply_latency_seconds", buckets=LATENCY_BUCKETS)
+        # reply latency: counts per bucket (the last: +Inf) and the sum, exposed by _Counts
+        self._bounds_ns = [round(b * 1e9) for b in LATENCY_BUCKETS]
+        self._latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
+        self._latency_sum_ns = 0
         self.ring_depth = make(Gauge, PREFIX + "ring_depth")
         self.ring_capacity = make(Gauge, PREFIX + "ring_capacity")
         self.state = make(Gauge, PREFIX + "state")
@@ -138,7 +138,8 @@ class GatewayMetrics:
         # sessions: named labels handed out so far, and ident -> its children (bounded cache)
         self._names: set[str] = set()
         self._by_ident: dict[bytes, _Session] = {}
-        self._anonymous = _Session(self, "anonymous")
+        self._by_label: dict[str, _Session] = {}  # every label's counts, kept (bounded by max_sessions + 2)
+        self._anonymous = self._label("anonymous")
         self._other = None
         # events: (kind, reason) -> one small index (a 256 x 256 table), counted with np.bincount
         # into an array that a collector of its own reads at scrape time (no .inc() a batch)
@@ -157,6 +158,7 @@ class GatewayMetrics:
         self._event_labels = [(k, x) for k in knames for x in rnames]
         _, _, doc = spec[PREFIX + "events_total"]
         r.register(_EventCounts(self, doc))
+        r.register(_Counts(self, spec))
         # reply latency: the message being accepted now, and the arrival of each one in flight
         self._current = None  # monotonic ns of the message _accept is handling, else None
         self._replied = False  # its reply was sent from inside _accept (a refusal, a resend answered)
@@ -176,15 +178,21 @@ class GatewayMetrics:
         if label not in self._names:
             if len(self._names) >= self.max_sessions:
                 if self._other is None:
-                    self._other = _Session(self, "other")
+                    self._other = self._label("other")
                 s = self._other
             else:
                 self._names.add(label)
         if s is None:
-            s = _Session(self, label)
+            s = self._label(label)
         if len(self._by_ident) >= 4 * self.max_sessions:  # idents past the cap: keep the cache bounded
             self._by_ident.clear()
         self._by_ident[ident] = s
+        return s
+
+    def _label(self, label: str) -> _Session:
+        s = self._by_label.get(label)
+        if s is None:
+            s = self._by_label[label] = _Session(label)
         return s
 
     # ---- requests and replies
@@ -194,7 +202,7 @@ class GatewayMetrics:
         and session, its arrival kept until its reply."""
         n = len(frames)
         kind = "ORD" if n == 2 else _KIND_OF.get(frames[1].bytes, "other") if n == 4 else "other"
-        self.session(frames[0].bytes).messages[kind].inc()
+        self.session(frames[0].bytes).messages[kind] += 1
         self._current = time.monotonic_ns()
         self._replied = False
 
@@ -215,7 +223,7 @@ class GatewayMetrics:
         q.append(t)
 
     def accepted(self, ident: bytes, n: int) -> None:
-        self.session(ident).records.inc(n)
+        self.session(ident).records += n
 
     def replied(self, ident: bytes, token: bytes) -> None:
         """An EV or ERR reply to (ident, token) is handed to the socket (or queued for it)."""
@@ -231,22 +239,21 @@ class GatewayMetrics:
             t0 = q.popleft()  # a client's replies leave in the order its messages entered the ring
             if not q:
                 del self._in_flight[key]
-        self.latency.observe((t - t0) * 1e-9)
+        dt = t - t0
+        self._latency_counts[bisect.bisect_left(self._bounds_ns, dt)] += 1  # le: a bound counts its equal
+        self._latency_sum_ns += dt
 
     def error(self, ident: bytes, code: str) -> None:
         if code not in self._codes:
             if _CODE.match(code or "") is None or len(self._codes) >= MAX_CODES:
                 code = "other"
             self._codes.add(code)
-        s = self.session(ident)
-        c = s.errors.get(code)
-        if c is None:
-            c = s.errors[code] = self.errors.labels(code=code, session=s.label)
-        c.inc()
+        errors = self.session(ident).errors
+        errors[code] = errors.get(code, 0) + 1
 
     def delivered_to(self, ident: bytes, n: int) -> None:
         if n:
-            self.session(ident).delivered.inc(n)
+            self.session(ident).delivered += n
 
     def lost(self, n: int) -> None:
         if n:
@@ -312,3 +319,42 @@ class _EventCounts:
         for i in np.flatnonzero(counts).tolist():
             fam.add_metric(labels[i], int(counts[i]))
         yield fam
+
+
+class _Counts:
+    """The per-session counters and the reply latency histogram, from GatewayMetrics' plain ints,
+    read at scrape time (the loop adds to them meanwhile: each count only grows)."""
+
+    def __init__(self, m: GatewayMetrics, spec: dict):
+        self.m = m
+        self.doc = {name: doc for name, (_, _, doc) in spec.items()}
+
+    def _families(self):
+        d = self.doc
+        return (CounterMetricFamily(PREFIX + "messages", d[PREFIX + "messages_total"], labels=("kind", "session")),
+                CounterMetricFamily(PREFIX + "records", d[PREFIX + "records_total"], labels=("session",)),
+                CounterMetricFamily(PREFIX + "errors", d[PREFIX + "errors_total"], labels=("code", "session")),
+                CounterMetricFamily(PREFIX + "events_delivered", d[PREFIX + "events_delivered_total"],
+                                    labels=("session",)),
+                HistogramMetricFamily(PREFIX + "reply_latency_seconds", d[PREFIX + "reply_latency_seconds"]))
+
+    def describe(self):
+        return list(self._families())
+
+    def collect(self):
+        messages, records, errors, delivered, latency = self._families()
+        for s in list(self.m._by_label.values()):
+            if any(s.messages.values()) or s.records or s.delivered or s.errors:
+                for kind, n in s.messages.items():
+                    messages.add_metric((kind, s.label), n)
+                records.add_metric((s.label,), s.records)
+                delivered.add_metric((s.label,), s.delivered)
+            for code, n in list(s.errors.items()):
+                errors.add_metric((code, s.label), n)
+        counts, total = list(self.m._latency_counts), 0
+        buckets = []
+        for le, n in zip([*map(str, LATENCY_BUCKETS), "+Inf"], counts):
+            total += n
+            buckets.append((le, total))
+        latency.add_metric((), buckets, self.m._latency_sum_ns * 1e-9)
+        yield from (messages, records, errors, delivered, latency)
