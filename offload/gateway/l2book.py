@@ -20,8 +20,8 @@ class MarketDataBook:
         self.heaps = [([], []) for _ in range(n_symbols)]  # bids as -price, asks as price
         self.open_pos = -1  # message whose events are being applied
         self.candidates: list[int] = []  # orders placed/moved by that message
-        self.dirty: set[int] = set()
-        # levels touched since the last depth publish: sym -> {(side, price): (qty, orders) before}
+        # levels touched since the last depth publish: sym -> {(side, price): (qty, orders) before};
+        # its symbols are those whose top of book may have changed too
         self.changed: dict[int, dict[tuple, tuple]] = {}
         self.last_seq = 0
 
@@ -32,14 +32,18 @@ class MarketDataBook:
             self._level_add(sym, side, price, leaves)
         self.last_seq = last_seq
 
-    def _level_add(self, sym, side, price, qty):
-        lv = self.levels[sym][side - 1]
-        cur = lv.get(price)
+    def _touch(self, sym, side, price, cur) -> None:
+        """Remember a level's (qty, orders) before its first change since the last depth publish."""
         ch = self.changed.get(sym)
         if ch is None:
             ch = self.changed[sym] = {}
         if (side, price) not in ch:
             ch[side, price] = (0, 0) if cur is None else (cur[0], cur[1])
+
+    def _level_add(self, sym, side, price, qty):
+        lv = self.levels[sym][side - 1]
+        cur = lv.get(price)
+        self._touch(sym, side, price, cur)
         if cur is None:
             lv[price] = [qty, 1]
             hp = self.heaps[sym][side - 1]
@@ -50,22 +54,16 @@ class MarketDataBook:
         else:
             cur[0] += qty
             cur[1] += 1
-        self.dirty.add(sym)
 
     def _level_sub(self, sym, side, price, qty, gone):
         lv = self.levels[sym][side - 1]
         cur = lv[price]
-        ch = self.changed.get(sym)
-        if ch is None:
-            ch = self.changed[sym] = {}
-        if (side, price) not in ch:
-            ch[side, price] = (cur[0], cur[1])
+        self._touch(sym, side, price, cur)
         cur[0] -= qty
         if gone:
             cur[1] -= 1
             if cur[1] == 0:
                 del lv[price]
-        self.dirty.add(sym)
 
     def event(self, pos, seq, kind, oid, sym, side, price, qty, leaves):
         if pos != self.open_pos:

@@ -77,22 +77,22 @@ class Feed:
         `depth` message a symbol, numbered 1, 2, 3 ... per symbol) and each changed top of book."""
         book = self.book
         book.finish()
-        if not book.dirty:
+        if not book.changed:
             return
+        touched = sorted(book.changed)  # the symbols whose top may have moved (level_changes clears it)
         for sym, ups in book.level_changes().items():
             if sym >= len(self.topics):
                 continue
             seq = self.depth_seq[sym] = self.depth_seq[sym] + 1
             self._send(sym, MD_DEPTH, b"".join([DEPTH.pack(seq, p, q, n, sym, side) for side, p, q, n in ups]))
         ts = time.time_ns()
-        for sym in sorted(book.dirty):
+        for sym in touched:
             top = book.top(sym)
             if self.last_top.get(sym) == top:
                 continue
             self.last_top[sym] = top
             bp, bq, bn, ap, aq, an = top
             self._send(sym, MD_TOP, TOP.pack(book.last_seq, ts, bp, bq, ap, aq, bn, an, sym))
-        book.dirty.clear()
 
     def snapshot_request(self, frames) -> list | None:
         """The answer when a request's frames (identity first) are [SNAP, token, symbol], else None."""
