@@ -24,13 +24,14 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from engine.api import as_venue
 from engine.diagnostics import EXIT_OK, EXIT_USAGE
-from engine.records import ACTION_NEW, EV_ACK, ORDER_DTYPE, PRICE_SCALE, SIDE_BUY, TIF_GTC, TYPE_LIMIT
+from engine.records import EV_ACK
 from offload.engine_process import engine_segment
+from testkit import gatewayproc
+from testkit.gatewayproc import GatewayProcess
 from offload.ring import C_CONSUMER_PID, CLOSED, HEAD, STOP, TAIL, H_PEER_PID, pid_alive, ready_path, remove_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,11 +57,7 @@ def wait(cond, what, logs, timeout=STEP):
 
 
 def order(oid, acct=700, price=180.0, qty=1):
-    r = np.zeros(1, ORDER_DTYPE)
-    r["order_id"], r["account"], r["side"], r["qty"], r["symbol"] = oid, acct, SIDE_BUY, qty, 0
-    r["price"] = round(price * PRICE_SCALE)
-    r["action"], r["tif"], r["type"], r["msg_seq"] = ACTION_NEW, TIF_GTC, TYPE_LIMIT, oid
-    return r
+    return gatewayproc.order(oid, acct, price=price, qty=qty, msg_seq=oid)
 
 
 def round_trip(seg, oid, ack=True):
@@ -225,59 +222,34 @@ def get(port, path):
 
 
 def test_a_stuck_engine_makes_the_gateway_not_ready_until_it_turns_again(tmp_path):
-    name = f"tickbook-claimtest-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    log = open(tmp_path / "gateway.log", "w+")
-
-    def logs():
-        log.flush()
-        log.seek(0)
-        return log.read()
-
-    gw = subprocess.Popen(
-        [sys.executable, "-m", "offload.gateway", "--insecure-local", "--rings", name, "--orders", f"ipc://{tmp_path}/orders",
-         "--md", f"ipc://{tmp_path}/md", "--health", "127.0.0.1:0", "--spawn-engine", "--engine-arg=--no-pin",
-         "--engine-arg=--yield-after=4096"],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    g = GatewayProcess(tmp_path, "--health", "127.0.0.1:0", step=STEP, tag="claimtest")
     eng = None
     try:
-        wait(lambda: os.path.exists(ready_path(name, "gateway")) or gw.poll() is not None, "the gateway to be ready",
-             logs, READY_TIMEOUT)
-        assert gw.poll() is None, logs()
-        port = int(re.search(r"health: GET /live.* on port (\d+)", logs()).group(1))
-        with open(ready_path(name)) as f:
+        port = int(re.search(r"health: GET /live.* on port (\d+)", g.logs()).group(1))
+        with open(ready_path(g.name)) as f:
             eng = int(f.readline())
         assert get(port, "/ready") == (200, "ready")
 
         os.kill(eng, signal.SIGSTOP)
         t0 = time.monotonic()
-        wait(lambda: get(port, "/ready")[0] == 503, "/ready to say the engine is stuck", logs, 15)
+        wait(lambda: get(port, "/ready")[0] == 503, "/ready to say the engine is stuck", g.logs, 15)
         status, why = get(port, "/ready")
         assert re.fullmatch(rf"engine pid {eng} stuck: no heartbeat for \d+\.\d s", why), why
         assert get(port, "/live") == (200, "alive")  # the gateway itself is fine
-        assert gw.poll() is None and pid_alive(eng), "a stuck engine was taken for a dead one"
+        assert g.proc.poll() is None and pid_alive(eng), "a stuck engine was taken for a dead one"
         stuck_for = time.monotonic() - t0
 
         os.kill(eng, signal.SIGCONT)
-        wait(lambda: get(port, "/ready") == (200, "ready"), "/ready to return once the engine turns", logs, 15)
-        from offload.gateway import Client
-
-        with Client(f"ipc://{tmp_path}/orders", timeout=STEP) as c:
+        wait(lambda: get(port, "/ready") == (200, "ready"), "/ready to return once the engine turns", g.logs, 15)
+        with g.client() as c:
             assert list(c.submit(order(10))["kind"]) == [EV_ACK]
-        out = logs()
+        out = g.logs()
         assert len(re.findall(rf"engine pid {eng} stuck: no heartbeat for", out)) == 1, out
         assert len(re.findall(rf"engine pid {eng} turns again: heartbeat after", out)) == 1, out
         assert stuck_for < 15
-        gw.send_signal(signal.SIGTERM)
-        assert gw.wait(STEP) == EXIT_OK, logs()
+        g.proc.send_signal(signal.SIGTERM)
+        assert g.proc.wait(STEP) == EXIT_OK, g.logs()
     finally:
         if eng is not None and pid_alive(eng):
             os.kill(eng, signal.SIGCONT)
-        if gw.poll() is None:
-            gw.kill()
-            gw.wait(10)
-        log.close()
-        from offload.ring import reap_stale
-
-        reap_stale(name)
-        for who in ("engine", "gateway"):
-            remove_file(ready_path(name, who))
+        g.close()

@@ -15,25 +15,18 @@ DEALER never reads) for a few seconds, then closes.
 
 from __future__ import annotations
 
-import os
-import re
 import signal
 import subprocess
 import sys
 import time
-import uuid
-from pathlib import Path
 
-import numpy as np
 import pytest
 import zmq
 
 from engine.diagnostics import EXIT_OK
-from engine.records import ACTION_NEW, EV_ACK, ORDER_DTYPE, PRICE_SCALE, SIDE_BUY, TIF_GTC, TYPE_LIMIT
-from offload.ring import ready_path, reap_stale, remove_file
+from engine.records import EV_ACK
+from testkit.gatewayproc import GatewayProcess, order
 
-REPO = Path(__file__).resolve().parents[1]
-READY_TIMEOUT = 400.0
 STEP = 60.0
 FLOOD_S = 4.0  # a flood closed ~4 s after it connected: 7 of 7 bare-ROUTER runs aborted on the first
 
@@ -116,54 +109,19 @@ def test_a_bare_router_with_zmtp_heartbeats_aborts_on_flood_then_close():
         p.stderr.close()
 
 
-def order(oid, acct=800, price=180.0, qty=1):
-    r = np.zeros(1, ORDER_DTYPE)
-    r["order_id"], r["account"], r["side"], r["qty"], r["symbol"] = oid, acct, SIDE_BUY, qty, 0
-    r["price"] = round(price * PRICE_SCALE)
-    r["action"], r["tif"], r["type"], r["msg_seq"] = ACTION_NEW, TIF_GTC, TYPE_LIMIT, 1
-    return r
-
-
 def test_the_gateway_survives_flood_then_close_clients(tmp_path):
-    from offload.gateway import Client
-
-    name = f"tickbook-zmqfault-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    log = open(tmp_path / "gateway.log", "w+")
-
-    def logs():
-        log.flush()
-        log.seek(0)
-        return log.read()[-20000:]
-
-    gw = subprocess.Popen(
-        [sys.executable, "-m", "offload.gateway", "--insecure-local", "--rings", name, "--orders", "tcp://127.0.0.1:*",
-         "--md", "tcp://127.0.0.1:*", "--spawn-engine", "--engine-arg=--no-pin", "--engine-arg=--yield-after=4096"],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    g = GatewayProcess(tmp_path, step=STEP, tag="zmqfault")
     try:
-        t0 = time.monotonic()
-        m = None
-        while m is None:
-            assert gw.poll() is None, f"the gateway exited ({gw.returncode}):\n{logs()}"
-            assert time.monotonic() - t0 < READY_TIMEOUT, f"the gateway never became ready:\n{logs()}"
-            m = re.search(r"serving orders on (tcp://\S+),", logs())
-            time.sleep(0.02)
-        endpoint = m.group(1)
         for k, seconds in enumerate((4.0, 4.0, 3.5, 4.5, 4.0, 4.0)):
-            sent = flood(endpoint, seconds)
+            sent = flood(g.orders, seconds)
             time.sleep(0.2)
-            assert gw.poll() is None, f"the gateway died after flood {k + 1} ({sent} frames):\n{logs()}"
+            assert g.proc.poll() is None, f"the gateway died after flood {k + 1} ({sent} frames):\n{g.logs()}"
         time.sleep(2.5)  # past the next heartbeat tick the old ROUTER would have had
-        assert gw.poll() is None, f"the gateway died after the floods:\n{logs()}"
-        assert "Assertion failed" not in logs()
-        with Client(endpoint, timeout=STEP) as c:
-            assert list(c.submit(order(1))["kind"]) == [EV_ACK]
-        gw.send_signal(signal.SIGTERM)
-        assert gw.wait(STEP) == EXIT_OK, logs()
+        assert g.proc.poll() is None, f"the gateway died after the floods:\n{g.logs()}"
+        assert "Assertion failed" not in g.logs()
+        with g.client() as c:
+            assert list(c.submit(order(1, 800, price=180.0, qty=1, msg_seq=1))["kind"]) == [EV_ACK]
+        g.proc.send_signal(signal.SIGTERM)
+        assert g.proc.wait(STEP) == EXIT_OK, g.logs()
     finally:
-        if gw.poll() is None:
-            gw.kill()
-            gw.wait(10)
-        log.close()
-        reap_stale(name)
-        for who in ("engine", "gateway"):
-            remove_file(ready_path(name, who))
+        g.close()
