@@ -60,6 +60,8 @@ class Authority:
         self.local = local or Identity(LOCAL, None, risk=True)
         self.auth = None
         self.by_name = {i.name: i for i in keys.by_key.values()} if keys else {}
+        # each key's accounts as an array, for the numpy check of long messages (made once, here)
+        self.arrays = {i.name: np.array(sorted(i.accounts), np.uint32) for i in self.by_name.values()}
         if keys is not None:
             known = keys.universe() | set(venue.accounts)
             if len(known) > venue.max_accounts:
@@ -122,7 +124,7 @@ class Authority:
             return None
         recs = np.frombuffer(data, ORDER_DTYPE)
         acct, act = recs["account"], recs["action"]
-        mine = np.isin(acct, np.fromiter(who.accounts, np.uint32, len(who.accounts)))
+        mine = np.isin(acct, self.arrays[who.name])
         if who.risk:  # CANCEL and KILL of any account some key may use
             anyone = (act == ACTION_CANCEL) | (act == ACTION_KILL)
             mine |= anyone & np.isin(acct, self.known)
