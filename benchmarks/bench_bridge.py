@@ -34,8 +34,9 @@ OUT = os.path.join(REPO, ".benchmarks", "bridge.json")  # the full run (this fil
 OUT_SHORT = os.path.join(REPO, "build", "bench", "bridge.json")  # the shorter pytest run (make bench)
 
 
-def _params(nord, nlvl):
-    return ("--nord", str(nord), "--nlvl", str(nlvl))
+def _venue(nord, nlvl):
+    """The hdl diff venue at these capacities: the bridge builds its book with the venue's."""
+    return diff_venue().with_capacity(max_orders=nord, max_levels=nlvl)
 
 
 def _cycles(report: str) -> int:
@@ -49,7 +50,7 @@ def fixed_cycles(nord: int = 64, nlvl: int = 16, cpu: int = 1) -> int:
     the SHUTDOWN record): the cycles a run counts that belong to no record. The bridge's report
     gives only its total (`N simulated cycles`), so they are measured here with a zero-record run
     on the same venue and build, and subtracted from the timed runs' totals."""
-    srv = Server("hdl.sim.bridge", diff_venue(), extra=_params(nord, nlvl), cpu=cpu)
+    srv = Server("hdl.sim.bridge", _venue(nord, nlvl), cpu=cpu)
     try:
         srv.wait_ready()
         r_in, r_out = srv.seg.ring(0), srv.seg.ring(1)
@@ -108,10 +109,10 @@ def throughput(n: int = 5000, nord: int = 64, nlvl: int = 16, seed: int = 31) ->
     bridge is pinned to cpu 1 and the client to cpu 0."""
     from engine.api import replay_records
 
-    v = diff_venue()
+    v = _venue(nord, nlvl)
     orders = random_records(seed, n, v, nord=nord, nlvl=nlvl)
     t0 = time.perf_counter()
-    srv = Server("hdl.sim.bridge", v, extra=_params(nord, nlvl), cpu=1)
+    srv = Server("hdl.sim.bridge", v, cpu=1)
     try:
         srv.wait_ready()
         pin(0)
@@ -153,11 +154,11 @@ def latency(n: int = 300, nord: int = 64, nlvl: int = 16, gap_s: float = 0.0, se
     protocol's "all its events are readable"), pop its events; perf_counter_ns round trips in
     an HDR histogram. Client and bridge (with its simulator) pinned to different cores.
     gap_s: pause between orders (the bridge then sleeps in its idle wait)."""
-    v = diff_venue()
+    v = _venue(nord, nlvl)
     orders = random_records(seed, n + 20, v, nord=nord, nlvl=nlvl)
     lat = np.empty(n, np.int64)
     nev = np.empty(n, np.int64)
-    srv = Server("hdl.sim.bridge", v, extra=_params(nord, nlvl), cpu=bridge_cpu)
+    srv = Server("hdl.sim.bridge", v, cpu=bridge_cpu)
     try:
         srv.wait_ready()
         pin(client_cpu)

@@ -1,5 +1,6 @@
 """The streaming hardware bridge (hdl/sim/bridge.py + hdl/sim/bridge_dma.py): the Verilog book in
-Icarus serving a ring pair live, against the engine with the hardware's capacities.
+Icarus serving a ring pair live, built with the venue's capacities, against the engine on the same
+venue.
 
 Every wait is bounded (a hang fails, it does not block CI); no wall-clock assertion.
 `tickbook replay --transport shm --offload hw|shadow` through the bridge: tests/test_offload.py. Each
@@ -32,28 +33,30 @@ HW_OK, HW_WHY = simulator_available()
 pytestmark = [pytest.mark.hdl, pytest.mark.skipif(not HW_OK, reason=f"hdl simulation unavailable: {HW_WHY}")]
 
 WAIT = 60.0  # seconds: bound of any single wait below
+# a venue file the Verilog book runs exactly (without --config the bridge gets the built-in venue,
+# a million orders: refused)
+SIM_VENUE = ("--config", str(REPO / "k8s" / "overlays" / "sim" / "venue.toml"))
 
 
 def same(a, b):
     return len(a) == len(b) and np.array_equal(a.view(np.int64), b.view(np.int64))
 
 
-def venue():
+def venue(nord=64, nlvl=16):
+    """The hdl diff venue with these capacities: the bridge builds its book with them."""
     from testkit.flows import diff_venue
 
-    return diff_venue()
+    return diff_venue().with_capacity(max_orders=nord, max_levels=nlvl)
 
 
 def flow(n, seed, nord=64, nlvl=16, **opts):
     from testkit.flows import random_records
 
-    return random_records(seed, n, venue(), nord=nord, nlvl=nlvl, **opts)
+    return random_records(seed, n, venue(nord, nlvl), nord=nord, nlvl=nlvl, **opts)
 
 
 def engine(orders, nord=64, nlvl=16):
-    from hdl.sim.driver import engine_venue
-
-    return replay_records(orders, engine_venue(venue(), nord, nlvl))
+    return replay_records(orders, venue(nord, nlvl))
 
 
 def check(hw, orders, nord=64, nlvl=16):
@@ -113,10 +116,8 @@ def test_stream_equals_engine(n, seed, opts, params):
 
     nord, nlvl = params[:2] if params else (64, 16)
     orders = flow(n, seed, nord, nlvl, **opts)
-    extra = ("--nord", str(nord), "--nlvl", str(nlvl)) if params else ()
-    if "area" in params:
-        extra += ("--area",)
-    srv = Server("hdl.sim.bridge", venue(), extra=extra)
+    extra = ("--area",) if "area" in params else ()
+    srv = Server("hdl.sim.bridge", venue(nord, nlvl), extra=extra)
     name, pid = srv.name, srv.proc.pid
     try:
         srv.wait_ready()
@@ -240,7 +241,7 @@ def test_bridge_unlinks_the_segment_when_its_owner_dies():
     br = None
     try:
         assert own.stdout.readline().strip() == "ready"
-        br = subprocess.Popen([sys.executable, "-m", "hdl.sim.bridge", "--rings", nm], cwd=REPO,
+        br = subprocess.Popen([sys.executable, "-m", "hdl.sim.bridge", "--rings", nm, *SIM_VENUE], cwd=REPO,
                               stderr=subprocess.PIPE, text=True)
         with Segment.attach(nm) as seg:
             until(lambda: seg.peer_pid == br.pid, "bridge ready", alive=lambda: br.poll() is None)
@@ -262,13 +263,15 @@ def test_bridge_refuses_a_segment_of_another_layout():
     nm = f"tickbook-test-bridge-layout-{os.getpid()}"
     with Segment.create(nm, [("orders", 64), ("events", 64)]) as seg:
         seg.hdr[R.H_VERSION] = 99
-        r = subprocess.run([sys.executable, "-m", "hdl.sim.bridge", "--rings", nm], cwd=REPO,
+        r = subprocess.run([sys.executable, "-m", "hdl.sim.bridge", "--rings", nm, *SIM_VENUE], cwd=REPO,
                            capture_output=True, text=True, timeout=WAIT)
     assert r.returncode == EXIT_USAGE and "ring layout version 99" in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("args, env, says", [
     (["--target", "card"], {}, "no driver for an FPGA card is built yet"),
+    # the built-in venue: more resting orders than the register book simulates, a listed account
+    ([], {}, "the Verilog book cannot run this venue exactly: max_orders = 1,048,576"),
     # a read-only install (the pod's image) without a build volume: no traceback to restart into
     ([], {"TICKBOOK_HDL_BUILD": "/proc/version/hdl"}, "cannot write the simulator's build folder /proc/version/hdl"),
 ])

@@ -827,8 +827,9 @@ N_HW = 240  # records through the bridge (~1-3k records/s)
 
 class OffloadStack(Stack):
     """Gateway --offload hw|shadow on the hdl diff venue (no account limits: the hardware has
-    none), the bridge on NAME-hw (NORD=8, NLVL=3) and, in shadow, an engine on NAME with the
-    venue `engine_venue` given (the hardware's capacities, or not)."""
+    none), the bridge on NAME-hw with that venue at max_orders 8, max_levels 3 (it builds the
+    book with the venue's capacities) and, in shadow, an engine on NAME with the venue
+    `engine_venue` given (the same capacities, or not)."""
 
     def __init__(self, tmp: Path, mode: str, engine_venue=None, *gw_args):
         import pickle
@@ -836,7 +837,8 @@ class OffloadStack(Stack):
         from testkit.flows import DIFF_VENUE_TOML, diff_venue
 
         (tmp / "venue.toml").write_text(DIFF_VENUE_TOML)
-        for what, v in (("bridge", diff_venue()), ("engine", engine_venue)):
+        card = diff_venue().with_capacity(max_orders=NORD, max_levels=NLVL)
+        for what, v in (("bridge", card), ("engine", engine_venue)):
             with open(tmp / f"{what}.pickle", "wb") as f:
                 pickle.dump(v, f)
         self.mode, self.bridge = mode, None
@@ -847,7 +849,7 @@ class OffloadStack(Stack):
                          *gw_args, start_engine=False, segment=self.hw_name, name=name)
         self.bridge = subprocess.Popen(
             [sys.executable, "-m", "hdl.sim.bridge", "--rings", self.hw_name, "--venue-pickle",
-             str(tmp / "bridge.pickle"), "--nord", str(NORD), "--nlvl", str(NLVL), "--timeout", "120"],
+             str(tmp / "bridge.pickle"), "--timeout", "120"],
             cwd=REPO, stdout=self.br_log, stderr=subprocess.STDOUT)
         if mode == "shadow":
             self.engine = subprocess.Popen(

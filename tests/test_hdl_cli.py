@@ -1,5 +1,6 @@
-"""`tickbook replay FLOW --offload hw` runs the flow through the RTL and writes the rulebook's
-events CSV: the golden example comes out byte for byte."""
+"""`tickbook replay FLOW --offload hw|shadow` through the command line: the hardware is built with the
+venue's own capacities, and the golden example comes out byte for byte; a venue it cannot hold is
+refused in one line with exit status 2; a shadow divergence is reported with exit status 1."""
 
 import subprocess
 import sys
@@ -7,16 +8,58 @@ from pathlib import Path
 
 import pytest
 
+from hdl.sim.scope import SIM_MAX_ORDERS
+
 pytestmark = pytest.mark.hdl
 GOLDEN = Path(__file__).resolve().parent / "golden"
+REPO = GOLDEN.parent.parent
+CAPACITIES = "\n[engine]\nmax_orders = 64\nmax_levels = 16\n"
 
 
-def test_replay_offload_hw_golden(tmp_path):
+def replay(*args):
+    return subprocess.run([sys.executable, "-m", "tickbook.cli", "replay", *map(str, args)],
+                          capture_output=True, text=True, cwd=REPO)
+
+
+def venue_with_capacities(tmp_path) -> Path:
+    v = tmp_path / "venue.toml"
+    v.write_text((GOLDEN / "example_venue.toml").read_text() + CAPACITIES)
+    return v
+
+
+@pytest.mark.parametrize("mode", ["hw", "shadow"])
+def test_replay_offload_golden(tmp_path, mode):
     out = tmp_path / "events.csv"
-    r = subprocess.run(
-        [sys.executable, "-m", "tickbook.cli", "replay", str(GOLDEN / "example_flow.csv"), "--config",
-         str(GOLDEN / "example_venue.toml"), "--offload", "hw", "--events", str(out), "-q"],
-        capture_output=True, text=True, cwd=GOLDEN.parent.parent,
-    )
+    r = replay(GOLDEN / "example_flow.csv", "--config", venue_with_capacities(tmp_path), "--offload", mode,
+               "--events", out, "-q")
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == (GOLDEN / "example_events.csv").read_bytes()
+    assert "built with" not in r.stderr  # the venue's capacities: no what-if line
+
+
+def test_a_venue_beyond_the_simulated_book_exits_2_in_one_line(tmp_path):
+    """The example venue says nothing of capacities: the engine's default million orders."""
+    out = tmp_path / "events.csv"
+    r = replay(GOLDEN / "example_flow.csv", "--config", GOLDEN / "example_venue.toml", "--offload", "hw",
+               "--events", out)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "max_orders = 1,048,576" in lines[0] and f"at most {SIM_MAX_ORDERS:,}" in lines[0], lines
+    assert not out.exists()
+
+
+def test_shadow_divergence_exits_1_naming_the_message(tmp_path):
+    """The what-if of a one-order hardware book: the example's second resting order is CAPACITY
+    there, so shadow fails at that message and writes no events file."""
+    out = tmp_path / "events.csv"
+    r = replay(GOLDEN / "example_flow.csv", "--config", venue_with_capacities(tmp_path), "--offload", "shadow",
+               "--hw-max-orders", 1, "--events", out)
+    assert r.returncode == 1, r.stderr
+    assert "built with max_orders = 1, max_levels = 16 (the venue: 64, 16)" in r.stderr
+    assert "tickbook: shadow: sw and hw differ: " in r.stderr and "messages differ" in r.stderr, r.stderr
+    assert not out.exists()
+
+
+def test_what_if_capacities_need_the_hardware(tmp_path):
+    r = replay(GOLDEN / "example_flow.csv", "--hw-max-orders", 8)
+    assert r.returncode == 2 and "need --offload hw or shadow" in r.stderr, r.stderr

@@ -191,48 +191,73 @@ needs_hw = pytest.mark.skipif(not HW_OK, reason=f"hdl simulation unavailable: {H
 
 
 def hw_venue():
-    """The built-in symbols with the default account only: the hardware book keeps no
-    per-account state (limits, KILL-disabled accounts), so flows it supports have none."""
+    """The built-in symbols with the default account only (the hardware book keeps no
+    per-account state yet) and capacities the register book simulates: the hardware is built
+    with exactly these, and the engine runs them too."""
     import dataclasses
 
-    return dataclasses.replace(as_venue(None), accounts={})
+    return dataclasses.replace(as_venue(None), accounts={}).with_capacity(max_orders=64, max_levels=16)
 
 
 def small_flow(n=400, seed=11):
-    """A flow inside the default hardware build's capacities; (orders, client venue, the
-    venue the Numba engine needs to match the hardware's capacities)."""
-    from hdl.sim.driver import engine_venue
-
+    """A flow the hardware can run exactly: no KILL (account state is not in the hardware)."""
     from engine.records import ACTION_KILL
 
     v = hw_venue()
     orders = generate(v, n, seed=seed)
-    orders = orders[orders["action"] != ACTION_KILL]  # account state: not in the hardware
-    return orders, v, engine_venue(v)
+    return orders[orders["action"] != ACTION_KILL], v
 
 
 @pytest.mark.hdl
 @needs_hw
 def test_hw_through_the_bridge_equals_the_engine():
-    orders, v, hv = small_flow()
-    try:
-        hw = replay_offloaded(orders, v, "shm", "hw")
-    except Exception as e:  # the RTL is another engineer's work in progress
-        pytest.skip(f"hdl simulation failed here: {e}")
-    assert same(hw, replay_records(orders, hv))
+    orders, v = small_flow()
+    assert same(replay_offloaded(orders, v, "shm", "hw"), replay_records(orders, v))
 
 
 @pytest.mark.hdl
 @needs_hw
-def test_shadow_compares_every_event():
-    orders, v, hv = small_flow(seed=12)
-    try:
-        ev = replay_offloaded(orders, v, "shm", "shadow")
-    except ShadowMismatch as e:
-        pytest.fail(str(e))
-    except Exception as e:
-        pytest.skip(f"hdl simulation failed here: {e}")
-    assert same(ev, replay_records(orders, hv))
+@pytest.mark.parametrize("transport", ["inproc", "shm"])
+def test_shadow_compares_every_event(transport, capfd):
+    orders, v = small_flow(seed=12)
+    assert same(replay_offloaded(orders, v, transport, "shadow"), replay_records(orders, v))
+    assert f"shadow: {len(replay_records(orders, v)):,} events identical in sw and hw" in capfd.readouterr().err
+
+
+@pytest.mark.hdl
+@needs_hw
+@pytest.mark.parametrize("transport", ["inproc", "shm"])
+def test_shadow_reports_the_first_divergence_and_the_count(transport, capfd):
+    """A hardware book of 8 orders (the --hw-max-orders what-if) against the venue's 64: the
+    flow fills it, the hardware answers CAPACITY where the engine rests the order, and shadow
+    names the first differing message and how many differ."""
+    from tickbook.offloaded import differing_messages
+
+    orders, v = small_flow(seed=13)
+    sw = replay_records(orders, v)
+    hw = replay_records(orders, v.with_capacity(max_orders=8, max_levels=3))
+    first = first_divergence(sw, hw, orders)
+    assert first is not None  # the setup diverges
+    with pytest.raises(ShadowMismatch) as err:
+        replay_offloaded(orders, v, transport, "shadow", hw_capacity=(8, 3))
+    msg = str(err.value)
+    assert msg.startswith(first) and msg.endswith(f"; {differing_messages(sw, hw)} of {len(orders):,} messages differ")
+    assert differing_messages(sw, hw) >= 1
+    assert "the hardware book is built with max_orders = 8, max_levels = 3 (the venue: 64, 16)" in capfd.readouterr().err
+
+
+@needs_hw
+@pytest.mark.parametrize("transport", ["inproc", "shm"])
+def test_a_venue_beyond_the_hardware_is_refused_before_any_record(transport):
+    """The built-in venue holds a million orders and has account limits: refused in one line
+    naming both, and no server is started (nothing to clean up, nothing half sent)."""
+    from hdl.sim.scope import Unrepresentable
+
+    v = as_venue(None)
+    with pytest.raises(Unrepresentable) as err:
+        replay_offloaded(generate(v, 50, seed=1), v, transport, "hw")
+    msg = str(err.value)
+    assert "\n" not in msg and "max_orders = 1,048,576" in msg and "listed account" in msg, msg
 
 
 def test_pinning_parses_cpusets_and_reports_what_it_got():

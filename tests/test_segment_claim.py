@@ -175,6 +175,10 @@ def _simulator():
     return ok, why
 
 
+# a venue the Verilog book runs exactly (the built-in one, a million orders, is refused)
+BRIDGE_VENUE = ("--config", str(REPO / "k8s" / "overlays" / "sim" / "venue.toml"))
+
+
 @pytest.mark.hdl
 def test_a_second_bridge_is_refused_and_a_restart_after_sigkill_is_accepted(tmp_path):
     ok, why = _simulator()
@@ -184,14 +188,14 @@ def test_a_second_bridge_is_refused_and_a_restart_after_sigkill_is_accepted(tmp_
     seg = engine_segment(name, orders_cap=1 << 10, events_cap=1 << 12)
     ps = Procs(tmp_path)
     try:
-        b1 = ps.start("hdl.sim.bridge", name)
+        b1 = ps.start("hdl.sim.bridge", name, *BRIDGE_VENUE)
         wait(lambda: seg.peer_pid == b1.pid, "the first bridge to be ready", ps.logs, READY_TIMEOUT)
         sim1 = int(seg.ring(0).ctrl[C_CONSUMER_PID])  # the simulator (the bridge's child) consumes ring 0
         round_trip(seg, 1, ack=False)
         beat = seg.heartbeat()
         wait(lambda: seg.heartbeat() != beat, "the idle bridge's heartbeat to move", ps.logs, 5)
 
-        took = refused_second("hdl.sim.bridge", name, b1.pid, [])
+        took = refused_second("hdl.sim.bridge", name, b1.pid, list(BRIDGE_VENUE))
         assert took < 30, f"the refusal took {took:.1f} s"
         assert seg.peer_pid == b1.pid and int(seg.ring(0).ctrl[C_CONSUMER_PID]) == sim1
         round_trip(seg, 2, ack=False)
@@ -200,7 +204,7 @@ def test_a_second_bridge_is_refused_and_a_restart_after_sigkill_is_accepted(tmp_
         b1.wait(STEP)
         wait(lambda: not pid_alive(sim1), "the dead bridge's simulator to end", ps.logs)
         new_book(seg)
-        b2 = ps.start("hdl.sim.bridge", name)
+        b2 = ps.start("hdl.sim.bridge", name, *BRIDGE_VENUE)
         wait(lambda: seg.peer_pid == b2.pid, "the restarted bridge to be ready", ps.logs, READY_TIMEOUT)
         round_trip(seg, 3, ack=False)
         b2.send_signal(signal.SIGTERM)

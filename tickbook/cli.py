@@ -172,6 +172,9 @@ def _warm_up(venue: VenueConfig, columnar: bool = False) -> float:
 
 
 def cmd_replay(args) -> int:
+    if args.offload == "sw" and (args.hw_max_orders or args.hw_max_levels):
+        print("tickbook: --hw-max-orders/--hw-max-levels need --offload hw or shadow", file=sys.stderr)
+        return EXIT_USAGE
     venue = _venue(args)
     if args.offload != "sw" or args.transport != "inproc":
         return _replay_offloaded(args, _read_flow(args.flow, venue), venue)
@@ -191,13 +194,21 @@ def cmd_replay(args) -> int:
 def _replay_offloaded(args, flow, venue) -> int:
     """--offload hw|shadow or --transport shm: the events come from elsewhere (tickbook.offloaded)."""
     from offload.server import Unanswered
-    from tickbook.offloaded import replay_offloaded
+    from hdl.sim.scope import Unrepresentable
+    from tickbook.offloaded import ShadowMismatch, replay_offloaded
 
     t0 = time.perf_counter()
     try:
-        events = replay_offloaded(flow.orders, venue, args.transport, args.offload)
+        events = replay_offloaded(flow.orders, venue, args.transport, args.offload,
+                                  hw_capacity=(args.hw_max_orders, args.hw_max_levels))
     except Unanswered as e:  # a run that stopped short is a failure, not a short event file
         print(f"tickbook: {e}", file=sys.stderr)
+        return EXIT_FAILURE
+    except Unrepresentable as e:  # before any record: the venue, not the run, is the problem
+        print(f"tickbook: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except ShadowMismatch as e:  # no events file: which of the two would it be?
+        print(f"tickbook: shadow: sw and hw differ: {e}", file=sys.stderr)
         return EXIT_FAILURE
     with _output(args.events) as fh:
         writer = _event_writer(fh, venue, args.events)
@@ -275,6 +286,13 @@ def release_freed_memory() -> None:
         pass
 
 
+def _at_least_one(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tickbook", description="tickbook: a price-time order matcher with hardware offload")
     sub = p.add_subparsers(dest="command", required=True)
@@ -290,6 +308,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--levels", type=int, default=5, help="levels shown with --book (default 5)")
     r.add_argument("--offload", choices=["sw", "hw", "shadow"], default="sw", help="sw: Numba; hw: Verilog simulation; shadow: both, compared")
     r.add_argument("--transport", choices=["inproc", "shm"], default="inproc", help="shm: through shared-memory rings to a pinned engine process")
+    r.add_argument("--hw-max-orders", type=_at_least_one, metavar="N",
+                   help="hw/shadow what-if: build the hardware book with N resting orders, not the venue's max_orders")
+    r.add_argument("--hw-max-levels", type=_at_least_one, metavar="N",
+                   help="hw/shadow what-if: N price levels per side per symbol, not the venue's max_levels")
     r.add_argument("-q", "--quiet", action="store_true", help="no summary")
     r.set_defaults(func=cmd_replay)
 

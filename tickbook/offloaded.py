@@ -10,10 +10,14 @@
     shm        hw       the hardware bridge (the Verilog book in Icarus), through the same rings
     shm        shadow   both servers, one after the other, compared event for event
 
-The venue arrives normalised (a VenueConfig) and is handed on as it is. In shadow mode the
-engine runs with the hardware's capacities (hdl.sim.driver.engine_venue), so that CAPACITY
-rejects agree; a difference raises ShadowMismatch naming the first differing event and its
-message. Each server owns its segments and removes them whatever happens (offload.server).
+The venue arrives normalised (a VenueConfig) and is handed on as it is: the hardware is built
+with its capacities and symbols (hdl.sim.scope), and in shadow mode the engine runs the venue as
+configured, so a difference is a difference. A venue the hardware cannot represent exactly raises
+Unrepresentable before any record is sent. hw_capacity (max_orders, max_levels) builds the
+hardware with other capacities, a what-if said in one line; shadow then shows where they differ.
+A difference raises ShadowMismatch naming the first differing event and its message, and the
+number of differing messages. Each server owns its segments and removes them whatever happens
+(offload.server).
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ class ShadowMismatch(RuntimeError):
 
 
 def replay_offloaded(orders: np.ndarray, venue: VenueConfig, transport: str = "shm", offload: str = "sw",
-                     timeout: float = 120.0) -> np.ndarray:
+                     timeout: float = 120.0, hw_capacity: tuple[int | None, int | None] = (None, None)) -> np.ndarray:
     """The flow's events from the matcher that transport and offload name (table above)."""
     if orders.dtype != ORDER_DTYPE:
         raise TypeError(f"orders must have ORDER_DTYPE, got {orders.dtype}")
@@ -56,24 +60,41 @@ def replay_offloaded(orders: np.ndarray, venue: VenueConfig, transport: str = "s
             return replay_records(orders, venue)
         return _serve(ENGINE, orders, venue, timeout, POLITE)
 
-    from hdl.sim.driver import engine_venue, run_flow, simulator_available
+    from hdl.sim.driver import run_flow, simulator_available
+    from hdl.sim.scope import capacity_note, check_venue
 
     ok, why = simulator_available()
     if not ok:
         raise RuntimeError(f"--offload {offload} needs the Verilog simulation: {why}")
+    params = check_venue(venue, orders, *hw_capacity)
+    note = capacity_note(venue, params)
+    if note:
+        print(f"hw: {note}", file=sys.stderr)
     if transport == "inproc":
-        hw = run_flow(orders, venue)
+        hw = run_flow(orders, venue, **params)
     else:
-        hw = _serve(BRIDGE, orders, venue, timeout)
+        hw = _serve(BRIDGE, orders, venue, timeout, ("--nord", str(params["nord"]), "--nlvl", str(params["nlvl"])))
     if offload == "hw":
         return hw
-    sw_venue = engine_venue(venue)  # the hardware's capacities, so CAPACITY rejects agree
-    sw = replay_records(orders, sw_venue) if transport == "inproc" else _serve(ENGINE, orders, sw_venue, timeout, POLITE)
+    sw = replay_records(orders, venue) if transport == "inproc" else _serve(ENGINE, orders, venue, timeout, POLITE)
     d = first_divergence(sw, hw, orders)
     if d is not None:
-        raise ShadowMismatch(d)
+        raise ShadowMismatch(f"{d}; {differing_messages(sw, hw)} of {len(orders):,} messages differ")
     print(f"shadow: {len(sw):,} events identical in sw and hw", file=sys.stderr)
     return sw
+
+
+def differing_messages(a: np.ndarray, b: np.ndarray) -> int:
+    """How many messages (msg_seq) have events that differ in any byte between a and b."""
+    def by_message(ev):
+        words = np.ascontiguousarray(ev).view(np.uint8).reshape(len(ev), -1)
+        out: dict[int, list[bytes]] = {}
+        for m, row in zip(ev["msg_seq"].tolist(), words):
+            out.setdefault(m, []).append(row.tobytes())
+        return out
+
+    ma, mb = by_message(a), by_message(b)
+    return sum(ma.get(m) != mb.get(m) for m in ma.keys() | mb.keys())
 
 
 def _serve(module: str, orders: np.ndarray, venue: VenueConfig, timeout: float, extra=()) -> np.ndarray:

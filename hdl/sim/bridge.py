@@ -148,15 +148,18 @@ def main(argv=None) -> int:
     p.add_argument("--cpu", type=int, default=None, help="pin the bridge and its simulator to this core")
     p.add_argument("--timeout", type=float, default=600.0,
                    help="seconds without an order record (or with a full event ring) before giving up")
-    p.add_argument("--nord", type=int, default=None, help="resting orders of the hardware build (default 64)")
-    p.add_argument("--nlvl", type=int, default=None, help="price levels per side per symbol (default 16)")
+    p.add_argument("--nord", type=int, default=None,
+                   help="resting orders of the hardware build (default: the venue's [engine] max_orders)")
+    p.add_argument("--nlvl", type=int, default=None,
+                   help="price levels per side per symbol (default: the venue's [engine] max_levels)")
     p.add_argument("--area", action="store_true", help="serve the area build (tickbook_book_area)")
     p.add_argument("--evq", type=int, default=None, help=argparse.SUPPRESS)  # local event FIFO (tests)
     p.add_argument("--target", choices=("sim", "card"), default="sim",
                    help="sim: the Verilog book in Icarus (default); card: an FPGA card's driver (none yet)")
     a = p.parse_args(argv)
 
-    from hdl.sim.driver import BUILD_DIR, DEFAULT_PARAMS, config_words, unsupported
+    from hdl.sim.driver import BUILD_DIR, config_words
+    from hdl.sim.scope import Unrepresentable, capacity_note, check_venue
     from offload.engine_process import load_engine_venue
     from offload.pinning import die_with_parent, pin
 
@@ -169,9 +172,15 @@ def main(argv=None) -> int:
     os.environ.pop("PYTEST_CURRENT_TEST", None)  # the runner behaves differently under pytest
     t0 = time.monotonic()
     venue = load_engine_venue(a.config, a.venue_pickle)
-    nord = a.nord or DEFAULT_PARAMS["nord"]
-    nlvl = a.nlvl or DEFAULT_PARAMS["nlvl"]
-    nsym = max(1, len(venue.symbols))
+    try:  # the venue's capacities exactly, or a what-if said in one line; refused before the segment
+        params = check_venue(venue, None, a.nord, a.nlvl)
+    except Unrepresentable as e:
+        log(f"cannot serve {a.rings}: {e}")
+        return EXIT_USAGE
+    nsym, nord, nlvl = params["nsym"], params["nord"], params["nlvl"]
+    note = capacity_note(venue, params)
+    if note:
+        log(f"warning: {note}")
     try:
         seg = Segment.attach(a.rings, timeout=30, expect_rings=2)
     except Exception as e:  # a clear one-line refusal (layout, timeout)
@@ -198,8 +207,6 @@ def main(argv=None) -> int:
         signal.signal(signal.SIGINT, on_signal)
         if a.cpu is not None:  # the simulator process inherits the affinity
             log(f"pinned: {pin(a.cpu).summary()}")
-        for why in unsupported(venue):
-            log(f"warning: the Verilog book may differ from the engine: {why}")
         runner, bdir, top = build(nsym, nord, nlvl, a.area)
         t_build = time.monotonic() - t0
         (BUILD_DIR / "bridge_runs").mkdir(parents=True, exist_ok=True)

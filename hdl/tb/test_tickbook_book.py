@@ -53,6 +53,14 @@ class BuildParams:
         e = os.environ
         return cls(int(e["HDL_NSYM"]), int(e["HDL_NORD"]), int(e["HDL_NLVL"]), e["HDL_AREA"] == "1")
 
+    def venue(self):
+        """The random flows' venue (testkit.flows.diff_venue) cut to the symbols this build holds,
+        so that every test runs on every build of the sweep."""
+        import dataclasses
+
+        v = diff_venue()
+        return dataclasses.replace(v, symbols=v.symbols[: self.nsym])
+
 VENUE = parse_venue(
     """
 [symbols.AAPL]
@@ -463,7 +471,7 @@ async def capacity_test(dut):
     await book.start()
     # levels: nlvl buy levels, then a new level is CAPACITY, an existing one is not, an IOC is not
     rows = [f"1,NEW,AAPL,{i + 1},BUY,LIMIT,GTC,{95 + i}.00,1" for i in range(nlvl)]
-    rows += [f"1,NEW,AAPL,100,BUY,LIMIT,GTC,{90}.00,1", f"1,NEW,AAPL,101,BUY,LIMIT,IOC,91.00,1"]
+    rows += [f"1,NEW,AAPL,100,BUY,LIMIT,GTC,{90}.00,1", "1,NEW,AAPL,101,BUY,LIMIT,IOC,91.00,1"]
     if nord > nlvl:
         rows.append("1,NEW,AAPL,102,BUY,LIMIT,GTC,95.00,1")
     rows.append("1,REPLACE,,1,,,,91.00,1")  # new price without a level: CAPACITY
@@ -497,9 +505,7 @@ async def backpressure_and_idle_test(dut):
     """A random flow with idle input cycles and a stalling consumer, against the engine."""
     build = BuildParams.from_env()
     nord, nlvl = build.nord, build.nlvl
-    v = diff_venue()
-    if len(v.symbols) > build.nsym:
-        return
+    v = build.venue()
     for idle, stall, seed in ((30, 0, 1), (0, 60, 2), (25, 40, 3)):
         book = BookDriver(dut, build, idle=idle, stall=stall, seed=seed)
         if seed == 1:
@@ -519,9 +525,7 @@ async def reset_in_traffic_test(dut):
     comes back empty, seq at 1 and the reference prices as configured."""
     build = BuildParams.from_env()
     nord, nlvl = build.nord, build.nlvl
-    v = diff_venue()
-    if len(v.symbols) > build.nsym:
-        return
+    v = build.venue()
     book = BookDriver(dut, build, idle=10, stall=30, seed=9)
     await book.start(v)
     first = random_records(11, 400, v, nord=nord, nlvl=nlvl)
@@ -545,9 +549,7 @@ async def top_of_book_test(dut):
     against the engine's book after the same messages."""
     build = BuildParams.from_env()
     nord, nlvl = build.nord, build.nlvl
-    v = diff_venue()
-    if len(v.symbols) > build.nsym:
-        return
+    v = build.venue()
     book = BookDriver(dut, build)
     await book.start(v)
     orders = random_records(21, 300, v, nord=nord, nlvl=nlvl)

@@ -1,0 +1,70 @@
+"""What the Verilog book runs exactly: the parameters a venue asks for, and the one-line refusal of
+a venue it cannot represent (`tickbook replay --offload hw|shadow`, `tickbook bridge`).
+
+    params = hardware_params(venue)           # {"nsym", "nord", "nlvl"}: the venue's, exactly
+    params = check_venue(venue, orders)       # the same, or Unrepresentable (one line)
+
+The book's capacities are the venue's (`[engine] max_orders`, `max_levels`, its symbols), never a
+build's defaults: the engine and the RTL with the same numbers give the same events, CAPACITY
+included. Other capacities are a what-if the caller asks for by name (`--hw-max-orders`), and the
+hardware's events may then differ from the venue's engine: `capacity_note` says so in one line.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.api import as_venue
+from hdl.sim.driver import SimError, config_words, unsupported
+
+# The register book compares every slot every cycle: Icarus runs it at about 7,000 cycles/s with
+# 64 slots, 2,000 with 256 and 500 with 1,024 (a few thousand cycles a thousand messages), and
+# elaborating a million slots would not end. Beyond this a replay is refused, not shrunk.
+SIM_MAX_ORDERS = 1024
+
+
+class Unrepresentable(SimError):
+    """The venue or flow asks for what the hardware cannot do exactly (one line, said before any
+    record is sent)."""
+
+
+def hardware_params(venue, max_orders: int | None = None, max_levels: int | None = None) -> dict:
+    """The book's parameters: the venue's symbols and capacities, or the what-if ones given."""
+    v = as_venue(venue)
+    return {"nsym": max(1, len(v.symbols)),
+            "nord": max_orders or v.max_orders,
+            "nlvl": max_levels or v.max_levels}
+
+
+def refusals(venue, orders: np.ndarray | None = None, params: dict | None = None) -> list[str]:
+    """Why the hardware would not give this venue's events exactly (empty: it would)."""
+    v = as_venue(venue)
+    p = params or hardware_params(v)
+    why = []
+    if p["nord"] > SIM_MAX_ORDERS:
+        why.append(f"max_orders = {p['nord']:,} resting orders (the register book simulates at most "
+                   f"{SIM_MAX_ORDERS:,}; set [engine] max_orders in the venue)")
+    try:
+        config_words(v)
+    except SimError as e:
+        why.append(str(e))
+    return why + unsupported(v, orders)
+
+
+def check_venue(venue, orders: np.ndarray | None = None, max_orders: int | None = None,
+                max_levels: int | None = None) -> dict:
+    """hardware_params, or Unrepresentable naming everything the hardware cannot hold exactly."""
+    params = hardware_params(venue, max_orders, max_levels)
+    why = refusals(venue, orders, params)
+    if why:
+        raise Unrepresentable("the Verilog book cannot run this venue exactly: " + "; ".join(why))
+    return params
+
+
+def capacity_note(venue, params: dict) -> str | None:
+    """One line when the hardware is built with other capacities than the venue's (a what-if)."""
+    v = as_venue(venue)
+    if (params["nord"], params["nlvl"]) == (v.max_orders, v.max_levels):
+        return None
+    return (f"the hardware book is built with max_orders = {params['nord']:,}, max_levels = {params['nlvl']:,} "
+            f"(the venue: {v.max_orders:,}, {v.max_levels:,}): its CAPACITY rejects may differ from the engine's")
