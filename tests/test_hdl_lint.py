@@ -8,23 +8,31 @@ import pytest
 
 from engine import records
 from hdl.gen import records_header
-from hdl.sim.driver import AREA_SOURCES, INCLUDE_DIRS, RTL_SOURCES
+from hdl.sim.driver import AREA_SOURCES, BRAM_SOURCES, INCLUDE_DIRS, RTL_SOURCES
 
 LINT_PARAMS = [(1, 1, 1), (4, 16, 8), (3, 5, 3), (4, 64, 16)]
+# the block-RAM build also at the sizes it is for (the register builds would take minutes)
+BRAM_LINT_PARAMS = [(8, 8192, 256), (16, 16384, 256), (2, 1 << 20, 4096)]
 INCLUDES = [f"-I{d}" for d in INCLUDE_DIRS]
 
 
 @pytest.mark.hdl
-@pytest.mark.parametrize("area", [False, True], ids=["fast", "area"])
+@pytest.mark.parametrize("sources", [RTL_SOURCES, AREA_SOURCES, BRAM_SOURCES], ids=["fast", "area", "bram"])
 @pytest.mark.parametrize("nsym,nord,nlvl", LINT_PARAMS + [(1, 4, 2), (2, 7, 2)])
-def test_verilator_lint_clean(nsym, nord, nlvl, area):
+def test_verilator_lint_clean(nsym, nord, nlvl, sources):
     verilator = shutil.which("verilator")
     if verilator is None:
         pytest.fail("verilator not found (apt-get install verilator): the RTL must lint clean")
     cmd = [verilator, "--lint-only", "-Wall", *INCLUDES, f"-GNSYM={nsym}", f"-GNORD={nord}", f"-GNLVL={nlvl}",
-           *map(str, AREA_SOURCES if area else RTL_SOURCES)]
+           *map(str, sources)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0 and not r.stderr.strip(), r.stderr
+
+
+@pytest.mark.hdl
+@pytest.mark.parametrize("nsym,nord,nlvl", BRAM_LINT_PARAMS)
+def test_verilator_lint_clean_bram_at_scale(nsym, nord, nlvl):
+    test_verilator_lint_clean(nsym, nord, nlvl, BRAM_SOURCES)
 
 
 @pytest.mark.hdl
@@ -34,7 +42,7 @@ def test_icarus_compiles_without_warnings_that_matter():
     if iverilog is None:
         pytest.fail("iverilog not found (apt-get install iverilog)")
     r = subprocess.run([iverilog, "-g2005", "-Wall", *INCLUDES, "-o", "/dev/null",
-                        *map(str, RTL_SOURCES + AREA_SOURCES)], capture_output=True, text=True)
+                        *map(str, RTL_SOURCES + AREA_SOURCES + BRAM_SOURCES)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     other = [ln for ln in r.stderr.splitlines() if "warning" in ln and "is sensitive to all" not in ln]
     assert not other, "\n".join(other)
@@ -89,7 +97,8 @@ def test_the_fusesoc_core_lists_every_rtl_file_and_parameter():
             listed[path] = bool(attrs.get("is_include_file"))
     on_disk = {f"rtl/{p.name}": p.suffix == ".vh" for p in RTL_DIR.iterdir() if p.suffix in (".v", ".vh")}
     assert listed == on_disk
-    for target, module in (("default", "tickbook_book"), ("area", "tickbook_book_area"), ("lint", "tickbook_book")):
+    for target, module in (("default", "tickbook_book_bram"), ("fast", "tickbook_book"), ("area", "tickbook_book_area"),
+                           ("lint", "tickbook_book_bram")):
         t = core["targets"][target]
         assert t["toplevel"] == module
         src = (RTL_DIR / f"{module}.v").read_text()

@@ -10,8 +10,8 @@ from engine.records import EVENT_DTYPE, ORDER_DTYPE
 from hdl.sim import driver as sim
 from testkit.flows import diff_venue, random_records
 
-FAST_RTL = sim.RTL_SOURCES[0]
-SHARED_RTL = sim.RTL_DIR / "tickbook_book_shared.vh"
+PRICE_RTL = sim.RTL_DIR / "tickbook_book_price.vh"  # the price arithmetic of the tick-based builds
+COMMON_RTL = sim.RTL_DIR / "tickbook_book_common.vh"  # what every build declares (CFG_*)
 
 
 def rtl_localparam(path, name: str) -> int:
@@ -28,7 +28,7 @@ def test_reciprocal_divides_exactly():
     rng = np.random.default_rng(3)
     ticks = [1, 2, 3, 7, 25_000_000, 1_000_000, 50_000_000, 10**8, 2**52 + 1, 2**53 - 1]
     ticks += [int(t) for t in rng.integers(1, 2**53, 200)]
-    assert sim.RECIP_SHIFT == rtl_localparam(FAST_RTL, "RECIP_SHIFT")  # the shift the RTL applies
+    assert sim.RECIP_SHIFT == rtl_localparam(PRICE_RTL, "RECIP_SHIFT")  # the shift the RTL applies
     for d in ticks:
         m = sim.recip(d)
         ps = [0, 1, d - 1, d, d + 1, 2**53 - 1, (2**53 - 1) // d * d, (2**53 - 1) // d * d - 1]
@@ -39,9 +39,9 @@ def test_reciprocal_divides_exactly():
 
 
 def test_collar_constant_divides_by_10000():
-    """The fast build's collar divides by 10000 with MAG10K and MAG10K_SHIFT: exact for every
-    product of a 53-bit reference and a 32-bit band_bps."""
-    mag, shift = rtl_localparam(FAST_RTL, "MAG10K"), rtl_localparam(FAST_RTL, "MAG10K_SHIFT")
+    """The fast and block-RAM builds' collar divides by 10000 with MAG10K and MAG10K_SHIFT: exact
+    for every product of a 53-bit reference and a 32-bit band_bps."""
+    mag, shift = rtl_localparam(PRICE_RTL, "MAG10K"), rtl_localparam(PRICE_RTL, "MAG10K_SHIFT")
     rng = np.random.default_rng(4)
     xs = [0, 9999, 10000, 10001, 2**85 - 1] + [int(a) * int(b) for a, b in
                                                zip(rng.integers(0, 2**53, 300), rng.integers(0, 2**32, 300))]
@@ -50,9 +50,9 @@ def test_collar_constant_divides_by_10000():
 
 
 def test_configuration_addresses_are_the_rtls():
-    """The host writes the configuration port at the addresses both builds decode."""
+    """The host writes the configuration port at the addresses every build decodes."""
     for name in ("CFG_TICK", "CFG_RECIP", "CFG_REF", "CFG_BPS", "CFG_NSYM", "CFG_REF_UNITS"):
-        assert getattr(sim, name) == rtl_localparam(SHARED_RTL, name), name
+        assert getattr(sim, name) == rtl_localparam(COMMON_RTL, name), name
 
 
 def test_rtl_localparam_reads_what_the_file_says(tmp_path):

@@ -210,13 +210,13 @@ def replay(inputs: Path) -> dict:
 
 
 def hdl_cycles() -> dict:
-    """Simulated clock cycles by message type of both Verilog builds (benchmarks/bench_hdl.py's
+    """Simulated clock cycles by message type of the Verilog builds (benchmarks/bench_hdl.py's
     scenarios, Icarus): deterministic, so one run a tree is enough."""
     from benchmarks import bench_hdl
 
     out = {}
-    for build, area in (("fast", False), ("area", True)):
-        for label, d in bench_hdl.run(area=area).items():
+    for build in ("fast", "area"):
+        for label, d in bench_hdl.run(build).items():
             if "cycles_per_message" in d:
                 out[f"{build}: {label}, cycles/message"] = d["cycles_per_message"]
                 continue

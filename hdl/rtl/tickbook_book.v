@@ -26,20 +26,12 @@ module tickbook_book #(
 );
 `include "tickbook_book_shared.vh"
 
-    // floor(x / 10000) == (x * MAG10K) >> MAG10K_SHIFT for every x < 2**85 (Granlund-Montgomery)
-    localparam [85:0] MAG10K = 86'h346dc5d63886594af4f0d9;
-    localparam integer MAG10K_SHIFT = 99;
-    // floor(p / tick) == (p * recip) >> RECIP_SHIFT for p < 2**53 (recip: CFG_RECIP)
-    localparam integer RECIP_SHIFT = 106;
 
     localparam [2:0] S_IDLE = 3'd0, S_CHECK = 3'd1, S_MATCH = 3'd2, S_FILL2 = 3'd3,
                      S_FOK1 = 3'd4, S_FOK2 = 3'd5;
     localparam [2:0] S_DONE = S_IDLE;  // after a message's last event
 
     // ------------------------------------------------------------------ configuration
-    reg [106:0] c_recip [0:NSYM-1];   // floor(2**106 / tick) + 1: exact division of 53-bit values
-    reg [52:0]  c_ref0  [0:NSYM-1];   // configured reference price, ticks
-    reg [52:0]  r_ref   [0:NSYM-1];   // current reference price, ticks
 
     // ------------------------------------------------------------------ order slots
     reg [52:0]     o_pxt   [0:NORD-1];// price, ticks
@@ -131,38 +123,9 @@ module tickbook_book #(
     wire         bad_tif = is_mkt && (m_tif == TIF_GTC || m_tif == TIF_POST);
     wire         bad_qty = $signed(m_qty) <= 64'sd0;
     wire         max_qty = (m_qty[63:32] != 32'd0);
-    wire         px_rng = (m_px[63:53] == 11'd0) && (m_px != 64'd0);
-    wire [52:0]  p53 = m_px[52:0];
-
-    wire [52:0]  ref_t = r_ref[cur_sym];
-    wire [31:0]  bps = c_bps[cur_sym];
-    wire [52:0]  q_t;                                      // floor(price / tick)
-    wire         on_tick;
-    wire [71:0]  band;                                     // floor(ref * bps / 10000)
-`ifndef TICKBOOK_CORE_ONLY
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire [159:0] prod_q = {{107{1'b0}}, p53} * {{53{1'b0}}, c_recip[cur_sym]};
-    /* verilator lint_on UNUSEDSIGNAL */
-    assign q_t = prod_q[RECIP_SHIFT +: 53];
-    wire [105:0] back = {{53{1'b0}}, q_t} * {{53{1'b0}}, c_tick[cur_sym]};
-    assign on_tick = (back == {{53{1'b0}}, p53});
-    wire [84:0]  refbps = {{32{1'b0}}, ref_t} * {{53{1'b0}}, bps};
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire [170:0] prod_b = {{86{1'b0}}, refbps} * {{85{1'b0}}, MAG10K};
-    /* verilator lint_on UNUSEDSIGNAL */
-    assign band = prod_b[MAG10K_SHIFT +: 72];
-`else
-    // Synthesis of the matching core alone (make synth CORE=1): NOT a functional build. The
-    // exact price arithmetic (two 53-bit multiplications for the tick, one for the collar) is
-    // replaced by tick = 1 unit and a collar of ref/8, to measure what the rest costs.
-    assign q_t = p53;
-    assign on_tick = 1'b1;
-    assign band = {19'd0, 3'd0, ref_t[52:3]};
-`endif
-    wire [52:0]  pdist = (q_t > ref_t) ? (q_t - ref_t) : (ref_t - q_t);
-    wire         out_band = (bps != 32'd0) && ({19'd0, pdist} > band);
 
     wire         side_sel = m_rep ? t_side : (m_side == SIDE_SELL);
+`include "tickbook_book_price.vh"
     // does a level at the message price exist on side_sel of cur_sym?
     reg          lvl_exists;
     // another order at the same price as slot t?
@@ -180,11 +143,6 @@ module tickbook_book #(
     wire          m_post = (m_tif == TIF_POST);
     wire          m_fok = (m_tif == TIF_FOK);
 
-    // limit of the incoming order, in ticks (MARKET: protection price at acceptance)
-    wire         has_lim_c = !is_mkt || (bps != 32'd0);
-    wire [73:0]  ref_plus = {21'd0, ref_t} + {2'd0, band};
-    wire [73:0]  ref_minus = (band >= {19'd0, ref_t}) ? 74'd1 : ({21'd0, ref_t} - {2'd0, band});
-    wire [73:0]  lim_c = !is_mkt ? {21'd0, q_t} : (side_sel ? ref_minus : ref_plus);
     wire         opp_f_c = side_sel ? bb_f : ba_f;
     wire [52:0]  opp_px_c = side_sel ? bb_px : ba_px;
     wire         cross_c = opp_f_c && (!has_lim_c ||

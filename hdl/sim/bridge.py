@@ -43,22 +43,15 @@ from engine.records import EVENT_DTYPE, ORDER_DTYPE
 from offload.ring import Segment, SegmentBusy
 
 TB_MODULE = "hdl.sim.bridge_dma"
-TOPLEVEL = "tickbook_book"
-TOPLEVEL_AREA = "tickbook_book_area"  # the area build (hdl/rtl/tickbook_book_area.v): same ports
 
 
-def sources(area: bool):
-    from hdl.sim.driver import AREA_SOURCES, RTL_SOURCES
+def build(nsym: int, nord: int, nlvl: int, book: str = "bram"):
+    """Compile the book (hdl.sim.driver.BOOKS: the block-RAM build unless told) for cocotb
+    (Icarus), once per parameter set and RTL contents; several bridges may start at once.
+    Returns (runner, build dir, top level)."""
+    from hdl.sim.driver import BOOKS, cocotb_build
 
-    return (AREA_SOURCES, TOPLEVEL_AREA) if area else (RTL_SOURCES, TOPLEVEL)
-
-
-def build(nsym: int, nord: int, nlvl: int, area: bool = False):
-    """Compile the book for cocotb (Icarus), once per parameter set and RTL contents; several
-    bridges may start at once. Returns (runner, build dir, top level)."""
-    from hdl.sim.driver import cocotb_build
-
-    srcs, top = sources(area)
+    _, top, srcs = BOOKS[book]
     runner, bdir = cocotb_build("bridge", top, srcs, nsym, nord, nlvl, quiet=True)
     return runner, bdir, top
 
@@ -152,7 +145,8 @@ def main(argv=None) -> int:
                    help="resting orders of the hardware build (default: the venue's [engine] max_orders)")
     p.add_argument("--nlvl", type=int, default=None,
                    help="price levels per side per symbol (default: the venue's [engine] max_levels)")
-    p.add_argument("--area", action="store_true", help="serve the area build (tickbook_book_area)")
+    p.add_argument("--book", choices=("bram", "fast", "area"), default="bram",
+                   help="which build of the Verilog book: bram (block RAM, default), or a register build")
     p.add_argument("--evq", type=int, default=None, help=argparse.SUPPRESS)  # local event FIFO (tests)
     p.add_argument("--target", choices=("sim", "card"), default="sim",
                    help="sim: the Verilog book in Icarus (default); card: an FPGA card's driver (none yet)")
@@ -173,7 +167,7 @@ def main(argv=None) -> int:
     t0 = time.monotonic()
     venue = load_engine_venue(a.config, a.venue_pickle)
     try:  # the venue's capacities exactly, or a what-if said in one line; refused before the segment
-        params = check_venue(venue, None, a.nord, a.nlvl)
+        params = check_venue(venue, None, a.nord, a.nlvl, a.book)
     except Unrepresentable as e:
         log(f"cannot serve {a.rings}: {e}")
         return EXIT_USAGE
@@ -207,14 +201,14 @@ def main(argv=None) -> int:
         signal.signal(signal.SIGINT, on_signal)
         if a.cpu is not None:  # the simulator process inherits the affinity
             log(f"pinned: {pin(a.cpu).summary()}")
-        runner, bdir, top = build(nsym, nord, nlvl, a.area)
+        runner, bdir, top = build(nsym, nord, nlvl, a.book)
         t_build = time.monotonic() - t0
         (BUILD_DIR / "bridge_runs").mkdir(parents=True, exist_ok=True)
         run_dir = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}_", dir=BUILD_DIR / "bridge_runs"))
         conf = {
             "rings": a.rings,
             "bridge_pid": os.getpid(),
-            "cfg": [list(w) for w in (config_words(venue, area=True) if a.area else config_words(venue))],
+            "cfg": [list(w) for w in config_words(venue, area=a.book == "area")],
             "stats": str(run_dir / "stats.json"),
             "timeout": a.timeout,
         }

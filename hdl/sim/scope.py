@@ -4,6 +4,8 @@ a venue it cannot represent (`tickbook replay --offload hw|shadow`, `tickbook br
     params = hardware_params(venue)           # {"nsym", "nord", "nlvl"}: the venue's, exactly
     params = check_venue(venue, orders)       # the same, or Unrepresentable (one line)
 
+Both run the block-RAM build (hdl/rtl/tickbook_book_bram.v); `book=` names another.
+
 The book's capacities are the venue's (`[engine] max_orders`, `max_levels`, its symbols), never a
 build's defaults: the engine and the RTL with the same numbers give the same events, CAPACITY
 included. Other capacities are a what-if the caller asks for by name (`--hw-max-orders`), and the
@@ -15,12 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.api import as_venue
-from hdl.sim.driver import SimError, config_words, unsupported
-
-# The register book compares every slot every cycle: Icarus runs it at about 7,000 cycles/s with
-# 64 slots, 2,000 with 256 and 500 with 1,024 (a few thousand cycles a thousand messages), and
-# elaborating a million slots would not end. Beyond this a replay is refused, not shrunk.
-SIM_MAX_ORDERS = 1024
+from hdl.sim.driver import MAX_ORDERS, SimError, config_words, unsupported
 
 
 class Unrepresentable(SimError):
@@ -36,14 +33,15 @@ def hardware_params(venue, max_orders: int | None = None, max_levels: int | None
             "nlvl": max_levels or v.max_levels}
 
 
-def refusals(venue, orders: np.ndarray | None = None, params: dict | None = None) -> list[str]:
+def refusals(venue, orders: np.ndarray | None = None, params: dict | None = None,
+             book: str = "bram") -> list[str]:
     """Why the hardware would not give this venue's events exactly (empty: it would)."""
     v = as_venue(venue)
     p = params or hardware_params(v)
     why = []
-    if p["nord"] > SIM_MAX_ORDERS:
-        why.append(f"max_orders = {p['nord']:,} resting orders (the register book simulates at most "
-                   f"{SIM_MAX_ORDERS:,}; set [engine] max_orders in the venue)")
+    if p["nord"] > MAX_ORDERS[book]:
+        why.append(f"max_orders = {p['nord']:,} resting orders (the {book} build simulates at most "
+                   f"{MAX_ORDERS[book]:,}; set [engine] max_orders in the venue)")
     try:
         config_words(v)
     except SimError as e:
@@ -52,10 +50,10 @@ def refusals(venue, orders: np.ndarray | None = None, params: dict | None = None
 
 
 def check_venue(venue, orders: np.ndarray | None = None, max_orders: int | None = None,
-                max_levels: int | None = None) -> dict:
+                max_levels: int | None = None, book: str = "bram") -> dict:
     """hardware_params, or Unrepresentable naming everything the hardware cannot hold exactly."""
     params = hardware_params(venue, max_orders, max_levels)
-    why = refusals(venue, orders, params)
+    why = refusals(venue, orders, params, book)
     if why:
         raise Unrepresentable("the Verilog book cannot run this venue exactly: " + "; ".join(why))
     return params

@@ -1,5 +1,6 @@
-// File-driven testbench for volume (driven by hdl/sim/driver.py, not by cocotb). AREA selects the
-// book: 0 the fast build (tickbook_book), 1 the area build (tickbook_book_area).
+// File-driven testbench for volume (driven by hdl/sim/driver.py, not by cocotb). AREA and BRAM
+// select the book: the fast build (tickbook_book) by default, AREA=1 the area build
+// (tickbook_book_area), BRAM=1 the block-RAM build (tickbook_book_bram).
 //
 // Reads, in its working directory:
 //   cfg.hex            NCFG lines: {addr[7:0], sym[15:0], data[127:0]} (38 hex digits)
@@ -11,6 +12,10 @@
 //   summary.txt        "cycles <n> messages <n> events <n>"
 // Plusargs: +N=<records> +NCFG=<lines> +IDLE=<% idle cycles on input> +STALL=<% cycles
 //           with out_ready low> +SEED=<n> +TRACE
+//
+// Runs on Icarus (driver.build) and on Verilator (hdl/sim/verilator.py, --main --timing) with
+// the same results: the idle/stall draws come from next_random below, not from $random, whose
+// generator differs between the two simulators.
 `timescale 1ns / 1ps
 `default_nettype none
 
@@ -20,6 +25,7 @@ module tb_file;
     parameter integer NLVL = 8;
     parameter integer CHUNK = 65536;
     parameter integer AREA = 0;    // 1: tickbook_book_area (hdl/rtl/tickbook_book_area.v)
+    parameter integer BRAM = 0;    // 1: tickbook_book_bram (hdl/rtl/tickbook_book_bram.v)
 
     reg clk = 1'b0;
     reg rst = 1'b1;
@@ -48,6 +54,15 @@ module tb_file;
                 .tob_bid_px(bpx), .tob_bid_qty(bqt), .tob_ask_px(apx), .tob_ask_qty(aqt),
                 .busy(busy)
             );
+        end else if (BRAM != 0) begin : g_bram
+            tickbook_book_bram #(.NSYM(NSYM), .NORD(NORD), .NLVL(NLVL)) dut (
+                .clk(clk), .rst(rst),
+                .cfg_we(cfg_we), .cfg_addr(cfg_addr), .cfg_sym(cfg_sym), .cfg_data(cfg_data),
+                .in_valid(in_valid), .in_ready(in_ready), .in_data(in_data),
+                .out_valid(out_valid), .out_ready(out_ready), .out_data(out_data),
+                .tob_bid_px(bpx), .tob_bid_qty(bqt), .tob_ask_px(apx), .tob_ask_qty(aqt),
+                .busy(busy)
+            );
         end else begin : g_fast
             tickbook_book #(.NSYM(NSYM), .NORD(NORD), .NLVL(NLVL)) dut (
                 .clk(clk), .rst(rst),
@@ -65,6 +80,25 @@ module tb_file;
     integer n, ncfg, idle, stall, seed, trace;
     integer fo, ft, fs, k, chunk, ptr, chunk_len, sent, nev, cyc, quiet, r;
     reg [8*64-1:0] fname;
+
+    // r = $random(seed) of IEEE 1364-2005 (17.9.3; what Icarus's $random(seed) computes): the
+    // seed steps seed * 69069 + 1 (0 taken as 259341593) and r is rtl_dist_uniform over the
+    // 32-bit range, here in integers. Verilator's $random(seed) is another generator: written
+    // out, both simulators draw the same idle/stall pattern for a seed, so cycles agree too.
+    reg signed [63:0] rv;
+    task next_random;
+        begin
+            if (seed == 0) seed = 259341593;
+            seed = seed * 69069 + 1;
+            // floor(512 * (m + 1) - 2**31 + m / 2**14), m = seed[31:9]; an exact negative
+            // integer one less (the standard's (long)(r - 1)); at most 2**31 - 1
+            rv = 64'sd512 * ($signed({41'd0, seed[31:9]}) + 64'sd1) - 64'sd2147483648
+                 + $signed({55'd0, seed[31:23]});
+            if (rv < 0 && seed[22:9] == 14'd0) rv = rv - 64'sd1;
+            if (rv > 64'sd2147483647) rv = 64'sd2147483647;
+            r = rv[31:0];
+        end
+    endtask
 
     task load_chunk;
         begin
@@ -127,7 +161,7 @@ module tb_file;
                 end
             end
             if (!in_valid || in_ready) begin
-                r = $random(seed);
+                next_random;
                 if (sent < n && (idle == 0 || (r & 32'h7fff_ffff) % 100 >= idle)) begin
                     in_valid <= 1'b1;
                     in_data <= mem[ptr];
@@ -136,7 +170,7 @@ module tb_file;
                 end
             end
             if (stall > 0) begin
-                r = $random(seed);
+                next_random;
                 out_ready <= ((r & 32'h7fff_ffff) % 100 >= stall);
             end
             if (sent == n && !in_valid && !busy && !out_valid) quiet = quiet + 1;

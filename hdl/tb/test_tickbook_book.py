@@ -46,12 +46,23 @@ class BuildParams:
     nsym: int
     nord: int
     nlvl: int
-    area: bool  # the area build (tickbook_book_area)
+    top: str  # tickbook_book, tickbook_book_area or tickbook_book_bram
 
     @classmethod
     def from_env(cls) -> BuildParams:
         e = os.environ
-        return cls(int(e["HDL_NSYM"]), int(e["HDL_NORD"]), int(e["HDL_NLVL"]), e["HDL_AREA"] == "1")
+        return cls(int(e["HDL_NSYM"]), int(e["HDL_NORD"]), int(e["HDL_NLVL"]), e["HDL_TOP"])
+
+    @property
+    def area(self) -> bool:
+        """The area build: it takes the reference price in 1e-8 units (config_words(area=True))."""
+        return self.top == "tickbook_book_area"
+
+    @property
+    def tob_when_idle(self) -> bool:
+        """Its top of book is valid when busy is low (the area and block-RAM builds end a message
+        with steps of their own); the fast build's the cycle after the message's last event."""
+        return self.top != "tickbook_book"
 
     def venue(self):
         """The random flows' venue (testkit.flows.diff_venue) cut to the symbols this build holds,
@@ -161,9 +172,9 @@ class BookDriver:
             ov = bool(d.out_valid.value)
             busy = bool(d.busy.value)
             # the fast build: the last event left at the edge before, the top of book must be
-            # valid now; the area build may stay busy after the last event (recomputing the
-            # collar), its top of book must be valid when it is no longer busy
-            if waiting and not busy and not in_hs and not ov and (ev_hs or self.build.area):
+            # valid now; the area and block-RAM builds may stay busy after the last event (the
+            # collar, the top of book), their top of book must be valid when no longer busy
+            if waiting and not busy and not in_hs and not ov and (ev_hs or self.build.tob_when_idle):
                 await on_message_done(sent)
                 waiting = False
             if not valid and sent < n and not waiting and rng.randrange(100) >= self.idle:
@@ -587,10 +598,9 @@ def run_book_tests(top: str, sources, nsym: int, nord: int, nlvl: int) -> None:
     from cocotb_tools.check_results import get_results
 
     waves = bool(os.environ.get("WAVES"))
-    area = top == "tickbook_book_area"
     runner, build_dir = cocotb_build("cocotb", top, sources, nsym, nord, nlvl, waves=waves)
     params = {"NSYM": nsym, "NORD": nord, "NLVL": nlvl}
-    env = {"HDL_NSYM": str(nsym), "HDL_NORD": str(nord), "HDL_NLVL": str(nlvl), "HDL_AREA": str(int(area))}
+    env = {"HDL_NSYM": str(nsym), "HDL_NORD": str(nord), "HDL_NLVL": str(nlvl), "HDL_TOP": top}
     on_simulator_path(REPO, TB_DIR)
     results = runner.test(
         test_module=Path(__file__).stem,

