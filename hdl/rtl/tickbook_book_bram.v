@@ -50,13 +50,12 @@ module tickbook_book_bram #(
                      S_CAPN = 6'd5, S_CAPR = 6'd6, S_KEEP0 = 6'd9,
                      S_FK0 = 6'd12, S_FK1 = 6'd13, S_FK2 = 6'd14, S_FK3 = 6'd15, S_FKD = 6'd16,
                      S_M0 = 6'd17, S_M1 = 6'd18, S_M2 = 6'd19, S_M3 = 6'd20, S_M4 = 6'd21,
-                     S_END = 6'd22, S_R0 = 6'd23, S_R1 = 6'd24, S_R1B = 6'd25,
+                     S_END = 6'd22, S_R0 = 6'd23, S_R1B = 6'd25,
                      S_R3 = 6'd27, S_R4 = 6'd28, S_FT0 = 6'd29, S_FT1 = 6'd30,
-                     S_U0 = 6'd31, S_U1 = 6'd32, S_RM0 = 6'd33, S_RM1 = 6'd34, S_RM2 = 6'd35,
+                     S_U1 = 6'd32, S_RM0 = 6'd33, S_RM1 = 6'd34, S_RM2 = 6'd35,
                      S_F0 = 6'd36, S_F1 = 6'd37, S_I0 = 6'd38, S_I1 = 6'd39, S_I2 = 6'd40,
-                     S_T0 = 6'd41, S_T1 = 6'd42, S_T2 = 6'd43, S_T3 = 6'd44;
+                     S_BR0 = 6'd41, S_BR1 = 6'd42, S_BR2 = 6'd43;
     localparam [5:0] S_DONE = S_IDLE;       // after a message that did not change the book
-    localparam [5:0] S_TOB = S_T0;          // after one that did: refresh its top of book
 
     // how a match ended
     localparam [1:0] E_NOCROSS = 2'd0, E_FILLED = 2'd1, E_SELF = 2'd2, E_POST = 2'd3;
@@ -142,6 +141,8 @@ module tickbook_book_bram #(
     reg [52:0]    t_pxu;
     reg [LHW-1:0] t_lvl;
     reg [PW-1:0]  t_prev, t_next;
+    reg [PW-1:0]  t_hprev, t_hnext;       // its id chain (current for a CANCEL: nothing else moves)
+    reg           u_free;                 // S_U1 also frees slot t (a CANCEL)
     reg           t_side, t_post;
     // the taker
     reg         tk_rep, tk_side, tk_has_lim, tk_rest, tk_post, tk_first;
@@ -171,10 +172,17 @@ module tickbook_book_bram #(
     reg [LHW-1:0] rm_h;
     reg [KW-1:0]  rm_k;
     // top of book
-    reg [63:0]  tob_bpx [0:NSYM-1];
-    reg [63:0]  tob_bqt [0:NSYM-1];
-    reg [63:0]  tob_apx [0:NSYM-1];
-    reg [63:0]  tob_aqt [0:NSYM-1];
+    // the best level of each book (valid while its ladder is not empty): the top of book, and
+    // what a NEW's cross and a resting order's level are decided with before any read. A
+    // message that takes a book's best level away marks it stale until S_BR* reads the new one.
+    reg [52:0]    bst_px  [0:NBK-1];      // price, ticks
+    reg [52:0]    bst_pxu [0:NBK-1];      // price, 1e-8 units
+    reg [QW-1:0]  bst_q   [0:NBK-1];      // size
+    reg [LHW-1:0] bst_h   [0:NBK-1];      // level handle
+    reg [NBK-1:0] stale;
+    reg           br_side;                // the side S_BR* refreshes
+    // the end of a message that changed the book: refresh a best level it took away (S_BR*)
+    wire [5:0]    after_book = (stale[{cur_sym, 1'b0}] || stale[{cur_sym, 1'b1}]) ? S_BR0 : S_IDLE;
     reg [511:0] ev_data;
 
     integer i;
@@ -186,10 +194,12 @@ module tickbook_book_bram #(
     genvar gs;
     generate
         for (gs = 0; gs < NSYM; gs = gs + 1) begin : g_tob
-            assign tob_bid_px[64*gs +: 64]  = tob_bpx[gs];
-            assign tob_bid_qty[64*gs +: 64] = tob_bqt[gs];
-            assign tob_ask_px[64*gs +: 64]  = tob_apx[gs];
-            assign tob_ask_qty[64*gs +: 64] = tob_aqt[gs];
+            wire [BW-1:0] b_bid = {gs[SW-1:0], 1'b0};
+            wire [BW-1:0] b_ask = {gs[SW-1:0], 1'b1};
+            assign tob_bid_px[64*gs +: 64]  = (lad_n[b_bid] == {KW{1'b0}}) ? PRICE_NONE : {11'd0, bst_pxu[b_bid]};
+            assign tob_bid_qty[64*gs +: 64] = (lad_n[b_bid] == {KW{1'b0}}) ? 64'd0 : {{(64-QW){1'b0}}, bst_q[b_bid]};
+            assign tob_ask_px[64*gs +: 64]  = (lad_n[b_ask] == {KW{1'b0}}) ? PRICE_NONE : {11'd0, bst_pxu[b_ask]};
+            assign tob_ask_qty[64*gs +: 64] = (lad_n[b_ask] == {KW{1'b0}}) ? 64'd0 : {{(64-QW){1'b0}}, bst_q[b_ask]};
         end
     endgenerate
 
@@ -231,6 +241,7 @@ module tickbook_book_bram #(
 `include "tickbook_book_price.vh"
     wire         m_rests = (m_tif == TIF_GTC || m_tif == TIF_POST);
     wire [BW-1:0] own_b = {cur_sym, side_sel};
+    wire [BW-1:0] t_b = {cur_sym, t_side};    // the book of the order a CANCEL / REPLACE names
     wire [KW-1:0] own_n = lad_n[own_b];
     wire         own_full = ({{(32-KW){1'b0}}, own_n} >= NLVL);
     wire         orders_full = ({{(32-CW){1'b0}}, rest_cnt} >= NORD);
@@ -241,6 +252,12 @@ module tickbook_book_bram #(
     wire [7:0]   can_why = cancel_reason(found, t_acct == m_acct);
     wire [7:0]   rep_why = replace_reason(found, t_acct == m_acct, bad_qty, max_qty,
                                           !px_rng || !on_tick, out_band, 1'b0);
+    // S_CHECK: does the message cross the other side's best level (stale bits are all clear
+    // between messages)?
+    wire [BW-1:0] opp_c = {cur_sym, !side_sel};
+    wire         cross_c = (lad_n[opp_c] != {KW{1'b0}}) &&
+                           (!has_lim_c || (side_sel ? ({21'd0, bst_px[opp_c]} >= lim_c)
+                                                    : ({21'd0, bst_px[opp_c]} <= lim_c)));
     // the taker against the best level of the other side (S_M1, S_FK1)
     wire [BW-1:0] opp_b = {cur_sym, !tk_side};
     wire [KW-1:0] opp_n = lad_n[opp_b];
@@ -294,6 +311,26 @@ module tickbook_book_bram #(
         end
     endtask
 
+    // the resting order rs_o's level on its side: the best level, or a new best, decided from
+    // the best level's registers without a read; else a walk of the ladder (S_F*, then S_R3)
+    wire [BW-1:0] rest_b = {cur_sym, tk_side};
+    wire          rest_fresh = !stale[rest_b];
+    wire          rest_better = tk_side ? (tk_pxt < bst_px[rest_b]) : (tk_pxt > bst_px[rest_b]);
+    task place;
+        begin
+            sr_b <= rest_b;
+            sr_px <= tk_pxt;
+            if (rest_fresh && (lad_n[rest_b] == {KW{1'b0}} || rest_better)) begin
+                sr_pos <= lad_n[rest_b];              // a new best: nothing to shift
+                ret <= after_book;
+                state <= S_I2;
+            end else if (rest_fresh && tk_pxt == bst_px[rest_b]) begin
+                l_ra <= bst_h[rest_b];
+                state <= S_R4;
+            end else search(rest_b, tk_pxt, S_R3);
+        end
+    endtask
+
     // S_CHECK (S_CAPN), a NEW that passed: ACK; the taker; on to FOK or matching
     task accept_new;
         begin
@@ -311,7 +348,10 @@ module tickbook_book_bram #(
             tk_rest <= !is_mkt && m_rests;
             tk_post <= (m_tif == TIF_POST);
             tk_first <= 1'b1;
-            state <= (m_tif == TIF_FOK) ? S_FK0 : S_M0;
+            tk_end <= (m_tif == TIF_POST && cross_c) ? E_POST : E_NOCROSS;
+            if (m_tif == TIF_FOK) state <= S_FK0;
+            else if (cross_c) state <= (m_tif == TIF_POST) ? S_END : S_M0;
+            else state <= (!is_mkt && m_rests) ? S_R0 : S_END;
         end
     endtask
 
@@ -319,8 +359,9 @@ module tickbook_book_bram #(
     task accept_cancel;
         begin
             emit(EV_CANCELED, R_USER, m_id, 64'd0, {11'd0, t_pxu}, t_lvs, 32'd0, t_acct, t_side);
-            ret <= S_FT0;
-            state <= S_U0;
+            l_ra <= t_lvl;
+            u_free <= 1'b1;
+            state <= S_U1;
         end
     endtask
 
@@ -345,8 +386,13 @@ module tickbook_book_bram #(
                 tk_rest <= 1'b1;
                 tk_post <= t_post;
                 tk_first <= 1'b1;
-                ret <= S_M0;
-                state <= S_U0;
+                // the other side's best is what it was: the cross is known now (S_M0 again
+                // decides POST_ONLY at the first cross)
+                tk_end <= E_NOCROSS;
+                l_ra <= t_lvl;
+                u_free <= 1'b0;
+                ret <= cross_c ? S_M0 : S_R0;
+                state <= S_U1;
             end
         end
     endtask
@@ -366,11 +412,8 @@ module tickbook_book_bram #(
             l_top_m1 <= {LHW{1'b1}};
             l_unused <= {LCW{1'b0}};
             for (i = 0; i < NBK; i = i + 1) lad_n[i] <= {KW{1'b0}};
-            for (i = 0; i < NSYM; i = i + 1) begin
-                r_ref[i] <= c_ref0[i];
-                tob_bpx[i] <= PRICE_NONE; tob_bqt[i] <= 64'd0;
-                tob_apx[i] <= PRICE_NONE; tob_aqt[i] <= 64'd0;
-            end
+            stale <= {NBK{1'b0}};
+            for (i = 0; i < NSYM; i = i + 1) r_ref[i] <= c_ref0[i];
         end else begin
             if (out_valid && out_ready) out_valid <= 1'b0;
 
@@ -420,6 +463,8 @@ module tickbook_book_bram #(
                     t_pxu <= q_opxu;
                     t_lvl <= q_olvl;
                     t_prev <= q_oprev;
+                    t_hprev <= q_ohprev;
+                    t_hnext <= q_ohnext;
                     t_next <= q_onext;
                     t_side <= q_oside;
                     t_post <= q_opost;
@@ -458,7 +503,8 @@ module tickbook_book_bram #(
             S_KEEP0: begin                // l_ra = t_lvl
                 o_lvs[t] <= m_qty[31:0];
                 l_qty[t_lvl] <= q_lqty - {{IW{1'b0}}, t_lvs - m_qty[31:0]};
-                state <= S_TOB;
+                if (t_lvl == bst_h[t_b]) bst_q[t_b] <= q_lqty - {{IW{1'b0}}, t_lvs - m_qty[31:0]};
+                state <= after_book;
             end
 
             // ---- FOK: what trades within the limit before the taker's own first order
@@ -533,10 +579,15 @@ module tickbook_book_bram #(
                 end
             end
 
-            S_M2: begin
+            S_M2: begin                   // the other side's best level: its registers are current
                 o_ra <= q_lhead;
                 mk_lpxu <= q_lpxu;
                 mk_lqty <= q_lqty;
+                bst_px[opp_b] <= mk_pxt;
+                bst_h[opp_b] <= mk_h;
+                bst_pxu[opp_b] <= q_lpxu;
+                bst_q[opp_b] <= q_lqty;
+                stale[opp_b] <= 1'b0;
                 state <= S_M3;
             end
 
@@ -551,6 +602,7 @@ module tickbook_book_bram #(
                     o_lvs[o_ra] <= q_olvs - fill_q;
                     l_qty[mk_h] <= mk_lqty - {{IW{1'b0}}, fill_q};
                     mk_lqty <= mk_lqty - {{IW{1'b0}}, fill_q};
+                    bst_q[opp_b] <= mk_lqty - {{IW{1'b0}}, fill_q};
                     r_ref[cur_sym] <= mk_pxt;
                     tk_lvs <= tk_lvs - fill_q;
                     fq <= fill_q;
@@ -570,6 +622,7 @@ module tickbook_book_bram #(
                 if (mk_left == 32'd0) begin
                     if (mk_next == NIL) begin          // its level empties: the best, at the top
                         lad_n[opp_b] <= opp_n - 1'b1;
+                        stale[opp_b] <= 1'b1;
                         l_free[l_top[LHW-1:0]] <= mk_h;
                         l_top <= l_top + 1'b1;
                         l_top_m1 <= l_top[LHW-1:0];
@@ -598,19 +651,19 @@ module tickbook_book_bram #(
             // frees its slot
             S_END: if (ev_free) begin
                 case (tk_end)
-                E_FILLED: state <= tk_rep ? S_FT0 : S_TOB;
+                E_FILLED: state <= tk_rep ? S_FT0 : after_book;
                 E_SELF: begin
                     cancel_taker(R_SELF_TRADE);
-                    state <= tk_rep ? S_FT0 : S_TOB;
+                    state <= tk_rep ? S_FT0 : after_book;
                 end
                 E_POST: begin
                     cancel_taker(R_POST_ONLY);
-                    state <= tk_rep ? S_FT0 : S_TOB;
+                    state <= tk_rep ? S_FT0 : after_book;
                 end
                 default: begin
                     if (!tk_rest) begin
                         cancel_taker(R_IOC);
-                        state <= S_TOB;
+                        state <= after_book;
                     end else state <= S_R0;
                 end
                 endcase
@@ -634,31 +687,27 @@ module tickbook_book_bram #(
                     o_lvs[o_alloc] <= tk_lvs;
                     o_pxu[o_alloc] <= tk_pxu[52:0];
                     o_next[o_alloc] <= NIL;
-                    h_ra <= bucket(m_id);
-                    state <= S_R1;
+                    // first in its id's chain: h_ra still holds the id's bucket from S_IDLE
+                    o_hnext[o_alloc] <= q_hhead;
+                    o_hprev[o_alloc] <= NIL;
+                    h_head[h_ra] <= ptr(o_alloc);
+                    h_dirty <= 1'b1;
+                    if (q_hhead != NIL) begin
+                        o_ra <= q_hhead[IW-1:0];
+                        state <= S_R1B;
+                    end else place;
                 end else begin
                     rs_o <= t;
                     o_lvs[t] <= tk_lvs;
                     o_pxu[t] <= tk_pxu[52:0];
                     o_next[t] <= NIL;
-                    search({cur_sym, tk_side}, tk_pxt, S_R3);
+                    place;
                 end
-            end
-
-            S_R1: begin                   // h_ra = the id's bucket
-                o_hnext[rs_o] <= q_hhead;
-                o_hprev[rs_o] <= NIL;
-                h_head[h_ra] <= ptr(rs_o);
-                h_dirty <= 1'b1;
-                if (q_hhead != NIL) begin
-                    o_ra <= q_hhead[IW-1:0];
-                    state <= S_R1B;
-                end else search({cur_sym, tk_side}, tk_pxt, S_R3);
             end
 
             S_R1B: begin                  // the chain's old first slot points back at the new one
                 o_hprev[o_ra] <= ptr(rs_o);
-                search({cur_sym, tk_side}, tk_pxt, S_R3);
+                place;
             end
 
             S_R3: begin
@@ -666,7 +715,7 @@ module tickbook_book_bram #(
                     l_ra <= sr_h;
                     state <= S_R4;
                 end else begin
-                    ret <= S_TOB;
+                    ret <= after_book;
                     state <= S_I0;
                 end
             end
@@ -677,7 +726,8 @@ module tickbook_book_bram #(
                 o_lvl[rs_o] <= l_ra;
                 l_tail[l_ra] <= rs_o;
                 l_qty[l_ra] <= q_lqty + {{IW{1'b0}}, tk_lvs};
-                state <= S_TOB;
+                if (l_ra == bst_h[{cur_sym, tk_side}]) bst_q[{cur_sym, tk_side}] <= q_lqty + {{IW{1'b0}}, tk_lvs};
+                state <= after_book;
             end
 
             // ---- slot t leaves the id table and is freed (its chain links read again: fills
@@ -695,26 +745,41 @@ module tickbook_book_bram #(
                 o_top <= o_top + 1'b1;
                 o_top_m1 <= o_top[IW-1:0];
                 rest_cnt <= rest_cnt - 1'b1;
-                state <= S_TOB;
+                state <= after_book;
             end
 
-            // ---- slot t leaves its level (the level leaves its ladder when it empties); -> ret
-            S_U0: begin
-                l_ra <= t_lvl;
-                state <= S_U1;
-            end
-
+            // ---- slot t leaves its level (l_ra = its level; the level leaves its ladder when it
+            // empties); a CANCEL's slot also leaves the id table and the pool, and the message
+            // ends; a REPLACE's goes on to ret
             S_U1: begin
                 if (t_prev == NIL) l_head[t_lvl] <= t_next[IW-1:0];
                 else o_next[t_prev[IW-1:0]] <= t_next;
                 if (t_next == NIL) l_tail[t_lvl] <= t_prev[IW-1:0];
                 else o_prev[t_next[IW-1:0]] <= t_prev;
                 l_qty[t_lvl] <= q_lqty - {{IW{1'b0}}, t_lvs};
-                if (t_prev == NIL && t_next == NIL) begin
-                    sr_b <= {cur_sym, t_side};
+                if (t_lvl == bst_h[t_b]) bst_q[t_b] <= q_lqty - {{IW{1'b0}}, t_lvs};
+                if (u_free) begin          // a CANCEL: out of the id table, the slot freed
+                    if (t_hprev == NIL) h_head[bucket(m_id)] <= t_hnext;
+                    else o_hnext[t_hprev[IW-1:0]] <= t_hnext;
+                    if (t_hnext != NIL) o_hprev[t_hnext[IW-1:0]] <= t_hprev;
+                    o_free[o_top[IW-1:0]] <= t;
+                    o_top <= o_top + 1'b1;
+                    o_top_m1 <= o_top[IW-1:0];
+                    rest_cnt <= rest_cnt - 1'b1;
+                end
+                if (t_prev == NIL && t_next == NIL && t_lvl == bst_h[t_b] && !stale[t_b]) begin
+                    // its level empties and was the best, the ladder's last entry: pop it
+                    lad_n[t_b] <= lad_n[t_b] - 1'b1;
+                    stale[t_b] <= 1'b1;
+                    l_free[l_top[LHW-1:0]] <= t_lvl;
+                    l_top <= l_top + 1'b1;
+                    l_top_m1 <= l_top[LHW-1:0];
+                    state <= u_free ? S_BR0 : ret;
+                end else if (t_prev == NIL && t_next == NIL) begin
+                    sr_b <= t_b;
                     rm_h <= t_lvl;
                     state <= S_RM0;
-                end else state <= ret;
+                end else state <= u_free ? after_book : ret;
             end
 
             // remove level rm_h from ladder sr_b: find it from the best end, shift the better
@@ -727,12 +792,13 @@ module tickbook_book_bram #(
 
             S_RM1: begin
                 if (q_ladh == rm_h) begin
-                    if (rm_k + 1'b1 == lad_n[sr_b]) begin
+                    if (rm_k + 1'b1 == lad_n[sr_b]) begin   // the best level goes
                         lad_n[sr_b] <= lad_n[sr_b] - 1'b1;
+                        stale[sr_b] <= 1'b1;
                         l_free[l_top[LHW-1:0]] <= rm_h;
                         l_top <= l_top + 1'b1;
                         l_top_m1 <= l_top[LHW-1:0];
-                        state <= ret;
+                        state <= u_free ? S_BR0 : ret;
                     end else begin
                         lad_ra <= lad_at(sr_b, rm_k + 1'b1);
                         state <= S_RM2;
@@ -751,7 +817,7 @@ module tickbook_book_bram #(
                     l_free[l_top[LHW-1:0]] <= rm_h;
                     l_top <= l_top + 1'b1;
                     l_top_m1 <= l_top[LHW-1:0];
-                    state <= ret;
+                    state <= u_free ? after_book : ret;
                 end else begin
                     rm_k <= rm_k + 1'b1;
                     lad_ra <= lad_at(sr_b, rm_k + K2);
@@ -826,43 +892,42 @@ module tickbook_book_bram #(
                 l_tail[l_alloc] <= rs_o;
                 o_lvl[rs_o] <= l_alloc;
                 o_prev[rs_o] <= NIL;
+                if (sr_pos == lad_n[sr_b]) begin         // the new best level
+                    bst_px[sr_b] <= sr_px;
+                    bst_h[sr_b] <= l_alloc;
+                    bst_pxu[sr_b] <= tk_pxu[52:0];
+                    bst_q[sr_b] <= {{IW{1'b0}}, tk_lvs};
+                    stale[sr_b] <= 1'b0;
+                end
                 state <= ret;
             end
 
-            // ---- top of book of cur_sym: the best entry of each ladder, then its level (the two
-            // sides' reads overlap; an empty side reads an entry it does not use)
-            S_T0: begin
-                lad_ra <= lad_at({cur_sym, 1'b0}, lad_n[{cur_sym, 1'b0}] - 1'b1);
-                state <= S_T1;
-            end
-
-            S_T1: begin
-                l_ra <= q_ladh;
-                lad_ra <= lad_at({cur_sym, 1'b1}, lad_n[{cur_sym, 1'b1}] - 1'b1);
-                state <= S_T2;
-            end
-
-            S_T2: begin
-                if (lad_n[{cur_sym, 1'b0}] == {KW{1'b0}}) begin
-                    tob_bpx[cur_sym] <= PRICE_NONE;
-                    tob_bqt[cur_sym] <= 64'd0;
+            // ---- a best level taken away by this message: read the new one (its ladder's last
+            // entry, then the level); the top of book is these registers
+            S_BR0: begin
+                br_side <= !stale[{cur_sym, 1'b0}];
+                if (lad_n[{cur_sym, !stale[{cur_sym, 1'b0}]}] == {KW{1'b0}}) begin
+                    stale[{cur_sym, !stale[{cur_sym, 1'b0}]}] <= 1'b0;
+                    state <= (stale[{cur_sym, 1'b0}] && stale[{cur_sym, 1'b1}]) ? S_BR0 : S_IDLE;
                 end else begin
-                    tob_bpx[cur_sym] <= {11'd0, q_lpxu};
-                    tob_bqt[cur_sym] <= {{(64-QW){1'b0}}, q_lqty};
+                    lad_ra <= lad_at({cur_sym, !stale[{cur_sym, 1'b0}]},
+                                     lad_n[{cur_sym, !stale[{cur_sym, 1'b0}]}] - 1'b1);
+                    state <= S_BR1;
                 end
-                l_ra <= q_ladh;
-                state <= S_T3;
             end
 
-            S_T3: begin
-                if (lad_n[{cur_sym, 1'b1}] == {KW{1'b0}}) begin
-                    tob_apx[cur_sym] <= PRICE_NONE;
-                    tob_aqt[cur_sym] <= 64'd0;
-                end else begin
-                    tob_apx[cur_sym] <= {11'd0, q_lpxu};
-                    tob_aqt[cur_sym] <= {{(64-QW){1'b0}}, q_lqty};
-                end
-                state <= S_IDLE;
+            S_BR1: begin
+                l_ra <= q_ladh;
+                bst_px[{cur_sym, br_side}] <= q_ladpx;
+                bst_h[{cur_sym, br_side}] <= q_ladh;
+                state <= S_BR2;
+            end
+
+            S_BR2: begin
+                bst_pxu[{cur_sym, br_side}] <= q_lpxu;
+                bst_q[{cur_sym, br_side}] <= q_lqty;
+                stale[{cur_sym, br_side}] <= 1'b0;
+                state <= stale[{cur_sym, !br_side}] ? S_BR0 : S_IDLE;
             end
 
             default: state <= S_IDLE;
