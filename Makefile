@@ -113,9 +113,15 @@ hdl-lint:
 	for p in "-GNSYM=1 -GNORD=1 -GNLVL=1" "-GNSYM=3 -GNORD=5 -GNLVL=3" "-GNSYM=8 -GNORD=8192 -GNLVL=256" "-GNSYM=2 -GNORD=1048576 -GNLVL=4096"; do \
 	  verilator --lint-only -Wall -Ihdl/rtl $$p hdl/rtl/tickbook_book_bram.v || exit 1; done
 
-# the area build NSYM=1 NORD=4 NLVL=2 on an iCE40 HX8K; AREA=0 the fast build, NSYM/NORD/NLVL/FREQ
-synth:
-	hdl/synth/synth.sh
+# yosys + nextpnr-ecp5 (yowasp, the `synth` extra) for an ECP5 LFE5U-85F: the block-RAM build
+# NSYM=8 NORD=8192 NLVL=256; BOOK=fast|area a register build (NSYM=1 NORD=4 NLVL=2);
+# NSYM/NORD/NLVL/FREQ/SEED/ROUTER from the environment (hdl/synth/synth.py)
+$(VENV)/.synth: $(RUN_STAMP)
+	$(BIN)/pip install --quiet --no-compile -e '.[synth]'
+	touch $@
+
+synth: $(VENV)/.synth
+	PYTHON=$(BIN)/python hdl/synth/synth.sh
 
 # LOBSTER sweep: the six NASDAQ sample files, book mode then match mode (docs/lobster.md).
 # Fails unless every orderbook row agrees in every run.

@@ -148,7 +148,7 @@ def test_area_build_random_flows_match_engine(n, nord, nlvl, opts, idle, stall):
 
 
 def test_area_build_synthesized_configuration():
-    """The configuration `make synth` places on the HX8K: one symbol, NORD=4, NLVL=2; once with
+    """The configuration `BOOK=area make synth` places: one symbol, NORD=4, NLVL=2; once with
     the narrow-collar symbol, once with the wide one (MARKET SELL protection clamped at 1 tick)."""
     for sym, seed in (("ESZ6", 6), ("PENNY", 7)):
         body = DIFF_VENUE_TOML.split(f"[symbols.{sym}]")[1].split("[")[0]

@@ -9,8 +9,8 @@
 //     and none of the logic behind it can be optimized away, at the cost of an XOR tree rather
 //     than a 456-bit shift register or multiplexer. out_take is the consumer's ready. This
 //     harness measures area and timing; it is not a way to read events off a board;
-//   - configuration: address, symbol and the data bits the book reads (107 for the fast build's
-//     reciprocal, 54 for the area build).
+//   - configuration: address, symbol and the data bits the book reads (107 for the reciprocal of
+//     the fast and block-RAM builds, 54 for the area build).
 `timescale 1ns / 1ps
 `default_nettype none
 
@@ -18,7 +18,8 @@ module synth_top #(
     parameter integer NSYM = 1,
     parameter integer NORD = 4,
     parameter integer NLVL = 2,
-    parameter integer AREA = 1     // 1: tickbook_book_area, 0: tickbook_book (the fast build)
+    parameter integer AREA = 1     // 1: tickbook_book_area, 0: tickbook_book (the fast build),
+                                   // 2: tickbook_book_bram (the block-RAM build)
 ) (
     input  wire clk,
     input  wire rst,
@@ -34,7 +35,7 @@ module synth_top #(
     output wire tob_par,
     output wire busy
 );
-    localparam integer CDW = (AREA != 0) ? 54 : 107;
+    localparam integer CDW = (AREA == 1) ? 54 : 107;
     localparam integer CFW = 3 + 16 + CDW;
     reg  [335:0]     rec;
     reg  [CFW-1:0]   cfg;
@@ -55,8 +56,17 @@ module synth_top #(
     wire [127:0] cfg_data = {{(128-CDW){1'b0}}, cfg[CDW-1:0]};
 
     generate
-        if (AREA != 0) begin : g_area
+        if (AREA == 1) begin : g_area
             tickbook_book_area #(.NSYM(NSYM), .NORD(NORD), .NLVL(NLVL)) book (
+                .clk(clk), .rst(rst),
+                .cfg_we(go_cfg), .cfg_addr(cfg[CFW-1 -: 3]), .cfg_sym(cfg[CDW +: 16]), .cfg_data(cfg_data),
+                .in_valid(go_rec), .in_ready(in_ready), .in_data(in_data),
+                .out_valid(out_valid), .out_ready(out_take), .out_data(out_data),
+                .tob_bid_px(bpx), .tob_bid_qty(bqt), .tob_ask_px(apx), .tob_ask_qty(aqt),
+                .busy(busy)
+            );
+        end else if (AREA == 2) begin : g_bram
+            tickbook_book_bram #(.NSYM(NSYM), .NORD(NORD), .NLVL(NLVL)) book (
                 .clk(clk), .rst(rst),
                 .cfg_we(go_cfg), .cfg_addr(cfg[CFW-1 -: 3]), .cfg_sym(cfg[CDW +: 16]), .cfg_data(cfg_data),
                 .in_valid(go_rec), .in_ready(in_ready), .in_data(in_data),

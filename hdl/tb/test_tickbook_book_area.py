@@ -11,7 +11,7 @@ pytestmark = pytest.mark.hdl
 
 
 @pytest.mark.parametrize("nsym,nord,nlvl", [
-    (4, 4, 2),  # the NORD and NLVL make synth puts on the iCE40, with symbols for the random flows
+    (4, 4, 2),  # the NORD and NLVL `BOOK=area make synth` places, with symbols for the random flows
     (3, 5, 3),
 ])
 def test_tickbook_book_area_passes_the_cocotb_tests(nsym, nord, nlvl):
