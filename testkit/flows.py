@@ -502,6 +502,28 @@ band_bps = 15000
 """
 
 
+# Extremes of the price arithmetic: a collar half-width beyond 54 bits (saturates), a reference
+# near 2**53 units, a tick of 10**11 units, a 1-bps collar.
+EDGE_VENUE_TOML = """
+[symbols.HUGE]
+tick = "0.00000001"
+ref_price = "50000000.00000000"
+band_bps = 1000000
+
+[symbols.BIGTICK]
+tick = "1000"
+ref_price = "5000000"
+band_bps = 3
+
+[symbols.ONEBPS]
+tick = "0.01"
+ref_price = "250.00"
+band_bps = 1
+
+[accounts.default]
+"""
+
+
 def generated_csv(venue, n: int, seed: int) -> bytes:
     """`tickbook gen`'s flow of n messages for the venue, as the CSV it writes (header included)."""
     import io
@@ -532,6 +554,12 @@ def diff_venue():
     from engine.config import parse_venue
 
     return parse_venue(DIFF_VENUE_TOML, "<hdl diff venue>")
+
+
+def edge_venue():
+    from engine.config import parse_venue
+
+    return parse_venue(EDGE_VENUE_TOML, "<hdl edge venue>")
 
 
 def random_records(seed: int, n: int, venue=None, *, nord: int = 16, nlvl: int = 8,

@@ -17,7 +17,7 @@ import pytest
 from engine.api import replay_records
 from engine.config import parse_venue
 from engine.records import EV_FILL, EV_REJECT, R_CAPACITY
-from testkit.flows import DIFF_VENUE_TOML, diff_venue, random_records
+from testkit.flows import DIFF_VENUE_TOML, diff_venue, edge_venue, random_records
 from engine.compare import first_divergence
 from hdl.sim.driver import engine_venue, simulate
 from hdl.sim.verilator import verilator_available
@@ -57,27 +57,6 @@ AREA_CASES = [
     (5_000, 8, 3, {"weird": 0.15, "n_accounts": 2, "spread": 3}, 10, 30),
     (3_000, 16, 5, {"spread": 10, "cancel": 0.15}, 0, 20),
 ]
-
-# extremes of the price arithmetic: a collar half-width beyond 54 bits (saturates), a reference
-# near 2**53 units, a tick of 10**11 units, a 1-bps collar
-EDGE_VENUE_TOML = """
-[symbols.HUGE]
-tick = "0.00000001"
-ref_price = "50000000.00000000"
-band_bps = 1000000
-
-[symbols.BIGTICK]
-tick = "1000"
-ref_price = "5000000"
-band_bps = 3
-
-[symbols.ONEBPS]
-tick = "0.01"
-ref_price = "250.00"
-band_bps = 1
-
-[accounts.default]
-"""
 
 
 def _check(n, nord, nlvl, opts, idle, stall, seed, venue=None, book="fast", simulator="icarus"):
@@ -159,7 +138,7 @@ def test_area_build_synthesized_configuration():
 
 @pytest.mark.parametrize("book", ["fast", "area", "bram"])
 def test_price_arithmetic_extremes(book):
-    v = parse_venue(EDGE_VENUE_TOML, "<hdl edge venue>")
+    v = edge_venue()
     res, eng = _check(3_000, 8, 3, {"spread": 4, "weird": 0.1}, 0, 0, seed=31, venue=v, book=book)
     assert (eng["kind"] == EV_FILL).any()
 

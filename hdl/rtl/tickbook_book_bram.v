@@ -269,27 +269,31 @@ module tickbook_book_bram #(
     wire [63:0]  fk_sum = fk_tot + {32'd0, q_olvs};
 
     // ------------------------------------------------------------------ events
-    task emit;
-        input [7:0]  k_kind, k_reason;
-        input [63:0] k_oid, k_cid, k_px;
-        input [31:0] k_qty, k_lvs, k_acct;
-        input        k_sell;
+`include "tickbook_book_emit.vh"
+
+    // an order leaves its id chain (its bucket, its chain neighbours) and the pool
+    task free_order;
+        input [IW-1:0] k_o;
+        input [63:0]   k_id;
+        input [PW-1:0] k_hprev, k_hnext;
         begin
-            ev_data <= event_record(seq, m_mseq, k_oid, k_cid, k_px, k_qty, k_lvs, k_acct,
-                                    cur_sym16, k_kind, k_sell ? SIDE_SELL : SIDE_BUY, k_reason);
-            out_valid <= 1'b1;
-            seq <= seq + 64'd1;
+            if (k_hprev == NIL) h_head[bucket(k_id)] <= k_hnext;
+            else o_hnext[k_hprev[IW-1:0]] <= k_hnext;
+            if (k_hnext != NIL) o_hprev[k_hnext[IW-1:0]] <= k_hprev;
+            o_free[o_top[IW-1:0]] <= k_o;
+            o_top <= o_top + 1'b1;
+            o_top_m1 <= o_top[IW-1:0];
+            rest_cnt <= rest_cnt - 1'b1;
         end
     endtask
 
-    task reject;
-        input [7:0] k_reason;
+    // a level handle back on its stack (the caller takes the level out of its ladder)
+    task free_level;
+        input [LHW-1:0] k_h;
         begin
-            ev_data <= event_record(seq, m_mseq, m_id, 64'd0, PRICE_NONE, 32'd0, 32'd0, m_acct,
-                                    m_sym, EV_REJECT, 8'd0, k_reason);
-            out_valid <= 1'b1;
-            seq <= seq + 64'd1;
-            state <= S_DONE;
+            l_free[l_top[LHW-1:0]] <= k_h;
+            l_top <= l_top + 1'b1;
+            l_top_m1 <= l_top[LHW-1:0];
         end
     endtask
 
@@ -476,6 +480,7 @@ module tickbook_book_bram #(
 
             // ---- every rule in the rulebook's order; CAPACITY of a level needs a walk
             S_CHECK: if (ev_free) begin
+                state <= S_DONE;   // a REJECT ends the message; what accepts goes on
                 if (m_new && fields_ok) begin
                     if (new_why != R_NONE) reject(new_why);
                     else if (!is_mkt && m_rests && own_full) search(own_b, q_t, S_CAPN);
@@ -491,11 +496,13 @@ module tickbook_book_bram #(
             end
 
             S_CAPN: if (ev_free) begin
+                state <= S_DONE;   // a REJECT ends the message; what accepts goes on
                 if (!sr_found) reject(R_CAPACITY);
                 else accept_new;
             end
 
             S_CAPR: if (ev_free) begin
+                state <= S_DONE;   // a REJECT ends the message; what accepts goes on
                 if (!sr_found) reject(R_CAPACITY);
                 else accept_replace;
             end
@@ -623,20 +630,12 @@ module tickbook_book_bram #(
                     if (mk_next == NIL) begin          // its level empties: the best, at the top
                         lad_n[opp_b] <= opp_n - 1'b1;
                         stale[opp_b] <= 1'b1;
-                        l_free[l_top[LHW-1:0]] <= mk_h;
-                        l_top <= l_top + 1'b1;
-                        l_top_m1 <= l_top[LHW-1:0];
+                        free_level(mk_h);
                     end else begin
                         l_head[mk_h] <= mk_next[IW-1:0];
                         o_prev[mk_next[IW-1:0]] <= NIL;
                     end
-                    if (mk_hprev == NIL) h_head[bucket(mk_id)] <= mk_hnext;
-                    else o_hnext[mk_hprev[IW-1:0]] <= mk_hnext;
-                    if (mk_hnext != NIL) o_hprev[mk_hnext[IW-1:0]] <= mk_hprev;
-                    o_free[o_top[IW-1:0]] <= mk_o;
-                    o_top <= o_top + 1'b1;
-                    o_top_m1 <= o_top[IW-1:0];
-                    rest_cnt <= rest_cnt - 1'b1;
+                    free_order(mk_o, mk_id, mk_hprev, mk_hnext);
                 end
                 if (tk_lvs == 32'd0) begin
                     tk_end <= E_FILLED;
@@ -738,13 +737,7 @@ module tickbook_book_bram #(
             end
 
             S_FT1: begin
-                if (q_ohprev == NIL) h_head[bucket(m_id)] <= q_ohnext;
-                else o_hnext[q_ohprev[IW-1:0]] <= q_ohnext;
-                if (q_ohnext != NIL) o_hprev[q_ohnext[IW-1:0]] <= q_ohprev;
-                o_free[o_top[IW-1:0]] <= t;
-                o_top <= o_top + 1'b1;
-                o_top_m1 <= o_top[IW-1:0];
-                rest_cnt <= rest_cnt - 1'b1;
+                free_order(t, m_id, q_ohprev, q_ohnext);
                 state <= after_book;
             end
 
@@ -759,21 +752,13 @@ module tickbook_book_bram #(
                 l_qty[t_lvl] <= q_lqty - {{IW{1'b0}}, t_lvs};
                 if (t_lvl == bst_h[t_b]) bst_q[t_b] <= q_lqty - {{IW{1'b0}}, t_lvs};
                 if (u_free) begin          // a CANCEL: out of the id table, the slot freed
-                    if (t_hprev == NIL) h_head[bucket(m_id)] <= t_hnext;
-                    else o_hnext[t_hprev[IW-1:0]] <= t_hnext;
-                    if (t_hnext != NIL) o_hprev[t_hnext[IW-1:0]] <= t_hprev;
-                    o_free[o_top[IW-1:0]] <= t;
-                    o_top <= o_top + 1'b1;
-                    o_top_m1 <= o_top[IW-1:0];
-                    rest_cnt <= rest_cnt - 1'b1;
+                    free_order(t, m_id, t_hprev, t_hnext);
                 end
                 if (t_prev == NIL && t_next == NIL && t_lvl == bst_h[t_b] && !stale[t_b]) begin
                     // its level empties and was the best, the ladder's last entry: pop it
                     lad_n[t_b] <= lad_n[t_b] - 1'b1;
                     stale[t_b] <= 1'b1;
-                    l_free[l_top[LHW-1:0]] <= t_lvl;
-                    l_top <= l_top + 1'b1;
-                    l_top_m1 <= l_top[LHW-1:0];
+                    free_level(t_lvl);
                     state <= u_free ? S_BR0 : ret;
                 end else if (t_prev == NIL && t_next == NIL) begin
                     sr_b <= t_b;
@@ -795,9 +780,7 @@ module tickbook_book_bram #(
                     if (rm_k + 1'b1 == lad_n[sr_b]) begin   // the best level goes
                         lad_n[sr_b] <= lad_n[sr_b] - 1'b1;
                         stale[sr_b] <= 1'b1;
-                        l_free[l_top[LHW-1:0]] <= rm_h;
-                        l_top <= l_top + 1'b1;
-                        l_top_m1 <= l_top[LHW-1:0];
+                        free_level(rm_h);
                         state <= u_free ? S_BR0 : ret;
                     end else begin
                         lad_ra <= lad_at(sr_b, rm_k + 1'b1);
@@ -814,9 +797,7 @@ module tickbook_book_bram #(
                 lad_h[lad_at(sr_b, rm_k)] <= q_ladh;
                 if (rm_k + K2 == lad_n[sr_b]) begin
                     lad_n[sr_b] <= lad_n[sr_b] - 1'b1;
-                    l_free[l_top[LHW-1:0]] <= rm_h;
-                    l_top <= l_top + 1'b1;
-                    l_top_m1 <= l_top[LHW-1:0];
+                    free_level(rm_h);
                     state <= u_free ? after_book : ret;
                 end else begin
                     rm_k <= rm_k + 1'b1;
