@@ -39,6 +39,11 @@ def test_replay_offload_golden(tmp_path, mode, capacities):
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == (GOLDEN / "example_events.csv").read_bytes()
     assert "built with" not in r.stderr  # the venue's capacities: no what-if line
+    beyond = [ln for ln in r.stderr.splitlines() if "beyond the synthesized device" in ln]
+    if capacities == "engine defaults":  # 1,048,576 orders and 4,096 levels: said, and simulated
+        assert len(beyond) == 1 and "nord 1,048,576 > 8,192" in beyond[0] and "nlvl 4,096 > 256" in beyond[0], r.stderr
+    else:
+        assert not beyond, r.stderr
 
 
 def test_a_venue_beyond_the_simulated_book_exits_2_in_one_line(tmp_path):

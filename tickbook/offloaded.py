@@ -61,15 +61,15 @@ def replay_offloaded(orders: np.ndarray, venue: VenueConfig, transport: str = "s
         return _serve(ENGINE, orders, venue, timeout, POLITE)
 
     from hdl.sim.driver import run_flow, simulator_available
-    from hdl.sim.scope import capacity_note, check_venue
+    from hdl.sim.scope import capacity_note, check_venue, device_note
 
     ok, why = simulator_available()
     if not ok:
         raise RuntimeError(f"--offload {offload} needs the Verilog simulation: {why}")
     params = check_venue(venue, orders, *hw_capacity)
-    note = capacity_note(venue, params)
-    if note:
-        print(f"hw: {note}", file=sys.stderr)
+    for note in (capacity_note(venue, params), device_note(params)):
+        if note:
+            print(f"hw: {note}", file=sys.stderr)
     if transport == "inproc":
         hw = run_flow(orders, venue, **params)
     else:

@@ -153,7 +153,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
 
     from hdl.sim.driver import BUILD_DIR, config_words
-    from hdl.sim.scope import Unrepresentable, capacity_note, check_venue
+    from hdl.sim.scope import Unrepresentable, capacity_note, check_venue, device_note
     from offload.engine_process import load_engine_venue
     from offload.pinning import die_with_parent, pin
 
@@ -172,6 +172,10 @@ def main(argv=None) -> int:
         log(f"cannot serve {a.rings}: {e}")
         return EXIT_USAGE
     nsym, nord, nlvl = params["nsym"], params["nord"], params["nlvl"]
+    if a.book == "bram":
+        note = device_note(params)
+        if note:
+            log(note)
     note = capacity_note(venue, params)
     if note:
         log(f"warning: {note}")

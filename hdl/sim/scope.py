@@ -59,6 +59,22 @@ def check_venue(venue, orders: np.ndarray | None = None, max_orders: int | None 
     return params
 
 
+# The configuration `make synth` places on the device (docs/hardware.md, "Synthesis"): a venue
+# beyond it is simulated as configured, and said so in one line.
+DEVICE = "LFE5U-85F"
+DEVICE_PARAMS = {"nsym": 8, "nord": 8192, "nlvl": 256}
+
+
+def device_note(params: dict) -> str | None:
+    """One line when the build's parameters are beyond the synthesized device's."""
+    over = [f"{k} {params[k]:,} > {v:,}" for k, v in DEVICE_PARAMS.items() if params[k] > v]
+    if not over:
+        return None
+    return (f"beyond the synthesized device ({DEVICE}: {DEVICE_PARAMS['nsym']} symbols, "
+            f"{DEVICE_PARAMS['nord']:,} orders, {DEVICE_PARAMS['nlvl']} levels a side; here "
+            f"{', '.join(over)}): simulated as configured, the events are the venue's")
+
+
 def capacity_note(venue, params: dict) -> str | None:
     """One line when the hardware is built with other capacities than the venue's (a what-if)."""
     v = as_venue(venue)
