@@ -361,15 +361,8 @@ module tickbook_book #(
             endcase
 
         end
-        // this build's configuration words (after the state machine: a write of the reference
-        // price wins over a trade's)
-        if (cfg_we && cfg_here) begin
-            if (cfg_addr == CFG_RECIP) c_recip[cfg_s] <= cfg_data[106:0];
-            if (cfg_addr == CFG_REF) begin
-                c_ref0[cfg_s] <= cfg_data[52:0];
-                r_ref[cfg_s] <= cfg_data[52:0];
-            end
-        end
+        // the price configuration words, last: a write of the reference price wins over a trade's
+        take_price_config;
     end
 endmodule
 

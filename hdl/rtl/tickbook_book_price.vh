@@ -15,6 +15,19 @@
     reg [52:0]  c_ref0  [0:NSYM-1];   // configured reference price, ticks
     reg [52:0]  r_ref   [0:NSYM-1];   // current reference price, ticks
 
+    // the configuration words of the price arithmetic (the reciprocal, the reference price),
+    // called at the end of the build's clocked block, after its state machine, so that a write
+    // of the reference price wins over a trade's
+    task take_price_config;
+        if (cfg_we && cfg_here) begin
+            if (cfg_addr == CFG_RECIP) c_recip[cfg_s] <= cfg_data[106:0];
+            if (cfg_addr == CFG_REF) begin
+                c_ref0[cfg_s] <= cfg_data[52:0];
+                r_ref[cfg_s] <= cfg_data[52:0];
+            end
+        end
+    endtask
+
     wire         px_rng = (m_px[63:53] == 11'd0) && (m_px != 64'd0);
     wire [52:0]  p53 = m_px[52:0];
 
