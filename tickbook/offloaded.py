@@ -67,7 +67,8 @@ def replay_offloaded(orders: np.ndarray, venue: VenueConfig, transport: str = "s
     if not ok:
         raise RuntimeError(f"--offload {offload} needs the Verilog simulation: {why}")
     params = check_venue(venue, orders, *hw_capacity)
-    for note in (capacity_note(venue, params), device_note(params)):
+    # the bridge says both itself (transport shm), in its report lines
+    for note in (capacity_note(venue, params), device_note(params)) if transport == "inproc" else ():
         if note:
             print(f"hw: {note}", file=sys.stderr)
     if transport == "inproc":
