@@ -25,6 +25,7 @@ module tickbook_book #(
 `include "tickbook_book_ports.vh"
 );
 `include "tickbook_book_shared.vh"
+`include "tickbook_book_message.vh"
 
 
     localparam [2:0] S_IDLE = 3'd0, S_CHECK = 3'd1, S_MATCH = 3'd2, S_FILL2 = 3'd3,
@@ -40,9 +41,6 @@ module tickbook_book #(
 
     // ------------------------------------------------------------------ message being worked on
     reg [2:0]   state;
-    reg [63:0]  seq;
-    reg [63:0]  m_px, m_qty;
-    reg [7:0]   m_act, m_side, m_type, m_tif;
     // taker
     reg         tk_rep, tk_side, tk_has_lim, tk_rest, tk_post, tk_first;
     reg [63:0]  tk_id, tk_pxu;
@@ -61,14 +59,11 @@ module tickbook_book #(
     reg [63:0]  tob_bqt [0:NSYM-1];
     reg [63:0]  tob_apx [0:NSYM-1];
     reg [63:0]  tob_aqt [0:NSYM-1];
-    // the event being presented
-    reg [511:0] ev_data;
 
     integer i;
 
     assign in_ready = (state == S_IDLE) && !rst;
     assign busy = (state != S_IDLE);
-    assign out_data = ev_data;
 
     genvar gs;
     generate
@@ -115,15 +110,6 @@ module tickbook_book #(
     end
 
     // ------------------------------------------------------------------ checks (state S_CHECK)
-    wire         m_new = (m_act == ACTION_NEW);
-    wire         m_can = (m_act == ACTION_CANCEL);
-    wire         m_rep = (m_act == ACTION_REPLACE);
-    wire         fields_ok = fields_valid(m_side, m_type, m_tif);
-    wire         is_mkt = m_new && (m_type == TYPE_MARKET);
-    wire         bad_tif = is_mkt && (m_tif == TIF_GTC || m_tif == TIF_POST);
-    wire         bad_qty = $signed(m_qty) <= 64'sd0;
-    wire         max_qty = (m_qty[63:32] != 32'd0);
-
     wire         side_sel = m_rep ? t_side : (m_side == SIDE_SELL);
 `include "tickbook_book_price.vh"
     // does a level at the message price exist on side_sel of cur_sym?
@@ -198,9 +184,7 @@ module tickbook_book #(
     wire [7:0]    rep_why = replace_reason(m_hit, o_acct[t] == m_acct, bad_qty, max_qty,
                                            !px_rng || !on_tick, out_band, cap_rep);
 
-    // ------------------------------------------------------------------ events
-`include "tickbook_book_emit.vh"
-
+    // ------------------------------------------------------------------ steps the states share
     // a NEW order rests in a free slot
     task rest_new;
         input [52:0] k_pxt;

@@ -29,6 +29,7 @@ module tickbook_book_bram #(
 `include "tickbook_book_ports.vh"
 );
 `include "tickbook_book_common.vh"
+`include "tickbook_book_message.vh"
 
     localparam integer PW  = IW + 1;                          // a slot pointer: top bit = none
     localparam [PW-1:0] NIL = {1'b1, {IW{1'b0}}};
@@ -131,9 +132,6 @@ module tickbook_book_bram #(
 
     // ------------------------------------------------------------------ message being worked on
     reg [5:0]   state, ret;               // ret: where a shared step goes when it is done
-    reg [63:0]  seq;
-    reg [63:0]  m_px, m_qty;
-    reg [7:0]   m_act, m_side, m_type, m_tif;
     // the resting order the message names (CANCEL, REPLACE; a NEW's duplicate)
     reg           found;
     reg [IW-1:0]  t;
@@ -183,13 +181,11 @@ module tickbook_book_bram #(
     reg           br_side;                // the side S_BR* refreshes
     // the end of a message that changed the book: refresh a best level it took away (S_BR*)
     wire [5:0]    after_book = (stale[{cur_sym, 1'b0}] || stale[{cur_sym, 1'b1}]) ? S_BR0 : S_IDLE;
-    reg [511:0] ev_data;
 
     integer i;
 
     assign in_ready = (state == S_IDLE) && !rst;
     assign busy = (state != S_IDLE);
-    assign out_data = ev_data;
 
     genvar gs;
     generate
@@ -229,14 +225,6 @@ module tickbook_book_bram #(
     endfunction
 
     // ------------------------------------------------------------------ checks (S_CHECK)
-    wire         m_new = (m_act == ACTION_NEW);
-    wire         m_can = (m_act == ACTION_CANCEL);
-    wire         m_rep = (m_act == ACTION_REPLACE);
-    wire         fields_ok = fields_valid(m_side, m_type, m_tif);
-    wire         is_mkt = m_new && (m_type == TYPE_MARKET);
-    wire         bad_tif = is_mkt && (m_tif == TIF_GTC || m_tif == TIF_POST);
-    wire         bad_qty = $signed(m_qty) <= 64'sd0;
-    wire         max_qty = (m_qty[63:32] != 32'd0);
     wire         side_sel = m_rep ? t_side : (m_side == SIDE_SELL);
 `include "tickbook_book_price.vh"
     wire         m_rests = (m_tif == TIF_GTC || m_tif == TIF_POST);
@@ -268,9 +256,7 @@ module tickbook_book_bram #(
     wire [31:0]  fill_q = (tk_lvs < q_olvs) ? tk_lvs : q_olvs;
     wire [63:0]  fk_sum = fk_tot + {32'd0, q_olvs};
 
-    // ------------------------------------------------------------------ events
-`include "tickbook_book_emit.vh"
-
+    // ------------------------------------------------------------------ steps the states share
     // an order leaves its id chain (its bucket, its chain neighbours) and the pool
     task free_order;
         input [IW-1:0] k_o;
