@@ -378,7 +378,6 @@ module tickbook_book_bram #(
                 tk_first <= 1'b1;
                 // the other side's best is what it was: the cross is known now (S_M0 again
                 // decides POST_ONLY at the first cross)
-                tk_end <= E_NOCROSS;
                 l_ra <= t_lvl;
                 u_free <= 1'b0;
                 ret <= cross_c ? S_M0 : S_R0;
@@ -645,11 +644,9 @@ module tickbook_book_bram #(
                     cancel_taker(R_POST_ONLY);
                     state <= tk_rep ? S_FT0 : after_book;
                 end
-                default: begin
-                    if (!tk_rest) begin
-                        cancel_taker(R_IOC);
-                        state <= after_book;
-                    end else state <= S_R0;
+                default: begin            // no cross left: a taker that rests went to S_R0
+                    cancel_taker(R_IOC);
+                    state <= after_book;
                 end
                 endcase
             end
