@@ -227,30 +227,34 @@ def report(out: dict) -> str:
     return "\n".join(lines)
 
 
-def test_hdl_cycles_bram():
-    out = run("bram")
-    print(f"\nblock-RAM build (tickbook_book_bram, NORD={BRAM_NORD}, NLVL={BRAM_NLVL})\n" + report(out))
+TITLES = {"bram": "block-RAM build (tickbook_book_bram", "fast": "fast build (tickbook_book",
+          "area": "area build (tickbook_book_area"}
+OUTS = {"bram": OUT_BRAM, "fast": OUT, "area": OUT_AREA}
+
+
+def cycles_table(book: str) -> dict:
+    """run(book), printed and written to its .benchmarks/ JSON."""
+    out = run(book)
+    nord, nlvl = SIZES[book]
+    print(f"\n{TITLES[book]}, NORD={nord}, NLVL={nlvl})\n" + report(out))
     os.makedirs(OUT_DIR, exist_ok=True)
-    with open(OUT_BRAM, "w") as fh:
+    with open(OUTS[book], "w") as fh:
         json.dump(out, fh, indent=1)
+    return out
+
+
+def test_hdl_cycles_bram():
+    cycles_table("bram")
 
 
 def test_hdl_cycles():
-    out = run("fast")
-    print("\nfast build (tickbook_book, NORD=64, NLVL=16)\n" + report(out))
-    os.makedirs(OUT_DIR, exist_ok=True)
-    with open(OUT, "w") as fh:
-        json.dump(out, fh, indent=1)
+    out = cycles_table("fast")
     assert out["NEW rest"]["interval_cycles_median"] <= 4
     assert out["CANCEL"]["interval_cycles_median"] <= 4
 
 
 def test_hdl_cycles_area():
-    out = run("area")
-    print(f"\narea build (tickbook_book_area, NORD={AREA_NORD}, NLVL={AREA_NLVL})\n" + report(out))
-    os.makedirs(OUT_DIR, exist_ok=True)
-    with open(OUT_AREA, "w") as fh:
-        json.dump(out, fh, indent=1)
+    out = cycles_table("area")
     assert out["CANCEL"]["interval_cycles_median"] <= 4 + AREA_NORD
     assert out["NEW rest"]["interval_cycles_median"] <= 64
 
