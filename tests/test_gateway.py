@@ -517,14 +517,6 @@ def test_a_client_that_disconnects_mid_flow_does_not_stall_the_others(shard_stac
         assert list(c.submit(order(300_000, 904, SIDE_BUY, 180.0, 1))["kind"]) == [EV_ACK]
 
 
-def _wait(cond, what, stack, timeout=STEP_TIMEOUT):
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"timed out ({timeout} s) waiting for {what}:\n{stack.logs()}")
-        time.sleep(0.001)
-
-
 def test_an_engine_that_dies_mid_message_is_reported_with_k_of_n_records_and_their_events(tmp_path):
     """docs/offload.md, Lifetime: the engine dying answers the request in flight with `ERR
     "engine gone (...): k of n records of this message were processed"` and the events of
@@ -548,10 +540,10 @@ def test_an_engine_that_dies_mid_message_is_reported_with_k_of_n_records_and_the
             flow = aapl_flow(907, 500_000, n, seed=5)  # one account: every event is this client's
             s.engine.send_signal(signal.SIGSTOP)
             tok = c.send(flow)
-            _wait(lambda: r0.head() == base + cap, "the gateway to fill the order ring", s)
+            s.wait(lambda: r0.head() == base + cap, "the gateway to fill the order ring", STEP_TIMEOUT)
             s.gw.send_signal(signal.SIGSTOP)
             s.engine.send_signal(signal.SIGCONT)
-            _wait(lambda: r0.tail() == base + cap, "the engine to process the records in the ring", s)
+            s.wait(lambda: r0.tail() == base + cap, "the engine to process the records in the ring", STEP_TIMEOUT)
             s.engine.send_signal(signal.SIGKILL)
             s.engine.wait(STEP_TIMEOUT)
             assert r0.head() == base + cap, "the gateway wrote records while frozen"
