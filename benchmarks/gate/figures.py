@@ -18,7 +18,7 @@ Figures (lower is better unless said):
   event ring and back, Numba client, HDR histogram;
 - replay_msgs_per_s (higher is better): `tickbook replay FLOW.csv --events FILE` in process
   after its warm-up, parse + match + write, the best of REPLAY_ROUNDS;
-- hdl_cycles (`--only hdl`): simulated cycles by message type of both Verilog builds, exact.
+- hdl_cycles (`--only hdl`): simulated cycles by message type of the three Verilog builds, exact.
 Each figure is kept only after its output is checked: every batch round gives the same events
 (count and digest) and the per-message loop the same count; every replay round writes the same
 number of events. The gate then compares these between the two trees.
@@ -210,12 +210,12 @@ def replay(inputs: Path) -> dict:
 
 
 def hdl_cycles() -> dict:
-    """Simulated clock cycles by message type of the Verilog builds (benchmarks/bench_hdl.py's
+    """Simulated clock cycles by message type of the three Verilog builds (benchmarks/bench_hdl.py's
     scenarios, Icarus): deterministic, so one run a tree is enough."""
     from benchmarks import bench_hdl
 
     out = {}
-    for build in ("fast", "area"):
+    for build in ("bram", "fast", "area"):
         for label, d in bench_hdl.run(build).items():
             if "cycles_per_message" in d:
                 out[f"{build}: {label}, cycles/message"] = d["cycles_per_message"]
