@@ -40,7 +40,7 @@ module tickbook_book_bram #(
     localparam integer NBK = 1 << BW;
     localparam integer AW  = BW + PIW;                        // a ladder entry: {book, position}
     localparam integer KW  = PIW + 1;                         // a position, or a count of levels
-    localparam [KW-1:0] K2 = 2;
+    localparam [KW-1:0] K2 = 2, K3 = 3;
     // levels in use at once: at most one an order, at most NLVL a book
     localparam integer NLP = (NORD < 2 * NSYM * NLVL) ? NORD : 2 * NSYM * NLVL;
     localparam integer LHW = (NLP > 1) ? $clog2(NLP) : 1;      // a level handle
@@ -50,7 +50,7 @@ module tickbook_book_bram #(
     localparam [5:0] S_IDLE = 6'd0, S_CLR = 6'd1, S_LOOK0 = 6'd2, S_LOOK1 = 6'd3, S_CHECK = 6'd4,
                      S_CAPN = 6'd5, S_CAPR = 6'd6, S_KEEP0 = 6'd9,
                      S_FK0 = 6'd12, S_FK1 = 6'd13, S_FK2 = 6'd14, S_FK3 = 6'd15, S_FKD = 6'd16,
-                     S_M0 = 6'd17, S_M1 = 6'd18, S_M2 = 6'd19, S_M3 = 6'd20, S_M4 = 6'd21,
+                     S_M0 = 6'd17, S_M2 = 6'd19, S_M3 = 6'd20, S_M4 = 6'd21,
                      S_END = 6'd22, S_R0 = 6'd23, S_R1B = 6'd25,
                      S_R3 = 6'd27, S_R4 = 6'd28, S_FT0 = 6'd29, S_FT1 = 6'd30,
                      S_U1 = 6'd32, S_RM0 = 6'd33, S_RM1 = 6'd34, S_RM2 = 6'd35,
@@ -59,7 +59,8 @@ module tickbook_book_bram #(
     localparam [5:0] S_DONE = S_IDLE;       // after a message that did not change the book
 
     // how a match ended
-    localparam [1:0] E_NOCROSS = 2'd0, E_FILLED = 2'd1, E_SELF = 2'd2, E_POST = 2'd3;
+    // (a taker filled ends in S_M4, no S_END)
+    localparam [1:0] E_NOCROSS = 2'd0, E_SELF = 2'd2, E_POST = 2'd3;
 
     // ------------------------------------------------------------------ memories
     reg [63:0]    o_id    [0:NORD-1];
@@ -246,11 +247,15 @@ module tickbook_book_bram #(
     wire         cross_c = (lad_n[opp_c] != {KW{1'b0}}) &&
                            (!has_lim_c || (side_sel ? ({21'd0, bst_px[opp_c]} >= lim_c)
                                                     : ({21'd0, bst_px[opp_c]} <= lim_c)));
-    // the taker against the best level of the other side (S_M1, S_FK1)
+    // does the taker cross a level of the other side: a ladder entry (the level read ahead in
+    // S_M4, the FOK's count in S_FK1), or the best level's registers (S_M0)?
     wire [BW-1:0] opp_b = {cur_sym, !tk_side};
     wire [KW-1:0] opp_n = lad_n[opp_b];
     wire         lad_cross = !tk_has_lim || (tk_side ? ({21'd0, q_ladpx} >= tk_lim)
                                                      : ({21'd0, q_ladpx} <= tk_lim));
+    wire         bst_cross = !tk_has_lim || (tk_side ? ({21'd0, bst_px[opp_b]} >= tk_lim)
+                                                     : ({21'd0, bst_px[opp_b]} <= tk_lim));
+    wire         opp_more = (opp_n >= K2);   // a level behind the best on the other side
     // the ladder walk: is this entry better than the price searched for (worse ones come first)?
     wire         sr_better = sr_b[0] ? (q_ladpx < sr_px) : (q_ladpx > sr_px);
     wire [31:0]  fill_q = (tk_lvs < q_olvs) ? tk_lvs : q_olvs;
@@ -340,7 +345,13 @@ module tickbook_book_bram #(
             tk_first <= 1'b1;
             tk_end <= (m_tif == TIF_POST && cross_c) ? E_POST : E_NOCROSS;
             if (m_tif == TIF_FOK) state <= S_FK0;
-            else if (cross_c) state <= (m_tif == TIF_POST) ? S_END : S_M0;
+            else if (cross_c && m_tif == TIF_POST) state <= S_END;
+            else if (cross_c) begin         // the other side's best level is the first maker's
+                l_ra <= bst_h[opp_c];
+                mk_h <= bst_h[opp_c];
+                mk_pxt <= bst_px[opp_c];
+                state <= S_M2;
+            end
             else state <= (!is_mkt && m_rests) ? S_R0 : S_END;
         end
     endtask
@@ -545,46 +556,37 @@ module tickbook_book_bram #(
                 end else state <= S_M0;
             end
 
-            // ---- matching: the taker against the best order of the other side
-            S_M0: begin
-                if (opp_n == {KW{1'b0}}) begin
-                    tk_end <= E_NOCROSS;
-                    state <= tk_rest ? S_R0 : S_END;
-                end else begin
-                    lad_ra <= lad_at(opp_b, opp_n - 1'b1);
-                    state <= S_M1;
-                end
-            end
-
-            S_M1: begin
-                if (!lad_cross) begin
+            // ---- matching: the taker against the best order of the other side. The other
+            // side's best-level registers are current here (stale bits are clear between
+            // messages, and what a REPLACE or a FOK did before matching touched only its own
+            // side), so its first level needs no ladder read; the next level is read ahead
+            // (S_M2: its ladder entry, S_M3: the level) while the fills of this one go out.
+            S_M0: begin                   // a REPLACE that moves, a FOK that can fill
+                if (opp_n == {KW{1'b0}} || !bst_cross) begin
                     tk_end <= E_NOCROSS;
                     state <= tk_rest ? S_R0 : S_END;
                 end else if (tk_post && tk_first) begin
                     tk_end <= E_POST;
                     state <= S_END;
                 end else begin
-                    l_ra <= q_ladh;
-                    mk_h <= q_ladh;
-                    mk_pxt <= q_ladpx;
+                    l_ra <= bst_h[opp_b];
+                    mk_h <= bst_h[opp_b];
+                    mk_pxt <= bst_px[opp_b];
                     state <= S_M2;
                 end
             end
 
-            S_M2: begin                   // the other side's best level: its registers are current
+            S_M2: begin                   // l_ra = mk_h: the maker's level, the best
                 o_ra <= q_lhead;
                 mk_lpxu <= q_lpxu;
                 mk_lqty <= q_lqty;
-                bst_px[opp_b] <= mk_pxt;
-                bst_h[opp_b] <= mk_h;
-                bst_pxu[opp_b] <= q_lpxu;
-                bst_q[opp_b] <= q_lqty;
-                stale[opp_b] <= 1'b0;
+                lad_ra <= lad_at(opp_b, opp_n - K2);   // the next level's entry (if opp_more)
                 state <= S_M3;
             end
 
             S_M3: if (ev_free) begin     // the taker's half of a fill
                 tk_first <= 1'b0;
+                l_ra <= q_ladh;           // the next level, read ahead
                 if (q_oacct == tk_acct) begin
                     tk_end <= E_SELF;
                     state <= S_END;
@@ -614,28 +616,44 @@ module tickbook_book_bram #(
                 if (mk_left == 32'd0) begin
                     if (mk_next == NIL) begin          // its level empties: the best, at the top
                         lad_n[opp_b] <= opp_n - 1'b1;
-                        stale[opp_b] <= 1'b1;
                         free_level(mk_h);
+                        // the next level, read ahead, is the new best: the top of book stays
+                        // current without a refresh (S_BR*)
+                        if (opp_more) begin
+                            bst_px[opp_b] <= q_ladpx;
+                            bst_h[opp_b] <= q_ladh;
+                            bst_pxu[opp_b] <= q_lpxu;
+                            bst_q[opp_b] <= q_lqty;
+                        end
                     end else begin
                         l_head[mk_h] <= mk_next[IW-1:0];
                         o_prev[mk_next[IW-1:0]] <= NIL;
                     end
                     free_order(mk_o, mk_id, mk_hprev, mk_hnext);
                 end
-                if (tk_lvs == 32'd0) begin
-                    tk_end <= E_FILLED;
-                    state <= S_END;
-                end else if (mk_left == 32'd0 && mk_next != NIL) begin
+                // the taker has quantity left only when this maker is filled
+                if (tk_lvs == 32'd0) state <= tk_rep ? S_FT0 : after_book;
+                else if (mk_next != NIL) begin
                     o_ra <= mk_next[IW-1:0];   // the next order of the same level: 2 cycles a fill
                     state <= S_M3;
-                end else state <= S_M0;
+                end else if (!opp_more || !lad_cross) begin
+                    tk_end <= E_NOCROSS;
+                    state <= tk_rest ? S_R0 : S_END;
+                end else begin            // the next level (read ahead): 2 cycles a fill too
+                    o_ra <= q_lhead;
+                    mk_h <= q_ladh;
+                    mk_pxt <= q_ladpx;
+                    mk_lpxu <= q_lpxu;
+                    mk_lqty <= q_lqty;
+                    lad_ra <= lad_at(opp_b, opp_n - K3);
+                    state <= S_M3;
+                end
             end
 
             // ---- the end of a match: cancel the rest, or rest it; a REPLACE that does not rest
             // frees its slot
             S_END: if (ev_free) begin
                 case (tk_end)
-                E_FILLED: state <= tk_rep ? S_FT0 : after_book;
                 E_SELF: begin
                     cancel_taker(R_SELF_TRADE);
                     state <= tk_rep ? S_FT0 : after_book;
