@@ -1,7 +1,10 @@
-"""hdl/sim/driver.py: the record <-> hex path, the reciprocal, the error when Icarus is missing,
-edges; and the RTL's arithmetic constants, read from the RTL itself."""
+"""hdl/sim/driver.py: the record <-> file paths (binary for the file-driven bench, hex), the
+reciprocal, the error when Icarus is missing, edges; and the RTL's arithmetic constants, read from
+the RTL itself."""
 
 import re
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -72,6 +75,89 @@ def test_hex_round_trip():
 def test_x_bits_are_reported():
     with pytest.raises(sim.SimError, match="unknown"):
         sim.hex_to_records("x" * 128 + "\n", EVENT_DTYPE)
+
+
+def _as_z(recs: np.ndarray, masks=None) -> bytes:
+    """What $fwrite(fd, "%z", event) writes for these records: per record its 16 32-bit words,
+    least significant first, each as value then X/Z mask (four little-endian bytes each)."""
+    words = np.ascontiguousarray(recs).view("<u4").reshape(-1, 16)
+    z = np.zeros((len(words), 16, 2), "<u4")
+    z[:, :, 0] = words
+    if masks is not None:
+        z[:, :, 1] = masks
+    return z.tobytes()
+
+
+def test_bin_round_trip_and_layout():
+    recs = random_records(2, 40, diff_venue(), nord=4, nlvl=2)
+    raw = sim.records_to_bin(recs)
+    assert len(raw) == 64 * len(recs)
+    for k in (0, 17, 39):  # $fread fills the 512-bit reg big-endian: the record as a little-endian integer
+        assert raw[64 * k : 64 * k + 64] == int.from_bytes(recs[k].tobytes(), "little").to_bytes(64, "big")
+    back = sim.bin_to_records(_as_z(recs), ORDER_DTYPE)
+    assert back.dtype == ORDER_DTYPE and back.tobytes() == recs.tobytes()
+    assert len(sim.bin_to_records(b"")) == 0
+
+
+def test_bin_unknown_bits_and_partial_records_are_refused():
+    recs = random_records(3, 5, diff_venue(), nord=4, nlvl=2)
+    masks = np.zeros((5, 16), "<u4")
+    masks[3, 2] = 1 << 5  # bit 69 of event 3: hex digit 17 from the right
+    with pytest.raises(sim.SimError, match=r"unknown \(X/Z\) bits \(event 3\)") as e:
+        sim.bin_to_records(_as_z(recs, masks), ORDER_DTYPE)
+    digits = str(e.value).rsplit(" ", 1)[1]
+    assert len(digits) == 128 and digits.count("x") == 1 and digits[127 - 17] == "x"
+    with pytest.raises(sim.SimError, match="whole number"):
+        sim.bin_to_records(_as_z(recs)[:-8], ORDER_DTYPE)
+
+
+@pytest.mark.skipif(shutil.which("iverilog") is None or shutil.which("vvp") is None, reason="Icarus not installed")
+def test_bin_layout_is_icarus_own(tmp_path):
+    """The layout bin_to_records and records_to_bin assume, checked against Icarus's own $fread and
+    $fwrite("%z") (tb_file.v's calls): an event read back is the record, an X or Z bit is refused
+    (Verilator writes the same bytes with no mask: tests/test_hdl_verilator.py compares the two)."""
+    recs = random_records(4, 3, diff_venue(), nord=4, nlvl=2)
+    (tmp_path / "in.bin").write_bytes(sim.records_to_bin(recs))
+    (tmp_path / "t.v").write_text("""
+module t;
+    reg [511:0] rec;
+    integer fi, fo, k;
+    initial begin
+        fi = $fopen("in.bin", "rb");
+        fo = $fopen("out.bin", "wb");
+        for (k = 0; k < 3; k = k + 1) begin
+            if ($fread(rec, fi) != 64) $display("short read");
+            $fwrite(fo, "%z", rec);
+        end
+        rec[300] = 1'bx;
+        rec[301] = 1'bz;
+        $fwrite(fo, "%z", rec);
+        $fclose(fo);
+        $finish;
+    end
+endmodule
+""")
+    subprocess.run(["iverilog", "-g2005", "-o", "t.vvp", "t.v"], cwd=tmp_path, check=True)
+    r = subprocess.run(["vvp", "-n", "t.vvp"], cwd=tmp_path, check=True, capture_output=True, text=True)
+    assert "short read" not in r.stdout
+    raw = (tmp_path / "out.bin").read_bytes()
+    assert sim.bin_to_records(raw[: 3 * 128], ORDER_DTYPE).tobytes() == recs.tobytes()
+    with pytest.raises(sim.SimError, match=r"event 3\)") as e:
+        sim.bin_to_records(raw)
+    digits = str(e.value).rsplit(" ", 1)[1]
+    assert digits.count("x") == 1 and digits[127 - 300 // 4] == "x"  # bits 300 and 301: one digit
+
+
+@pytest.mark.hdl
+def test_short_input_file_fails_the_run(monkeypatch):
+    """The bench reads each record when it puts it on the input: a file shorter than +N says so
+    and ends the run without a summary, which simulate() reports."""
+    v = diff_venue()
+    flow = random_records(5, 30, v, nord=4, nlvl=2)
+    full = sim.records_to_bin
+    monkeypatch.setattr(sim, "records_to_bin", lambda recs: full(recs)[:-64])  # the last record cut
+    with pytest.raises(sim.SimError, match="in.bin ends at record 29 of 30"):
+        sim.simulate(flow, v, nord=4, nlvl=2)
 
 
 def test_missing_icarus_is_a_clear_error(monkeypatch):

@@ -2,10 +2,13 @@
 the same flows through both builds on Icarus and on Verilator give the same events, byte for
 byte, the same cycle counts (the bench draws its idle/stall pattern with its own copy of the
 IEEE $random, not the simulators' $random, which differ) and the same cycle of every accept and
-event; and the events are the Numba engine's with the hardware's capacities.
+event; and the events are the Numba engine's with the hardware's capacities. Icarus makes the
+bench's clock itself, Verilator gets it from a C++ loop (hdl/sim/verilator.py): the same cycles
+say the two clockings and configuration sequences agree.
 
-Cost: two Verilator builds (fast NORD=8 NLVL=3, area NORD=4 NLVL=2), ~10 s each from cold on
-the 2-core runner plus ~7 s once for Verilator's runtime; cached under build/hdl/ afterwards.
+Cost: three Verilator builds (fast NORD=8 NLVL=3, area NORD=4 NLVL=2, block-RAM NORD=16 NLVL=4),
+~10-25 s each from cold on the 2-core runner plus ~7 s once for Verilator's runtime; cached
+under build/hdl/ afterwards (the whole file: ~55 s from cold at load 2-4).
 """
 
 import numpy as np

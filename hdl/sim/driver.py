@@ -5,9 +5,12 @@
     res = simulate(orders, venue, trace=True)    # events plus cycle counts
     res = simulate(orders, venue, nord=8, nlvl=3, book="fast", simulator="verilator")
 
-The records go to the RTL untouched: each 64-byte record is written as one hex line (the record
-as a little-endian integer), read by `hdl/sim/tb_file.v` with $readmemh and driven on the input
-stream; every event the book emits is written back with $fwrite and decoded here.
+The records go to the RTL untouched: each 64-byte record is written to a binary file with its
+bytes reversed, read by `hdl/sim/tb_file.v` with $fread (which fills a 512-bit reg big-endian,
+so the reg is the record as a little-endian integer) and driven on the input stream; every
+event the book emits is written back with $fwrite "%z" (value and X/Z mask) and decoded here
+(`bin_to_records`), an unknown bit refused. Binary rather than hex: parsing and printing 128
+hex digits a record was a third of a Verilator run (docs/hardware.md, "Simulators").
 
 The hardware's capacities are its parameters (`nord` resting orders, `nlvl` price levels per side
 per symbol, `nsym` symbols), by default the venue's own. `engine_venue(venue, nord, nlvl)` gives
@@ -23,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,7 +75,7 @@ BOOKS = {
 # and 500 with 1,024, and elaborating a million slots would not end. The block-RAM build's
 # memories are arrays: at 1,048,576 orders Icarus takes about 260 MB and starts in a second.
 MAX_ORDERS = {"bram": 1 << 21, "fast": 1024, "area": 1024}
-CHUNK = 65536  # records per $readmemh file
+CHUNK = 65536  # records reversed and written to the bench's input file at a time
 
 # Configuration port addresses (CFG_* in hdl/rtl/tickbook_book_shared.vh, tested to agree; the
 # area build reads 0, 3, 4 and 5)
@@ -139,6 +143,7 @@ def records_to_hex(recs: np.ndarray) -> str:
 
 
 def hex_to_records(text: str, dtype=EVENT_DTYPE) -> np.ndarray:
+    """records_to_hex's lines -> records; SimError on a line that is not 128 hex digits."""
     lines = text.split()
     if not lines:
         return np.zeros(0, dtype)
@@ -152,6 +157,33 @@ def hex_to_records(text: str, dtype=EVENT_DTYPE) -> np.ndarray:
         raise SimError(f"simulator wrote an event with unknown (X/Z) bits: {x}") from None
     b = np.frombuffer(raw, np.uint8).reshape(-1, 64)[:, ::-1]
     return np.ascontiguousarray(b).view(dtype).reshape(-1)
+
+
+def records_to_bin(recs: np.ndarray) -> bytes:
+    """64-byte records -> what tb_file.v reads from in.bin: each record's bytes reversed ($fread
+    fills a 512-bit reg most significant byte first)."""
+    b = np.ascontiguousarray(recs).view(np.uint8).reshape(-1, 64)[:, ::-1]
+    return np.ascontiguousarray(b).tobytes()
+
+
+def bin_to_records(raw: bytes, dtype=EVENT_DTYPE) -> np.ndarray:
+    """What tb_file.v writes with $fwrite("%z", event) -> records. Each 64-byte record is 16
+    32-bit words, least significant first, each written as its value then its X/Z mask (four
+    little-endian bytes each): the values are the record's own bytes. A set mask bit is an
+    unknown bit (Icarus's X or Z; Verilator, two-state, writes none): SimError, as an x digit
+    was with hex."""
+    if len(raw) % 128:
+        raise SimError(f"simulator wrote {len(raw)} bytes of events, not a whole number of "
+                       "128-byte %z records")
+    w = np.frombuffer(raw, "<u4").reshape(-1, 16, 2)
+    unknown = w[:, :, 1].any(axis=1)
+    if unknown.any():
+        i = int(np.argmax(unknown))
+        val, mask = int.from_bytes(w[i, :, 0].tobytes(), "little"), int.from_bytes(w[i, :, 1].tobytes(), "little")
+        digits = "".join("x" if (mask >> (4 * d)) & 15 else "%x" % ((val >> (4 * d)) & 15)
+                         for d in range(127, -1, -1))
+        raise SimError(f"simulator wrote an event with unknown (X/Z) bits (event {i}): {digits}")
+    return np.ascontiguousarray(w[:, :, 0]).view(dtype).reshape(-1)
 
 
 def _need(tool: str) -> str:
@@ -234,14 +266,14 @@ def build(nsym: int, nord: int, nlvl: int, book: str = "bram", simulator: str = 
     if book not in BOOKS:
         raise ValueError(f"book must be one of {tuple(BOOKS)}, got {book!r}")
     srcs = RTL_SOURCES + AREA_SOURCES + BRAM_SOURCES + [FILE_BENCH]
-    params = (("NSYM", nsym), ("NORD", nord), ("NLVL", nlvl), ("CHUNK", CHUNK),
+    params = (("NSYM", nsym), ("NORD", nord), ("NLVL", nlvl),
               *((sel, int(sel == BOOKS[book][0])) for sel in ("AREA", "BRAM")))
     if simulator == "verilator":  # the same sources and tb_file parameters (-G instead of -P)
         from hdl.sim import verilator
 
         return verilator.build(srcs, params)
     iverilog = _need("iverilog")
-    key = f"file_s{nsym}_o{nord}_l{nlvl}_{book}_c{CHUNK}_{rtl_digest(srcs)}"
+    key = f"file_s{nsym}_o{nord}_l{nlvl}_{book}_{rtl_digest(srcs)}"
     out = BUILD_DIR / key / "tb.vvp"
     if out.exists():
         return out
@@ -265,6 +297,9 @@ class SimResult:
     messages: int
     accept_cycle: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # per message
     event_cycle: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # per event
+    # wall seconds of the simulator's process alone, start to exit: the build, writing its input
+    # and reading its output excluded (benchmarks/bench_hdl.py reports both)
+    sim_s: float = 0.0
 
 
 def simulate(
@@ -315,27 +350,29 @@ def simulate(
         words = config_words(v, area=book == "area")
         (work / "cfg.hex").write_text("".join(f"{a:02x}{s:04x}{d:032x}\n" for a, s, d in words))
         n = len(orders)
-        for k in range(0, max(n, 1), CHUNK):
-            (work / f"in_{k // CHUNK}.hex").write_text(records_to_hex(orders[k : k + CHUNK]))
+        with open(work / "in.bin", "wb") as fh:  # by CHUNK: one copy of the flow is enough
+            for k in range(0, n, CHUNK):
+                fh.write(records_to_bin(orders[k : k + CHUNK]))
         args = [*run, f"+N={n}", f"+NCFG={len(words)}", f"+IDLE={idle}",
                 f"+STALL={stall}", f"+SEED={seed}"]
         if trace:
             args.append("+TRACE")
+        t0 = time.perf_counter()
         r = subprocess.run(args, cwd=work, capture_output=True, text=True)
+        sim_s = time.perf_counter() - t0
         summary = work / "summary.txt"
         if r.returncode != 0 or not summary.exists():
             raise SimError(f"{simulator} run failed (status {r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
         f = summary.read_text().split()
         cycles, msgs, nev = int(f[1]), int(f[3]), int(f[5])
-        events = hex_to_records((work / "events.hex").read_text())
+        events = bin_to_records((work / "events.bin").read_bytes())
         if len(events) != nev:
-            raise SimError(f"summary says {nev} events, events.hex has {len(events)}")
-        res = SimResult(events, cycles, msgs)
-        if trace:
-            t = np.loadtxt(work / "trace.txt", dtype=str, ndmin=2)
-            if len(t):
-                kinds, cyc = t[:, 0], t[:, 1].astype(np.int64)
-                res.accept_cycle, res.event_cycle = cyc[kinds == "A"], cyc[kinds == "E"]
+            raise SimError(f"summary says {nev} events, events.bin has {len(events)}")
+        res = SimResult(events, cycles, msgs, sim_s=sim_s)
+        if trace:  # "A <cycle>" / "E <cycle>" lines
+            t = np.array((work / "trace.txt").read_text().split(), dtype=str).reshape(-1, 2)
+            kinds, cyc = t[:, 0], t[:, 1].astype(np.int64)
+            res.accept_cycle, res.event_cycle = cyc[kinds == "A"], cyc[kinds == "E"]
         return res
     finally:
         if ctx:

