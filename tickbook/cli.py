@@ -346,7 +346,7 @@ SERVERS = {
     "lobster": ("engine.lobster", "main", "replay LOBSTER (NASDAQ) data and compare books"),
     "engine": ("offload.engine_process", "main", "run the pinned engine process on shared-memory rings"),
     "gateway": ("offload.gateway.cli", "main", "run the pyzmq gateway (ROUTER orders, PUB market data) on an engine's rings"),
-    "bridge": ("hdl.sim.bridge", "main", "run the hardware bridge (the Verilog book in Icarus) on a hardware segment"),
+    "bridge": ("hdl.sim.bridge", "main", "run the hardware bridge (the Verilog book simulated, Verilator or Icarus) on a hardware segment"),
     "compile": ("tickbook.precompile", "main", "compile the matcher for every caller into Numba's cache, once"),
     "journal": ("offload.journal_cli", "main", "summarise, verify and export a venue journal"),
     "keys": ("offload.gateway.keys", "main", "make CURVE key pairs for the gateway and its clients"),

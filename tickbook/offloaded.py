@@ -7,7 +7,7 @@
     inproc     hw       the file-driven Verilog simulation (hdl.sim.driver.run_flow)
     inproc     shadow   both of those, compared event for event
     shm        sw       the pinned engine process, through shared-memory rings
-    shm        hw       the hardware bridge (the Verilog book in Icarus), through the same rings
+    shm        hw       the hardware bridge (the Verilog book simulated), through the same rings
     shm        shadow   both servers, one after the other, compared event for event
 
 The venue arrives normalised (a VenueConfig) and is handed on as it is: the hardware is built
