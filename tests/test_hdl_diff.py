@@ -12,6 +12,7 @@ levels, four symbols interleaved, back-pressure. The fast register build gets CA
 
 import os
 
+import numpy as np
 import pytest
 
 from engine.api import replay_records
@@ -108,6 +109,74 @@ def test_bram_build_holds_deep_books():
         most_levels = max(most_levels, max(len(eng.depth(s.name, nlvl)[side]) for s in v.symbols
                                            for side in ("bids", "asks")))
     assert most_orders >= 2000 and most_levels >= 100, (most_orders, most_levels)
+
+
+def _hazard_flow(v, nord: int):
+    """Back-to-back messages on the same id buckets, for the block-RAM build's read-ahead of the
+    next record's bucket (docs/hardware.md, "Hazards"): an id freed in the last cycle of one
+    message (a CANCEL; a maker filled by an IOC) and used again by the very next NEW, which must
+    be ACKed, not rejected DUPLICATE_ORDER_ID; ids sharing a bucket (the 64 bits fold by XOR into
+    clog2(nord) + 1, so flipping bit 0 and bit clog2(nord) + 1 keeps the bucket), freed first and
+    second in their chain. Returns the flow and the ids whose second NEW must be ACKed."""
+    from engine.records import ACTION_CANCEL, ACTION_NEW, ORDER_DTYPE
+
+    hw = (nord - 1).bit_length() + 1   # the bucket width of the build (IW + 1)
+    tick, ref = v.symbols[0].tick_units, v.symbols[0].ref_ticks
+    rows, reused = [], []
+
+    def rec(action, oid, side=1, price=0, qty=1, tif=1, acct=1):
+        rows.append((action, oid, side, price, qty, tif, acct))
+
+    for k in range(40):
+        a = 1000 + 7 * k
+        twin = a ^ (1 | (1 << hw))          # same bucket as a
+        # freed by a CANCEL, then at once a NEW with the same id (twice: chain of one)
+        rec(ACTION_NEW, a, 1, (ref - 1) * tick, 5)
+        rec(ACTION_CANCEL, a)
+        rec(ACTION_NEW, a, 1, (ref - 2) * tick, 5)
+        reused.append(len(rows) - 1)
+        rec(ACTION_CANCEL, a)
+        # two ids in one bucket: the later one heads the chain; free the second, then the head
+        rec(ACTION_NEW, a, 1, (ref - 1) * tick, 3)
+        rec(ACTION_NEW, twin, 1, (ref - 1) * tick, 3)
+        rec(ACTION_CANCEL, a)
+        rec(ACTION_NEW, a, 1, (ref - 3) * tick, 3)
+        reused.append(len(rows) - 1)
+        rec(ACTION_CANCEL, twin)
+        rec(ACTION_NEW, twin, 1, (ref - 3) * tick, 3)
+        reused.append(len(rows) - 1)
+        rec(ACTION_CANCEL, a)
+        rec(ACTION_CANCEL, twin)
+        # a maker filled (and freed) in the last cycle of an IOC's match, its id used at once
+        m = a + 3
+        rec(ACTION_NEW, m, 2, (ref + 1) * tick, 2, acct=2)
+        rec(ACTION_NEW, m + 1, 1, (ref + 1) * tick, 2, tif=2)
+        rec(ACTION_NEW, m, 2, (ref + 2) * tick, 2, acct=2)
+        reused.append(len(rows) - 1)
+        rec(ACTION_CANCEL, m, acct=2)
+    flow = np.zeros(len(rows), ORDER_DTYPE)
+    for i, (action, oid, side, price, qty, tif, acct) in enumerate(rows):
+        r = flow[i]
+        r["ts"] = r["msg_seq"] = i + 1
+        r["action"], r["order_id"], r["side"], r["price"], r["qty"] = action, oid, side, price, qty
+        r["tif"], r["account"], r["type"], r["symbol"] = tif, acct, 1, 0
+    return flow, reused
+
+
+@pytest.mark.parametrize("idle,stall", [(0, 0), (0, 40)])
+def test_bram_build_reuses_an_id_freed_by_the_message_before(idle, stall):
+    from engine.records import EV_ACK
+
+    nord, nlvl = 64, 8
+    v = diff_venue()
+    flow, reused = _hazard_flow(v, nord)
+    res = simulate(flow, v, nord=nord, nlvl=nlvl, idle=idle, stall=stall, seed=9, book="bram")
+    eng = replay_records(flow, engine_venue(v, nord, nlvl))
+    diff = first_divergence(res.events, eng, names=("hw", "engine"))
+    assert diff is None, diff
+    acked = set(eng["msg_seq"][eng["kind"] == EV_ACK].tolist())
+    assert all(int(flow["msg_seq"][i]) in acked for i in reused), "every reused id is ACKed"
+    assert (eng["kind"] == EV_FILL).sum() == 2 * 40
 
 
 @pytest.mark.parametrize("book", ["fast", "bram"])

@@ -4,7 +4,7 @@
 // map to block RAM instead of registers, so that it grows to thousands of orders: the engine's
 // own structures (engine/book.py), one read port a memory, one access a cycle.
 //
-//   orders    a pool of NORD slots (id, account, leaves, price, level, the level's FIFO links,
+//   orders    a pool of NORD slots (id, account, leaves, level, the level's FIFO links,
 //             the id hash chain's links), allocated from a free stack
 //   id table  2^(IW+1) hash buckets, each the head of a doubly linked chain through the order
 //             slots: a lookup walks a chain, a delete unlinks in O(1)
@@ -40,7 +40,7 @@ module tickbook_book_bram #(
     localparam integer NBK = 1 << BW;
     localparam integer AW  = BW + PIW;                        // a ladder entry: {book, position}
     localparam integer KW  = PIW + 1;                         // a position, or a count of levels
-    localparam [KW-1:0] K2 = 2, K3 = 3;
+    localparam [KW-1:0] K1 = 1, K2 = 2, K3 = 3;
     // levels in use at once: at most one an order, at most NLVL a book
     localparam integer NLP = (NORD < 2 * NSYM * NLVL) ? NORD : 2 * NSYM * NLVL;
     localparam integer LHW = (NLP > 1) ? $clog2(NLP) : 1;      // a level handle
@@ -48,14 +48,16 @@ module tickbook_book_bram #(
     localparam integer QW  = 32 + IW;                          // a level's size: NORD leaves
 
     localparam [5:0] S_IDLE = 6'd0, S_CLR = 6'd1, S_LOOK0 = 6'd2, S_LOOK1 = 6'd3, S_CHECK = 6'd4,
-                     S_CAPN = 6'd5, S_CAPR = 6'd6, S_KEEP0 = 6'd9,
-                     S_FK0 = 6'd12, S_FK1 = 6'd13, S_FK2 = 6'd14, S_FK3 = 6'd15, S_FKD = 6'd16,
+                     S_CAPN = 6'd5, S_CAPR = 6'd6,
+                     S_FK1 = 6'd13, S_FK2 = 6'd14, S_FK3 = 6'd15, S_FKD = 6'd16,
                      S_M0 = 6'd17, S_M2 = 6'd19, S_M3 = 6'd20, S_M4 = 6'd21,
                      S_END = 6'd22, S_R0 = 6'd23, S_R1B = 6'd25,
-                     S_R3 = 6'd27, S_R4 = 6'd28, S_FT0 = 6'd29, S_FT1 = 6'd30,
-                     S_U1 = 6'd32, S_RM0 = 6'd33, S_RM1 = 6'd34, S_RM2 = 6'd35,
-                     S_F0 = 6'd36, S_F1 = 6'd37, S_I0 = 6'd38, S_I1 = 6'd39, S_I2 = 6'd40,
+                     S_R4 = 6'd28, S_FT0 = 6'd29, S_FT1 = 6'd30,
+                     S_RM1 = 6'd34, S_RM2 = 6'd35,
+                     S_F1 = 6'd37, S_I1 = 6'd39, S_I2 = 6'd40,
                      S_BR0 = 6'd41, S_BR1 = 6'd42, S_BR2 = 6'd43;
+    // a search's return for a resting order (search_done): on to its level; not a state
+    localparam [5:0] TO_LEVEL = 6'd27;
     localparam [5:0] S_DONE = S_IDLE;       // after a message that did not change the book
 
     // how a match ended
@@ -66,7 +68,6 @@ module tickbook_book_bram #(
     reg [63:0]    o_id    [0:NORD-1];
     reg [31:0]    o_acct  [0:NORD-1];
     reg [31:0]    o_lvs   [0:NORD-1];
-    reg [52:0]    o_pxu   [0:NORD-1];     // price, 1e-8 units
     reg [LHW-1:0] o_lvl   [0:NORD-1];     // its level's handle
     reg [PW-1:0]  o_prev  [0:NORD-1];     // the level's FIFO
     reg [PW-1:0]  o_next  [0:NORD-1];
@@ -93,7 +94,6 @@ module tickbook_book_bram #(
     wire [63:0]   q_oid    = o_id[o_ra];
     wire [31:0]   q_oacct  = o_acct[o_ra];
     wire [31:0]   q_olvs   = o_lvs[o_ra];
-    wire [52:0]   q_opxu   = o_pxu[o_ra];
     wire [LHW-1:0] q_olvl  = o_lvl[o_ra];
     wire [PW-1:0] q_oprev  = o_prev[o_ra];
     wire [PW-1:0] q_onext  = o_next[o_ra];
@@ -133,15 +133,34 @@ module tickbook_book_bram #(
 
     // ------------------------------------------------------------------ message being worked on
     reg [5:0]   state, ret;               // ret: where a shared step goes when it is done
+    // the state the clocked block chose this cycle (a variable of that block, assigned before
+    // it is read): S_IDLE means the message is done, and the next one may start at once
+    reg [5:0]   nstate;
+    // the next record, taken while a message is worked on (in_ready is this buffer's room), so
+    // that it starts the cycle after the message ends, with its id's bucket already folded
+    reg           nx_valid;
+    reg [63:0]    nx_id, nx_mseq, nx_px, nx_qty;
+    reg [31:0]    nx_acct;
+    reg [15:0]    nx_sym;
+    reg [7:0]     nx_act, nx_side, nx_type, nx_tif;
+    reg           nx_sym_ok;
+    reg [HW-1:0]  nx_bkt;
+    // its bucket read ahead: h_ra = nx_bkt since an earlier edge, so that it can start with its
+    // chain's first slot known (no S_LOOK0). h_ra is the message's own bucket until it no longer
+    // needs it (h_spare, h_done); a bucket written in the cycle the next message starts comes
+    // from h_fwd_* (the read shows it only from the next cycle)
+    reg           nx_pref;
+    reg           h_done;                 // variables of the clocked block, as nstate
+    reg           h_fwd_hit;
+    reg [PW-1:0]  h_fwd_val;
     // the resting order the message names (CANCEL, REPLACE; a NEW's duplicate)
     reg           found;
     reg [IW-1:0]  t;
     reg [31:0]    t_acct, t_lvs;
-    reg [52:0]    t_pxu;
     reg [LHW-1:0] t_lvl;
     reg [PW-1:0]  t_prev, t_next;
     reg [PW-1:0]  t_hprev, t_hnext;       // its id chain (current for a CANCEL: nothing else moves)
-    reg           u_free;                 // S_U1 also frees slot t (a CANCEL)
+    reg           u_free;                 // the level walk (S_RM*) ends a CANCEL, not a REPLACE
     reg           t_side, t_post;
     // the taker
     reg         tk_rep, tk_side, tk_has_lim, tk_rest, tk_post, tk_first;
@@ -166,7 +185,6 @@ module tickbook_book_bram #(
     reg [52:0]   sr_px;
     reg [KW-1:0]  sr_k, sr_pos;
     reg          sr_found;
-    reg [LHW-1:0] sr_h;
     reg [IW-1:0] rs_o;                    // the slot that rests
     reg [LHW-1:0] rm_h;
     reg [KW-1:0]  rm_k;
@@ -183,10 +201,18 @@ module tickbook_book_bram #(
     // the end of a message that changed the book: refresh a best level it took away (S_BR*)
     wire [5:0]    after_book = (stale[{cur_sym, 1'b0}] || stale[{cur_sym, 1'b1}]) ? S_BR0 : S_IDLE;
 
+    // h_ra is no longer the message's own bucket after this cycle: a CANCEL, a REPLACE or a NEW
+    // that cannot rest read it only in S_LOOK0; a NEW that can rest needs it until it has
+    // rested (rest_new sets h_done), or in the states that come after resting or instead of it
+    wire          h_spare = (state != S_IDLE && state != S_LOOK0 && state != S_CLR) &&
+                            (!m_new || is_mkt || !m_rests ||
+                             state == S_R1B || state == S_R4 || state == S_I1 ||
+                             state == S_I2 || state == S_END || state == S_FKD);
+
     integer i;
 
-    assign in_ready = (state == S_IDLE) && !rst;
-    assign busy = (state != S_IDLE);
+    assign in_ready = !rst && !nx_valid && (state != S_CLR);
+    assign busy = (state != S_IDLE) || nx_valid;
 
     genvar gs;
     generate
@@ -227,7 +253,41 @@ module tickbook_book_bram #(
 
     // ------------------------------------------------------------------ checks (S_CHECK)
     wire         side_sel = m_rep ? t_side : (m_side == SIDE_SELL);
+    // each symbol's collar width floor(ref * bps / 10000), in ticks, and whether it is current:
+    // the band unit below works it out again after the reference price (a trade) or the collar
+    // changes, so that no message's checks wait on its two wide products; S_CHECK waits for it
+    reg [71:0]    r_band [0:NSYM-1];
+    reg [NSYM-1:0] band_ok;
+`define TICKBOOK_BAND_KEPT
 `include "tickbook_book_price.vh"
+`undef TICKBOOK_BAND_KEPT
+    // the band unit, three stages: take a symbol whose band is not current (the message's own
+    // first) with its reference price and collar; multiply them; divide by 10,000 (a product by
+    // the reciprocal, as tickbook_book_price.vh does) and keep the result if the reference
+    // price and the collar are still the ones it took
+    reg           bu_v1, bu_v2;
+    reg [SW-1:0]  bu_s1, bu_s2;
+    reg [52:0]    bu_ref1, bu_ref2;
+    reg [31:0]    bu_bps1, bu_bps2;
+    reg [84:0]    bu_rb2;
+    function [SW-1:0] first_stale;        // the lowest symbol whose band is not current
+        input [NSYM-1:0] k_ok;
+        integer j;
+        begin
+            first_stale = {SW{1'b0}};
+            for (j = NSYM - 1; j >= 0; j = j - 1)
+                if (!k_ok[j]) first_stale = j[SW-1:0];
+        end
+    endfunction
+    wire [SW-1:0] bu_pick = band_ok[cur_sym] ? first_stale(band_ok) : cur_sym;
+`ifndef TICKBOOK_CORE_ONLY
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [170:0]  bu_prod = {{86{1'b0}}, bu_rb2} * {{85{1'b0}}, MAG10K};
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire [71:0]   bu_band = bu_prod[MAG10K_SHIFT +: 72];
+`else
+    wire [71:0]   bu_band = {19'd0, 3'd0, bu_ref2[52:3]};   // CORE=1: not functional (price.vh)
+`endif
     wire         m_rests = (m_tif == TIF_GTC || m_tif == TIF_POST);
     wire [BW-1:0] own_b = {cur_sym, side_sel};
     wire [BW-1:0] t_b = {cur_sym, t_side};    // the book of the order a CANCEL / REPLACE names
@@ -237,6 +297,9 @@ module tickbook_book_bram #(
     wire [7:0]   new_why = new_reason(sym_known, found, bad_tif, bad_qty, max_qty,
                                       is_mkt ? (m_px != PRICE_NONE) : (!px_rng || !on_tick),
                                       !is_mkt && out_band, !is_mkt && m_rests && orders_full);
+    // slot t's price is its level's (an order keeps no copy): S_LOOK1 points l_ra at the level
+    // for S_CHECK and S_CAPR, the only states that read it
+    wire [52:0]  t_pxu = q_lpxu;
     wire         rep_moves = (p53 != t_pxu);
     wire [7:0]   can_why = cancel_reason(found, t_acct == m_acct);
     wire [7:0]   rep_why = replace_reason(found, t_acct == m_acct, bad_qty, max_qty,
@@ -262,14 +325,23 @@ module tickbook_book_bram #(
     wire [63:0]  fk_sum = fk_tot + {32'd0, q_olvs};
 
     // ------------------------------------------------------------------ steps the states share
+    // The tasks below and the state machine choose the next state in nstate, a blocking variable
+    // of the clocked block (written first, read at its end, never outside it), so that the block
+    // can see that a message ends this cycle and start the next one at once.
+    /* verilator lint_off BLKSEQ */
     // an order leaves its id chain (its bucket, its chain neighbours) and the pool
     task free_order;
         input [IW-1:0] k_o;
         input [63:0]   k_id;
         input [PW-1:0] k_hprev, k_hnext;
         begin
-            if (k_hprev == NIL) h_head[bucket(k_id)] <= k_hnext;
-            else o_hnext[k_hprev[IW-1:0]] <= k_hnext;
+            if (k_hprev == NIL) begin
+                h_head[bucket(k_id)] <= k_hnext;
+                if (bucket(k_id) == h_ra) begin
+                    h_fwd_hit = 1'b1;
+                    h_fwd_val = k_hnext;
+                end
+            end else o_hnext[k_hprev[IW-1:0]] <= k_hnext;
             if (k_hnext != NIL) o_hprev[k_hnext[IW-1:0]] <= k_hprev;
             o_free[o_top[IW-1:0]] <= k_o;
             o_top <= o_top + 1'b1;
@@ -293,36 +365,140 @@ module tickbook_book_bram #(
         emit(EV_CANCELED, k_reason, tk_id, 64'd0, tk_pxu, tk_lvs, 32'd0, tk_acct, tk_side);
     endtask
 
-    // find sr_px in book sr_b from its best end (S_F0, S_F1), then go to k_ret
+    // a search of ladder k_book for k_px ended: found (level k_h), or where a level at k_px would
+    // go (k_pos). A CAPACITY check goes back to k_ret with sr_found; a resting order (k_ret =
+    // TO_LEVEL) goes on to its level (S_R4) or inserts a new one (S_I1, S_I2).
+    task search_done;
+        input [BW-1:0]  k_book;
+        input [5:0]     k_ret;
+        input           k_found;
+        input [LHW-1:0] k_h;
+        input [KW-1:0]  k_pos;
+        begin
+            sr_found <= k_found;
+            sr_pos <= k_pos;
+            if (k_ret != TO_LEVEL) nstate = k_ret;
+            else if (k_found) begin
+                l_ra <= k_h;
+                nstate = S_R4;
+            end else begin
+                ret <= after_book;
+                if (k_pos == lad_n[k_book]) nstate = S_I2;
+                else begin                // the better ones move up, from the best end
+                    sr_k <= lad_n[k_book] - 1'b1;
+                    lad_ra <= lad_at(k_book, lad_n[k_book] - 1'b1);
+                    nstate = S_I1;
+                end
+            end
+        end
+    endtask
+
+    // find k_px among the first k_n entries of ladder k_book, from the best end (S_F1; the
+    // entries from k_n up are known better), then search_done
     task search;
         input [BW-1:0] k_book;
         input [52:0]   k_px;
         input [5:0]    k_ret;
+        input [KW-1:0] k_n;
         begin
             sr_b <= k_book;
             sr_px <= k_px;
             ret <= k_ret;
-            state <= S_F0;
+            if (k_n == {KW{1'b0}}) search_done(k_book, k_ret, 1'b0, {LHW{1'b0}}, {KW{1'b0}});
+            else begin
+                sr_k <= k_n - 1'b1;
+                lad_ra <= lad_at(k_book, k_n - 1'b1);
+                nstate = S_F1;
+            end
         end
     endtask
 
     // the resting order rs_o's level on its side: the best level, or a new best, decided from
-    // the best level's registers without a read; else a walk of the ladder (S_F*, then S_R3)
-    wire [BW-1:0] rest_b = {cur_sym, tk_side};
-    wire          rest_fresh = !stale[rest_b];
-    wire          rest_better = tk_side ? (tk_pxt < bst_px[rest_b]) : (tk_pxt > bst_px[rest_b]);
+    // the best level's registers without a read; else a walk of the ladder (S_F1, search_done)
     task place;
+        input        k_side;
+        input [52:0] k_pxt;                  // its price, ticks
         begin
-            sr_b <= rest_b;
-            sr_px <= tk_pxt;
-            if (rest_fresh && (lad_n[rest_b] == {KW{1'b0}} || rest_better)) begin
-                sr_pos <= lad_n[rest_b];              // a new best: nothing to shift
+            sr_b <= {cur_sym, k_side};
+            sr_px <= k_pxt;
+            if (!stale[{cur_sym, k_side}] &&
+                (lad_n[{cur_sym, k_side}] == {KW{1'b0}} ||
+                 (k_side ? (k_pxt < bst_px[{cur_sym, k_side}]) : (k_pxt > bst_px[{cur_sym, k_side}])))) begin
+                sr_pos <= lad_n[{cur_sym, k_side}];   // a new best: nothing to shift
                 ret <= after_book;
-                state <= S_I2;
-            end else if (rest_fresh && tk_pxt == bst_px[rest_b]) begin
-                l_ra <= bst_h[rest_b];
-                state <= S_R4;
-            end else search(rest_b, tk_pxt, S_R3);
+                nstate = S_I2;
+            end else if (!stale[{cur_sym, k_side}] && k_pxt == bst_px[{cur_sym, k_side}]) begin
+                l_ra <= bst_h[{cur_sym, k_side}];
+                nstate = S_R4;
+            end else if (!stale[{cur_sym, k_side}])   // worse than the best: the rest of the ladder
+                search({cur_sym, k_side}, k_pxt, TO_LEVEL, lad_n[{cur_sym, k_side}] - 1'b1);
+            else search({cur_sym, k_side}, k_pxt, TO_LEVEL, lad_n[{cur_sym, k_side}]);
+        end
+    endtask
+
+    // a NEW rests (S_CHECK when it cannot cross, S_R0 after matching): it takes a free slot and
+    // goes first in its id's chain (h_ra still holds the id's bucket from its start), then to
+    // its level (S_R4 / S_I*; they read the taker's registers, set by now)
+    task rest_new;
+        input        k_side, k_post;
+        input [31:0] k_lvs;
+        input [52:0] k_pxt;
+        begin
+            rs_o <= o_alloc;
+            if (o_top != {CW{1'b0}}) begin
+                o_top <= o_top - 1'b1;
+                o_top_m1 <= o_top_m1 - 1'b1;
+            end
+            else o_unused <= o_unused + 1'b1;
+            rest_cnt <= rest_cnt + 1'b1;
+            o_id[o_alloc] <= m_id;
+            o_acct[o_alloc] <= m_acct;
+            o_sym[o_alloc] <= cur_sym;
+            o_side[o_alloc] <= k_side;
+            o_post[o_alloc] <= k_post;
+            o_lvs[o_alloc] <= k_lvs;
+            o_next[o_alloc] <= NIL;
+            o_hnext[o_alloc] <= q_hhead;
+            o_hprev[o_alloc] <= NIL;
+            h_head[h_ra] <= ptr(o_alloc);
+            h_dirty <= 1'b1;
+            h_done = 1'b1;                // its bucket is no longer needed
+            if (q_hhead != NIL) begin
+                o_ra <= q_hhead[IW-1:0];
+                nstate = S_R1B;
+            end else place(k_side, k_pxt);
+        end
+    endtask
+
+    // a message starts: its fields, and the read of its id's bucket (S_LOOK0 next)
+    task start;
+        input [63:0]   k_id, k_mseq, k_px, k_qty;
+        input [31:0]   k_acct;
+        input [15:0]   k_sym;
+        input [7:0]    k_act, k_side, k_type, k_tif;
+        input          k_sym_ok;
+        input [HW-1:0] k_bkt;
+        input          k_pref;            // h_ra = k_bkt since an earlier edge
+        begin
+            m_id <= k_id;
+            m_mseq <= k_mseq;
+            m_acct <= k_acct;
+            m_sym <= k_sym;
+            m_px <= k_px;
+            m_qty <= k_qty;
+            m_act <= k_act;
+            m_side <= k_side;
+            m_type <= k_type;
+            m_tif <= k_tif;
+            if (k_act == ACTION_NEW && k_sym_ok) cur_sym <= k_sym[SW-1:0];
+            found <= 1'b0;
+            h_ra <= k_bkt;
+            if (!k_pref) nstate = S_LOOK0;
+            else if ((h_fwd_hit ? h_fwd_val : q_hhead) == NIL) nstate = S_CHECK;   // S_LOOK0's step
+            else begin
+                o_ra <= h_fwd_hit ? h_fwd_val[IW-1:0] : q_hhead[IW-1:0];
+                nstate = S_LOOK1;
+            end
         end
     endtask
 
@@ -344,15 +520,70 @@ module tickbook_book_bram #(
             tk_post <= (m_tif == TIF_POST);
             tk_first <= 1'b1;
             tk_end <= (m_tif == TIF_POST && cross_c) ? E_POST : E_NOCROSS;
-            if (m_tif == TIF_FOK) state <= S_FK0;
-            else if (cross_c && m_tif == TIF_POST) state <= S_END;
+            if (m_tif == TIF_FOK) begin    // count what it can trade, from the best level on
+                fk_tot <= 64'd0;
+                if (!cross_c) nstate = S_FKD;
+                else begin
+                    fk_k <= lad_n[opp_c] - 1'b1;
+                    l_ra <= bst_h[opp_c];
+                    nstate = S_FK2;
+                end
+            end
+            else if (cross_c && m_tif == TIF_POST) nstate = S_END;
             else if (cross_c) begin         // the other side's best level is the first maker's
                 l_ra <= bst_h[opp_c];
                 mk_h <= bst_h[opp_c];
                 mk_pxt <= bst_px[opp_c];
-                state <= S_M2;
+                nstate = S_M2;
             end
-            else state <= (!is_mkt && m_rests) ? S_R0 : S_END;
+            else if (!is_mkt && m_rests)   // rests at once: no cross to wait for
+                rest_new(side_sel, m_tif == TIF_POST, m_qty[31:0], q_t);
+            else nstate = S_END;
+        end
+    endtask
+
+    // slot t (a CANCEL's or a REPLACE's, found by S_LOOK1, which also set l_ra to its level)
+    // leaves its level; the level leaves its ladder when it empties. A CANCEL's slot (k_free)
+    // also leaves the id table and the pool and the message ends; a REPLACE goes on to k_ret.
+    task unlink;
+        input       k_free;
+        input [5:0] k_ret;
+        begin
+            if (t_prev == NIL) l_head[t_lvl] <= t_next[IW-1:0];
+            else o_next[t_prev[IW-1:0]] <= t_next;
+            if (t_next == NIL) l_tail[t_lvl] <= t_prev[IW-1:0];
+            else o_prev[t_next[IW-1:0]] <= t_prev;
+            l_qty[t_lvl] <= q_lqty - {{IW{1'b0}}, t_lvs};
+            if (t_lvl == bst_h[t_b]) bst_q[t_b] <= q_lqty - {{IW{1'b0}}, t_lvs};
+            if (k_free) free_order(t, m_id, t_hprev, t_hnext);
+            u_free <= k_free;             // for S_RM*
+            ret <= k_ret;
+            if (t_prev == NIL && t_next == NIL && t_lvl == bst_h[t_b] && !stale[t_b]) begin
+                // its level empties and was the best, the ladder's last entry: pop it
+                lad_n[t_b] <= lad_n[t_b] - 1'b1;
+                free_level(t_lvl);
+                if (!k_free) begin        // a REPLACE: the top of book is refreshed at its end
+                    stale[t_b] <= 1'b1;
+                    nstate = k_ret;
+                end else if (lad_n[t_b] >= K2) begin
+                    // a CANCEL: the entry behind it, read ahead by S_LOOK1, is the new best;
+                    // its level's size and price next (S_BR2)
+                    bst_px[t_b] <= q_ladpx;
+                    bst_h[t_b] <= q_ladh;
+                    l_ra <= q_ladh;
+                    br_side <= t_side;
+                    stale[t_b] <= 1'b1;
+                    nstate = S_BR2;
+                end else nstate = after_book;   // its side is empty now
+            end else if (t_prev == NIL && t_next == NIL) begin
+                // it empties behind the best: find it from the best end (S_RM1; the best
+                // itself, when current, is not it), shift the better ones down (S_RM2)
+                sr_b <= t_b;
+                rm_h <= t_lvl;
+                rm_k <= lad_n[t_b] - (stale[t_b] ? K1 : K2);
+                lad_ra <= lad_at(t_b, lad_n[t_b] - (stale[t_b] ? K1 : K2));
+                nstate = S_RM1;
+            end else nstate = k_free ? after_book : k_ret;
         end
     endtask
 
@@ -360,9 +591,7 @@ module tickbook_book_bram #(
     task accept_cancel;
         begin
             emit(EV_CANCELED, R_USER, m_id, 64'd0, {11'd0, t_pxu}, t_lvs, 32'd0, t_acct, t_side);
-            l_ra <= t_lvl;
-            u_free <= 1'b1;
-            state <= S_U1;
+            unlink(1'b1, S_IDLE);
         end
     endtask
 
@@ -371,9 +600,11 @@ module tickbook_book_bram #(
     task accept_replace;
         begin
             emit(EV_REPLACED, R_NONE, m_id, 64'd0, m_px, m_qty[31:0], m_qty[31:0], t_acct, t_side);
-            if (!rep_moves && m_qty[31:0] <= t_lvs) begin
-                l_ra <= t_lvl;
-                state <= S_KEEP0;
+            if (!rep_moves && m_qty[31:0] <= t_lvs) begin   // keeps its place: its new size
+                o_lvs[t] <= m_qty[31:0];
+                l_qty[t_lvl] <= q_lqty - {{IW{1'b0}}, t_lvs - m_qty[31:0]};
+                if (t_lvl == bst_h[t_b]) bst_q[t_b] <= q_lqty - {{IW{1'b0}}, t_lvs - m_qty[31:0]};
+                nstate = after_book;
             end else begin
                 tk_rep <= 1'b1;
                 tk_id <= m_id;
@@ -389,10 +620,7 @@ module tickbook_book_bram #(
                 tk_first <= 1'b1;
                 // the other side's best is what it was: the cross is known now (S_M0 again
                 // decides POST_ONLY at the first cross)
-                l_ra <= t_lvl;
-                u_free <= 1'b0;
-                ret <= cross_c ? S_M0 : S_R0;
-                state <= S_U1;
+                unlink(1'b0, cross_c ? S_M0 : S_R0);
             end
         end
     endtask
@@ -413,8 +641,34 @@ module tickbook_book_bram #(
             l_unused <= {LCW{1'b0}};
             for (i = 0; i < NBK; i = i + 1) lad_n[i] <= {KW{1'b0}};
             stale <= {NBK{1'b0}};
+            nx_valid <= 1'b0;
+            nx_pref <= 1'b0;
+            band_ok <= {NSYM{1'b0}};
+            cur_sym <= {SW{1'b0}};
+            bu_v1 <= 1'b0;
+            bu_v2 <= 1'b0;
             for (i = 0; i < NSYM; i = i + 1) r_ref[i] <= c_ref0[i];
         end else begin
+            bu_v1 <= !(&band_ok);
+            bu_s1 <= bu_pick;
+            bu_ref1 <= r_ref[bu_pick];
+            bu_bps1 <= c_bps[bu_pick];
+            bu_v2 <= bu_v1;
+            bu_s2 <= bu_s1;
+            bu_ref2 <= bu_ref1;
+            bu_bps2 <= bu_bps1;
+            bu_rb2 <= {{32{1'b0}}, bu_ref1} * {{53{1'b0}}, bu_bps1};
+            // (before the state machine: a trade that moves the reference price this cycle
+            // clears band_ok after it)
+            if (bu_v2 && r_ref[bu_s2] == bu_ref2 && c_bps[bu_s2] == bu_bps2) begin
+                r_band[bu_s2] <= bu_band;
+                band_ok[bu_s2] <= 1'b1;
+            end
+
+            nstate = state;
+            h_done = 1'b0;
+            h_fwd_hit = 1'b0;
+            h_fwd_val = NIL;
             if (out_valid && out_ready) out_valid <= 1'b0;
 
             case (state)
@@ -424,33 +678,18 @@ module tickbook_book_bram #(
                 clr_i <= clr_i + 1'b1;
                 if (clr_i == {HW{1'b1}}) begin
                     h_dirty <= 1'b0;
-                    state <= S_IDLE;
+                    nstate = S_IDLE;
                 end
             end
 
-            S_IDLE: if (in_valid) begin
-                m_id   <= in_id;
-                m_mseq <= in_mseq;
-                m_acct <= in_acct;
-                m_sym  <= in_sym;
-                m_px   <= in_px;
-                m_qty  <= in_qty;
-                m_act  <= in_act;
-                m_side <= in_side;
-                m_type <= in_type;
-                m_tif  <= in_tif;
-                if (in_act == ACTION_NEW && in_sym_ok) cur_sym <= in_sym[SW-1:0];
-                found <= 1'b0;
-                h_ra <= bucket(in_id);
-                state <= S_LOOK0;
-            end
+            S_IDLE: ;                     // a record starts below
 
             // ---- the id: walk its bucket's chain
             S_LOOK0: begin
-                if (q_hhead == NIL) state <= S_CHECK;
+                if (q_hhead == NIL) nstate = S_CHECK;
                 else begin
                     o_ra <= q_hhead[IW-1:0];
-                    state <= S_LOOK1;
+                    nstate = S_LOOK1;
                 end
             end
 
@@ -460,8 +699,10 @@ module tickbook_book_bram #(
                     t <= o_ra;
                     t_acct <= q_oacct;
                     t_lvs <= q_olvs;
-                    t_pxu <= q_opxu;
                     t_lvl <= q_olvl;
+                    l_ra <= q_olvl;       // its level, for S_CHECK (a CANCEL, a REPLACE)
+                    // the entry behind its side's best, in case a CANCEL empties the best level
+                    lad_ra <= lad_at({q_osym, q_oside}, lad_n[{q_osym, q_oside}] - K2);
                     t_prev <= q_oprev;
                     t_hprev <= q_ohprev;
                     t_hnext <= q_ohnext;
@@ -469,91 +710,79 @@ module tickbook_book_bram #(
                     t_side <= q_oside;
                     t_post <= q_opost;
                     if (m_act == ACTION_CANCEL || m_act == ACTION_REPLACE) cur_sym <= q_osym;
-                    state <= S_CHECK;
-                end else if (q_ohnext == NIL) state <= S_CHECK;
+                    nstate = S_CHECK;
+                end else if (q_ohnext == NIL) nstate = S_CHECK;
                 else o_ra <= q_ohnext[IW-1:0];
             end
 
             // ---- every rule in the rulebook's order; CAPACITY of a level needs a walk
-            S_CHECK: if (ev_free) begin
-                state <= S_DONE;   // a REJECT ends the message; what accepts goes on
+            // (a NEW of a known symbol and a REPLACE of a live order use the collar: they wait
+            // for their symbol's band to be current, a few cycles after a trade moved it)
+            S_CHECK: if (ev_free && (band_ok[cur_sym] || !((m_new && sym_known) || (m_rep && found)))) begin
+                nstate = S_DONE;   // a REJECT ends the message; what accepts goes on
                 if (m_new && fields_ok) begin
                     if (new_why != R_NONE) reject(new_why);
-                    else if (!is_mkt && m_rests && own_full) search(own_b, q_t, S_CAPN);
+                    else if (!is_mkt && m_rests && own_full) search(own_b, q_t, S_CAPN, own_n);
                     else accept_new;
                 end else if (m_can) begin
                     if (can_why != R_NONE) reject(can_why);
                     else accept_cancel;
                 end else if (m_rep) begin
                     if (rep_why != R_NONE) reject(rep_why);
-                    else if (rep_moves && own_full) search(own_b, q_t, S_CAPR);
+                    else if (rep_moves && own_full) search(own_b, q_t, S_CAPR, own_n);
                     else accept_replace;
                 end else reject(R_MALFORMED);
             end
 
             S_CAPN: if (ev_free) begin
-                state <= S_DONE;   // a REJECT ends the message; what accepts goes on
+                nstate = S_DONE;   // a REJECT ends the message; what accepts goes on
                 if (!sr_found) reject(R_CAPACITY);
                 else accept_new;
             end
 
             S_CAPR: if (ev_free) begin
-                state <= S_DONE;   // a REJECT ends the message; what accepts goes on
+                nstate = S_DONE;   // a REJECT ends the message; what accepts goes on
                 if (!sr_found) reject(R_CAPACITY);
                 else accept_replace;
             end
 
-            S_KEEP0: begin                // l_ra = t_lvl
-                o_lvs[t] <= m_qty[31:0];
-                l_qty[t_lvl] <= q_lqty - {{IW{1'b0}}, t_lvs - m_qty[31:0]};
-                if (t_lvl == bst_h[t_b]) bst_q[t_b] <= q_lqty - {{IW{1'b0}}, t_lvs - m_qty[31:0]};
-                state <= after_book;
-            end
-
             // ---- FOK: what trades within the limit before the taker's own first order
-            S_FK0: begin
-                fk_tot <= 64'd0;
-                if (opp_n == {KW{1'b0}}) state <= S_FKD;
-                else begin
-                    fk_k <= opp_n - 1'b1;
-                    lad_ra <= lad_at(opp_b, opp_n - 1'b1);
-                    state <= S_FK1;
-                end
-            end
-
             S_FK1: begin
-                if (!lad_cross) state <= S_FKD;
+                if (!lad_cross) nstate = S_FKD;
                 else begin
                     l_ra <= q_ladh;
-                    state <= S_FK2;
+                    nstate = S_FK2;
                 end
             end
 
             S_FK2: begin
                 o_ra <= q_lhead;
-                state <= S_FK3;
+                nstate = S_FK3;
             end
 
             S_FK3: begin
-                if (q_oacct == tk_acct) state <= S_FKD;
+                if (q_oacct == tk_acct) nstate = S_FKD;
                 else begin
                     fk_tot <= fk_sum;
-                    if (fk_sum >= {32'd0, tk_lvs}) state <= S_FKD;
+                    if (fk_sum >= {32'd0, tk_lvs}) begin   // it fills: match from the best level
+                        l_ra <= bst_h[opp_b];
+                        mk_h <= bst_h[opp_b];
+                        mk_pxt <= bst_px[opp_b];
+                        nstate = S_M2;
+                    end
                     else if (q_onext != NIL) o_ra <= q_onext[IW-1:0];
-                    else if (fk_k == {KW{1'b0}}) state <= S_FKD;
+                    else if (fk_k == {KW{1'b0}}) nstate = S_FKD;
                     else begin
                         fk_k <= fk_k - 1'b1;
                         lad_ra <= lad_at(opp_b, fk_k - 1'b1);
-                        state <= S_FK1;
+                        nstate = S_FK1;
                     end
                 end
             end
 
-            S_FKD: if (ev_free) begin
-                if (fk_tot < {32'd0, tk_lvs}) begin
-                    cancel_taker(R_FOK);
-                    state <= S_DONE;
-                end else state <= S_M0;
+            S_FKD: if (ev_free) begin    // short of its quantity (what fills goes to S_M2)
+                cancel_taker(R_FOK);
+                nstate = S_DONE;
             end
 
             // ---- matching: the taker against the best order of the other side. The other
@@ -561,18 +790,18 @@ module tickbook_book_bram #(
             // messages, and what a REPLACE or a FOK did before matching touched only its own
             // side), so its first level needs no ladder read; the next level is read ahead
             // (S_M2: its ladder entry, S_M3: the level) while the fills of this one go out.
-            S_M0: begin                   // a REPLACE that moves, a FOK that can fill
+            S_M0: begin                   // a REPLACE that moves
                 if (opp_n == {KW{1'b0}} || !bst_cross) begin
                     tk_end <= E_NOCROSS;
-                    state <= tk_rest ? S_R0 : S_END;
+                    nstate = tk_rest ? S_R0 : S_END;
                 end else if (tk_post && tk_first) begin
                     tk_end <= E_POST;
-                    state <= S_END;
+                    nstate = S_END;
                 end else begin
                     l_ra <= bst_h[opp_b];
                     mk_h <= bst_h[opp_b];
                     mk_pxt <= bst_px[opp_b];
-                    state <= S_M2;
+                    nstate = S_M2;
                 end
             end
 
@@ -581,7 +810,7 @@ module tickbook_book_bram #(
                 mk_lpxu <= q_lpxu;
                 mk_lqty <= q_lqty;
                 lad_ra <= lad_at(opp_b, opp_n - K2);   // the next level's entry (if opp_more)
-                state <= S_M3;
+                nstate = S_M3;
             end
 
             S_M3: if (ev_free) begin     // the taker's half of a fill
@@ -589,7 +818,7 @@ module tickbook_book_bram #(
                 l_ra <= q_ladh;           // the next level, read ahead
                 if (q_oacct == tk_acct) begin
                     tk_end <= E_SELF;
-                    state <= S_END;
+                    nstate = S_END;
                 end else begin
                     emit(EV_FILL, R_TAKER, tk_id, q_oid, {11'd0, mk_lpxu}, fill_q, tk_lvs - fill_q,
                          tk_acct, tk_side);
@@ -598,6 +827,7 @@ module tickbook_book_bram #(
                     mk_lqty <= mk_lqty - {{IW{1'b0}}, fill_q};
                     bst_q[opp_b] <= mk_lqty - {{IW{1'b0}}, fill_q};
                     r_ref[cur_sym] <= mk_pxt;
+                    if (r_ref[cur_sym] != mk_pxt) band_ok[cur_sym] <= 1'b0;
                     tk_lvs <= tk_lvs - fill_q;
                     fq <= fill_q;
                     mk_o <= o_ra;
@@ -607,7 +837,7 @@ module tickbook_book_bram #(
                     mk_next <= q_onext;
                     mk_hprev <= q_ohprev;
                     mk_hnext <= q_ohnext;
-                    state <= S_M4;
+                    nstate = S_M4;
                 end
             end
 
@@ -632,13 +862,13 @@ module tickbook_book_bram #(
                     free_order(mk_o, mk_id, mk_hprev, mk_hnext);
                 end
                 // the taker has quantity left only when this maker is filled
-                if (tk_lvs == 32'd0) state <= tk_rep ? S_FT0 : after_book;
+                if (tk_lvs == 32'd0) nstate = tk_rep ? S_FT0 : after_book;
                 else if (mk_next != NIL) begin
                     o_ra <= mk_next[IW-1:0];   // the next order of the same level: 2 cycles a fill
-                    state <= S_M3;
+                    nstate = S_M3;
                 end else if (!opp_more || !lad_cross) begin
                     tk_end <= E_NOCROSS;
-                    state <= tk_rest ? S_R0 : S_END;
+                    nstate = tk_rest ? S_R0 : S_END;
                 end else begin            // the next level (read ahead): 2 cycles a fill too
                     o_ra <= q_lhead;
                     mk_h <= q_ladh;
@@ -646,7 +876,7 @@ module tickbook_book_bram #(
                     mk_lpxu <= q_lpxu;
                     mk_lqty <= q_lqty;
                     lad_ra <= lad_at(opp_b, opp_n - K3);
-                    state <= S_M3;
+                    nstate = S_M3;
                 end
             end
 
@@ -656,68 +886,33 @@ module tickbook_book_bram #(
                 case (tk_end)
                 E_SELF: begin
                     cancel_taker(R_SELF_TRADE);
-                    state <= tk_rep ? S_FT0 : after_book;
+                    nstate = tk_rep ? S_FT0 : after_book;
                 end
                 E_POST: begin
                     cancel_taker(R_POST_ONLY);
-                    state <= tk_rep ? S_FT0 : after_book;
+                    nstate = tk_rep ? S_FT0 : after_book;
                 end
                 default: begin            // no cross left: a taker that rests went to S_R0
                     cancel_taker(R_IOC);
-                    state <= after_book;
+                    nstate = after_book;
                 end
                 endcase
             end
 
             // ---- rest: a NEW takes a free slot and joins the id table; then its level's back
-            S_R0: begin
-                if (!tk_rep) begin
-                    rs_o <= o_alloc;
-                    if (o_top != {CW{1'b0}}) begin
-                        o_top <= o_top - 1'b1;
-                        o_top_m1 <= o_top_m1 - 1'b1;
-                    end
-                    else o_unused <= o_unused + 1'b1;
-                    rest_cnt <= rest_cnt + 1'b1;
-                    o_id[o_alloc] <= m_id;
-                    o_acct[o_alloc] <= m_acct;
-                    o_sym[o_alloc] <= cur_sym;
-                    o_side[o_alloc] <= tk_side;
-                    o_post[o_alloc] <= tk_post;
-                    o_lvs[o_alloc] <= tk_lvs;
-                    o_pxu[o_alloc] <= tk_pxu[52:0];
-                    o_next[o_alloc] <= NIL;
-                    // first in its id's chain: h_ra still holds the id's bucket from S_IDLE
-                    o_hnext[o_alloc] <= q_hhead;
-                    o_hprev[o_alloc] <= NIL;
-                    h_head[h_ra] <= ptr(o_alloc);
-                    h_dirty <= 1'b1;
-                    if (q_hhead != NIL) begin
-                        o_ra <= q_hhead[IW-1:0];
-                        state <= S_R1B;
-                    end else place;
-                end else begin
+            S_R0: begin                   // the taker rests after matching
+                if (!tk_rep) rest_new(tk_side, tk_post, tk_lvs, tk_pxt);
+                else begin
                     rs_o <= t;
                     o_lvs[t] <= tk_lvs;
-                    o_pxu[t] <= tk_pxu[52:0];
                     o_next[t] <= NIL;
-                    place;
+                    place(tk_side, tk_pxt);
                 end
             end
 
             S_R1B: begin                  // the chain's old first slot points back at the new one
                 o_hprev[o_ra] <= ptr(rs_o);
-                place;
-            end
-
-            S_R3: begin
-                if (sr_found) begin
-                    l_ra <= sr_h;
-                    state <= S_R4;
-                end else begin
-                    ret <= after_book;
-                    state <= S_I0;
-                end
+                place(tk_side, tk_pxt);
             end
 
             S_R4: begin                   // l_ra = its level: at the back of the FIFO
@@ -727,65 +922,33 @@ module tickbook_book_bram #(
                 l_tail[l_ra] <= rs_o;
                 l_qty[l_ra] <= q_lqty + {{IW{1'b0}}, tk_lvs};
                 if (l_ra == bst_h[{cur_sym, tk_side}]) bst_q[{cur_sym, tk_side}] <= q_lqty + {{IW{1'b0}}, tk_lvs};
-                state <= after_book;
+                nstate = after_book;
             end
 
             // ---- slot t leaves the id table and is freed (its chain links read again: fills
             // of this message may have unlinked its neighbours)
             S_FT0: begin
                 o_ra <= t;
-                state <= S_FT1;
+                nstate = S_FT1;
             end
 
             S_FT1: begin
                 free_order(t, m_id, q_ohprev, q_ohnext);
-                state <= after_book;
-            end
-
-            // ---- slot t leaves its level (l_ra = its level; the level leaves its ladder when it
-            // empties); a CANCEL's slot also leaves the id table and the pool, and the message
-            // ends; a REPLACE's goes on to ret
-            S_U1: begin
-                if (t_prev == NIL) l_head[t_lvl] <= t_next[IW-1:0];
-                else o_next[t_prev[IW-1:0]] <= t_next;
-                if (t_next == NIL) l_tail[t_lvl] <= t_prev[IW-1:0];
-                else o_prev[t_next[IW-1:0]] <= t_prev;
-                l_qty[t_lvl] <= q_lqty - {{IW{1'b0}}, t_lvs};
-                if (t_lvl == bst_h[t_b]) bst_q[t_b] <= q_lqty - {{IW{1'b0}}, t_lvs};
-                if (u_free) begin          // a CANCEL: out of the id table, the slot freed
-                    free_order(t, m_id, t_hprev, t_hnext);
-                end
-                if (t_prev == NIL && t_next == NIL && t_lvl == bst_h[t_b] && !stale[t_b]) begin
-                    // its level empties and was the best, the ladder's last entry: pop it
-                    lad_n[t_b] <= lad_n[t_b] - 1'b1;
-                    stale[t_b] <= 1'b1;
-                    free_level(t_lvl);
-                    state <= u_free ? S_BR0 : ret;
-                end else if (t_prev == NIL && t_next == NIL) begin
-                    sr_b <= t_b;
-                    rm_h <= t_lvl;
-                    state <= S_RM0;
-                end else state <= u_free ? after_book : ret;
+                nstate = after_book;
             end
 
             // remove level rm_h from ladder sr_b: find it from the best end, shift the better
             // ones down, free the handle
-            S_RM0: begin
-                rm_k <= lad_n[sr_b] - 1'b1;
-                lad_ra <= lad_at(sr_b, lad_n[sr_b] - 1'b1);
-                state <= S_RM1;
-            end
-
             S_RM1: begin
                 if (q_ladh == rm_h) begin
                     if (rm_k + 1'b1 == lad_n[sr_b]) begin   // the best level goes
                         lad_n[sr_b] <= lad_n[sr_b] - 1'b1;
                         stale[sr_b] <= 1'b1;
                         free_level(rm_h);
-                        state <= u_free ? S_BR0 : ret;
+                        nstate = u_free ? S_BR0 : ret;
                     end else begin
                         lad_ra <= lad_at(sr_b, rm_k + 1'b1);
-                        state <= S_RM2;
+                        nstate = S_RM2;
                     end
                 end else begin
                     rm_k <= rm_k - 1'b1;
@@ -799,60 +962,30 @@ module tickbook_book_bram #(
                 if (rm_k + K2 == lad_n[sr_b]) begin
                     lad_n[sr_b] <= lad_n[sr_b] - 1'b1;
                     free_level(rm_h);
-                    state <= u_free ? after_book : ret;
+                    nstate = u_free ? after_book : ret;
                 end else begin
                     rm_k <= rm_k + 1'b1;
                     lad_ra <= lad_at(sr_b, rm_k + K2);
                 end
             end
 
-            // search sr_px in ladder sr_b from the best end: sr_found and sr_h, else sr_pos,
-            // where a level at sr_px would go; -> ret
-            S_F0: begin
-                sr_found <= 1'b0;
-                if (lad_n[sr_b] == {KW{1'b0}}) begin
-                    sr_pos <= {KW{1'b0}};
-                    state <= ret;
-                end else begin
-                    sr_k <= lad_n[sr_b] - 1'b1;
-                    lad_ra <= lad_at(sr_b, lad_n[sr_b] - 1'b1);
-                    state <= S_F1;
-                end
-            end
-
+            // the walk of a search (sr_k: the entry read), toward the worst end
             S_F1: begin
                 if (sr_better) begin
-                    if (sr_k == {KW{1'b0}}) begin
-                        sr_pos <= {KW{1'b0}};
-                        state <= ret;
-                    end else begin
+                    if (sr_k == {KW{1'b0}}) search_done(sr_b, ret, 1'b0, q_ladh, {KW{1'b0}});
+                    else begin
                         sr_k <= sr_k - 1'b1;
                         lad_ra <= lad_at(sr_b, sr_k - 1'b1);
                     end
-                end else if (q_ladpx == sr_px) begin
-                    sr_found <= 1'b1;
-                    sr_h <= q_ladh;
-                    state <= ret;
-                end else begin
-                    sr_pos <= sr_k + 1'b1;
-                    state <= ret;
-                end
+                end else if (q_ladpx == sr_px) search_done(sr_b, ret, 1'b1, q_ladh, sr_k);
+                else search_done(sr_b, ret, 1'b0, q_ladh, sr_k + 1'b1);
             end
 
             // insert a level for rs_o at sr_pos of ladder sr_b: the better ones move up; -> ret
-            S_I0: begin
-                if (sr_pos == lad_n[sr_b]) state <= S_I2;
-                else begin
-                    sr_k <= lad_n[sr_b] - 1'b1;
-                    lad_ra <= lad_at(sr_b, lad_n[sr_b] - 1'b1);
-                    state <= S_I1;
-                end
-            end
-
             S_I1: begin                   // lad_ra = sr_k: move it up to sr_k + 1
                 lad_px[lad_at(sr_b, sr_k + 1'b1)] <= q_ladpx;
                 lad_h[lad_at(sr_b, sr_k + 1'b1)] <= q_ladh;
-                if (sr_k == sr_pos) state <= S_I2;
+                if (sr_k == sr_pos) nstate = S_I2;
                 else begin
                     sr_k <= sr_k - 1'b1;
                     lad_ra <= lad_at(sr_b, sr_k - 1'b1);
@@ -881,7 +1014,7 @@ module tickbook_book_bram #(
                     bst_q[sr_b] <= {{IW{1'b0}}, tk_lvs};
                     stale[sr_b] <= 1'b0;
                 end
-                state <= ret;
+                nstate = ret;
             end
 
             // ---- a best level taken away by this message: read the new one (its ladder's last
@@ -890,11 +1023,11 @@ module tickbook_book_bram #(
                 br_side <= !stale[{cur_sym, 1'b0}];
                 if (lad_n[{cur_sym, !stale[{cur_sym, 1'b0}]}] == {KW{1'b0}}) begin
                     stale[{cur_sym, !stale[{cur_sym, 1'b0}]}] <= 1'b0;
-                    state <= (stale[{cur_sym, 1'b0}] && stale[{cur_sym, 1'b1}]) ? S_BR0 : S_IDLE;
+                    nstate = (stale[{cur_sym, 1'b0}] && stale[{cur_sym, 1'b1}]) ? S_BR0 : S_IDLE;
                 end else begin
                     lad_ra <= lad_at({cur_sym, !stale[{cur_sym, 1'b0}]},
                                      lad_n[{cur_sym, !stale[{cur_sym, 1'b0}]}] - 1'b1);
-                    state <= S_BR1;
+                    nstate = S_BR1;
                 end
             end
 
@@ -902,22 +1035,58 @@ module tickbook_book_bram #(
                 l_ra <= q_ladh;
                 bst_px[{cur_sym, br_side}] <= q_ladpx;
                 bst_h[{cur_sym, br_side}] <= q_ladh;
-                state <= S_BR2;
+                nstate = S_BR2;
             end
 
             S_BR2: begin
                 bst_pxu[{cur_sym, br_side}] <= q_lpxu;
                 bst_q[{cur_sym, br_side}] <= q_lqty;
                 stale[{cur_sym, br_side}] <= 1'b0;
-                state <= stale[{cur_sym, !br_side}] ? S_BR0 : S_IDLE;
+                nstate = stale[{cur_sym, !br_side}] ? S_BR0 : S_IDLE;
             end
 
-            default: state <= S_IDLE;
+            default: nstate = S_IDLE;
             endcase
+
+            // a message that ends this cycle hands over to the record waiting in the buffer, or
+            // to one arriving now; a record arriving while a message is worked on waits in the
+            // buffer
+            if (nstate == S_IDLE && nx_valid) begin
+                start(nx_id, nx_mseq, nx_px, nx_qty, nx_acct, nx_sym, nx_act, nx_side, nx_type, nx_tif,
+                      nx_sym_ok, nx_bkt, nx_pref);
+                nx_valid <= 1'b0;
+                nx_pref <= 1'b0;
+            end else if (in_valid && in_ready && nstate == S_IDLE) begin
+                // idle, or the message ends as the record arrives: it starts at once
+                start(in_id, in_mseq, in_px, in_qty, in_acct, in_sym, in_act, in_side, in_type, in_tif,
+                      in_sym_ok, bucket(in_id), 1'b0);
+            end else if (in_valid && in_ready) begin
+                nx_valid <= 1'b1;
+                nx_id <= in_id;
+                nx_mseq <= in_mseq;
+                nx_px <= in_px;
+                nx_qty <= in_qty;
+                nx_acct <= in_acct;
+                nx_sym <= in_sym;
+                nx_act <= in_act;
+                nx_side <= in_side;
+                nx_type <= in_type;
+                nx_tif <= in_tif;
+                nx_sym_ok <= in_sym_ok;
+                nx_bkt <= bucket(in_id);
+                nx_pref <= h_spare || h_done;
+                if (h_spare || h_done) h_ra <= bucket(in_id);
+            end else if (nx_valid && !nx_pref && (h_spare || h_done)) begin
+                nx_pref <= 1'b1;
+                h_ra <= nx_bkt;
+            end
+            state <= nstate;
         end
         // the price configuration words, last: a write of the reference price wins over a trade's
         take_price_config;
+        if (cfg_we && cfg_here && (cfg_addr == CFG_REF || cfg_addr == CFG_BPS)) band_ok[cfg_s] <= 1'b0;
     end
+    /* verilator lint_on BLKSEQ */
 endmodule
 
 `default_nettype wire

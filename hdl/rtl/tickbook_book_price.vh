@@ -35,7 +35,13 @@
     wire [31:0]  bps = c_bps[cur_sym];
     wire [52:0]  q_t;                                      // floor(price / tick)
     wire         on_tick;
+`ifdef TICKBOOK_BAND_KEPT
+    // the build keeps each symbol's collar width in r_band (declared before this file), worked
+    // out after each change of the reference price, off the message's path
+    wire [71:0]  band = r_band[cur_sym];
+`else
     wire [71:0]  band;                                     // floor(ref * bps / 10000)
+`endif
 `ifndef TICKBOOK_CORE_ONLY
     /* verilator lint_off UNUSEDSIGNAL */
     wire [159:0] prod_q = {{107{1'b0}}, p53} * {{53{1'b0}}, c_recip[cur_sym]};
@@ -43,18 +49,22 @@
     assign q_t = prod_q[RECIP_SHIFT +: 53];
     wire [105:0] back = {{53{1'b0}}, q_t} * {{53{1'b0}}, c_tick[cur_sym]};
     assign on_tick = (back == {{53{1'b0}}, p53});
+`ifndef TICKBOOK_BAND_KEPT
     wire [84:0]  refbps = {{32{1'b0}}, ref_t} * {{53{1'b0}}, bps};
     /* verilator lint_off UNUSEDSIGNAL */
     wire [170:0] prod_b = {{86{1'b0}}, refbps} * {{85{1'b0}}, MAG10K};
     /* verilator lint_on UNUSEDSIGNAL */
     assign band = prod_b[MAG10K_SHIFT +: 72];
+`endif
 `else
     // Synthesis of the matching core alone (make synth CORE=1): NOT a functional build. The
     // exact price arithmetic (two 53-bit multiplications for the tick, one for the collar) is
     // replaced by tick = 1 unit and a collar of ref/8, to measure what the rest costs.
     assign q_t = p53;
     assign on_tick = 1'b1;
+`ifndef TICKBOOK_BAND_KEPT
     assign band = {19'd0, 3'd0, ref_t[52:3]};
+`endif
 `endif
     wire [52:0]  pdist = (q_t > ref_t) ? (q_t - ref_t) : (ref_t - q_t);
     wire         out_band = (bps != 32'd0) && ({19'd0, pdist} > band);
