@@ -8,16 +8,20 @@ import pytest
 
 from engine import records
 from hdl.gen import records_header
-from hdl.sim.driver import AREA_SOURCES, BRAM_SOURCES, INCLUDE_DIRS, RTL_SOURCES
+from hdl.sim.driver import AREA_SOURCES, BRAM_SOURCES, INCLUDE_DIRS, RTL_DIR, RTL_SOURCES
 
 LINT_PARAMS = [(1, 1, 1), (4, 16, 8), (3, 5, 3), (4, 64, 16)]
 # the block-RAM build also at the sizes it is for (the register builds would take minutes)
 BRAM_LINT_PARAMS = [(8, 8192, 256), (16, 16384, 256), (2, 1 << 20, 4096)]
 INCLUDES = [f"-I{d}" for d in INCLUDE_DIRS]
+# the AXI-Stream wrapper (tickbook_book_axis) with the block-RAM build it instantiates; Verilator
+# takes the wrapper as the top (the module nothing instantiates), so -G sets its parameters
+AXIS_SOURCES = BRAM_SOURCES + [RTL_DIR / "tickbook_book_axis.v"]
 
 
 @pytest.mark.hdl
-@pytest.mark.parametrize("sources", [RTL_SOURCES, AREA_SOURCES, BRAM_SOURCES], ids=["fast", "area", "bram"])
+@pytest.mark.parametrize("sources", [RTL_SOURCES, AREA_SOURCES, BRAM_SOURCES, AXIS_SOURCES],
+                         ids=["fast", "area", "bram", "axis"])
 @pytest.mark.parametrize("nsym,nord,nlvl", LINT_PARAMS + [(1, 4, 2), (2, 7, 2)])
 def test_verilator_lint_clean(nsym, nord, nlvl, sources):
     verilator = shutil.which("verilator")
@@ -36,13 +40,20 @@ def test_verilator_lint_clean_bram_at_scale(nsym, nord, nlvl):
 
 
 @pytest.mark.hdl
+def test_verilator_lint_clean_axis_at_the_device_size():
+    """The wrapper passes the parameters through at the size make synth places (8 symbols, 8,192
+    orders, 256 levels): its tob_* widths follow NSYM."""
+    test_verilator_lint_clean(8, 8192, 256, AXIS_SOURCES)
+
+
+@pytest.mark.hdl
 def test_icarus_compiles_without_warnings_that_matter():
     """Icarus accepts the RTL as Verilog-2005 (its @*-over-array notes aside)."""
     iverilog = shutil.which("iverilog")
     if iverilog is None:
         pytest.fail("iverilog not found (apt-get install iverilog)")
     r = subprocess.run([iverilog, "-g2005", "-Wall", *INCLUDES, "-o", "/dev/null",
-                        *map(str, RTL_SOURCES + AREA_SOURCES + BRAM_SOURCES)], capture_output=True, text=True)
+                        *map(str, RTL_SOURCES + AREA_SOURCES + AXIS_SOURCES)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     other = [ln for ln in r.stderr.splitlines() if "warning" in ln and "is sensitive to all" not in ln]
     assert not other, "\n".join(other)
@@ -98,7 +109,7 @@ def test_the_fusesoc_core_lists_every_rtl_file_and_parameter():
     on_disk = {f"rtl/{p.name}": p.suffix == ".vh" for p in RTL_DIR.iterdir() if p.suffix in (".v", ".vh")}
     assert listed == on_disk
     for target, module in (("default", "tickbook_book_bram"), ("fast", "tickbook_book"), ("area", "tickbook_book_area"),
-                           ("lint", "tickbook_book_bram")):
+                           ("lint", "tickbook_book_bram"), ("axis", "tickbook_book_axis")):
         t = core["targets"][target]
         assert t["toplevel"] == module
         src = (RTL_DIR / f"{module}.v").read_text()
