@@ -153,10 +153,11 @@ def build(nsym: int, nord: int, nlvl: int, book: str = "bram", simulator: str = 
 
     from cocotb_tools.runner import get_runner
 
-    from hdl.sim.driver import BOOKS, BUILD_DIR, INCLUDE_DIRS, rtl_digest
+    from hdl.sim.driver import BOOK_SELECT, BOOKS, BUILD_DIR, INCLUDE_DIRS, rtl_digest
 
     sel, top, srcs = BOOKS[book]
-    sources = [*srcs, WRAPPER]
+    # the chosen build's sources only: the simulators elaborate the generate branch taken
+    sources = [*srcs, BOOK_SELECT, WRAPPER]
     params = {"NSYM": nsym, "NORD": nord, "NLVL": nlvl, "AREA": int(sel == "AREA"),
               "BRAM": int(sel == "BRAM"), "IW": IW, "EW": EW}
     name = f"bridge_{simulator}_{top}_s{nsym}_o{nord}_l{nlvl}_{rtl_digest([*sources, CONTROL])}"

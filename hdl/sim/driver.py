@@ -39,6 +39,7 @@ HDL_DIR = SIM_DIR.parent
 RTL_DIR = HDL_DIR / "rtl"
 TB_DIR = HDL_DIR / "tb"
 FILE_BENCH = SIM_DIR / "tb_file.v"  # the file-driven bench these runs compile
+BOOK_SELECT = SIM_DIR / "tb_book.v"  # the build a bench runs, by parameter (tb_file.v, tb_bridge.v)
 RTL_SOURCES = [RTL_DIR / "tickbook_book.v"]
 AREA_SOURCES = [RTL_DIR / "tickbook_book_area.v"]  # the area build (tickbook_book_area)
 BRAM_SOURCES = [RTL_DIR / "tickbook_book_bram.v"]  # the block-RAM build (tickbook_book_bram)
@@ -265,7 +266,7 @@ def build(nsym: int, nord: int, nlvl: int, book: str = "bram", simulator: str = 
         raise ValueError(f"simulator must be one of {SIMULATORS}, got {simulator!r}")
     if book not in BOOKS:
         raise ValueError(f"book must be one of {tuple(BOOKS)}, got {book!r}")
-    srcs = RTL_SOURCES + AREA_SOURCES + BRAM_SOURCES + [FILE_BENCH]
+    srcs = RTL_SOURCES + AREA_SOURCES + BRAM_SOURCES + [BOOK_SELECT, FILE_BENCH]
     params = (("NSYM", nsym), ("NORD", nord), ("NLVL", nlvl),
               *((sel, int(sel == BOOKS[book][0])) for sel in ("AREA", "BRAM")))
     if simulator == "verilator":  # the same sources and tb_file parameters (-G instead of -P)

@@ -122,36 +122,15 @@ module tb_bridge #(
         end
     end
 
-    generate
-        if (AREA != 0) begin : g_area
-            tickbook_book_area #(.NSYM(NSYM), .NORD(NORD), .NLVL(NLVL)) dut (
-                .clk(clk), .rst(rst),
-                .cfg_we(cfg_we), .cfg_addr(cfg_addr), .cfg_sym(cfg_sym), .cfg_data(cfg_data),
-                .in_valid(in_valid), .in_ready(in_ready), .in_data(in_data),
-                .out_valid(out_valid), .out_ready(out_ready), .out_data(out_data),
-                .tob_bid_px(bpx), .tob_bid_qty(bqt), .tob_ask_px(apx), .tob_ask_qty(aqt),
-                .busy(busy)
-            );
-        end else if (BRAM != 0) begin : g_bram
-            tickbook_book_bram #(.NSYM(NSYM), .NORD(NORD), .NLVL(NLVL)) dut (
-                .clk(clk), .rst(rst),
-                .cfg_we(cfg_we), .cfg_addr(cfg_addr), .cfg_sym(cfg_sym), .cfg_data(cfg_data),
-                .in_valid(in_valid), .in_ready(in_ready), .in_data(in_data),
-                .out_valid(out_valid), .out_ready(out_ready), .out_data(out_data),
-                .tob_bid_px(bpx), .tob_bid_qty(bqt), .tob_ask_px(apx), .tob_ask_qty(aqt),
-                .busy(busy)
-            );
-        end else begin : g_fast
-            tickbook_book #(.NSYM(NSYM), .NORD(NORD), .NLVL(NLVL)) dut (
-                .clk(clk), .rst(rst),
-                .cfg_we(cfg_we), .cfg_addr(cfg_addr), .cfg_sym(cfg_sym), .cfg_data(cfg_data),
-                .in_valid(in_valid), .in_ready(in_ready), .in_data(in_data),
-                .out_valid(out_valid), .out_ready(out_ready), .out_data(out_data),
-                .tob_bid_px(bpx), .tob_bid_qty(bqt), .tob_ask_px(apx), .tob_ask_qty(aqt),
-                .busy(busy)
-            );
-        end
-    endgenerate
+    // the build the parameters choose (tb_book.v)
+    tb_book #(.NSYM(NSYM), .NORD(NORD), .NLVL(NLVL), .AREA(AREA), .BRAM(BRAM)) book (
+        .clk(clk), .rst(rst),
+        .cfg_we(cfg_we), .cfg_addr(cfg_addr), .cfg_sym(cfg_sym), .cfg_data(cfg_data),
+        .in_valid(in_valid), .in_ready(in_ready), .in_data(in_data),
+        .out_valid(out_valid), .out_ready(out_ready), .out_data(out_data),
+        .tob_bid_px(bpx), .tob_bid_qty(bqt), .tob_ask_px(apx), .tob_ask_qty(aqt),
+        .busy(busy)
+    );
 endmodule
 
 `default_nettype wire
