@@ -8,16 +8,20 @@
 //             the id hash chain's links), allocated from a free stack
 //   id table  2^(IW+1) hash buckets, each the head of a doubly linked chain through the order
 //             slots: a lookup walks a chain, a delete unlinks in O(1)
-//   levels    a pool of NORD level handles (price, size, head and tail of its FIFO of orders)
+//   levels    a pool of level handles (price, size, head and tail of its FIFO of orders); an
+//             order's price is its level's
 //   ladders   per {symbol, side} a sorted array of NLVL entries (price in ticks, level handle),
-//             worst to best with the best last, as the engine keeps them; a new level is found
-//             by a walk from the best end and shifts the worse ones up, an empty one shifts
-//             them down
+//             worst to best with the best last, as the engine keeps them; a level is found by a
+//             walk from the best end, and a new one shifts the better ones up, an emptied one
+//             shifts them down
 //
 // One message at a time, a state machine of short steps; every state emits at most one event,
-// and a state that emits waits while the previous event is not taken. The top of book of the
-// message's symbol is refreshed after each message that changed the book, and is valid when
-// `busy` is low. docs/hardware.md, "The block-RAM build".
+// and a state that emits waits while the previous event is not taken. The next record waits in
+// a one-record buffer and starts in the cycle the previous message ends, its id's bucket read
+// ahead when the port is free. The best level of each book is kept in registers (the top of
+// book), valid the cycle after a message's last state; the collar width of each symbol too,
+// worked out by a band unit after the reference price moves. docs/hardware.md, "The block-RAM
+// build".
 `timescale 1ns / 1ps
 `default_nettype none
 
@@ -191,7 +195,8 @@ module tickbook_book_bram #(
     // top of book
     // the best level of each book (valid while its ladder is not empty): the top of book, and
     // what a NEW's cross and a resting order's level are decided with before any read. A
-    // message that takes a book's best level away marks it stale until S_BR* reads the new one.
+    // REPLACE that takes its own book's best level away marks it stale until S_BR* reads the new
+    // one (matching and a CANCEL find the next best read ahead).
     reg [52:0]    bst_px  [0:NBK-1];      // price, ticks
     reg [52:0]    bst_pxu [0:NBK-1];      // price, 1e-8 units
     reg [QW-1:0]  bst_q   [0:NBK-1];      // size
