@@ -104,5 +104,6 @@ def test_the_built_wheel_holds_the_rtl_and_its_headers_and_no_tests(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     rtl = {f"hdl/rtl/{p.name}" for p in (REPO / "hdl/rtl").iterdir() if p.suffix in (".v", ".vh")}
     assert rtl and rtl <= names, f"missing from the wheel: {sorted(rtl - names)}"
-    assert {"tickbook/cli.py", "hdl/sim/tb_file.v", "engine/default_venue.toml"} <= names
+    assert {"tickbook/cli.py", "hdl/sim/tb_file.v", "hdl/sim/tb_book.v", "hdl/sim/tb_bridge.v",
+            "hdl/sim/tb_bridge.vlt", "engine/default_venue.toml"} <= names
     assert not [n for n in names if n.startswith(("testkit/", "tests/", "hdl/tb/", "benchmarks/"))]
