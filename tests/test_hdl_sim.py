@@ -66,17 +66,6 @@ def test_rtl_localparam_reads_what_the_file_says(tmp_path):
         rtl_localparam(f, "C")
 
 
-def test_hex_round_trip():
-    recs = random_records(1, 50, diff_venue(), nord=4, nlvl=2)
-    back = sim.hex_to_records(sim.records_to_hex(recs), ORDER_DTYPE)
-    assert back.tobytes() == recs.tobytes()
-
-
-def test_x_bits_are_reported():
-    with pytest.raises(sim.SimError, match="unknown"):
-        sim.hex_to_records("x" * 128 + "\n", EVENT_DTYPE)
-
-
 def _as_z(recs: np.ndarray, masks=None) -> bytes:
     """What $fwrite(fd, "%z", event) writes for these records: per record its 16 32-bit words,
     least significant first, each as value then X/Z mask (four little-endian bytes each)."""

@@ -135,31 +135,6 @@ def config_words(venue, area: bool = False) -> list[tuple[int, int, int]]:
     return words
 
 
-def records_to_hex(recs: np.ndarray) -> str:
-    """64-byte records -> one 128-digit hex line each (little-endian integer)."""
-    b = np.ascontiguousarray(recs).view(np.uint8).reshape(-1, 64)[:, ::-1]
-    h = np.ascontiguousarray(b).tobytes().hex()
-    lines = [h[i : i + 128] for i in range(0, len(h), 128)]
-    return "\n".join(lines) + ("\n" if lines else "")
-
-
-def hex_to_records(text: str, dtype=EVENT_DTYPE) -> np.ndarray:
-    """records_to_hex's lines -> records; SimError on a line that is not 128 hex digits."""
-    lines = text.split()
-    if not lines:
-        return np.zeros(0, dtype)
-    bad = [ln for ln in lines if len(ln) != 128]
-    if bad:
-        raise SimError(f"simulator wrote a line that is not a 64-byte record: {bad[0][:80]!r}")
-    try:
-        raw = bytes.fromhex("".join(lines))
-    except ValueError:
-        x = next(ln for ln in lines if any(c in ln for c in "xXzZ"))
-        raise SimError(f"simulator wrote an event with unknown (X/Z) bits: {x}") from None
-    b = np.frombuffer(raw, np.uint8).reshape(-1, 64)[:, ::-1]
-    return np.ascontiguousarray(b).view(dtype).reshape(-1)
-
-
 def records_to_bin(recs: np.ndarray) -> bytes:
     """64-byte records -> what tb_file.v reads from in.bin: each record's bytes reversed ($fread
     fills a 512-bit reg most significant byte first)."""
@@ -171,8 +146,7 @@ def bin_to_records(raw: bytes, dtype=EVENT_DTYPE) -> np.ndarray:
     """What tb_file.v writes with $fwrite("%z", event) -> records. Each 64-byte record is 16
     32-bit words, least significant first, each written as its value then its X/Z mask (four
     little-endian bytes each): the values are the record's own bytes. A set mask bit is an
-    unknown bit (Icarus's X or Z; Verilator, two-state, writes none): SimError, as an x digit
-    was with hex."""
+    unknown bit (Icarus's X or Z; Verilator, two-state, writes none): SimError."""
     if len(raw) % 128:
         raise SimError(f"simulator wrote {len(raw)} bytes of events, not a whole number of "
                        "128-byte %z records")
