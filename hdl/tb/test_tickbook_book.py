@@ -106,6 +106,16 @@ def csv_events(events: np.ndarray, venue=VENUE) -> list[str]:
     return buf.getvalue().decode().splitlines()
 
 
+async def write_config(d, venue, area: bool) -> None:
+    """The venue's configuration words through the configuration port, one a cycle on falling
+    edges (config_words: what the host loads), then cfg_we low."""
+    for addr, sym, data in config_words(venue, area):
+        await FallingEdge(d.clk)
+        d.cfg_we.value, d.cfg_addr.value, d.cfg_sym.value, d.cfg_data.value = 1, addr, sym, data
+    await FallingEdge(d.clk)
+    d.cfg_we.value = 0
+
+
 class BookDriver:
     """Drives the book's ports (the DUT) and collects its events: inputs change on falling
     edges and outputs are read there."""
@@ -127,11 +137,7 @@ class BookDriver:
         d.cfg_sym.value = 0
         d.cfg_data.value = 0
         await ClockCycles(d.clk, 2)
-        for addr, sym, data in config_words(venue, self.build.area):
-            await FallingEdge(d.clk)
-            d.cfg_we.value, d.cfg_addr.value, d.cfg_sym.value, d.cfg_data.value = 1, addr, sym, data
-        await FallingEdge(d.clk)
-        d.cfg_we.value = 0
+        await write_config(d, venue, self.build.area)
         await self.reset()
 
     async def reset(self, cycles: int = 2):

@@ -30,12 +30,13 @@ import pytest
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 from cocotbext.axi import AxiStreamBus, AxiStreamSink, AxiStreamSource
-from test_tickbook_book import CASES, VENUE, BookDriver, BuildParams, _norm, check_engine, csv_events, records
+from test_tickbook_book import (CASES, VENUE, BookDriver, BuildParams, _norm, check_engine, csv_events, records,
+                                write_config)
 
 from engine.api import Venue, replay_records
 from engine.compare import first_divergence
 from engine.records import EVENT_DTYPE, PRICE_NONE, PRICE_SCALE
-from hdl.sim.driver import BRAM_SOURCES, REPO, RTL_DIR, TB_DIR, cocotb_build, config_words, engine_venue, on_simulator_path
+from hdl.sim.driver import BRAM_SOURCES, REPO, RTL_DIR, TB_DIR, cocotb_build, engine_venue, on_simulator_path
 from testkit.flows import random_records
 
 pytestmark = pytest.mark.hdl
@@ -119,11 +120,7 @@ class AxisBench:
             model.log.setLevel(logging.WARNING)  # not a log line for every record and event
         self.mon_in = StreamMonitor(d, "s_axis")
         self.mon_out = StreamMonitor(d, "m_axis")
-        for addr, sym, data in config_words(venue, area=False):
-            await FallingEdge(d.clk)
-            d.cfg_we.value, d.cfg_addr.value, d.cfg_sym.value, d.cfg_data.value = 1, addr, sym, data
-        await FallingEdge(d.clk)
-        d.cfg_we.value = 0
+        await write_config(d, venue, area=False)
         await self.reset()
 
     def pauses(self, source_pause, sink_pause):
