@@ -14,7 +14,7 @@ from hdl.sim import driver as sim
 from testkit.flows import diff_venue, random_records
 
 PRICE_RTL = sim.RTL_DIR / "tickbook_book_price.vh"  # the price arithmetic of the tick-based builds
-COMMON_RTL = sim.RTL_DIR / "tickbook_book_common.vh"  # what every build declares (CFG_*)
+COMMON_RTL = sim.RTL_DIR / "tickbook_book_cfg.vh"  # the configuration addresses (CFG_*)
 
 
 def rtl_localparam(path, name: str) -> int:

@@ -9,16 +9,7 @@
     localparam integer IW = (NORD > 1) ? $clog2(NORD) : 1;   // a slot index
     localparam integer CW = $clog2(NORD + 1);                 // a count of slots
 
-    // configuration port addresses (the host's copy, hdl/sim/driver.py CFG_*, is tested
-    // against these); each build reads the words it needs
-    /* verilator lint_off UNUSEDPARAM */
-    localparam [2:0] CFG_TICK      = 3'd0,  // tick, 1e-8 units
-                     CFG_RECIP     = 3'd1,  // fast build: floor(2**106 / tick) + 1
-                     CFG_REF       = 3'd2,  // fast build: reference price, ticks
-                     CFG_BPS       = 3'd3,  // band_bps, 0 = no collar
-                     CFG_NSYM      = 3'd4,  // symbols configured
-                     CFG_REF_UNITS = 3'd5;  // area build: reference price, 1e-8 units
-    /* verilator lint_on UNUSEDPARAM */
+`include "tickbook_book_cfg.vh"
 
     // ------------------------------------------------------------------ configuration
     reg [52:0]  c_tick  [0:NSYM-1];   // tick in 1e-8 price units
