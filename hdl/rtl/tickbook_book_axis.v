@@ -10,9 +10,9 @@
 // Nothing is added between the streams and the book: no register stage, no cycle of latency,
 // the same events on the same cycles as tickbook_book_bram. The book already keeps the rules an
 // AXI-Stream transmitter must keep: m_axis_tvalid and m_axis_tdata are registers that hold until
-// the beat is taken and do not wait for m_axis_tready; s_axis_tready is the room in the book's
-// one-record input buffer, a register, which does not depend on s_axis_tvalid. In reset s_axis_tready is low and m_axis_tvalid falls
-// at the first clock edge.
+// the beat is taken and do not wait for m_axis_tready; s_axis_tready is the room in the first
+// stage of the book's tick unit, a function of registers, which does not depend on
+// s_axis_tvalid. In reset s_axis_tready is low and m_axis_tvalid falls at the first clock edge.
 //
 // No TLAST on either stream. In: a message is one record, one beat, so a TLAST would be high on
 // every beat and say nothing. Out: TLAST on the last event of a message would mean something

@@ -52,7 +52,7 @@ module tickbook_book_bram #(
     localparam integer QW  = 32 + IW;                          // a level's size: NORD leaves
 
     localparam [5:0] S_IDLE = 6'd0, S_CLR = 6'd1, S_LOOK0 = 6'd2, S_LOOK1 = 6'd3, S_CHECK = 6'd4,
-                     S_CAPN = 6'd5, S_CAPR = 6'd6,
+                     S_CAPN = 6'd5, S_CAPR = 6'd6, S_DIV = 6'd7,
                      S_FK1 = 6'd13, S_FK2 = 6'd14, S_FK3 = 6'd15, S_FKD = 6'd16,
                      S_M0 = 6'd17, S_M2 = 6'd19, S_M3 = 6'd20, S_M4 = 6'd21,
                      S_END = 6'd22, S_R0 = 6'd23, S_R1B = 6'd25,
@@ -140,8 +140,8 @@ module tickbook_book_bram #(
     // the state the clocked block chose this cycle (a variable of that block, assigned before
     // it is read): S_IDLE means the message is done, and the next one may start at once
     reg [5:0]   nstate;
-    // the next record, taken while a message is worked on (in_ready is this buffer's room), so
-    // that it starts the cycle after the message ends, with its id's bucket already folded
+    // the next record, taken from the tick unit while a message is worked on, so that it starts
+    // the cycle after the message ends, with its id's bucket and its price in ticks known
     reg           nx_valid;
     reg [63:0]    nx_id, nx_mseq, nx_px, nx_qty;
     reg [31:0]    nx_acct;
@@ -149,14 +149,27 @@ module tickbook_book_bram #(
     reg [7:0]     nx_act, nx_side, nx_type, nx_tif;
     reg           nx_sym_ok;
     reg [HW-1:0]  nx_bkt;
-    // its bucket read ahead: h_ra = nx_bkt since an earlier edge, so that it can start with its
-    // chain's first slot known (no S_LOOK0). h_ra is the message's own bucket until it no longer
-    // needs it (h_spare, h_done); a bucket written in the cycle the next message starts comes
+    reg [52:0]    nx_qt;
+    reg           nx_on_tick;
+    reg [SW-1:0]  nx_qsym;
+    // the next record's bucket read ahead (the next record: the buffer's, else the tick unit's
+    // last stage's): h_ra = its bucket since an earlier edge, so that it can start with its
+    // chain's first slot known (no S_LOOK0). A message reads its own bucket once, at its start
+    // (read ahead) or in S_LOOK0, and keeps the chain's first slot in m_head, so h_ra is free for
+    // the next record from then on; a bucket written in the cycle the next message starts comes
     // from h_fwd_* (the read shows it only from the next cycle)
     reg           nx_pref;
-    reg           h_done;                 // variables of the clocked block, as nstate
+    reg           h_free;                 // variables of the clocked block, as nstate: h_ra may move
     reg           h_fwd_hit;
     reg [PW-1:0]  h_fwd_val;
+    // a message started at the last edge: what the file bench traces (tb_file.v, "S" lines) and
+    // a waveform shows; nothing here reads it, and synthesis drops it
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg           msg_start;
+    /* verilator lint_on UNUSEDSIGNAL */
+    // the first slot of the message's own id chain (its bucket m_bkt), kept current as the
+    // message's own fills free slots of that chain
+    reg [PW-1:0]  m_head;
     // the resting order the message names (CANCEL, REPLACE; a NEW's duplicate)
     reg           found;
     reg [IW-1:0]  t;
@@ -166,6 +179,7 @@ module tickbook_book_bram #(
     reg [PW-1:0]  t_hprev, t_hnext;       // its id chain (current for a CANCEL: nothing else moves)
     reg           u_free;                 // the level walk (S_RM*) ends a CANCEL, not a REPLACE
     reg           t_side, t_post;
+    reg [SW-1:0]  t_sym;
     // the taker
     reg         tk_rep, tk_side, tk_has_lim, tk_rest, tk_post, tk_first;
     reg [63:0]  tk_id, tk_pxu;
@@ -206,18 +220,53 @@ module tickbook_book_bram #(
     // the end of a message that changed the book: refresh a best level it took away (S_BR*)
     wire [5:0]    after_book = (stale[{cur_sym, 1'b0}] || stale[{cur_sym, 1'b1}]) ? S_BR0 : S_IDLE;
 
-    // h_ra is no longer the message's own bucket after this cycle: a CANCEL, a REPLACE or a NEW
-    // that cannot rest read it only in S_LOOK0; a NEW that can rest needs it until it has
-    // rested (rest_new sets h_done), or in the states that come after resting or instead of it
-    wire          h_spare = (state != S_IDLE && state != S_LOOK0 && state != S_CLR) &&
-                            (!m_new || is_mkt || !m_rests ||
-                             state == S_R1B || state == S_R4 || state == S_I1 ||
-                             state == S_I2 || state == S_END || state == S_FKD);
+    // h_ra is not the message's own bucket after its start (or S_LOOK0): the next record's
+    wire          h_spare = (state != S_IDLE && state != S_LOOK0 && state != S_CLR);
 
     integer i;
 
-    assign in_ready = !rst && !nx_valid && (state != S_CLR);
-    assign busy = (state != S_IDLE) || nx_valid;
+    // ------------------------------------------------------------------ the tick unit
+    // Every record goes through the tick unit (tickbook_book_ticks.v), which works out its
+    // price in ticks; a record that needs none (not a NEW or a REPLACE) goes past it when it and
+    // the buffer are empty, so that an idle book answers a CANCEL without the unit's latency.
+    // The unit's tag is whether the record's symbol is one of the venue's.
+    wire          u_valid, u_on_tick, u_next_load, u_busy;
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [511:0]  u_data;                 // ts and the reserved bytes are not read
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire [HW-1:0] u_key, u_next_key;
+    wire          u_sym_ok;
+    wire [52:0]   u_qt;
+    wire [SW-1:0] u_qsym;
+    wire          in_past = in_valid && !u_busy && !nx_valid &&
+                            in_act != ACTION_NEW && in_act != ACTION_REPLACE;
+    wire          u_take = u_valid && !nx_valid;    // into the buffer, or started at once
+    reg           fx_we;                  // a NEW duplicated a resting id: its symbol back
+    reg [HW-1:0]  fx_key;
+    reg [SW-1:0]  fx_sym;
+    reg [HW-1:0]  m_bkt;                  // the message's id's bucket
+    tickbook_book_ticks #(.NSYM(NSYM), .KW(HW), .TW(1)) ticks (
+        .clk(clk), .rst(rst),
+        .cfg_we(cfg_we), .cfg_addr(cfg_addr), .cfg_sym(cfg_sym), .cfg_data(cfg_data),
+        .in_data(in_data), .in_valid(in_valid && !in_past), .in_ready(in_ready),
+        .in_key(bucket(in_id)), .in_tag(in_sym_ok),
+        .fix_we(fx_we), .fix_key(fx_key), .fix_sym(fx_sym),
+        .out_valid(u_valid), .out_take(u_take), .out_data(u_data), .out_key(u_key),
+        .out_tag(u_sym_ok), .out_qt(u_qt), .out_on_tick(u_on_tick), .out_qsym(u_qsym),
+        .next_load(u_next_load), .next_key(u_next_key), .busy(u_busy)
+    );
+    wire [63:0] u_id   = u_data[ORDER_ORDER_ID_LSB +: ORDER_ORDER_ID_W];
+    wire [63:0] u_px   = u_data[ORDER_PRICE_LSB +: ORDER_PRICE_W];
+    wire [63:0] u_qty  = u_data[ORDER_QTY_LSB +: ORDER_QTY_W];
+    wire [63:0] u_mseq = u_data[ORDER_MSG_SEQ_LSB +: ORDER_MSG_SEQ_W];
+    wire [31:0] u_acct = u_data[ORDER_ACCOUNT_LSB +: ORDER_ACCOUNT_W];
+    wire [15:0] u_sym  = u_data[ORDER_SYMBOL_LSB +: ORDER_SYMBOL_W];
+    wire [7:0]  u_act  = u_data[ORDER_ACTION_LSB +: ORDER_ACTION_W];
+    wire [7:0]  u_side = u_data[ORDER_SIDE_LSB +: ORDER_SIDE_W];
+    wire [7:0]  u_type = u_data[ORDER_TYPE_LSB +: ORDER_TYPE_W];
+    wire [7:0]  u_tif  = u_data[ORDER_TIF_LSB +: ORDER_TIF_W];
+
+    assign busy = (state != S_IDLE) || nx_valid || u_busy;
 
     genvar gs;
     generate
@@ -263,9 +312,23 @@ module tickbook_book_bram #(
     // changes, so that no message's checks wait on its two wide products; S_CHECK waits for it
     reg [71:0]    r_band [0:NSYM-1];
     reg [NSYM-1:0] band_ok;
+    // the message's price in ticks and whether it is on tick (from the tick unit, or S_DIV), and
+    // the symbol whose tick that is
+    reg [52:0]    m_qt;
+    reg           m_on_tick;
+    reg [SW-1:0]  m_qsym;
+    // S_DIV: the remainder of a division one bit a cycle, and the bits done
+    reg [52:0]    dv_r;
+    reg [5:0]     dv_n;
 `define TICKBOOK_BAND_KEPT
+`define TICKBOOK_TICKS_PIPED
 `include "tickbook_book_price.vh"
+`undef TICKBOOK_TICKS_PIPED
 `undef TICKBOOK_BAND_KEPT
+    // S_DIV's step: the remainder shifted, the next dividend bit in; the tick subtracted if it fits
+    wire [53:0]   dv_sh = {dv_r, m_qt[52]};
+    wire          dv_ge = dv_sh >= {1'b0, c_tick[cur_sym]};
+    wire [53:0]   dv_sub = dv_sh - {1'b0, c_tick[cur_sym]};
     // the band unit, three stages: take a symbol whose band is not current (the message's own
     // first) with its reference price and collar; multiply them; divide by 10,000 (a product by
     // the reciprocal, as tickbook_book_price.vh does) and keep the result if the reference
@@ -342,6 +405,7 @@ module tickbook_book_bram #(
         begin
             if (k_hprev == NIL) begin
                 h_head[bucket(k_id)] <= k_hnext;
+                if (bucket(k_id) == m_bkt) m_head <= k_hnext;
                 if (bucket(k_id) == h_ra) begin
                     h_fwd_hit = 1'b1;
                     h_fwd_val = k_hnext;
@@ -442,8 +506,8 @@ module tickbook_book_bram #(
     endtask
 
     // a NEW rests (S_CHECK when it cannot cross, S_R0 after matching): it takes a free slot and
-    // goes first in its id's chain (h_ra still holds the id's bucket from its start), then to
-    // its level (S_R4 / S_I*; they read the taker's registers, set by now)
+    // goes first in its id's chain (m_head, read at its start), then to its level (S_R4 / S_I*;
+    // they read the taker's registers, set by now)
     task rest_new;
         input        k_side, k_post;
         input [31:0] k_lvs;
@@ -463,19 +527,21 @@ module tickbook_book_bram #(
             o_post[o_alloc] <= k_post;
             o_lvs[o_alloc] <= k_lvs;
             o_next[o_alloc] <= NIL;
-            o_hnext[o_alloc] <= q_hhead;
+            o_hnext[o_alloc] <= m_head;
             o_hprev[o_alloc] <= NIL;
-            h_head[h_ra] <= ptr(o_alloc);
+            // (never the last state of a message: a read ahead of this bucket, h_ra = m_bkt,
+            // sees the write before the next message starts)
+            h_head[m_bkt] <= ptr(o_alloc);
             h_dirty <= 1'b1;
-            h_done = 1'b1;                // its bucket is no longer needed
-            if (q_hhead != NIL) begin
-                o_ra <= q_hhead[IW-1:0];
+            if (m_head != NIL) begin
+                o_ra <= m_head[IW-1:0];
                 nstate = S_R1B;
             end else place(k_side, k_pxt);
         end
     endtask
 
-    // a message starts: its fields, and the read of its id's bucket (S_LOOK0 next)
+    // a message starts: its fields, its price in ticks, and the read of its id's bucket (S_LOOK0
+    // next) unless it was read ahead
     task start;
         input [63:0]   k_id, k_mseq, k_px, k_qty;
         input [31:0]   k_acct;
@@ -484,7 +550,15 @@ module tickbook_book_bram #(
         input          k_sym_ok;
         input [HW-1:0] k_bkt;
         input          k_pref;            // h_ra = k_bkt since an earlier edge
+        input [52:0]   k_qt;
+        input          k_on_tick;
+        input [SW-1:0] k_qsym;
         begin
+            msg_start <= 1'b1;
+            m_qt <= k_qt;
+            m_on_tick <= k_on_tick;
+            m_qsym <= k_qsym;
+            m_bkt <= k_bkt;
             m_id <= k_id;
             m_mseq <= k_mseq;
             m_acct <= k_acct;
@@ -497,12 +571,16 @@ module tickbook_book_bram #(
             m_tif <= k_tif;
             if (k_act == ACTION_NEW && k_sym_ok) cur_sym <= k_sym[SW-1:0];
             found <= 1'b0;
-            h_ra <= k_bkt;
-            if (!k_pref) nstate = S_LOOK0;
-            else if ((h_fwd_hit ? h_fwd_val : q_hhead) == NIL) nstate = S_CHECK;   // S_LOOK0's step
-            else begin
-                o_ra <= h_fwd_hit ? h_fwd_val[IW-1:0] : q_hhead[IW-1:0];
-                nstate = S_LOOK1;
+            if (!k_pref) begin
+                h_ra <= k_bkt;
+                nstate = S_LOOK0;
+            end else begin                // S_LOOK0's step
+                m_head <= h_fwd_hit ? h_fwd_val : q_hhead;
+                if ((h_fwd_hit ? h_fwd_val : q_hhead) == NIL) nstate = S_CHECK;
+                else begin
+                    o_ra <= h_fwd_hit ? h_fwd_val[IW-1:0] : q_hhead[IW-1:0];
+                    nstate = S_LOOK1;
+                end
             end
         end
     endtask
@@ -648,6 +726,8 @@ module tickbook_book_bram #(
             stale <= {NBK{1'b0}};
             nx_valid <= 1'b0;
             nx_pref <= 1'b0;
+            fx_we <= 1'b0;
+            msg_start <= 1'b0;
             band_ok <= {NSYM{1'b0}};
             cur_sym <= {SW{1'b0}};
             bu_v1 <= 1'b0;
@@ -671,7 +751,8 @@ module tickbook_book_bram #(
             end
 
             nstate = state;
-            h_done = 1'b0;
+            msg_start <= 1'b0;
+            fx_we <= 1'b0;
             h_fwd_hit = 1'b0;
             h_fwd_val = NIL;
             if (out_valid && out_ready) out_valid <= 1'b0;
@@ -691,6 +772,7 @@ module tickbook_book_bram #(
 
             // ---- the id: walk its bucket's chain
             S_LOOK0: begin
+                m_head <= q_hhead;
                 if (q_hhead == NIL) nstate = S_CHECK;
                 else begin
                     o_ra <= q_hhead[IW-1:0];
@@ -714,6 +796,7 @@ module tickbook_book_bram #(
                     t_next <= q_onext;
                     t_side <= q_oside;
                     t_post <= q_opost;
+                    t_sym <= q_osym;
                     if (m_act == ACTION_CANCEL || m_act == ACTION_REPLACE) cur_sym <= q_osym;
                     nstate = S_CHECK;
                 end else if (q_ohnext == NIL) nstate = S_CHECK;
@@ -723,9 +806,20 @@ module tickbook_book_bram #(
             // ---- every rule in the rulebook's order; CAPACITY of a level needs a walk
             // (a NEW of a known symbol and a REPLACE of a live order use the collar: they wait
             // for their symbol's band to be current, a few cycles after a trade moved it)
-            S_CHECK: if (ev_free && (band_ok[cur_sym] || !((m_new && sym_known) || (m_rep && found)))) begin
+            // (a REPLACE whose order is of another symbol than the tick unit guessed divides its
+            // price by this symbol's tick first, S_DIV)
+            S_CHECK: if (m_rep && found && m_qsym != cur_sym) begin
+                m_qsym <= cur_sym;
+                m_qt <= p53;
+                dv_r <= 53'd0;
+                dv_n <= 6'd0;
+                nstate = S_DIV;
+            end else if (ev_free && (band_ok[cur_sym] || !((m_new && sym_known) || (m_rep && found)))) begin
                 nstate = S_DONE;   // a REJECT ends the message; what accepts goes on
                 if (m_new && fields_ok) begin
+                    fx_we <= found;       // the tick unit took this NEW's symbol for its id's
+                    fx_key <= m_bkt;
+                    fx_sym <= t_sym;
                     if (new_why != R_NONE) reject(new_why);
                     else if (!is_mkt && m_rests && own_full) search(own_b, q_t, S_CAPN, own_n);
                     else accept_new;
@@ -737,6 +831,18 @@ module tickbook_book_bram #(
                     else if (rep_moves && own_full) search(own_b, q_t, S_CAPR, own_n);
                     else accept_replace;
                 end else reject(R_MALFORMED);
+            end
+
+            // long division, one quotient bit a cycle from the top: m_qt holds the dividend's
+            // bits not yet used above the quotient's bits found
+            S_DIV: begin
+                dv_r <= dv_ge ? dv_sub[52:0] : dv_sh[52:0];   // below the tick either way
+                m_qt <= {m_qt[51:0], dv_ge};
+                dv_n <= dv_n + 1'b1;
+                if (dv_n == 6'd52) begin
+                    m_on_tick <= (dv_ge ? dv_sub : dv_sh) == 54'd0;
+                    nstate = S_CHECK;
+                end
             end
 
             S_CAPN: if (ev_free) begin
@@ -1053,37 +1159,55 @@ module tickbook_book_bram #(
             default: nstate = S_IDLE;
             endcase
 
-            // a message that ends this cycle hands over to the record waiting in the buffer, or
-            // to one arriving now; a record arriving while a message is worked on waits in the
-            // buffer
+            // A message that ends this cycle hands over to the next record: the buffer's, else the
+            // tick unit's last stage's, else one that goes past an empty unit. Otherwise the unit's
+            // last stage moves into an empty buffer. The next record's bucket is read ahead when
+            // the port is free (h_free): as it enters the unit's last stage, or later.
+            h_free = h_spare || nstate == S_IDLE;
             if (nstate == S_IDLE && nx_valid) begin
                 start(nx_id, nx_mseq, nx_px, nx_qty, nx_acct, nx_sym, nx_act, nx_side, nx_type, nx_tif,
-                      nx_sym_ok, nx_bkt, nx_pref);
+                      nx_sym_ok, nx_bkt, nx_pref, nx_qt, nx_on_tick, nx_qsym);
                 nx_valid <= 1'b0;
-                nx_pref <= 1'b0;
-            end else if (in_valid && in_ready && nstate == S_IDLE) begin
-                // idle, or the message ends as the record arrives: it starts at once
+                // the next record is the unit's last stage's: its bucket is read at once, unless
+                // this message reads its own in S_LOOK0
+                nx_pref <= nx_pref && u_valid;
+                if (nx_pref && u_valid) h_ra <= u_key;
+            end else if (nstate == S_IDLE && u_valid) begin
+                start(u_id, u_mseq, u_px, u_qty, u_acct, u_sym, u_act, u_side, u_type, u_tif,
+                      u_sym_ok, u_key, nx_pref, u_qt, u_on_tick, u_qsym);
+                // the next record is the one entering the unit's last stage, if any
+                nx_pref <= nx_pref && u_next_load;
+                if (nx_pref && u_next_load) h_ra <= u_next_key;
+            end else if (nstate == S_IDLE && in_past) begin
                 start(in_id, in_mseq, in_px, in_qty, in_acct, in_sym, in_act, in_side, in_type, in_tif,
-                      in_sym_ok, bucket(in_id), 1'b0);
-            end else if (in_valid && in_ready) begin
+                      in_sym_ok, bucket(in_id), 1'b0, 53'd0, 1'b0, {SW{1'b0}});
+            end else if (u_take || in_past) begin
                 nx_valid <= 1'b1;
-                nx_id <= in_id;
-                nx_mseq <= in_mseq;
-                nx_px <= in_px;
-                nx_qty <= in_qty;
-                nx_acct <= in_acct;
-                nx_sym <= in_sym;
-                nx_act <= in_act;
-                nx_side <= in_side;
-                nx_type <= in_type;
-                nx_tif <= in_tif;
-                nx_sym_ok <= in_sym_ok;
-                nx_bkt <= bucket(in_id);
-                nx_pref <= h_spare || h_done;
-                if (h_spare || h_done) h_ra <= bucket(in_id);
-            end else if (nx_valid && !nx_pref && (h_spare || h_done)) begin
+                nx_id <= u_take ? u_id : in_id;
+                nx_mseq <= u_take ? u_mseq : in_mseq;
+                nx_px <= u_take ? u_px : in_px;
+                nx_qty <= u_take ? u_qty : in_qty;
+                nx_acct <= u_take ? u_acct : in_acct;
+                nx_sym <= u_take ? u_sym : in_sym;
+                nx_act <= u_take ? u_act : in_act;
+                nx_side <= u_take ? u_side : in_side;
+                nx_type <= u_take ? u_type : in_type;
+                nx_tif <= u_take ? u_tif : in_tif;
+                nx_sym_ok <= u_take ? u_sym_ok : in_sym_ok;
+                nx_bkt <= u_take ? u_key : bucket(in_id);
+                nx_qt <= u_qt;
+                nx_on_tick <= u_on_tick;
+                nx_qsym <= u_qsym;
+                if (!nx_pref && h_free) begin
+                    nx_pref <= 1'b1;
+                    h_ra <= u_take ? u_key : bucket(in_id);
+                end
+            end else if (nx_valid && !nx_pref && h_free) begin
                 nx_pref <= 1'b1;
                 h_ra <= nx_bkt;
+            end else if (!nx_valid && !u_valid && u_next_load && h_free) begin
+                nx_pref <= 1'b1;          // for the record entering the unit's last stage
+                h_ra <= u_next_key;
             end
             state <= nstate;
         end

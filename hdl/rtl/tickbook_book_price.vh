@@ -7,11 +7,15 @@
     // floor(x / 10000) == (x * MAG10K) >> MAG10K_SHIFT for every x < 2**85 (Granlund-Montgomery)
     localparam [85:0] MAG10K = 86'h346dc5d63886594af4f0d9;
     localparam integer MAG10K_SHIFT = 99;
+`ifndef TICKBOOK_TICKS_PIPED
     // floor(p / tick) == (p * recip) >> RECIP_SHIFT for p < 2**53 (recip: CFG_RECIP)
     localparam integer RECIP_SHIFT = 106;
+`endif
 
     // ------------------------------------------------------------------ configuration
+`ifndef TICKBOOK_TICKS_PIPED
     reg [106:0] c_recip [0:NSYM-1];   // floor(2**106 / tick) + 1: exact division of 53-bit values
+`endif
     reg [52:0]  c_ref0  [0:NSYM-1];   // configured reference price, ticks
     reg [52:0]  r_ref   [0:NSYM-1];   // current reference price, ticks
 
@@ -20,7 +24,9 @@
     // of the reference price wins over a trade's
     task take_price_config;
         if (cfg_we && cfg_here) begin
+`ifndef TICKBOOK_TICKS_PIPED
             if (cfg_addr == CFG_RECIP) c_recip[cfg_s] <= cfg_data[106:0];
+`endif
             if (cfg_addr == CFG_REF) begin
                 c_ref0[cfg_s] <= cfg_data[52:0];
                 r_ref[cfg_s] <= cfg_data[52:0];
@@ -42,7 +48,22 @@
 `else
     wire [71:0]  band;                                     // floor(ref * bps / 10000)
 `endif
-`ifndef TICKBOOK_CORE_ONLY
+`ifdef TICKBOOK_TICKS_PIPED
+    // the block-RAM build works the quotient and the tick check out ahead, in a pipeline
+    // (tickbook_book_ticks.v), into m_qt and m_on_tick, and keeps its bands (both declared
+    // before this file)
+    assign q_t = m_qt;
+    assign on_tick = m_on_tick;
+`elsif TICKBOOK_CORE_ONLY
+    // Synthesis of the matching core alone (make synth CORE=1): NOT a functional build. The
+    // exact price arithmetic (two 53-bit multiplications for the tick, one for the collar) is
+    // replaced by tick = 1 unit and a collar of ref/8, to measure what the rest costs.
+    assign q_t = p53;
+    assign on_tick = 1'b1;
+`ifndef TICKBOOK_BAND_KEPT
+    assign band = {19'd0, 3'd0, ref_t[52:3]};
+`endif
+`else
     /* verilator lint_off UNUSEDSIGNAL */
     wire [159:0] prod_q = {{107{1'b0}}, p53} * {{53{1'b0}}, c_recip[cur_sym]};
     /* verilator lint_on UNUSEDSIGNAL */
@@ -55,15 +76,6 @@
     wire [170:0] prod_b = {{86{1'b0}}, refbps} * {{85{1'b0}}, MAG10K};
     /* verilator lint_on UNUSEDSIGNAL */
     assign band = prod_b[MAG10K_SHIFT +: 72];
-`endif
-`else
-    // Synthesis of the matching core alone (make synth CORE=1): NOT a functional build. The
-    // exact price arithmetic (two 53-bit multiplications for the tick, one for the collar) is
-    // replaced by tick = 1 unit and a collar of ref/8, to measure what the rest costs.
-    assign q_t = p53;
-    assign on_tick = 1'b1;
-`ifndef TICKBOOK_BAND_KEPT
-    assign band = {19'd0, 3'd0, ref_t[52:3]};
 `endif
 `endif
     wire [52:0]  pdist = (q_t > ref_t) ? (q_t - ref_t) : (ref_t - q_t);

@@ -42,7 +42,8 @@ FILE_BENCH = SIM_DIR / "tb_file.v"  # the file-driven bench these runs compile
 BOOK_SELECT = SIM_DIR / "tb_book.v"  # the build a bench runs, by parameter (tb_file.v, tb_bridge.v)
 RTL_SOURCES = [RTL_DIR / "tickbook_book.v"]
 AREA_SOURCES = [RTL_DIR / "tickbook_book_area.v"]  # the area build (tickbook_book_area)
-BRAM_SOURCES = [RTL_DIR / "tickbook_book_bram.v"]  # the block-RAM build (tickbook_book_bram)
+# the block-RAM build (tickbook_book_bram) and the tick unit in front of it
+BRAM_SOURCES = [RTL_DIR / "tickbook_book_bram.v", RTL_DIR / "tickbook_book_ticks.v"]
 # what both builds `include (iverilog -I, verilator -I, the cocotb runner's includes=): the record
 # layout generated from engine/records.py (hdl/gen/records_header.py), the shared ports and parts
 INCLUDE_DIRS = [RTL_DIR]
@@ -78,7 +79,7 @@ BOOKS = {
 MAX_ORDERS = {"bram": 1 << 21, "fast": 1024, "area": 1024}
 CHUNK = 65536  # records reversed and written to the bench's input file at a time
 
-# Configuration port addresses (CFG_* in hdl/rtl/tickbook_book_shared.vh, tested to agree; the
+# Configuration port addresses (CFG_* in hdl/rtl/tickbook_book_cfg.vh, tested to agree; the
 # area build reads 0, 3, 4 and 5)
 CFG_TICK, CFG_RECIP, CFG_REF, CFG_BPS, CFG_NSYM, CFG_REF_UNITS = 0, 1, 2, 3, 4, 5
 RECIP_SHIFT = 106
@@ -272,6 +273,9 @@ class SimResult:
     messages: int
     accept_cycle: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # per message
     event_cycle: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # per event
+    # per message, the edge its state machine started it: the block-RAM build only (empty for the
+    # others, which start a record as they accept it or from a one-record buffer)
+    start_cycle: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     # wall seconds of the simulator's process alone, start to exit: the build, writing its input
     # and reading its output excluded (benchmarks/bench_hdl.py reports both)
     sim_s: float = 0.0
@@ -344,10 +348,11 @@ def simulate(
         if len(events) != nev:
             raise SimError(f"summary says {nev} events, events.bin has {len(events)}")
         res = SimResult(events, cycles, msgs, sim_s=sim_s)
-        if trace:  # "A <cycle>" / "E <cycle>" lines
+        if trace:  # "A <cycle>" / "E <cycle>" / "S <cycle>" lines
             t = np.array((work / "trace.txt").read_text().split(), dtype=str).reshape(-1, 2)
             kinds, cyc = t[:, 0], t[:, 1].astype(np.int64)
             res.accept_cycle, res.event_cycle = cyc[kinds == "A"], cyc[kinds == "E"]
+            res.start_cycle = cyc[kinds == "S"]
         return res
     finally:
         if ctx:

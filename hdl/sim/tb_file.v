@@ -12,7 +12,9 @@
 //                      event's 16 32-bit words, least significant first, each as its value
 //                      then its X/Z mask (4 bytes each, little-endian): the values are the
 //                      64-byte record, and a mask bit set is an unknown bit (driver.py refuses it)
-//   trace.txt          with +TRACE: "A <cycle>" per accepted record, "E <cycle>" per event
+//   trace.txt          with +TRACE: "A <cycle>" per accepted record, "E <cycle>" per event, and
+//                      for the block-RAM build "S <cycle>" per message started (the edge its
+//                      state machine took it, which a pipeline in front makes later than "A")
 //   summary.txt        "cycles <n> messages <n> events <n>"
 // Plusargs: +N=<records> +NCFG=<lines> +IDLE=<% idle cycles on input> +STALL=<% cycles
 //           with out_ready low> +SEED=<n> +TRACE
@@ -147,6 +149,17 @@ module tb_file
     // a cycle, then reset released. Each change is made just after a rising edge (nonblocking)
     // and seen by the book at the next one, as the changes made at falling edges of the bench's
     // first version were (the book uses rising edges only): the same cycles.
+    // the block-RAM build says when a message starts (its msg_start register); the others start a
+    // record as they accept it, or after a one-record buffer (benchmarks/bench_hdl.py starts())
+    wire started;
+    generate
+        if (BRAM != 0 && AREA == 0) begin : g_started
+            assign started = book.g_bram.dut.msg_start;
+        end else begin : g_no_started
+            assign started = 1'b0;
+        end
+    endgenerate
+
     always @(posedge clk) begin
         if (rst) begin
             nrise = nrise + 1;
@@ -167,6 +180,7 @@ module tb_file
                 nev = nev + 1;
                 if (trace) $fwrite(ft, "E %0d\n", cyc);
             end
+            if (trace && started) $fwrite(ft, "S %0d\n", cyc - 1);   // started at the edge before
             if (in_valid && in_ready) begin
                 if (trace) $fwrite(ft, "A %0d\n", cyc);
                 sent = sent + 1;
