@@ -89,8 +89,10 @@ def cmd_run(args) -> int:
     if cyc:
         worse = [r for r in cyc if r["verdict"] == "FAIL"]
         better = [r for r in cyc if r["a"] is not None and r["b"] is not None and r["b"] < r["a"]]
-        print(f"simulated cycles (exact): {len(cyc)} figures, {len(worse)} worse, {len(better)} better")
-        for r in worse + better:
+        new = [r for r in cyc if r["verdict"] == "new"]
+        print(f"simulated cycles (exact): {len(cyc)} figures, {len(worse)} worse, {len(better)} better, "
+              f"{len(new)} new")
+        for r in worse + better + new:
             print(f"  {r['key']:60s} A {r['a']}  B {r['b']}  {r['verdict']}")
     cycles_failed = [r for r in cyc if r["verdict"] == "FAIL"]
     record = history.record("gate", base, change, before, after, a, b, rows, cyc, args.rounds,

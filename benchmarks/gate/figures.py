@@ -221,6 +221,8 @@ def hdl_cycles() -> dict:
                 out[f"{build}: {label}, cycles/message"] = d["cycles_per_message"]
                 continue
             out[f"{build}: {label}, latency"] = d["latency_cycles"]
+            if "from_accept_idle_cycles" in d:
+                out[f"{build}: {label}, from accept (idle book)"] = d["from_accept_idle_cycles"]
             if d.get("interval_cycles_median") is not None:
                 out[f"{build}: {label}, interval"] = d["interval_cycles_median"]
                 out[f"{build}: {label}, max interval"] = d["interval_cycles_max"]

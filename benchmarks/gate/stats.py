@@ -94,13 +94,16 @@ def compare(fig: Figure, a: list[float], b: list[float], threshold: float, alpha
 
 
 def compare_cycles(a: dict[str, float], b: dict[str, float]) -> list[dict]:
-    """Deterministic figures (simulated clock cycles by message type): any increase fails, a
-    type missing on one side cannot be compared and fails too."""
+    """Deterministic figures (simulated clock cycles by message type): any increase fails, and so
+    does a figure the baseline has and the change lost. A figure only the change has is new:
+    reported, with nothing to compare it with (the next change is gated on it)."""
     rows = []
     for key in sorted(set(a) | set(b)):
         va, vb = a.get(key), b.get(key)
-        if va is None or vb is None:
+        if vb is None:
             verdict = "FAIL"
+        elif va is None:
+            verdict = "new"
         else:
             verdict = "FAIL" if vb > va else "pass"
         rows.append({"key": key, "a": va, "b": vb, "verdict": verdict})
