@@ -129,23 +129,24 @@ module tickbook_book_ticks #(
     reg          c6, lt6;                 // bits 0..53 below R's
     reg [53:0]   sv6, cv6;                // bits 108..161 of the two vectors
 
-    // stage 4's sums, and stage 5's three vectors and their 3:2 compression
+    // stage 4's sums (pp[6 i + j] has weight i + j), and stage 5's three vectors, each the sums
+    // of weights three apart side by side (a sum of weight w sits at bit 18 w; weight 7 is one
+    // 17 x 17-bit product, 34 bits), and their 3:2 compression. Written out rather than as
+    // loops of shifts: Icarus evaluates these every cycle.
     wire [107:0] rl2 = {1'b0, r2};        // R in six limbs
-    reg [37:0]   sw_n [0:7];
-    reg [161:0]  vec [0:2];
-    integer w, wi;
-    always @* begin
-        for (w = 0; w < 8; w = w + 1) begin
-            sw_n[w] = 38'd0;
-            for (wi = 0; wi < 3; wi = wi + 1)
-                if (w - wi >= 0 && w - wi < 6) sw_n[w] = sw_n[w] + {2'd0, pp[6 * wi + w - wi]};
-        end
-        vec[0] = 162'd0;
-        vec[1] = 162'd0;
-        vec[2] = 162'd0;
-        for (w = 0; w < 8; w = w + 1)
-            vec[w % 3] = vec[w % 3] | ({124'd0, sw[w]} << (18 * w));
-    end
+    wire [37:0]  sw_n [0:7];
+    assign sw_n[0] = {2'd0, pp[0]};
+    assign sw_n[1] = {2'd0, pp[1]} + {2'd0, pp[6]};
+    assign sw_n[2] = {2'd0, pp[2]} + {2'd0, pp[7]} + {2'd0, pp[12]};
+    assign sw_n[3] = {2'd0, pp[3]} + {2'd0, pp[8]} + {2'd0, pp[13]};
+    assign sw_n[4] = {2'd0, pp[4]} + {2'd0, pp[9]} + {2'd0, pp[14]};
+    assign sw_n[5] = {2'd0, pp[5]} + {2'd0, pp[10]} + {2'd0, pp[15]};
+    assign sw_n[6] = {2'd0, pp[11]} + {2'd0, pp[16]};
+    assign sw_n[7] = {2'd0, pp[17]};
+    wire [161:0] vec [0:2];
+    assign vec[0] = {16'd0, sw[6], 16'd0, sw[3], 16'd0, sw[0]};
+    assign vec[1] = {sw[7][35:0], 16'd0, sw[4], 16'd0, sw[1], 18'd0};
+    assign vec[2] = {34'd0, sw[5], 16'd0, sw[2], 36'd0};
     wire [161:0] csa_s = vec[0] ^ vec[1] ^ vec[2];
     /* verilator lint_off UNUSEDSIGNAL */
     wire [161:0] csa_k = (vec[0] & vec[1]) | (vec[0] & vec[2]) | (vec[1] & vec[2]);
