@@ -13,11 +13,9 @@ run: one line says which). docs/benchmarks.md explains the method and its calibr
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
