@@ -1182,22 +1182,7 @@ module tickbook_book_bram #(
                 start(in_id, in_mseq, in_px, in_qty, in_acct, in_sym, in_act, in_side, in_type, in_tif,
                       in_sym_ok, bucket(in_id), 1'b0, 53'd0, 1'b0, {SW{1'b0}});
             end else if (u_take || in_past) begin
-                nx_valid <= 1'b1;         // (its fields: below)
-                if (!nx_pref && h_free) begin
-                    nx_pref <= 1'b1;
-                    h_ra <= u_take ? u_key : bucket(in_id);
-                end
-            end else if (nx_valid && !nx_pref && h_free) begin
-                nx_pref <= 1'b1;
-                h_ra <= nx_bkt;
-            end else if (!nx_valid && !u_valid && u_next_load && h_free) begin
-                nx_pref <= 1'b1;          // for the record entering the unit's last stage
-                h_ra <= u_next_key;
-            end
-            // An empty buffer takes the fields of the unit's last stage, or of a record going past
-            // the unit, whether that record stays in the buffer (nx_valid, above) or starts at
-            // once: so the buffer's load does not wait for the next-state choice.
-            if (u_take || in_past) begin
+                nx_valid <= 1'b1;
                 nx_id <= u_take ? u_id : in_id;
                 nx_mseq <= u_take ? u_mseq : in_mseq;
                 nx_px <= u_take ? u_px : in_px;
@@ -1213,6 +1198,16 @@ module tickbook_book_bram #(
                 nx_qt <= u_qt;
                 nx_on_tick <= u_on_tick;
                 nx_qsym <= u_qsym;
+                if (!nx_pref && h_free) begin
+                    nx_pref <= 1'b1;
+                    h_ra <= u_take ? u_key : bucket(in_id);
+                end
+            end else if (nx_valid && !nx_pref && h_free) begin
+                nx_pref <= 1'b1;
+                h_ra <= nx_bkt;
+            end else if (!nx_valid && !u_valid && u_next_load && h_free) begin
+                nx_pref <= 1'b1;          // for the record entering the unit's last stage
+                h_ra <= u_next_key;
             end
             state <= nstate;
         end
