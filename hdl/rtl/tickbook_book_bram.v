@@ -16,12 +16,13 @@
 //             shifts them down
 //
 // One message at a time, a state machine of short steps; every state emits at most one event,
-// and a state that emits waits while the previous event is not taken. The next record waits in
-// a one-record buffer and starts in the cycle the previous message ends, its id's bucket read
-// ahead when the port is free. The best level of each book is kept in registers (the top of
-// book), valid the cycle after a message's last state; the collar width of each symbol too,
-// worked out by a band unit after the reference price moves. docs/hardware.md, "The block-RAM
-// build".
+// and a state that emits waits while the previous event is not taken. Records come through the
+// tick unit (tickbook_book_ticks.v), which works out each price in ticks on the way; the next
+// record waits in a one-record buffer and starts in the cycle the previous message ends, its
+// id's bucket read ahead (the port is free once a message has read its own). The best level of
+// each book is kept in registers (the top of book), valid the cycle after a message's last
+// state; the collar width of each symbol too, worked out by a band unit after the reference
+// price moves. docs/hardware.md, "The block-RAM build".
 `timescale 1ns / 1ps
 `default_nettype none
 
