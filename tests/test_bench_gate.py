@@ -82,6 +82,27 @@ def test_cycles_any_increase_fails():
     assert rows == {"NEW rest": "FAIL", "CANCEL": "pass", "sweep": "pass", "gone": "FAIL", "new": "new"}
 
 
+def test_a_declared_increase_passes_only_at_its_exact_values():
+    accepted = [{"match": "bram: NEW*, from accept", "was": 2, "now": 8, "why": "the tick unit"}]
+    a = {"bram: NEW rest, from accept": 2, "bram: NEW 1 fills, from accept": 2, "bram: CANCEL, from accept": 2}
+    b = {"bram: NEW rest, from accept": 8, "bram: NEW 1 fills, from accept": 9, "bram: CANCEL, from accept": 8}
+    rows = {r["key"]: r for r in stats.compare_cycles(a, b, accepted)}
+    assert rows["bram: NEW rest, from accept"]["verdict"] == "accepted"
+    assert rows["bram: NEW rest, from accept"]["why"] == "the tick unit"
+    assert rows["bram: NEW 1 fills, from accept"]["verdict"] == "FAIL"  # 9, not the declared 8
+    assert rows["bram: CANCEL, from accept"]["verdict"] == "FAIL"  # not matched
+    assert {r["verdict"] for r in stats.compare_cycles(a, b)} == {"FAIL"}  # nothing declared
+
+
+def test_the_accepted_file_reads_and_each_entry_has_its_reason(tmp_path):
+    assert all(e["why"].strip() for e in decide.accepted_cycles())
+    f = tmp_path / "accepted.toml"
+    f.write_text('[[cycles]]\nmatch = "x"\nwas = 1\nnow = 2\n')
+    with pytest.raises(ValueError, match="without why"):
+        decide.accepted_cycles(f)
+    assert decide.accepted_cycles(tmp_path / "none.toml") == []
+
+
 def test_interleaving_flips_the_order_every_round(monkeypatch):
     order = []
 

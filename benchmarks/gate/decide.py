@@ -15,6 +15,7 @@ from pathlib import Path
 from benchmarks.gate import runner, stats
 
 THRESHOLDS = Path(__file__).with_name("thresholds.toml")
+ACCEPTED = Path(__file__).with_name("accepted.toml")  # cycle figures a change makes worse on purpose
 DEFAULT_THRESHOLD = 0.10
 # which part of figures.py measures a figure (what a confirmation must run again)
 PARTS = {"matcher_ns": "matcher", "matcher_p50_ns": "matcher", "matcher_p99_ns": "matcher",
@@ -25,6 +26,18 @@ NOT_CONFIRMED = "not confirmed"
 def thresholds(path: Path = THRESHOLDS) -> dict[str, float]:
     data = tomllib.loads(path.read_text())
     return {k: float(v["threshold"]) for k, v in data.items() if isinstance(v, dict) and "threshold" in v}
+
+
+def accepted_cycles(path: Path = ACCEPTED) -> list[dict]:
+    """The declared increases of simulated cycle figures ([[cycles]]: match, was, now, why)."""
+    if not path.exists():
+        return []
+    entries = tomllib.loads(path.read_text()).get("cycles", [])
+    for e in entries:
+        missing = {"match", "was", "now", "why"} - set(e)
+        if missing:
+            raise ValueError(f"{path.name}: an entry without {', '.join(sorted(missing))}: {e}")
+    return entries
 
 
 def judge(a: runner.Arm, b: runner.Arm, limits: dict[str, float], keys=None) -> list[stats.Comparison]:

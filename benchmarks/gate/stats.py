@@ -19,6 +19,8 @@ For each figure:
 
 from __future__ import annotations
 
+import fnmatch
+
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -93,18 +95,27 @@ def compare(fig: Figure, a: list[float], b: list[float], threshold: float, alpha
     return Comparison(fig.key, a_med, b_med, b_med / a_med, worse, lo, hi, p, len(a_arr), len(b_arr), threshold, verdict)
 
 
-def compare_cycles(a: dict[str, float], b: dict[str, float]) -> list[dict]:
+def compare_cycles(a: dict[str, float], b: dict[str, float], accepted: list[dict] = ()) -> list[dict]:
     """Deterministic figures (simulated clock cycles by message type): any increase fails, and so
     does a figure the baseline has and the change lost. A figure only the change has is new:
-    reported, with nothing to compare it with (the next change is gated on it)."""
+    reported, with nothing to compare it with (the next change is gated on it). An increase that
+    the change declares (accepted: entries of accepted.toml, whose `match` names the figure, an
+    fnmatch pattern, and whose `was` and `now` are exactly A and B) passes as accepted, with its
+    reason; any other value of the same figure still fails."""
     rows = []
     for key in sorted(set(a) | set(b)):
         va, vb = a.get(key), b.get(key)
+        why = None
         if vb is None:
             verdict = "FAIL"
         elif va is None:
             verdict = "new"
         else:
             verdict = "FAIL" if vb > va else "pass"
-        rows.append({"key": key, "a": va, "b": vb, "verdict": verdict})
+            if verdict == "FAIL":
+                why = next((e["why"] for e in accepted if fnmatch.fnmatchcase(key, e["match"])
+                            and e["was"] == va and e["now"] == vb), None)
+                if why is not None:
+                    verdict = "accepted"
+        rows.append({"key": key, "a": va, "b": vb, "verdict": verdict, **({"why": why} if why else {})})
     return rows
