@@ -198,15 +198,21 @@ def starts(acc: np.ndarray) -> np.ndarray:
     return st
 
 
+def first_events(res) -> dict[int, int]:
+    """The trace cycle of each message's first event, by msg_seq."""
+    first = {}
+    for e, c in zip(res.events, res.event_cycle):
+        first.setdefault(int(e["msg_seq"]), int(c))
+    return first
+
+
 def measure(orders, v, nord=NORD, nlvl=NLVL, **kw):
     res = simulate(orders, v, nord=nord, nlvl=nlvl, trace=True, **kw)
     # a build that traces its starts (the block-RAM one, behind its tick unit) says them; for
     # the others they are read off the accepts
     traced = len(getattr(res, "start_cycle", ())) == len(orders)
     st = res.start_cycle if traced else starts(res.accept_cycle)
-    first = {}
-    for e, c in zip(res.events, res.event_cycle):
-        first.setdefault(int(e["msg_seq"]), int(c))
+    first = first_events(res)
     # trace cycles: the accept is logged at the edge that takes the record, the event at the
     # edge that hands it to the consumer; it was presented (out_valid) from the edge before.
     # A message whose start the trace cannot tell gets -1 (left out of both figures).
@@ -220,9 +226,7 @@ def from_accept(orders, v, nord, nlvl, **kw) -> tuple[list, np.ndarray]:
     """Per message, from its accept to its first event presented, the input idle 95 % of the
     cycles (so that most records find the book idle); its labels too."""
     res = simulate(orders, v, nord=nord, nlvl=nlvl, trace=True, idle=95, seed=7, **kw)
-    first = {}
-    for e, c in zip(res.events, res.event_cycle):
-        first.setdefault(int(e["msg_seq"]), int(c))
+    first = first_events(res)
     acc = np.array([first[int(r["msg_seq"])] - 1 - a for r, a in zip(orders, res.accept_cycle)])
     return classify(orders, res.events), acc
 

@@ -145,10 +145,6 @@ module tb_file
         quiet = 0;
     end
 
-    // In reset, the configuration: after two rising edges, one word a cycle, then cfg_we low for
-    // a cycle, then reset released. Each change is made just after a rising edge (nonblocking)
-    // and seen by the book at the next one, as the changes made at falling edges of the bench's
-    // first version were (the book uses rising edges only): the same cycles.
     // the block-RAM build says when a message starts (its msg_start register); the others start a
     // record as they accept it, or after a one-record buffer (benchmarks/bench_hdl.py starts())
     wire started;
@@ -160,6 +156,10 @@ module tb_file
         end
     endgenerate
 
+    // In reset, the configuration: after two rising edges, one word a cycle, then cfg_we low for
+    // a cycle, then reset released. Each change is made just after a rising edge (nonblocking)
+    // and seen by the book at the next one, as the changes made at falling edges of the bench's
+    // first version were (the book uses rising edges only): the same cycles.
     always @(posedge clk) begin
         if (rst) begin
             nrise = nrise + 1;
