@@ -709,6 +709,51 @@ module tickbook_book_bram #(
         end
     endtask
 
+    // ------------------------------------------------------------------ does the message end?
+    // Whether the state machine chooses S_IDLE this cycle (the message ends, and the next one
+    // may start in the same edge), worked out beside that choice rather than read from it: the
+    // next record's start, the input buffer's load and the bucket port's next use all hang on
+    // it, and read from the choice it waited on every state's decisions from the memories
+    // (yosys cannot see that most states never end a message: a FOK's count, a chain walk).
+    // Here it is registers only, but a REPLACE's price against its level's (a block-RAM
+    // output). A simulation checks it against the choice every cycle (below, in the clocked
+    // block).
+    wire         book_clean = !(stale[{cur_sym, 1'b0}] || stale[{cur_sym, 1'b1}]);  // after_book == S_IDLE
+    wire         t_alone = (t_prev == NIL && t_next == NIL);     // slot t is its level's only order
+    // accept_cancel (unlink): it ends unless its level empties behind the best, or at the best
+    // with a level behind it (S_RM*, S_BR2)
+    wire         cancel_ends = book_clean &&
+                               (!t_alone || (t_lvl == bst_h[t_b] && !stale[t_b] && lad_n[t_b] < K2));
+    // accept_replace: it ends when it keeps its place
+    wire         replace_ends = !rep_moves && m_qty[31:0] <= t_lvs && book_clean;
+    reg          ends;
+    always @* begin
+        case (state)
+        S_IDLE:  ends = 1'b1;
+        S_CLR:   ends = (clr_i == {HW{1'b1}});
+        S_CHECK: ends = !(m_rep && found && m_qsym != cur_sym) && ev_free &&
+                        (band_ok[cur_sym] || !((m_new && sym_known) || (m_rep && found))) &&
+                        ((m_new && fields_ok) ? (new_why != R_NONE)
+                         : m_can ? (can_why != R_NONE || cancel_ends)
+                         : m_rep ? (rep_why != R_NONE || (!(rep_moves && own_full) && replace_ends))
+                         : 1'b1);
+        S_CAPN:  ends = ev_free && !sr_found;
+        S_CAPR:  ends = ev_free && (!sr_found || replace_ends);
+        S_FKD:   ends = ev_free;
+        S_M4:    ends = ev_free && tk_lvs == 32'd0 && !tk_rep && book_clean;
+        S_END:   ends = ev_free && book_clean && !(tk_rep && (tk_end == E_SELF || tk_end == E_POST));
+        S_R4, S_FT1: ends = book_clean;
+        S_RM2:   ends = (rm_k + K2 == lad_n[sr_b]) && u_free && book_clean;
+        S_I2:    ends = (ret == S_IDLE);
+        S_BR0:   ends = (lad_n[{cur_sym, !stale[{cur_sym, 1'b0}]}] == {KW{1'b0}}) &&
+                        !(stale[{cur_sym, 1'b0}] && stale[{cur_sym, 1'b1}]);
+        S_BR2:   ends = !stale[{cur_sym, !br_side}];
+        S_LOOK0, S_LOOK1, S_DIV, S_FK1, S_FK2, S_FK3, S_M0, S_M2, S_M3, S_R0, S_R1B, S_FT0,
+        S_RM1, S_F1, S_I1, S_BR1: ends = 1'b0;
+        default: ends = 1'b1;
+        endcase
+    end
+
     // ------------------------------------------------------------------ the state machine
     always @(posedge clk) begin
         if (rst) begin
@@ -1159,13 +1204,18 @@ module tickbook_book_bram #(
 
             default: nstate = S_IDLE;
             endcase
+`ifndef SYNTHESIS
+            if (ends != (nstate == S_IDLE))
+                $fatal(1, "tickbook_book_bram: ends = %0d in state %0d, which chose state %0d",
+                       ends, state, nstate);
+`endif
 
             // A message that ends this cycle hands over to the next record: the buffer's, else the
             // tick unit's last stage's, else one that goes past an empty unit. Otherwise the unit's
             // last stage moves into an empty buffer. The next record's bucket is read ahead when
             // the port is free (h_free): as it enters the unit's last stage, or later.
-            h_free = h_spare || nstate == S_IDLE;
-            if (nstate == S_IDLE && nx_valid) begin
+            h_free = h_spare || ends;
+            if (ends && nx_valid) begin
                 start(nx_id, nx_mseq, nx_px, nx_qty, nx_acct, nx_sym, nx_act, nx_side, nx_type, nx_tif,
                       nx_sym_ok, nx_bkt, nx_pref, nx_qt, nx_on_tick, nx_qsym);
                 nx_valid <= 1'b0;
@@ -1173,13 +1223,13 @@ module tickbook_book_bram #(
                 // this message reads its own in S_LOOK0
                 nx_pref <= nx_pref && u_valid;
                 if (nx_pref && u_valid) h_ra <= u_key;
-            end else if (nstate == S_IDLE && u_valid) begin
+            end else if (ends && u_valid) begin
                 start(u_id, u_mseq, u_px, u_qty, u_acct, u_sym, u_act, u_side, u_type, u_tif,
                       u_sym_ok, u_key, nx_pref, u_qt, u_on_tick, u_qsym);
                 // the next record is the one entering the unit's last stage, if any
                 nx_pref <= nx_pref && u_next_load;
                 if (nx_pref && u_next_load) h_ra <= u_next_key;
-            end else if (nstate == S_IDLE && in_past) begin
+            end else if (ends && in_past) begin
                 start(in_id, in_mseq, in_px, in_qty, in_acct, in_sym, in_act, in_side, in_type, in_tif,
                       in_sym_ok, bucket(in_id), 1'b0, 53'd0, 1'b0, {SW{1'b0}});
             end else if (u_take || in_past) begin
