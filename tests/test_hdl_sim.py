@@ -149,6 +149,28 @@ def test_short_input_file_fails_the_run(monkeypatch):
         sim.simulate(flow, v, nord=4, nlvl=2)
 
 
+@pytest.mark.hdl
+def test_the_bram_builds_end_of_message_check_stops_a_run_that_breaks_it(tmp_path, monkeypatch):
+    """The block-RAM build works out whether a message ends (`ends`, from registers) beside its
+    next-state choice and checks the two every cycle in simulation: a copy of the RTL whose term
+    for S_R4 (a NEW joins a level) is wrong stops the run there, where the RTL as it is runs the
+    same flow to its end."""
+    v = diff_venue()
+    flow = random_records(5, 300, v, nord=64, nlvl=16)
+    assert sim.simulate(flow, v, nord=64, nlvl=16).messages == len(flow)
+    rtl = tmp_path / "rtl"
+    shutil.copytree(sim.RTL_DIR, rtl)
+    bram = rtl / "tickbook_book_bram.v"
+    term = "S_R4, S_FT1: ends = book_clean;"
+    assert bram.read_text().count(term) == 1
+    bram.write_text(bram.read_text().replace(term, "S_R4: ends = 1'b0;\n        S_FT1: ends = book_clean;"))
+    monkeypatch.setattr(sim, "BRAM_SOURCES", [bram, rtl / "tickbook_book_ticks.v"])
+    monkeypatch.setattr(sim, "INCLUDE_DIRS", [rtl])
+    monkeypatch.setattr(sim, "BUILD_DIR", tmp_path / "build")
+    with pytest.raises(sim.SimError, match=r"ends = 0 in state 28, which chose state 0"):
+        sim.simulate(flow, v, nord=64, nlvl=16)
+
+
 def test_missing_icarus_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(sim.shutil, "which", lambda tool: None)
     with pytest.raises(sim.SimError, match="apt-get install iverilog"):
