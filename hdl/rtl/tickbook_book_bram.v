@@ -398,8 +398,9 @@ module tickbook_book_bram #(
 
     // ------------------------------------------------------------------ steps the states share
     // The tasks below and the state machine choose the next state in nstate, a blocking variable
-    // of the clocked block (written first, read at its end, never outside it), so that the block
-    // can see that a message ends this cycle and start the next one at once.
+    // of the clocked block (written first, read at its end, never outside it), so that a message
+    // that ends this cycle hands over to the next one at once (which the block tells from `ends`,
+    // worked out beside the choice, and checks against it in simulation).
     /* verilator lint_off BLKSEQ */
     // an order leaves its id chain (its bucket, its chain neighbours) and the pool
     task free_order;
