@@ -222,7 +222,11 @@ module tickbook_book_bram #(
     reg [NBK-1:0] stale;
     reg           br_side;                // the side S_BR* refreshes
     // the end of a message that changed the book: refresh a best level it took away (S_BR*)
-    wire [5:0]    after_book = (stale[{cur_sym, 1'b0}] || stale[{cur_sym, 1'b1}]) ? S_BR0 : S_IDLE;
+    wire          book_clean = !(stale[{cur_sym, 1'b0}] || stale[{cur_sym, 1'b1}]);
+    wire [5:0]    after_book = book_clean ? S_IDLE : S_BR0;
+    // S_BR0 refreshes the buy side first, then the sell side (br_b); both stale: it comes back
+    wire [BW-1:0] br_b = {cur_sym, !stale[{cur_sym, 1'b0}]};
+    wire          br_both = stale[{cur_sym, 1'b0}] && stale[{cur_sym, 1'b1}];
 
     // h_ra is not the message's own bucket after its start (or S_LOOK0): the next record's
     wire          h_spare = (state != S_IDLE && state != S_LOOK0 && state != S_CLR);
@@ -373,6 +377,10 @@ module tickbook_book_bram #(
     // for S_CHECK and S_CAPR, the only states that read it
     wire [52:0]  t_pxu = q_lpxu;
     wire         rep_moves = (p53 != t_pxu);
+    wire         rep_keeps = !rep_moves && m_qty[31:0] <= t_lvs;   // a REPLACE keeps its place
+    // slot t (unlink): its level's only order; its level is its side's best (a current one)
+    wire         t_alone = (t_prev == NIL && t_next == NIL);
+    wire         t_at_best = (t_lvl == bst_h[t_b] && !stale[t_b]);
     wire [7:0]   can_why = cancel_reason(found, t_acct == m_acct);
     wire [7:0]   rep_why = replace_reason(found, t_acct == m_acct, bad_qty, max_qty,
                                           !px_rng || !on_tick, out_band, 1'b0);
@@ -646,7 +654,7 @@ module tickbook_book_bram #(
             if (k_free) free_order(t, m_id, t_hprev, t_hnext);
             u_free <= k_free;             // for S_RM*
             ret <= k_ret;
-            if (t_prev == NIL && t_next == NIL && t_lvl == bst_h[t_b] && !stale[t_b]) begin
+            if (t_alone && t_at_best) begin
                 // its level empties and was the best, the ladder's last entry: pop it
                 lad_n[t_b] <= lad_n[t_b] - 1'b1;
                 free_level(t_lvl);
@@ -663,7 +671,7 @@ module tickbook_book_bram #(
                     stale[t_b] <= 1'b1;
                     nstate = S_BR2;
                 end else nstate = after_book;   // its side is empty now
-            end else if (t_prev == NIL && t_next == NIL) begin
+            end else if (t_alone) begin
                 // it empties behind the best: find it from the best end (S_RM1; the best
                 // itself, when current, is not it), shift the better ones down (S_RM2)
                 sr_b <= t_b;
@@ -688,7 +696,7 @@ module tickbook_book_bram #(
     task accept_replace;
         begin
             emit(EV_REPLACED, R_NONE, m_id, 64'd0, m_px, m_qty[31:0], m_qty[31:0], t_acct, t_side);
-            if (!rep_moves && m_qty[31:0] <= t_lvs) begin   // keeps its place: its new size
+            if (rep_keeps) begin          // keeps its place: its new size
                 o_lvs[t] <= m_qty[31:0];
                 l_qty[t_lvl] <= q_lqty - {{IW{1'b0}}, t_lvs - m_qty[31:0]};
                 if (t_lvl == bst_h[t_b]) bst_q[t_b] <= q_lqty - {{IW{1'b0}}, t_lvs - m_qty[31:0]};
@@ -722,14 +730,13 @@ module tickbook_book_bram #(
     // Here it is registers only, but a REPLACE's price against its level's (a block-RAM
     // output). A simulation checks it against the choice every cycle (below, in the clocked
     // block).
-    wire         book_clean = !(stale[{cur_sym, 1'b0}] || stale[{cur_sym, 1'b1}]);  // after_book == S_IDLE
-    wire         t_alone = (t_prev == NIL && t_next == NIL);     // slot t is its level's only order
     // accept_cancel (unlink): it ends unless its level empties behind the best, or at the best
     // with a level behind it (S_RM*, S_BR2)
-    wire         cancel_ends = book_clean &&
-                               (!t_alone || (t_lvl == bst_h[t_b] && !stale[t_b] && lad_n[t_b] < K2));
+    wire         cancel_ends = book_clean && (!t_alone || (t_at_best && lad_n[t_b] < K2));
     // accept_replace: it ends when it keeps its place
-    wire         replace_ends = !rep_moves && m_qty[31:0] <= t_lvs && book_clean;
+    wire         replace_ends = rep_keeps && book_clean;
+    // S_RM2 moves the last entry below the best down
+    wire         rm_last = (rm_k + K2 == lad_n[sr_b]);
     reg          ends;
     always @* begin
         case (state)
@@ -747,10 +754,9 @@ module tickbook_book_bram #(
         S_M4:    ends = ev_free && tk_lvs == 32'd0 && !tk_rep && book_clean;
         S_END:   ends = ev_free && book_clean && !(tk_rep && (tk_end == E_SELF || tk_end == E_POST));
         S_R4, S_FT1: ends = book_clean;
-        S_RM2:   ends = (rm_k + K2 == lad_n[sr_b]) && u_free && book_clean;
+        S_RM2:   ends = rm_last && u_free && book_clean;
         S_I2:    ends = (ret == S_IDLE);
-        S_BR0:   ends = (lad_n[{cur_sym, !stale[{cur_sym, 1'b0}]}] == {KW{1'b0}}) &&
-                        !(stale[{cur_sym, 1'b0}] && stale[{cur_sym, 1'b1}]);
+        S_BR0:   ends = (lad_n[br_b] == {KW{1'b0}}) && !br_both;
         S_BR2:   ends = !stale[{cur_sym, !br_side}];
         S_LOOK0, S_LOOK1, S_DIV, S_FK1, S_FK2, S_FK3, S_M0, S_M2, S_M3, S_R0, S_R1B, S_FT0,
         S_RM1, S_F1, S_I1, S_BR1: ends = 1'b0;
@@ -1120,7 +1126,7 @@ module tickbook_book_bram #(
             S_RM2: begin                  // lad_ra = rm_k + 1: move it down to rm_k
                 lad_px[lad_at(sr_b, rm_k)] <= q_ladpx;
                 lad_h[lad_at(sr_b, rm_k)] <= q_ladh;
-                if (rm_k + K2 == lad_n[sr_b]) begin
+                if (rm_last) begin
                     lad_n[sr_b] <= lad_n[sr_b] - 1'b1;
                     free_level(rm_h);
                     nstate = u_free ? after_book : ret;
@@ -1181,13 +1187,12 @@ module tickbook_book_bram #(
             // ---- a best level taken away by this message: read the new one (its ladder's last
             // entry, then the level); the top of book is these registers
             S_BR0: begin
-                br_side <= !stale[{cur_sym, 1'b0}];
-                if (lad_n[{cur_sym, !stale[{cur_sym, 1'b0}]}] == {KW{1'b0}}) begin
-                    stale[{cur_sym, !stale[{cur_sym, 1'b0}]}] <= 1'b0;
-                    nstate = (stale[{cur_sym, 1'b0}] && stale[{cur_sym, 1'b1}]) ? S_BR0 : S_IDLE;
+                br_side <= br_b[0];
+                if (lad_n[br_b] == {KW{1'b0}}) begin
+                    stale[br_b] <= 1'b0;
+                    nstate = br_both ? S_BR0 : S_IDLE;
                 end else begin
-                    lad_ra <= lad_at({cur_sym, !stale[{cur_sym, 1'b0}]},
-                                     lad_n[{cur_sym, !stale[{cur_sym, 1'b0}]}] - 1'b1);
+                    lad_ra <= lad_at(br_b, lad_n[br_b] - 1'b1);
                     nstate = S_BR1;
                 end
             end
