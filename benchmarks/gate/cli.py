@@ -85,18 +85,17 @@ def cmd_run(args) -> int:
         print(note)
     cyc = (stats.compare_cycles(cycles.get("base", {}), cycles.get("change", {}), decide.accepted_cycles())
            if cycles else [])
+    cycles_failed = [r for r in cyc if r["verdict"] == "FAIL"]
     if cyc:
-        worse = [r for r in cyc if r["verdict"] == "FAIL"]
         better = [r for r in cyc if r["a"] is not None and r["b"] is not None and r["b"] < r["a"]]
         new = [r for r in cyc if r["verdict"] == "new"]
         taken = [r for r in cyc if r["verdict"] == "accepted"]
-        print(f"simulated cycles (exact): {len(cyc)} figures, {len(worse)} worse, {len(better)} better, "
+        print(f"simulated cycles (exact): {len(cyc)} figures, {len(cycles_failed)} worse, {len(better)} better, "
               f"{len(new)} new, {len(taken)} worse as declared in accepted.toml")
-        for r in worse + better + new + taken:
+        for r in cycles_failed + better + new + taken:
             print(f"  {r['key']:60s} A {r['a']}  B {r['b']}  {r['verdict']}")
         for why in dict.fromkeys(r["why"] for r in taken):
             print(f"  accepted: {' '.join(why.split())}")
-    cycles_failed = [r for r in cyc if r["verdict"] == "FAIL"]
     record = history.record("gate", base, change, before, after, a, b, rows, cyc, args.rounds,
                             confirmation={c.key: c.as_dict() for c in again})
     history.append(record)
