@@ -115,7 +115,7 @@ hdl-lint:
 
 # yosys + nextpnr-ecp5 (yowasp, the `synth` extra) for an ECP5 LFE5U-85F: the block-RAM build
 # NSYM=8 NORD=8192 NLVL=256; BOOK=fast|area a register build (NSYM=1 NORD=4 NLVL=2);
-# NSYM/NORD/NLVL/FREQ/SEED/ROUTER from the environment (hdl/synth/synth.py)
+# NSYM/NORD/NLVL/FREQ/SEED/SEEDS/JOBS/ROUTER/YOSYS from the environment (hdl/synth/synth.py)
 $(VENV)/.synth: $(RUN_STAMP)
 	$(BIN)/pip install --quiet --no-compile -e '.[synth]'
 	touch $@

