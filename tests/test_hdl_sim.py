@@ -171,6 +171,28 @@ def test_the_bram_builds_end_of_message_check_stops_a_run_that_breaks_it(tmp_pat
         sim.simulate(flow, v, nord=64, nlvl=16)
 
 
+@pytest.mark.hdl
+def test_the_bram_builds_best_level_check_stops_a_run_whose_registers_drift(tmp_path, monkeypatch):
+    """Between messages the block-RAM build checks, in simulation, that each book's best-level
+    registers (first order, size, price, handle) are the level memory's and the ladder's: a copy
+    of the RTL that forgets to move the first order on when a fill takes the head of the best
+    level stops at the next message, where the RTL as it is runs the same flow to its end."""
+    v = diff_venue()
+    flow = random_records(5, 300, v, nord=64, nlvl=16)
+    assert sim.simulate(flow, v, nord=64, nlvl=16).messages == len(flow)
+    rtl = tmp_path / "rtl"
+    shutil.copytree(sim.RTL_DIR, rtl)
+    bram = rtl / "tickbook_book_bram.v"
+    step = "bst_hd[opp_b] <= mk_next[IW-1:0];"
+    assert bram.read_text().count(step) == 1
+    bram.write_text(bram.read_text().replace(step, ""))
+    monkeypatch.setattr(sim, "BRAM_SOURCES", [bram, rtl / "tickbook_book_ticks.v"])
+    monkeypatch.setattr(sim, "INCLUDE_DIRS", [rtl])
+    monkeypatch.setattr(sim, "BUILD_DIR", tmp_path / "build")
+    with pytest.raises(sim.SimError, match=r"book \d+'s best level \d+ in registers \(first order"):
+        sim.simulate(flow, v, nord=64, nlvl=16)
+
+
 def test_missing_icarus_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(sim.shutil, "which", lambda tool: None)
     with pytest.raises(sim.SimError, match="apt-get install iverilog"):

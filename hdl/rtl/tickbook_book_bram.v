@@ -55,7 +55,7 @@ module tickbook_book_bram #(
     localparam [5:0] S_IDLE = 6'd0, S_CLR = 6'd1, S_LOOK0 = 6'd2, S_LOOK1 = 6'd3, S_CHECK = 6'd4,
                      S_CAPN = 6'd5, S_CAPR = 6'd6, S_DIV = 6'd7,
                      S_FK1 = 6'd13, S_FK2 = 6'd14, S_FK3 = 6'd15, S_FKD = 6'd16,
-                     S_M0 = 6'd17, S_M2 = 6'd19, S_M3 = 6'd20, S_M4 = 6'd21,
+                     S_M0 = 6'd17, S_M3 = 6'd20, S_M4 = 6'd21,
                      S_END = 6'd22, S_R0 = 6'd23, S_R1B = 6'd25,
                      S_R4 = 6'd28, S_FT0 = 6'd29, S_FT1 = 6'd30,
                      S_RM1 = 6'd34, S_RM2 = 6'd35,
@@ -164,7 +164,7 @@ module tickbook_book_bram #(
     reg           h_fwd_hit;
     reg [PW-1:0]  h_fwd_val;
     // a message started at the last edge: what the file bench traces (tb_file.v, "S" lines) and
-    // a waveform shows; nothing here reads it, and synthesis drops it
+    // a waveform shows; only the simulation's checks read it, and synthesis drops it
     /* verilator lint_off UNUSEDSIGNAL */
     reg           msg_start;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -219,6 +219,8 @@ module tickbook_book_bram #(
     (* ram_style = "logic" *) reg [52:0]    bst_pxu [0:NBK-1];      // price, 1e-8 units
     (* ram_style = "logic" *) reg [QW-1:0]  bst_q   [0:NBK-1];      // size
     (* ram_style = "logic" *) reg [LHW-1:0] bst_h   [0:NBK-1];      // level handle
+    // its first order (the level's l_head), so that matching reads the first maker at once
+    (* ram_style = "logic" *) reg [IW-1:0]  bst_hd  [0:NBK-1];
     reg [NBK-1:0] stale;
     reg           br_side;                // the side S_BR* refreshes
     // the end of a message that changed the book: refresh a best level it took away (S_BR*)
@@ -553,6 +555,21 @@ module tickbook_book_bram #(
         end
     endtask
 
+    // matching starts at the other side's best level, all in registers: its first order is
+    // read now (S_M3 next) and its ladder's next entry too, ahead of S_M3's read of that level
+    task match_best;
+        input [BW-1:0] k_opp;
+        begin
+            o_ra <= bst_hd[k_opp];
+            mk_h <= bst_h[k_opp];
+            mk_pxt <= bst_px[k_opp];
+            mk_lpxu <= bst_pxu[k_opp];
+            mk_lqty <= bst_q[k_opp];
+            lad_ra <= lad_at(k_opp, lad_n[k_opp] - K2);   // the next level's entry (if opp_more)
+            nstate = S_M3;
+        end
+    endtask
+
     // a message starts: its fields, its price in ticks, and the read of its id's bucket (S_LOOK0
     // next) unless it was read ahead
     task start;
@@ -619,19 +636,14 @@ module tickbook_book_bram #(
             if (m_tif == TIF_FOK) begin    // count what it can trade, from the best level on
                 fk_tot <= 64'd0;
                 if (!cross_c) nstate = S_FKD;
-                else begin
+                else begin                // the best level's first order (S_FK2's step)
                     fk_k <= lad_n[opp_c] - 1'b1;
-                    l_ra <= bst_h[opp_c];
-                    nstate = S_FK2;
+                    o_ra <= bst_hd[opp_c];
+                    nstate = S_FK3;
                 end
             end
             else if (cross_c && m_tif == TIF_POST) nstate = S_END;
-            else if (cross_c) begin         // the other side's best level is the first maker's
-                l_ra <= bst_h[opp_c];
-                mk_h <= bst_h[opp_c];
-                mk_pxt <= bst_px[opp_c];
-                nstate = S_M2;
-            end
+            else if (cross_c) match_best(opp_c);   // the other side's best: the first maker's
             else if (!is_mkt && m_rests)   // rests at once: no cross to wait for
                 rest_new(side_sel, m_tif == TIF_POST, m_qty[31:0], q_t);
             else nstate = S_END;
@@ -645,7 +657,10 @@ module tickbook_book_bram #(
         input       k_free;
         input [5:0] k_ret;
         begin
-            if (t_prev == NIL) l_head[t_lvl] <= t_next[IW-1:0];
+            if (t_prev == NIL) begin
+                l_head[t_lvl] <= t_next[IW-1:0];
+                if (t_lvl == bst_h[t_b]) bst_hd[t_b] <= t_next[IW-1:0];
+            end
             else o_next[t_prev[IW-1:0]] <= t_next;
             if (t_next == NIL) l_tail[t_lvl] <= t_prev[IW-1:0];
             else o_prev[t_next[IW-1:0]] <= t_prev;
@@ -758,7 +773,7 @@ module tickbook_book_bram #(
         S_I2:    ends = (ret == S_IDLE);
         S_BR0:   ends = (lad_n[br_b] == {KW{1'b0}}) && !br_both;
         S_BR2:   ends = !stale[{cur_sym, !br_side}];
-        S_LOOK0, S_LOOK1, S_DIV, S_FK1, S_FK2, S_FK3, S_M0, S_M2, S_M3, S_R0, S_R1B, S_FT0,
+        S_LOOK0, S_LOOK1, S_DIV, S_FK1, S_FK2, S_FK3, S_M0, S_M3, S_R0, S_R1B, S_FT0,
         S_RM1, S_F1, S_I1, S_BR1: ends = 1'b0;
         default: ends = 1'b1;
         endcase
@@ -931,12 +946,7 @@ module tickbook_book_bram #(
                 if (q_oacct == tk_acct) nstate = S_FKD;
                 else begin
                     fk_tot <= fk_sum;
-                    if (fk_sum >= {32'd0, tk_lvs}) begin   // it fills: match from the best level
-                        l_ra <= bst_h[opp_b];
-                        mk_h <= bst_h[opp_b];
-                        mk_pxt <= bst_px[opp_b];
-                        nstate = S_M2;
-                    end
+                    if (fk_sum >= {32'd0, tk_lvs}) match_best(opp_b);   // it fills: from the best
                     else if (q_onext != NIL) o_ra <= q_onext[IW-1:0];
                     else if (fk_k == {KW{1'b0}}) nstate = S_FKD;
                     else begin
@@ -947,7 +957,7 @@ module tickbook_book_bram #(
                 end
             end
 
-            S_FKD: if (ev_free) begin    // short of its quantity (what fills goes to S_M2)
+            S_FKD: if (ev_free) begin    // short of its quantity (what fills goes to S_M3)
                 cancel_taker(R_FOK);
                 nstate = S_DONE;
             end
@@ -955,8 +965,9 @@ module tickbook_book_bram #(
             // ---- matching: the taker against the best order of the other side. The other
             // side's best-level registers are current here (stale bits are clear between
             // messages, and what a REPLACE or a FOK did before matching touched only its own
-            // side), so its first level needs no ladder read; the next level is read ahead
-            // (S_M2: its ladder entry, S_M3: the level) while the fills of this one go out.
+            // side), so its first level needs no read at all (match_best: its first order is
+            // bst_hd); the next level is read ahead (match_best: its ladder entry, S_M3: the
+            // level) while the fills of this one go out.
             S_M0: begin                   // a REPLACE that moves
                 if (opp_n == {KW{1'b0}} || !bst_cross) begin
                     tk_end <= E_NOCROSS;
@@ -964,20 +975,7 @@ module tickbook_book_bram #(
                 end else if (tk_post && tk_first) begin
                     tk_end <= E_POST;
                     nstate = S_END;
-                end else begin
-                    l_ra <= bst_h[opp_b];
-                    mk_h <= bst_h[opp_b];
-                    mk_pxt <= bst_px[opp_b];
-                    nstate = S_M2;
-                end
-            end
-
-            S_M2: begin                   // l_ra = mk_h: the maker's level, the best
-                o_ra <= q_lhead;
-                mk_lpxu <= q_lpxu;
-                mk_lqty <= q_lqty;
-                lad_ra <= lad_at(opp_b, opp_n - K2);   // the next level's entry (if opp_more)
-                nstate = S_M3;
+                end else match_best(opp_b);
             end
 
             S_M3: if (ev_free) begin     // the taker's half of a fill
@@ -1021,9 +1019,11 @@ module tickbook_book_bram #(
                             bst_h[opp_b] <= q_ladh;
                             bst_pxu[opp_b] <= q_lpxu;
                             bst_q[opp_b] <= q_lqty;
+                            bst_hd[opp_b] <= q_lhead;
                         end
                     end else begin
                         l_head[mk_h] <= mk_next[IW-1:0];
+                        bst_hd[opp_b] <= mk_next[IW-1:0];   // mk_h is the best level
                         o_prev[mk_next[IW-1:0]] <= NIL;
                     end
                     free_order(mk_o, mk_id, mk_hprev, mk_hnext);
@@ -1179,6 +1179,7 @@ module tickbook_book_bram #(
                     bst_h[sr_b] <= l_alloc;
                     bst_pxu[sr_b] <= tk_pxu[52:0];
                     bst_q[sr_b] <= {{IW{1'b0}}, tk_lvs};
+                    bst_hd[sr_b] <= rs_o;
                     stale[sr_b] <= 1'b0;
                 end
                 nstate = ret;
@@ -1207,6 +1208,7 @@ module tickbook_book_bram #(
             S_BR2: begin
                 bst_pxu[{cur_sym, br_side}] <= q_lpxu;
                 bst_q[{cur_sym, br_side}] <= q_lqty;
+                bst_hd[{cur_sym, br_side}] <= q_lhead;
                 stale[{cur_sym, br_side}] <= 1'b0;
                 nstate = stale[{cur_sym, !br_side}] ? S_BR0 : S_IDLE;
             end
@@ -1217,6 +1219,18 @@ module tickbook_book_bram #(
             if (ends != (nstate == S_IDLE))
                 $fatal(1, "tickbook_book_bram: ends = %0d in state %0d, which chose state %0d",
                        ends, state, nstate);
+            // between messages (in a message's first cycle, or idle) each book's best-level
+            // registers are its best level's entry in the level memory: what the top of book,
+            // a NEW's cross and matching read instead of the memory
+            if (msg_start || state == S_IDLE)
+                for (i = 0; i < NBK; i = i + 1)
+                    if (lad_n[i] != {KW{1'b0}} && !stale[i] &&
+                        (bst_hd[i] != l_head[bst_h[i]] || bst_q[i] != l_qty[bst_h[i]] ||
+                         bst_pxu[i] != l_pxu[bst_h[i]] ||
+                         bst_h[i] != lad_h[lad_at(i[BW-1:0], lad_n[i] - K1)] ||
+                         bst_px[i] != lad_px[lad_at(i[BW-1:0], lad_n[i] - K1)]))
+                        $fatal(1, "tickbook_book_bram: book %0d's best level %0d in registers (first order %0d, size %0d) is not its level's (%0d, %0d)",
+                               i, bst_h[i], bst_hd[i], bst_q[i], l_head[bst_h[i]], l_qty[bst_h[i]]);
 `endif
 
             // A message that ends this cycle hands over to the next record: the buffer's, else the
