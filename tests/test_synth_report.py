@@ -166,7 +166,8 @@ import json, sys
 from pathlib import Path
 a = sys.argv[1:]
 seed = int(a[a.index("--seed") + 1])
-Path(a[a.index("--log") + 1]).write_text(f"nextpnr seed {seed}\\n")
+extra = a[a.index("--timing-allow-fail") + 1:]
+Path(a[a.index("--log") + 1]).write_text(f"nextpnr seed {seed}\\n" + "".join(x + "\\n" for x in extra))
 report = {"utilization": {"DP16KD": {"used": 29, "available": 208}},
           "fmax": {"clk": {"achieved": 30.0 + seed, "constraint": 125}}, "critical_paths": []}
 Path(a[a.index("--report") + 1]).write_text(json.dumps(report))
@@ -230,3 +231,14 @@ def test_yosys_is_skipped_only_while_the_rtl_and_settings_are_the_same(tmp_path,
     monkeypatch.setenv("YOSYS", "1")
     assert synth.main() == 0                       # asked for
     assert count.read_text() == "yosys\n" * 4
+
+
+def test_pnr_args_go_to_every_nextpnr_run_and_into_the_summary(tmp_path, monkeypatch, capsys):
+    count, out = _fake_tools(tmp_path, monkeypatch)
+    monkeypatch.setenv("SEEDS", "1 2")
+    monkeypatch.setenv("PNR_ARGS", "--tmg-ripup --placer-heap-timingweight 30")
+    assert synth.main() == 0
+    for sd in (1, 2):
+        log = (out / f"seed{sd}" / "nextpnr.log").read_text().splitlines()
+        assert log[1:] == ["--tmg-ripup", "--placer-heap-timingweight", "30"]
+    assert "router1 --tmg-ripup --placer-heap-timingweight 30" in (out / "summary.txt").read_text()

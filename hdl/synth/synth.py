@@ -17,7 +17,8 @@ without placement or Fmax), ROUTER (nextpnr's router1 by default:
 40 MHz on the area build where router2 reached 35, in twice the time), SEEDS ("1 2 3": one
 nextpnr run a seed on the same synth.json; the summary is of the median seed's run, with every
 seed's Fmax on one line, since seeds alone move a routed design's Fmax by a few percent), JOBS
-(nextpnr runs at once, 1), YOSYS=1 (run yosys even when synth.json is of the same RTL and
+(nextpnr runs at once, 1), PNR_ARGS (more nextpnr options, e.g. "--tmg-ripup
+--placer-heap-timingweight 30"), YOSYS=1 (run yosys even when synth.json is of the same RTL and
 settings: build/.../synth.key holds their hash, and a run that matches it skips yosys). Exit
 status: 0 placed and routed with every seed (whether or not it meets FREQ), 1 a tool failed, 2
 the tools are missing.
@@ -29,6 +30,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -249,6 +251,7 @@ def main() -> int:
     router = os.environ.get("ROUTER") or "router1"
     seeds = env_seeds(os.environ.get("SEEDS", ""), seed)
     jobs = max(1, env_int("JOBS", 1))
+    pnr_args = shlex.split(os.environ.get("PNR_ARGS", ""))
     tag = {"fast": "", "area": "_area", "bram": "_bram"}[book] + ("_core" if core else "")
     out = REPO / "build" / "hdl" / "synth" / f"s{nsym}_o{nord}_l{nlvl}{tag}"
     out.mkdir(parents=True, exist_ok=True)
@@ -297,7 +300,8 @@ def main() -> int:
     latches = sum(1 for line in log.splitlines() if "Latch inferred for signal" in line)
     ran = "reused" if reuse else f"{t_yosys:.0f} s"
     head = [f"config: {config}, {DEVICE} {package} speed {speed}, target {freq} MHz, "
-            f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}, {router}",
+            f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}, {router}"
+            + (f" {' '.join(pnr_args)}" if pnr_args else ""),
             f"yosys {ran} ({latches} latch warnings, see yosys.log)"]
     print("\n".join(head + format_summary(summarize(stat, None))), flush=True)
     if not env_int("PNR", 1):
@@ -319,7 +323,8 @@ def main() -> int:
                    "--json", str(out / "synth.json"), "--freq", str(freq), "--seed", str(sd),
                    "--report", str(d / "report.json"), "--log", str(d / "nextpnr.log"), "--quiet",
                    "--router", router,
-                   "--timing-allow-fail"]  # a missed target is a figure here, not a failure
+                   "--timing-allow-fail",  # a missed target is a figure here, not a failure
+                   *pnr_args]
             runs[sd] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for sd, proc in list(runs.items()):
             if proc.poll() is not None:
