@@ -185,8 +185,18 @@ def test_the_bram_builds_best_level_check_stops_a_run_whose_registers_drift(tmp_
     registers (first order, size, price, handle) are the level memory's and the ladder's: a copy
     of the RTL that forgets to move the first order on when a fill takes the head of the best
     level stops at the next message, where the RTL as it is runs the same flow to its end."""
-    err = _run_with_bram_changed(tmp_path, monkeypatch, "bst_hd[opp_b] <= mk_next[IW-1:0];", "")
+    err = _run_with_bram_changed(tmp_path, monkeypatch, "set_hd(!tk_side, mk_next[IW-1:0]);", "")
     assert re.search(r"book \d+'s best level \d+ in registers \(first order", err)
+
+
+@pytest.mark.hdl
+def test_the_bram_builds_working_copy_check_stops_a_run_that_forgets_a_symbol(tmp_path, monkeypatch):
+    """Every state reads the message's own symbol's books from a working copy, loaded when the
+    symbol changes, and the simulation checks between messages that the copy is that symbol's
+    books: a copy of the RTL where a CANCEL or REPLACE does not load its order's symbol stops,
+    where the RTL as it is runs the same multi-symbol flow to its end."""
+    err = _run_with_bram_changed(tmp_path, monkeypatch, "load_books(q_osym);", "")
+    assert re.search(r"the working copy of symbol \d+ side \d is not its book's", err)
 
 
 def test_missing_icarus_is_a_clear_error(monkeypatch):

@@ -221,14 +221,28 @@ module tickbook_book_bram #(
     (* ram_style = "logic" *) reg [LHW-1:0] bst_h   [0:NBK-1];      // level handle
     // its first order (the level's l_head), so that matching reads the first maker at once
     (* ram_style = "logic" *) reg [IW-1:0]  bst_hd  [0:NBK-1];
-    reg [NBK-1:0] stale;
+    // The message's own symbol's two books (index: the side), a copy of bst_* and lad_n at
+    // {cur_sym, side} that every state reads instead of them, so that no state's logic goes
+    // through a 2 NSYM-way multiplexer (at NSYM=8 those were the documented configuration's
+    // critical path). Loaded when cur_sym changes (a NEW's start, a CANCEL's or REPLACE's order
+    // found in S_LOOK1); every write goes to both (set_*), so bst_* and lad_n, which the top of
+    // book reads, stay current.
+    (* ram_style = "logic" *) reg [52:0]    w_px  [0:1];
+    (* ram_style = "logic" *) reg [52:0]    w_pxu [0:1];
+    (* ram_style = "logic" *) reg [QW-1:0]  w_q   [0:1];
+    (* ram_style = "logic" *) reg [LHW-1:0] w_h   [0:1];
+    (* ram_style = "logic" *) reg [IW-1:0]  w_hd  [0:1];
+    (* ram_style = "logic" *) reg [KW-1:0]  w_n   [0:1];
+    // a best level of the message's symbol taken away, by side (only a message sets one, and
+    // it clears it before it ends: S_BR*)
+    reg [1:0]     stale;
     reg           br_side;                // the side S_BR* refreshes
     // the end of a message that changed the book: refresh a best level it took away (S_BR*)
-    wire          book_clean = !(stale[{cur_sym, 1'b0}] || stale[{cur_sym, 1'b1}]);
+    wire          book_clean = (stale == 2'b00);
     wire [5:0]    after_book = book_clean ? S_IDLE : S_BR0;
     // S_BR0 refreshes the buy side first, then the sell side (br_b); both stale: it comes back
-    wire [BW-1:0] br_b = {cur_sym, !stale[{cur_sym, 1'b0}]};
-    wire          br_both = stale[{cur_sym, 1'b0}] && stale[{cur_sym, 1'b1}];
+    wire [BW-1:0] br_b = {cur_sym, !stale[0]};
+    wire          br_both = (stale == 2'b11);
 
     // h_ra is not the message's own bucket after its start (or S_LOOK0): the next record's
     wire          h_spare = (state != S_IDLE && state != S_LOOK0 && state != S_CLR);
@@ -369,7 +383,7 @@ module tickbook_book_bram #(
     wire         m_rests = (m_tif == TIF_GTC || m_tif == TIF_POST);
     wire [BW-1:0] own_b = {cur_sym, side_sel};
     wire [BW-1:0] t_b = {cur_sym, t_side};    // the book of the order a CANCEL / REPLACE names
-    wire [KW-1:0] own_n = lad_n[own_b];
+    wire [KW-1:0] own_n = w_n[side_sel];
     wire         own_full = ({{(32-KW){1'b0}}, own_n} >= NLVL);
     wire         orders_full = ({{(32-CW){1'b0}}, rest_cnt} >= NORD);
     wire [7:0]   new_why = new_reason(sym_known, found, bad_tif, bad_qty, max_qty,
@@ -382,24 +396,23 @@ module tickbook_book_bram #(
     wire         rep_keeps = !rep_moves && m_qty[31:0] <= t_lvs;   // a REPLACE keeps its place
     // slot t (unlink): its level's only order; its level is its side's best (a current one)
     wire         t_alone = (t_prev == NIL && t_next == NIL);
-    wire         t_at_best = (t_lvl == bst_h[t_b] && !stale[t_b]);
+    wire         t_at_best = (t_lvl == w_h[t_side] && !stale[t_side]);
     wire [7:0]   can_why = cancel_reason(found, t_acct == m_acct);
     wire [7:0]   rep_why = replace_reason(found, t_acct == m_acct, bad_qty, max_qty,
                                           !px_rng || !on_tick, out_band, 1'b0);
     // S_CHECK: does the message cross the other side's best level (stale bits are all clear
     // between messages)?
-    wire [BW-1:0] opp_c = {cur_sym, !side_sel};
-    wire         cross_c = (lad_n[opp_c] != {KW{1'b0}}) &&
-                           (!has_lim_c || (side_sel ? ({21'd0, bst_px[opp_c]} >= lim_c)
-                                                    : ({21'd0, bst_px[opp_c]} <= lim_c)));
+    wire         cross_c = (w_n[!side_sel] != {KW{1'b0}}) &&
+                           (!has_lim_c || (side_sel ? ({21'd0, w_px[!side_sel]} >= lim_c)
+                                                    : ({21'd0, w_px[!side_sel]} <= lim_c)));
     // does the taker cross a level of the other side: a ladder entry (the level read ahead in
     // S_M4, the FOK's count in S_FK1), or the best level's registers (S_M0)?
     wire [BW-1:0] opp_b = {cur_sym, !tk_side};
-    wire [KW-1:0] opp_n = lad_n[opp_b];
+    wire [KW-1:0] opp_n = w_n[!tk_side];
     wire         lad_cross = !tk_has_lim || (tk_side ? ({21'd0, q_ladpx} >= tk_lim)
                                                      : ({21'd0, q_ladpx} <= tk_lim));
-    wire         bst_cross = !tk_has_lim || (tk_side ? ({21'd0, bst_px[opp_b]} >= tk_lim)
-                                                     : ({21'd0, bst_px[opp_b]} <= tk_lim));
+    wire         bst_cross = !tk_has_lim || (tk_side ? ({21'd0, w_px[!tk_side]} >= tk_lim)
+                                                     : ({21'd0, w_px[!tk_side]} <= tk_lim));
     wire         opp_more = (opp_n >= K2);   // a level behind the best on the other side
     // the ladder walk: is this entry better than the price searched for (worse ones come first)?
     wire         sr_better = sr_b[0] ? (q_ladpx < sr_px) : (q_ladpx > sr_px);
@@ -412,6 +425,34 @@ module tickbook_book_bram #(
     // that ends this cycle hands over to the next one at once (which the block tells from `ends`,
     // worked out beside the choice, and checks against it in simulation).
     /* verilator lint_off BLKSEQ */
+    // a field of a best level of the message's symbol, or its count of levels: the working copy
+    // and the book's own register together (the index of the latter is cur_sym, a register, so
+    // its write enables are a decoder, not a multiplexer in front of anything)
+    task set_px;  input k_s; input [52:0]    k_v; begin w_px[k_s]  <= k_v; bst_px[{cur_sym, k_s}]  <= k_v; end endtask
+    task set_pxu; input k_s; input [52:0]    k_v; begin w_pxu[k_s] <= k_v; bst_pxu[{cur_sym, k_s}] <= k_v; end endtask
+    task set_q;   input k_s; input [QW-1:0]  k_v; begin w_q[k_s]   <= k_v; bst_q[{cur_sym, k_s}]   <= k_v; end endtask
+    task set_h;   input k_s; input [LHW-1:0] k_v; begin w_h[k_s]   <= k_v; bst_h[{cur_sym, k_s}]   <= k_v; end endtask
+    task set_hd;  input k_s; input [IW-1:0]  k_v; begin w_hd[k_s]  <= k_v; bst_hd[{cur_sym, k_s}]  <= k_v; end endtask
+    task set_n;   input k_s; input [KW-1:0]  k_v; begin w_n[k_s]   <= k_v; lad_n[{cur_sym, k_s}]   <= k_v; end endtask
+
+    // the message's symbol becomes k_sym: the working copy of its two books from their registers
+    // (no write of them is in flight: cur_sym's are the only ones written, and the caller loads
+    // only another symbol's, or in S_LOOK1, where nothing is written)
+    task load_books;
+        input [SW-1:0] k_sym;
+        integer k;
+        begin
+            for (k = 0; k < 2; k = k + 1) begin
+                w_px[k]  <= bst_px[{k_sym, k[0]}];
+                w_pxu[k] <= bst_pxu[{k_sym, k[0]}];
+                w_q[k]   <= bst_q[{k_sym, k[0]}];
+                w_h[k]   <= bst_h[{k_sym, k[0]}];
+                w_hd[k]  <= bst_hd[{k_sym, k[0]}];
+                w_n[k]   <= lad_n[{k_sym, k[0]}];
+            end
+        end
+    endtask
+
     // an order leaves its id chain (its bucket, its chain neighbours) and the pool
     task free_order;
         input [IW-1:0] k_o;
@@ -467,10 +508,10 @@ module tickbook_book_bram #(
                 nstate = S_R4;
             end else begin
                 ret <= after_book;
-                if (k_pos == lad_n[k_book]) nstate = S_I2;
+                if (k_pos == w_n[k_book[0]]) nstate = S_I2;
                 else begin                // the better ones move up, from the best end
-                    sr_k <= lad_n[k_book] - 1'b1;
-                    lad_ra <= lad_at(k_book, lad_n[k_book] - 1'b1);
+                    sr_k <= w_n[k_book[0]] - 1'b1;
+                    lad_ra <= lad_at(k_book, w_n[k_book[0]] - 1'b1);
                     nstate = S_I1;
                 end
             end
@@ -505,18 +546,18 @@ module tickbook_book_bram #(
         begin
             sr_b <= {cur_sym, k_side};
             sr_px <= k_pxt;
-            if (!stale[{cur_sym, k_side}] &&
-                (lad_n[{cur_sym, k_side}] == {KW{1'b0}} ||
-                 (k_side ? (k_pxt < bst_px[{cur_sym, k_side}]) : (k_pxt > bst_px[{cur_sym, k_side}])))) begin
-                sr_pos <= lad_n[{cur_sym, k_side}];   // a new best: nothing to shift
+            if (!stale[k_side] &&
+                (w_n[k_side] == {KW{1'b0}} ||
+                 (k_side ? (k_pxt < w_px[k_side]) : (k_pxt > w_px[k_side])))) begin
+                sr_pos <= w_n[k_side];    // a new best: nothing to shift
                 ret <= after_book;
                 nstate = S_I2;
-            end else if (!stale[{cur_sym, k_side}] && k_pxt == bst_px[{cur_sym, k_side}]) begin
-                l_ra <= bst_h[{cur_sym, k_side}];
+            end else if (!stale[k_side] && k_pxt == w_px[k_side]) begin
+                l_ra <= w_h[k_side];
                 nstate = S_R4;
-            end else if (!stale[{cur_sym, k_side}])   // worse than the best: the rest of the ladder
-                search({cur_sym, k_side}, k_pxt, TO_LEVEL, lad_n[{cur_sym, k_side}] - 1'b1);
-            else search({cur_sym, k_side}, k_pxt, TO_LEVEL, lad_n[{cur_sym, k_side}]);
+            end else if (!stale[k_side])  // worse than the best: the rest of the ladder
+                search({cur_sym, k_side}, k_pxt, TO_LEVEL, w_n[k_side] - 1'b1);
+            else search({cur_sym, k_side}, k_pxt, TO_LEVEL, w_n[k_side]);
         end
     endtask
 
@@ -558,14 +599,14 @@ module tickbook_book_bram #(
     // matching starts at the other side's best level, all in registers: its first order is
     // read now (S_M3 next) and its ladder's next entry too, ahead of S_M3's read of that level
     task match_best;
-        input [BW-1:0] k_opp;
+        input k_opp;                     // the other side
         begin
-            o_ra <= bst_hd[k_opp];
-            mk_h <= bst_h[k_opp];
-            mk_pxt <= bst_px[k_opp];
-            mk_lpxu <= bst_pxu[k_opp];
-            mk_lqty <= bst_q[k_opp];
-            lad_ra <= lad_at(k_opp, lad_n[k_opp] - K2);   // the next level's entry (if opp_more)
+            o_ra <= w_hd[k_opp];
+            mk_h <= w_h[k_opp];
+            mk_pxt <= w_px[k_opp];
+            mk_lpxu <= w_pxu[k_opp];
+            mk_lqty <= w_q[k_opp];
+            lad_ra <= lad_at({cur_sym, k_opp}, w_n[k_opp] - K2);   // the next level's entry (if opp_more)
             nstate = S_M3;
         end
     endtask
@@ -599,7 +640,13 @@ module tickbook_book_bram #(
             m_side <= k_side;
             m_type <= k_type;
             m_tif <= k_tif;
-            if (k_act == ACTION_NEW && k_sym_ok) cur_sym <= k_sym[SW-1:0];
+            // a NEW's symbol is its record's; a CANCEL's or a REPLACE's is its order's (S_LOOK1).
+            // The same symbol keeps its working copy, with the writes of the state that ends the
+            // previous message at this edge
+            if (k_act == ACTION_NEW && k_sym_ok) begin
+                cur_sym <= k_sym[SW-1:0];
+                if (k_sym[SW-1:0] != cur_sym) load_books(k_sym[SW-1:0]);
+            end
             found <= 1'b0;
             if (!k_pref) begin
                 h_ra <= k_bkt;
@@ -637,13 +684,13 @@ module tickbook_book_bram #(
                 fk_tot <= 64'd0;
                 if (!cross_c) nstate = S_FKD;
                 else begin                // the best level's first order (S_FK2's step)
-                    fk_k <= lad_n[opp_c] - 1'b1;
-                    o_ra <= bst_hd[opp_c];
+                    fk_k <= w_n[!side_sel] - 1'b1;
+                    o_ra <= w_hd[!side_sel];
                     nstate = S_FK3;
                 end
             end
             else if (cross_c && m_tif == TIF_POST) nstate = S_END;
-            else if (cross_c) match_best(opp_c);   // the other side's best: the first maker's
+            else if (cross_c) match_best(!side_sel);   // the other side's best: the first maker's
             else if (!is_mkt && m_rests)   // rests at once: no cross to wait for
                 rest_new(side_sel, m_tif == TIF_POST, m_qty[31:0], q_t);
             else nstate = S_END;
@@ -659,31 +706,31 @@ module tickbook_book_bram #(
         begin
             if (t_prev == NIL) begin
                 l_head[t_lvl] <= t_next[IW-1:0];
-                if (t_lvl == bst_h[t_b]) bst_hd[t_b] <= t_next[IW-1:0];
+                if (t_lvl == w_h[t_side]) set_hd(t_side, t_next[IW-1:0]);
             end
             else o_next[t_prev[IW-1:0]] <= t_next;
             if (t_next == NIL) l_tail[t_lvl] <= t_prev[IW-1:0];
             else o_prev[t_next[IW-1:0]] <= t_prev;
             l_qty[t_lvl] <= q_lqty - {{IW{1'b0}}, t_lvs};
-            if (t_lvl == bst_h[t_b]) bst_q[t_b] <= q_lqty - {{IW{1'b0}}, t_lvs};
+            if (t_lvl == w_h[t_side]) set_q(t_side, q_lqty - {{IW{1'b0}}, t_lvs});
             if (k_free) free_order(t, m_id, t_hprev, t_hnext);
             u_free <= k_free;             // for S_RM*
             ret <= k_ret;
             if (t_alone && t_at_best) begin
                 // its level empties and was the best, the ladder's last entry: pop it
-                lad_n[t_b] <= lad_n[t_b] - 1'b1;
+                set_n(t_side, w_n[t_side] - 1'b1);
                 free_level(t_lvl);
                 if (!k_free) begin        // a REPLACE: the top of book is refreshed at its end
-                    stale[t_b] <= 1'b1;
+                    stale[t_side] <= 1'b1;
                     nstate = k_ret;
-                end else if (lad_n[t_b] >= K2) begin
+                end else if (w_n[t_side] >= K2) begin
                     // a CANCEL: the entry behind it, read ahead by S_LOOK1, is the new best;
                     // its level's size and price next (S_BR2)
-                    bst_px[t_b] <= q_ladpx;
-                    bst_h[t_b] <= q_ladh;
+                    set_px(t_side, q_ladpx);
+                    set_h(t_side, q_ladh);
                     l_ra <= q_ladh;
                     br_side <= t_side;
-                    stale[t_b] <= 1'b1;
+                    stale[t_side] <= 1'b1;
                     nstate = S_BR2;
                 end else nstate = after_book;   // its side is empty now
             end else if (t_alone) begin
@@ -691,8 +738,8 @@ module tickbook_book_bram #(
                 // itself, when current, is not it), shift the better ones down (S_RM2)
                 sr_b <= t_b;
                 rm_h <= t_lvl;
-                rm_k <= lad_n[t_b] - (stale[t_b] ? K1 : K2);
-                lad_ra <= lad_at(t_b, lad_n[t_b] - (stale[t_b] ? K1 : K2));
+                rm_k <= w_n[t_side] - (stale[t_side] ? K1 : K2);
+                lad_ra <= lad_at(t_b, w_n[t_side] - (stale[t_side] ? K1 : K2));
                 nstate = S_RM1;
             end else nstate = k_free ? after_book : k_ret;
         end
@@ -714,7 +761,7 @@ module tickbook_book_bram #(
             if (rep_keeps) begin          // keeps its place: its new size
                 o_lvs[t] <= m_qty[31:0];
                 l_qty[t_lvl] <= q_lqty - {{IW{1'b0}}, t_lvs - m_qty[31:0]};
-                if (t_lvl == bst_h[t_b]) bst_q[t_b] <= q_lqty - {{IW{1'b0}}, t_lvs - m_qty[31:0]};
+                if (t_lvl == w_h[t_side]) set_q(t_side, q_lqty - {{IW{1'b0}}, t_lvs - m_qty[31:0]});
                 nstate = after_book;
             end else begin
                 tk_rep <= 1'b1;
@@ -747,11 +794,11 @@ module tickbook_book_bram #(
     // block).
     // accept_cancel (unlink): it ends unless its level empties behind the best, or at the best
     // with a level behind it (S_RM*, S_BR2)
-    wire         cancel_ends = book_clean && (!t_alone || (t_at_best && lad_n[t_b] < K2));
+    wire         cancel_ends = book_clean && (!t_alone || (t_at_best && w_n[t_side] < K2));
     // accept_replace: it ends when it keeps its place
     wire         replace_ends = rep_keeps && book_clean;
     // S_RM2 moves the last entry below the best down
-    wire         rm_last = (rm_k + K2 == lad_n[sr_b]);
+    wire         rm_last = (rm_k + K2 == w_n[sr_b[0]]);
     reg          ends;
     always @* begin
         case (state)
@@ -771,8 +818,8 @@ module tickbook_book_bram #(
         S_R4, S_FT1: ends = book_clean;
         S_RM2:   ends = rm_last && u_free && book_clean;
         S_I2:    ends = (ret == S_IDLE);
-        S_BR0:   ends = (lad_n[br_b] == {KW{1'b0}}) && !br_both;
-        S_BR2:   ends = !stale[{cur_sym, !br_side}];
+        S_BR0:   ends = (w_n[br_b[0]] == {KW{1'b0}}) && !br_both;
+        S_BR2:   ends = !stale[!br_side];
         S_LOOK0, S_LOOK1, S_DIV, S_FK1, S_FK2, S_FK3, S_M0, S_M3, S_R0, S_R1B, S_FT0,
         S_RM1, S_F1, S_I1, S_BR1: ends = 1'b0;
         default: ends = 1'b1;
@@ -794,7 +841,9 @@ module tickbook_book_bram #(
             l_top_m1 <= {LHW{1'b1}};
             l_unused <= {LCW{1'b0}};
             for (i = 0; i < NBK; i = i + 1) lad_n[i] <= {KW{1'b0}};
-            stale <= {NBK{1'b0}};
+            w_n[0] <= {KW{1'b0}};
+            w_n[1] <= {KW{1'b0}};
+            stale <= 2'b00;
             nx_valid <= 1'b0;
             nx_pref <= 1'b0;
             fx_we <= 1'b0;
@@ -868,7 +917,10 @@ module tickbook_book_bram #(
                     t_side <= q_oside;
                     t_post <= q_opost;
                     t_sym <= q_osym;
-                    if (m_act == ACTION_CANCEL || m_act == ACTION_REPLACE) cur_sym <= q_osym;
+                    if (m_act == ACTION_CANCEL || m_act == ACTION_REPLACE) begin
+                        cur_sym <= q_osym;
+                        load_books(q_osym);
+                    end
                     nstate = S_CHECK;
                 end else if (q_ohnext == NIL) nstate = S_CHECK;
                 else o_ra <= q_ohnext[IW-1:0];
@@ -946,7 +998,7 @@ module tickbook_book_bram #(
                 if (q_oacct == tk_acct) nstate = S_FKD;
                 else begin
                     fk_tot <= fk_sum;
-                    if (fk_sum >= {32'd0, tk_lvs}) match_best(opp_b);   // it fills: from the best
+                    if (fk_sum >= {32'd0, tk_lvs}) match_best(!tk_side);   // it fills: from the best
                     else if (q_onext != NIL) o_ra <= q_onext[IW-1:0];
                     else if (fk_k == {KW{1'b0}}) nstate = S_FKD;
                     else begin
@@ -975,7 +1027,7 @@ module tickbook_book_bram #(
                 end else if (tk_post && tk_first) begin
                     tk_end <= E_POST;
                     nstate = S_END;
-                end else match_best(opp_b);
+                end else match_best(!tk_side);
             end
 
             S_M3: if (ev_free) begin     // the taker's half of a fill
@@ -990,7 +1042,7 @@ module tickbook_book_bram #(
                     o_lvs[o_ra] <= q_olvs - fill_q;
                     l_qty[mk_h] <= mk_lqty - {{IW{1'b0}}, fill_q};
                     mk_lqty <= mk_lqty - {{IW{1'b0}}, fill_q};
-                    bst_q[opp_b] <= mk_lqty - {{IW{1'b0}}, fill_q};
+                    set_q(!tk_side, mk_lqty - {{IW{1'b0}}, fill_q});
                     r_ref[cur_sym] <= mk_pxt;
                     if (r_ref[cur_sym] != mk_pxt) band_ok[cur_sym] <= 1'b0;
                     tk_lvs <= tk_lvs - fill_q;
@@ -1010,20 +1062,20 @@ module tickbook_book_bram #(
                 emit(EV_FILL, R_MAKER, mk_id, tk_id, {11'd0, mk_lpxu}, fq, mk_left, mk_acct, !tk_side);
                 if (mk_left == 32'd0) begin
                     if (mk_next == NIL) begin          // its level empties: the best, at the top
-                        lad_n[opp_b] <= opp_n - 1'b1;
+                        set_n(!tk_side, opp_n - 1'b1);
                         free_level(mk_h);
                         // the next level, read ahead, is the new best: the top of book stays
                         // current without a refresh (S_BR*)
                         if (opp_more) begin
-                            bst_px[opp_b] <= q_ladpx;
-                            bst_h[opp_b] <= q_ladh;
-                            bst_pxu[opp_b] <= q_lpxu;
-                            bst_q[opp_b] <= q_lqty;
-                            bst_hd[opp_b] <= q_lhead;
+                            set_px(!tk_side, q_ladpx);
+                            set_h(!tk_side, q_ladh);
+                            set_pxu(!tk_side, q_lpxu);
+                            set_q(!tk_side, q_lqty);
+                            set_hd(!tk_side, q_lhead);
                         end
                     end else begin
                         l_head[mk_h] <= mk_next[IW-1:0];
-                        bst_hd[opp_b] <= mk_next[IW-1:0];   // mk_h is the best level
+                        set_hd(!tk_side, mk_next[IW-1:0]);   // mk_h is the best level
                         o_prev[mk_next[IW-1:0]] <= NIL;
                     end
                     free_order(mk_o, mk_id, mk_hprev, mk_hnext);
@@ -1088,7 +1140,7 @@ module tickbook_book_bram #(
                 o_lvl[rs_o] <= l_ra;
                 l_tail[l_ra] <= rs_o;
                 l_qty[l_ra] <= q_lqty + {{IW{1'b0}}, tk_lvs};
-                if (l_ra == bst_h[{cur_sym, tk_side}]) bst_q[{cur_sym, tk_side}] <= q_lqty + {{IW{1'b0}}, tk_lvs};
+                if (l_ra == w_h[tk_side]) set_q(tk_side, q_lqty + {{IW{1'b0}}, tk_lvs});
                 nstate = after_book;
             end
 
@@ -1108,9 +1160,9 @@ module tickbook_book_bram #(
             // ones down, free the handle
             S_RM1: begin
                 if (q_ladh == rm_h) begin
-                    if (rm_k + 1'b1 == lad_n[sr_b]) begin   // the best level goes
-                        lad_n[sr_b] <= lad_n[sr_b] - 1'b1;
-                        stale[sr_b] <= 1'b1;
+                    if (rm_k + 1'b1 == w_n[sr_b[0]]) begin   // the best level goes
+                        set_n(sr_b[0], w_n[sr_b[0]] - 1'b1);
+                        stale[sr_b[0]] <= 1'b1;
                         free_level(rm_h);
                         nstate = u_free ? S_BR0 : ret;
                     end else begin
@@ -1127,7 +1179,7 @@ module tickbook_book_bram #(
                 lad_px[lad_at(sr_b, rm_k)] <= q_ladpx;
                 lad_h[lad_at(sr_b, rm_k)] <= q_ladh;
                 if (rm_last) begin
-                    lad_n[sr_b] <= lad_n[sr_b] - 1'b1;
+                    set_n(sr_b[0], w_n[sr_b[0]] - 1'b1);
                     free_level(rm_h);
                     nstate = u_free ? after_book : ret;
                 end else begin
@@ -1162,7 +1214,7 @@ module tickbook_book_bram #(
             S_I2: begin
                 lad_px[lad_at(sr_b, sr_pos)] <= sr_px;
                 lad_h[lad_at(sr_b, sr_pos)] <= l_alloc;
-                lad_n[sr_b] <= lad_n[sr_b] + 1'b1;
+                set_n(sr_b[0], w_n[sr_b[0]] + 1'b1);
                 if (l_top != {LCW{1'b0}}) begin
                     l_top <= l_top - 1'b1;
                     l_top_m1 <= l_top_m1 - 1'b1;
@@ -1174,13 +1226,13 @@ module tickbook_book_bram #(
                 l_tail[l_alloc] <= rs_o;
                 o_lvl[rs_o] <= l_alloc;
                 o_prev[rs_o] <= NIL;
-                if (sr_pos == lad_n[sr_b]) begin         // the new best level
-                    bst_px[sr_b] <= sr_px;
-                    bst_h[sr_b] <= l_alloc;
-                    bst_pxu[sr_b] <= tk_pxu[52:0];
-                    bst_q[sr_b] <= {{IW{1'b0}}, tk_lvs};
-                    bst_hd[sr_b] <= rs_o;
-                    stale[sr_b] <= 1'b0;
+                if (sr_pos == w_n[sr_b[0]]) begin        // the new best level
+                    set_px(sr_b[0], sr_px);
+                    set_h(sr_b[0], l_alloc);
+                    set_pxu(sr_b[0], tk_pxu[52:0]);
+                    set_q(sr_b[0], {{IW{1'b0}}, tk_lvs});
+                    set_hd(sr_b[0], rs_o);
+                    stale[sr_b[0]] <= 1'b0;
                 end
                 nstate = ret;
             end
@@ -1189,28 +1241,28 @@ module tickbook_book_bram #(
             // entry, then the level); the top of book is these registers
             S_BR0: begin
                 br_side <= br_b[0];
-                if (lad_n[br_b] == {KW{1'b0}}) begin
-                    stale[br_b] <= 1'b0;
+                if (w_n[br_b[0]] == {KW{1'b0}}) begin
+                    stale[br_b[0]] <= 1'b0;
                     nstate = br_both ? S_BR0 : S_IDLE;
                 end else begin
-                    lad_ra <= lad_at(br_b, lad_n[br_b] - 1'b1);
+                    lad_ra <= lad_at(br_b, w_n[br_b[0]] - 1'b1);
                     nstate = S_BR1;
                 end
             end
 
             S_BR1: begin
                 l_ra <= q_ladh;
-                bst_px[{cur_sym, br_side}] <= q_ladpx;
-                bst_h[{cur_sym, br_side}] <= q_ladh;
+                set_px(br_side, q_ladpx);
+                set_h(br_side, q_ladh);
                 nstate = S_BR2;
             end
 
             S_BR2: begin
-                bst_pxu[{cur_sym, br_side}] <= q_lpxu;
-                bst_q[{cur_sym, br_side}] <= q_lqty;
-                bst_hd[{cur_sym, br_side}] <= q_lhead;
-                stale[{cur_sym, br_side}] <= 1'b0;
-                nstate = stale[{cur_sym, !br_side}] ? S_BR0 : S_IDLE;
+                set_pxu(br_side, q_lpxu);
+                set_q(br_side, q_lqty);
+                set_hd(br_side, q_lhead);
+                stale[br_side] <= 1'b0;
+                nstate = stale[!br_side] ? S_BR0 : S_IDLE;
             end
 
             default: nstate = S_IDLE;
@@ -1219,12 +1271,21 @@ module tickbook_book_bram #(
             if (ends != (nstate == S_IDLE))
                 $fatal(1, "tickbook_book_bram: ends = %0d in state %0d, which chose state %0d",
                        ends, state, nstate);
-            // between messages (in a message's first cycle, or idle) each book's best-level
-            // registers are its best level's entry in the level memory: what the top of book,
-            // a NEW's cross and matching read instead of the memory
+            // between messages (in a message's first cycle, or idle) the working copy is the
+            // message's symbol's books
+            if (msg_start || state == S_IDLE)
+                for (i = 0; i < 2; i = i + 1)
+                    if (w_n[i] != lad_n[{cur_sym, i[0]}] ||
+                        (w_n[i] != {KW{1'b0}} &&
+                         (w_px[i] != bst_px[{cur_sym, i[0]}] || w_pxu[i] != bst_pxu[{cur_sym, i[0]}] ||
+                          w_q[i] != bst_q[{cur_sym, i[0]}] || w_h[i] != bst_h[{cur_sym, i[0]}] ||
+                          w_hd[i] != bst_hd[{cur_sym, i[0]}])))
+                        $fatal(1, "tickbook_book_bram: the working copy of symbol %0d side %0d is not its book's", cur_sym, i);
+            // and each book's best-level registers are its best level's entry in the level
+            // memory: what the top of book, a NEW's cross and matching read instead of the memory
             if (msg_start || state == S_IDLE)
                 for (i = 0; i < NBK; i = i + 1)
-                    if (lad_n[i] != {KW{1'b0}} && !stale[i] &&
+                    if (lad_n[i] != {KW{1'b0}} && !(i[BW-1:1] == cur_sym && stale[i[0]]) &&
                         (bst_hd[i] != l_head[bst_h[i]] || bst_q[i] != l_qty[bst_h[i]] ||
                          bst_pxu[i] != l_pxu[bst_h[i]] ||
                          bst_h[i] != lad_h[lad_at(i[BW-1:0], lad_n[i] - K1)] ||
