@@ -331,10 +331,13 @@ module tickbook_book_bram #(
 
     // ------------------------------------------------------------------ checks (S_CHECK)
     wire         side_sel = m_rep ? t_side : (m_side == SIDE_SELL);
-    // each symbol's collar width floor(ref * bps / 10000), in ticks, and whether it is current:
-    // the band unit below works it out again after the reference price (a trade) or the collar
-    // changes, so that no message's checks wait on its two wide products; S_CHECK waits for it
-    reg [71:0]    r_band [0:NSYM-1];
+    // each symbol's collar as the bounds of its band, in ticks: r_hi = ref + band and r_lo =
+    // ref - band (0 when the band reaches below 0), band = floor(ref * bps / 10000); and whether
+    // they are current. The band unit below works them out again after the reference price (a
+    // trade) or the collar changes, so that no message's checks wait on its two wide products or
+    // the sums after them; S_CHECK waits for it
+    reg [73:0]    r_hi [0:NSYM-1];
+    reg [52:0]    r_lo [0:NSYM-1];
     reg [NSYM-1:0] band_ok;
     // the message's price in ticks and whether it is on tick (from the tick unit, or S_DIV), and
     // the symbol whose tick that is
@@ -355,8 +358,9 @@ module tickbook_book_bram #(
     wire [53:0]   dv_sub = dv_sh - {1'b0, c_tick[cur_sym]};
     // the band unit, three stages: take a symbol whose band is not current (the message's own
     // first) with its reference price and collar; multiply them; divide by 10,000 (a product by
-    // the reciprocal, as tickbook_book_price.vh does) and keep the result if the reference
-    // price and the collar are still the ones it took
+    // the reciprocal, as tickbook_book_price.vh does), add the band to the reference price and
+    // take it away, and keep the bounds if the reference price and the collar are still the
+    // ones it took
     reg           bu_v1, bu_v2;
     reg [SW-1:0]  bu_s1, bu_s2;
     reg [52:0]    bu_ref1, bu_ref2;
@@ -380,6 +384,8 @@ module tickbook_book_bram #(
 `else
     wire [71:0]   bu_band = {19'd0, 3'd0, bu_ref2[52:3]};   // CORE=1: not functional (price.vh)
 `endif
+    wire [73:0]   bu_hi = {21'd0, bu_ref2} + {2'd0, bu_band};
+    wire [52:0]   bu_lo = (bu_band >= {19'd0, bu_ref2}) ? 53'd0 : (bu_ref2 - bu_band[52:0]);
     wire         m_rests = (m_tif == TIF_GTC || m_tif == TIF_POST);
     wire [BW-1:0] own_b = {cur_sym, side_sel};
     wire [BW-1:0] t_b = {cur_sym, t_side};    // the book of the order a CANCEL / REPLACE names
@@ -866,7 +872,8 @@ module tickbook_book_bram #(
             // (before the state machine: a trade that moves the reference price this cycle
             // clears band_ok after it)
             if (bu_v2 && r_ref[bu_s2] == bu_ref2 && c_bps[bu_s2] == bu_bps2) begin
-                r_band[bu_s2] <= bu_band;
+                r_hi[bu_s2] <= bu_hi;
+                r_lo[bu_s2] <= bu_lo;
                 band_ok[bu_s2] <= 1'b1;
             end
 

@@ -37,15 +37,11 @@
     wire         px_rng = (m_px[63:53] == 11'd0) && (m_px != 64'd0);
     wire [52:0]  p53 = m_px[52:0];
 
-    wire [52:0]  ref_t = r_ref[cur_sym];
     wire [31:0]  bps = c_bps[cur_sym];
     wire [52:0]  q_t;                                      // floor(price / tick)
     wire         on_tick;
-`ifdef TICKBOOK_BAND_KEPT
-    // the build keeps each symbol's collar width in r_band (declared before this file), worked
-    // out after each change of the reference price, off the message's path
-    wire [71:0]  band = r_band[cur_sym];
-`else
+`ifndef TICKBOOK_BAND_KEPT
+    wire [52:0]  ref_t = r_ref[cur_sym];
     wire [71:0]  band;                                     // floor(ref * bps / 10000)
 `endif
 `ifdef TICKBOOK_TICKS_PIPED
@@ -60,9 +56,7 @@
     // replaced by tick = 1 unit and a collar of ref/8, to measure what the rest costs.
     assign q_t = p53;
     assign on_tick = 1'b1;
-`ifndef TICKBOOK_BAND_KEPT
     assign band = {19'd0, 3'd0, ref_t[52:3]};
-`endif
 `else
     /* verilator lint_off UNUSEDSIGNAL */
     wire [159:0] prod_q = {{107{1'b0}}, p53} * {{53{1'b0}}, c_recip[cur_sym]};
@@ -70,19 +64,28 @@
     assign q_t = prod_q[RECIP_SHIFT +: 53];
     wire [105:0] back = {{53{1'b0}}, q_t} * {{53{1'b0}}, c_tick[cur_sym]};
     assign on_tick = (back == {{53{1'b0}}, p53});
-`ifndef TICKBOOK_BAND_KEPT
     wire [84:0]  refbps = {{32{1'b0}}, ref_t} * {{53{1'b0}}, bps};
     /* verilator lint_off UNUSEDSIGNAL */
     wire [170:0] prod_b = {{86{1'b0}}, refbps} * {{85{1'b0}}, MAG10K};
     /* verilator lint_on UNUSEDSIGNAL */
     assign band = prod_b[MAG10K_SHIFT +: 72];
 `endif
-`endif
+`ifdef TICKBOOK_BAND_KEPT
+    // the build keeps each symbol's band as its bounds (r_hi, r_lo, declared before this file),
+    // worked out after each change of the reference price, off the message's path: outside the
+    // band is above ref + band or below ref - band, and a MARKET order's protection price is
+    // one of them (at least 1 tick)
+    wire [73:0]  ref_plus = r_hi[cur_sym];
+    wire [52:0]  band_lo = r_lo[cur_sym];
+    wire         out_band = (bps != 32'd0) && (({21'd0, q_t} > ref_plus) || (q_t < band_lo));
+    wire [73:0]  ref_minus = (band_lo == 53'd0) ? 74'd1 : {21'd0, band_lo};
+`else
     wire [52:0]  pdist = (q_t > ref_t) ? (q_t - ref_t) : (ref_t - q_t);
     wire         out_band = (bps != 32'd0) && ({19'd0, pdist} > band);
+    wire [73:0]  ref_plus = {21'd0, ref_t} + {2'd0, band};
+    wire [73:0]  ref_minus = (band >= {19'd0, ref_t}) ? 74'd1 : ({21'd0, ref_t} - {2'd0, band});
+`endif
 
     // limit of the incoming order, in ticks (MARKET: protection price at acceptance)
     wire         has_lim_c = !is_mkt || (bps != 32'd0);
-    wire [73:0]  ref_plus = {21'd0, ref_t} + {2'd0, band};
-    wire [73:0]  ref_minus = (band >= {19'd0, ref_t}) ? 74'd1 : ({21'd0, ref_t} - {2'd0, band});
     wire [73:0]  lim_c = !is_mkt ? {21'd0, q_t} : (side_sel ? ref_minus : ref_plus);
