@@ -384,8 +384,6 @@ module tickbook_book_bram #(
 `else
     wire [71:0]   bu_band = {19'd0, 3'd0, bu_ref2[52:3]};   // CORE=1: not functional (price.vh)
 `endif
-    wire [73:0]   bu_hi = {21'd0, bu_ref2} + {2'd0, bu_band};
-    wire [52:0]   bu_lo = (bu_band >= {19'd0, bu_ref2}) ? 53'd0 : (bu_ref2 - bu_band[52:0]);
     wire         m_rests = (m_tif == TIF_GTC || m_tif == TIF_POST);
     wire [BW-1:0] own_b = {cur_sym, side_sel};
     wire [BW-1:0] t_b = {cur_sym, t_side};    // the book of the order a CANCEL / REPLACE names
@@ -872,8 +870,8 @@ module tickbook_book_bram #(
             // (before the state machine: a trade that moves the reference price this cycle
             // clears band_ok after it)
             if (bu_v2 && r_ref[bu_s2] == bu_ref2 && c_bps[bu_s2] == bu_bps2) begin
-                r_hi[bu_s2] <= bu_hi;
-                r_lo[bu_s2] <= bu_lo;
+                r_hi[bu_s2] <= band_hi(bu_ref2, bu_band);
+                r_lo[bu_s2] <= band_lo(bu_ref2, bu_band);
                 band_ok[bu_s2] <= 1'b1;
             end
 

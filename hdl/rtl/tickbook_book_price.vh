@@ -34,6 +34,20 @@
         end
     endtask
 
+    // a symbol's band as its bounds, in ticks: ref + band, and ref - band (0 when the band reaches
+    // below 0); a price is out of band when it is above the one or below the other, which is
+    // |q - ref| > band
+    function [73:0] band_hi;
+        input [52:0] k_ref;
+        input [71:0] k_band;
+        band_hi = {21'd0, k_ref} + {2'd0, k_band};
+    endfunction
+    function [52:0] band_lo;
+        input [52:0] k_ref;
+        input [71:0] k_band;
+        band_lo = (k_band >= {19'd0, k_ref}) ? 53'd0 : (k_ref - k_band[52:0]);
+    endfunction
+
     wire         px_rng = (m_px[63:53] == 11'd0) && (m_px != 64'd0);
     wire [52:0]  p53 = m_px[52:0];
 
@@ -71,20 +85,17 @@
     assign band = prod_b[MAG10K_SHIFT +: 72];
 `endif
 `ifdef TICKBOOK_BAND_KEPT
-    // the build keeps each symbol's band as its bounds (r_hi, r_lo, declared before this file),
-    // worked out after each change of the reference price, off the message's path: outside the
-    // band is above ref + band or below ref - band, and a MARKET order's protection price is
-    // one of them (at least 1 tick)
+    // the build keeps each symbol's bounds (r_hi, r_lo, declared before this file), worked out
+    // after each change of the reference price, off the message's path
     wire [73:0]  ref_plus = r_hi[cur_sym];
-    wire [52:0]  band_lo = r_lo[cur_sym];
-    wire         out_band = (bps != 32'd0) && (({21'd0, q_t} > ref_plus) || (q_t < band_lo));
-    wire [73:0]  ref_minus = (band_lo == 53'd0) ? 74'd1 : {21'd0, band_lo};
+    wire [52:0]  ref_lo = r_lo[cur_sym];
 `else
-    wire [52:0]  pdist = (q_t > ref_t) ? (q_t - ref_t) : (ref_t - q_t);
-    wire         out_band = (bps != 32'd0) && ({19'd0, pdist} > band);
-    wire [73:0]  ref_plus = {21'd0, ref_t} + {2'd0, band};
-    wire [73:0]  ref_minus = (band >= {19'd0, ref_t}) ? 74'd1 : ({21'd0, ref_t} - {2'd0, band});
+    wire [73:0]  ref_plus = band_hi(ref_t, band);
+    wire [52:0]  ref_lo = band_lo(ref_t, band);
 `endif
+    wire         out_band = (bps != 32'd0) && (({21'd0, q_t} > ref_plus) || (q_t < ref_lo));
+    // a MARKET order's protection price: a bound of the band, at least 1 tick
+    wire [73:0]  ref_minus = (ref_lo == 53'd0) ? 74'd1 : {21'd0, ref_lo};
 
     // limit of the incoming order, in ticks (MARKET: protection price at acceptance)
     wire         has_lim_c = !is_mkt || (bps != 32'd0);
