@@ -1278,7 +1278,7 @@ module tickbook_book_bram #(
                        ends, state, nstate);
             // between messages (in a message's first cycle, or idle) the working copy is the
             // message's symbol's books
-            if (msg_start || state == S_IDLE)
+            if (msg_start || state == S_IDLE) begin
                 for (i = 0; i < 2; i = i + 1)
                     if (w_n[i] != lad_n[{cur_sym, i[0]}] ||
                         (w_n[i] != {KW{1'b0}} &&
@@ -1286,9 +1286,8 @@ module tickbook_book_bram #(
                           w_q[i] != bst_q[{cur_sym, i[0]}] || w_h[i] != bst_h[{cur_sym, i[0]}] ||
                           w_hd[i] != bst_hd[{cur_sym, i[0]}])))
                         $fatal(1, "tickbook_book_bram: the working copy of symbol %0d side %0d is not its book's", cur_sym, i);
-            // and each book's best-level registers are its best level's entry in the level
-            // memory: what the top of book, a NEW's cross and matching read instead of the memory
-            if (msg_start || state == S_IDLE)
+                // and each book's best-level registers are its best level's entry in the level
+                // memory: what the top of book, a NEW's cross and matching read instead of it
                 for (i = 0; i < NBK; i = i + 1)
                     if (lad_n[i] != {KW{1'b0}} && !(i[BW-1:1] == cur_sym && stale[i[0]]) &&
                         (bst_hd[i] != l_head[bst_h[i]] || bst_q[i] != l_qty[bst_h[i]] ||
@@ -1297,6 +1296,7 @@ module tickbook_book_bram #(
                          bst_px[i] != lad_px[lad_at(i[BW-1:0], lad_n[i] - K1)]))
                         $fatal(1, "tickbook_book_bram: book %0d's best level %0d in registers (first order %0d, size %0d) is not its level's (%0d, %0d)",
                                i, bst_h[i], bst_hd[i], bst_q[i], l_head[bst_h[i]], l_qty[bst_h[i]]);
+            end
 `endif
 
             // A message that ends this cycle hands over to the next record: the buffer's, else the
