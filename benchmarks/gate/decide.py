@@ -78,12 +78,12 @@ def _pct(x: float) -> str:
 
 
 def table(rows: list[stats.Comparison], a_name: str, b_name: str) -> str:
-    out = [f"{'figure':34s} {'A ' + a_name:>14s} {'B ' + b_name:>14s} {'B/A':>7s}  {'B worse by [95% CI]':27s} {'p':>7s} "
+    out = [f"{'figure':34s} {'A ' + a_name:>14s} {'B ' + b_name:>14s} {'B/A':>7s}  {'B worse by [95% CI]':27s} {'p':>7s} {'rounds':>6s} "
            f"{'threshold':>9s}  verdict"]
     for c in rows:
         f = stats.BY_KEY[c.key]
         fmt = (lambda v: f"{v:,.0f}") if f.unit == "messages/s" else (lambda v: f"{v:,.1f}")
         ci = f"{_pct(c.worse)} [{_pct(c.lo)}, {_pct(c.hi)}]"
         out.append(f"{f.label + ' (' + f.unit + ')':34s} {fmt(c.a):>14s} {fmt(c.b):>14s} {c.ratio:7.3f}  {ci:27s} "
-                   f"{c.p:7.4f} {c.threshold * 100:8.0f}%  {c.verdict}")
+                   f"{c.p:7.4f} {f'{c.n_a - c.dropped}/{c.n_a}':>6s} {c.threshold * 100:8.0f}%  {c.verdict}")
     return "\n".join(out)
