@@ -15,7 +15,7 @@ For each figure:
 - disturbed rounds: a round whose log-ratio lies far from the others' (more than 5 robust
   standard deviations and more than 10 % from their median) is one in which the host slowed one
   arm alone, and is set aside before `worse`, its interval and p are worked out: at most a quarter
-  of the rounds, the farthest first. The signed-rank test weighs a round by its rank, so a single
+  of the rounds, the farthest first. The signed-rank test weighs a round by its rank, so a
   few reference rounds slowed by 50 % outweighed, in one proof, 13 rounds that all showed the
   injected +15 % (p = 0.065). The rule looks only at the distance from the median, in either
   direction, so it sets aside as many rounds for B as against it when A and B are alike;
