@@ -197,7 +197,9 @@ module tickbook_book_bram #(
     reg [31:0]   mk_acct, mk_left, fq;
     reg [PW-1:0] mk_next, mk_hprev, mk_hnext;
     // FOK
-    reg [63:0]   fk_tot;
+    // what the levels counted so far hold: below the taker's quantity (the count stops when it
+    // reaches it), so 32 bits, and 33 with the next order's
+    reg [31:0]   fk_tot;
     reg [KW-1:0]  fk_k;
     // ladder walks: search (sr_*), insert (at sr_pos), remove (rm_*)
     reg [BW-1:0] sr_b;
@@ -421,7 +423,7 @@ module tickbook_book_bram #(
     // the ladder walk: is this entry better than the price searched for (worse ones come first)?
     wire         sr_better = sr_b[0] ? (q_ladpx < sr_px) : (q_ladpx > sr_px);
     wire [31:0]  fill_q = (tk_lvs < q_olvs) ? tk_lvs : q_olvs;
-    wire [63:0]  fk_sum = fk_tot + {32'd0, q_olvs};
+    wire [32:0]  fk_sum = {1'b0, fk_tot} + {1'b0, q_olvs};
 
     // ------------------------------------------------------------------ steps the states share
     // The tasks below and the state machine choose the next state in nstate, a blocking variable
@@ -685,7 +687,7 @@ module tickbook_book_bram #(
             tk_first <= 1'b1;
             tk_end <= (m_tif == TIF_POST && cross_c) ? E_POST : E_NOCROSS;
             if (m_tif == TIF_FOK) begin    // count what it can trade, from the best level on
-                fk_tot <= 64'd0;
+                fk_tot <= 32'd0;
                 if (!cross_c) nstate = S_FKD;
                 else begin                // the best level's first order (S_FK2's step)
                     fk_k <= w_n[!side_sel] - 1'b1;
@@ -1002,8 +1004,8 @@ module tickbook_book_bram #(
             S_FK3: begin
                 if (q_oacct == tk_acct) nstate = S_FKD;
                 else begin
-                    fk_tot <= fk_sum;
-                    if (fk_sum >= {32'd0, tk_lvs}) match_best(!tk_side);   // it fills: from the best
+                    fk_tot <= fk_sum[31:0];
+                    if (fk_sum >= {1'b0, tk_lvs}) match_best(!tk_side);   // it fills: from the best
                     else if (q_onext != NIL) o_ra <= q_onext[IW-1:0];
                     else if (fk_k == {KW{1'b0}}) nstate = S_FKD;
                     else begin

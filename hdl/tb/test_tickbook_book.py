@@ -279,6 +279,20 @@ CASES = {
            10,FILL,AAPL,5,9,BUY,100.01,3,0,2,TAKER
            11,FILL,AAPL,2,2,SELL,100.01,3,0,5,MAKER""",
     ),
+    # a FOK's count of what it can trade goes past 32 bits: 3 + 4294967295 covers 4294967295
+    # (in 32 bits the sum would wrap to 2, and the FOK be cancelled)
+    "fok_counts_past_32_bits": (
+        """1,NEW,AAPL,1,SELL,LIMIT,GTC,100.00,3
+           2,NEW,AAPL,2,SELL,LIMIT,GTC,100.01,4294967295
+           3,NEW,AAPL,3,BUY,LIMIT,FOK,100.01,4294967295""",
+        """1,ACK,AAPL,1,1,SELL,100.00,3,3,,
+           2,ACK,AAPL,2,2,SELL,100.01,4294967295,4294967295,,
+           3,ACK,AAPL,3,3,BUY,100.01,4294967295,4294967295,,
+           4,FILL,AAPL,3,3,BUY,100.00,3,4294967292,1,TAKER
+           5,FILL,AAPL,1,1,SELL,100.00,3,0,3,MAKER
+           6,FILL,AAPL,3,3,BUY,100.01,4294967292,0,2,TAKER
+           7,FILL,AAPL,2,2,SELL,100.01,4294967292,3,3,MAKER""",
+    ),
     "post_only": (
         """1,NEW,AAPL,1,SELL,LIMIT,GTC,100.00,3
            2,NEW,AAPL,2,BUY,LIMIT,POST,100.00,5
