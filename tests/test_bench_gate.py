@@ -164,9 +164,13 @@ def test_a_regression_is_confirmed_in_new_rounds(monkeypatch):
     a, b = runner.Arm("A", REPO), runner.Arm("B", REPO)
     runner.interleave([a, b], 10, REPO, log=lambda *_: None)
     rows = decide.judge(a, b, {"matcher_ns": 0.05})
-    again = decide.confirm(rows, a, b, 10, REPO, {"matcher_ns": 0.05}, log=lambda *_: None)
+    kept: dict = {}
+    again = decide.confirm(rows, a, b, 10, REPO, {"matcher_ns": 0.05}, log=lambda *_: None, samples=kept)
     assert [c.verdict for c in rows] == ["FAIL"] and [c.verdict for c in again] == ["FAIL"]
     assert decide.failed(rows)
+    # the new rounds' samples, for the history: 10 a side, B's 20 % slower than A's
+    assert set(kept) == {"A", "B"} and len(kept["A"]["matcher_ns"]) == len(kept["B"]["matcher_ns"]) == 10
+    assert 1.15 < np.median(np.array(kept["B"]["matcher_ns"]) / kept["A"]["matcher_ns"]) < 1.25
 
 
 def test_a_failure_that_does_not_repeat_is_not_confirmed(monkeypatch):

@@ -77,7 +77,8 @@ def cmd_run(args) -> int:
     rows = judge(a, b, limits)
     print(f"\n{args.rounds} interleaved rounds, {time.perf_counter() - t0:.0f} s; machine after: {after}")
     print(table(rows, "base", "change"))
-    again = decide.confirm(rows, a, b, args.rounds, inputs, limits)
+    again_samples: dict = {}
+    again = decide.confirm(rows, a, b, args.rounds, inputs, limits, samples=again_samples)
     if again:
         print(f"confirmation:\n{table(again, 'base', 'change')}")
     print(_jitter(a, b))
@@ -97,7 +98,7 @@ def cmd_run(args) -> int:
         for why in dict.fromkeys(r["why"] for r in taken):
             print(f"  accepted: {' '.join(why.split())}")
     record = history.record("gate", base, change, before, after, a, b, rows, cyc, args.rounds,
-                            confirmation={c.key: c.as_dict() for c in again})
+                            confirmation={c.key: c.as_dict() for c in again}, confirmation_samples=again_samples)
     history.append(record)
     history.save_last(LAST, record, a, b)
     for c in decide.failed(rows):
@@ -129,13 +130,18 @@ def cmd_prove(args) -> int:
     at_slow = judge(ref, slow, limits, keys)
     print(f"\ninjected 0%:\n{table(at0, 'ref', '+0%')}")
     print(f"injected {args.slowdown:.0%}:\n{table(at_slow, 'ref', f'+{args.slowdown:.0%}')}")
+    confirmation, confirmation_samples = {}, {}
     for rows, b_arm in ((at0, same), (at_slow, slow)):  # as the gate does: a failure must fail again
-        again = decide.confirm(rows, ref, b_arm, args.rounds, inputs, limits)
+        again_samples: dict = {}
+        again = decide.confirm(rows, ref, b_arm, args.rounds, inputs, limits, samples=again_samples)
         if again:
             print(f"confirmation, {b_arm.name}:\n{table(again, 'ref', b_arm.name)}")
+            confirmation[b_arm.name] = {c.key: c.as_dict() for c in again}
+            confirmation_samples[b_arm.name] = again_samples
     ok = all(c.verdict == "pass" for c in at0) and all(c.verdict == "FAIL" for c in at_slow)
     history.append(history.record("proof", trees.head(), trees.head(), before, machine_load(), ref, slow, at_slow, [],
-                                  args.rounds, slowdown=args.slowdown, control={c.key: c.as_dict() for c in at0}))
+                                  args.rounds, slowdown=args.slowdown, control={c.key: c.as_dict() for c in at0},
+                                  confirmation=confirmation, confirmation_samples=confirmation_samples))
     if ok:
         print(f"bench-gate-proof: ok: the gate fails at +{args.slowdown:.0%} and passes at +0%")
         return 0

@@ -52,9 +52,10 @@ def judge(a: runner.Arm, b: runner.Arm, limits: dict[str, float], keys=None) -> 
 
 
 def confirm(rows: list[stats.Comparison], a: runner.Arm, b: runner.Arm, rounds: int, inputs: Path,
-            limits: dict[str, float], log=print) -> list[stats.Comparison]:
+            limits: dict[str, float], log=print, samples: dict | None = None) -> list[stats.Comparison]:
     """Measure the failing figures again in new rounds; a first failure that does not fail again
-    becomes NOT_CONFIRMED (a pass). Returns the confirmation's rows."""
+    becomes NOT_CONFIRMED (a pass). Returns the confirmation's rows; `samples`, when given, gets
+    the new rounds' samples ({arm: {figure: [...]}}, for the history)."""
     failing = [c.key for c in rows if c.verdict == "FAIL"]
     if not failing:
         return []
@@ -62,6 +63,8 @@ def confirm(rows: list[stats.Comparison], a: runner.Arm, b: runner.Arm, rounds: 
     a2, b2 = runner.Arm(a.name, a.tree, a.env), runner.Arm(b.name, b.tree, b.env)
     runner.interleave([a2, b2], rounds, inputs, sorted({PARTS[k] for k in failing}), log=log, warm=False)
     again = judge(a2, b2, limits, failing)
+    if samples is not None:
+        samples.update({arm.name: {k: runner.samples(arm, k) for k in failing} for arm in (a2, b2)})
     confirmed = {c.key for c in again if c.verdict == "FAIL"}
     for c in rows:
         if c.verdict == "FAIL" and c.key not in confirmed:
