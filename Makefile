@@ -96,7 +96,7 @@ recovery-soak: $(STAMP)
 	TICKBOOK_KILL_POINTS=$${TICKBOOK_KILL_POINTS:-200} $(PYTEST) -q -s tests/test_recovery.py -k kill_anywhere
 
 # --- Verilog order book (hdl/): tests, soak, lint, synthesis
-.PHONY: hdl-test hdl-soak hdl-lint synth
+.PHONY: hdl-test hdl-soak hdl-lint synth synth-budget
 hdl-test: $(STAMP)
 	$(PYTEST) -q tests/test_hdl_lint.py tests/test_hdl_sim.py tests/test_hdl_verilator.py tests/test_hdl_diff.py tests/test_hdl_reference.py tests/test_hdl_cli.py hdl/tb
 
@@ -122,6 +122,11 @@ $(VENV)/.synth: $(RUN_STAMP)
 
 synth: $(VENV)/.synth
 	PYTHON=$(BIN)/python hdl/synth/synth.sh
+
+# what fits in a cycle of the same device: small register-to-register designs (hdl/synth/budget/),
+# Fmax and the critical path of each (SEED, FREQ, ONLY=name from the environment; about 5 min)
+synth-budget: $(VENV)/.synth
+	$(BIN)/python hdl/synth/budget.py
 
 # LOBSTER sweep: the six NASDAQ sample files, book mode then match mode (docs/lobster.md).
 # Fails unless every orderbook row agrees in every run.

