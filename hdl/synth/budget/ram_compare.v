@@ -27,7 +27,7 @@ module budget_top (input wire clk, input wire si, input wire we, output reg so);
                  .WRITEMODE_A("NORMAL"), .WRITEMODE_B("NORMAL"), .GSR("DISABLED")) ram (
             .CLKA(clk), .CEA(1'b1), .OCEA(1'b1), .WEA(we), .RSTA(1'b0),
             .CSA0(1'b0), .CSA1(1'b0), .CSA2(1'b0),
-            // x18: ADA[3:0] are the byte enables, the word address is ADA[13:4]
+            // x18: ADA1 and ADA0 are the write's byte enables, the word address is ADA[13:4]
             .ADA0(1'b1), .ADA1(1'b1), .ADA2(1'b0), .ADA3(1'b0),
             .ADA4(wa[0]), .ADA5(wa[1]), .ADA6(wa[2]), .ADA7(wa[3]), .ADA8(wa[4]),
             .ADA9(wa[5]), .ADA10(wa[6]), .ADA11(wa[7]), .ADA12(wa[8]), .ADA13(wa[9]),
