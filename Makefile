@@ -124,7 +124,7 @@ synth: $(VENV)/.synth
 	PYTHON=$(BIN)/python hdl/synth/synth.sh
 
 # what fits in a cycle of the same device: small register-to-register designs (hdl/synth/budget/),
-# Fmax and the critical path of each (SEED, FREQ, ONLY=name from the environment; about 5 min)
+# Fmax and the critical path of each (SEED, FREQ, ONLY=name from the environment; about a minute)
 synth-budget: $(VENV)/.synth
 	$(BIN)/python hdl/synth/budget.py
 
