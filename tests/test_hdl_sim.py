@@ -160,7 +160,7 @@ def _run_with_bram_changed(tmp_path, monkeypatch, old: str, new: str):
     bram = rtl / "tickbook_book_bram.v"
     assert bram.read_text().count(old) == 1
     bram.write_text(bram.read_text().replace(old, new))
-    monkeypatch.setattr(sim, "BRAM_SOURCES", [bram, rtl / "tickbook_book_ticks.v"])
+    monkeypatch.setattr(sim, "BRAM_SOURCES", [rtl / p.name for p in sim.BRAM_SOURCES])
     monkeypatch.setattr(sim, "INCLUDE_DIRS", [rtl])
     monkeypatch.setattr(sim, "BUILD_DIR", tmp_path / "build")
     with pytest.raises(sim.SimError) as err:

@@ -39,7 +39,6 @@ module tickbook_book_bram #(
     localparam integer PW  = IW + 1;                          // a slot pointer: top bit = none
     localparam [PW-1:0] NIL = {1'b1, {IW{1'b0}}};
     localparam integer HW  = IW + 1;                          // a hash bucket: >= 2 NORD of them
-    localparam integer NB  = 1 << HW;
     localparam integer PIW = (NLVL > 1) ? $clog2(NLVL) : 1;   // a position in a ladder
     localparam integer BW  = SW + 1;                          // a book: {symbol, side}
     localparam integer NBK = 1 << BW;
@@ -89,13 +88,12 @@ module tickbook_book_bram #(
     reg [LHW-1:0] l_free  [0:NLP-1];      // free level handles (a stack), beyond l_unused
     reg [52:0]    lad_px  [0:(1<<AW)-1];  // ladder entry: price, ticks
     reg [LHW-1:0] lad_h   [0:(1<<AW)-1];  // ladder entry: level handle
-    reg [PW-1:0]  h_head  [0:NB-1];       // hash bucket: first slot of its chain
+    // (the hash buckets, each the first slot of its chain: tickbook_book_buckets, below)
 
     // read ports: the address is registered (set in one state, the data is there in the next)
     reg [IW-1:0]  o_ra;
     reg [LHW-1:0] l_ra;
     reg [AW-1:0]  lad_ra;
-    reg [HW-1:0]  h_ra;
     wire [63:0]   q_oid    = o_id[o_ra];
     wire [31:0]   q_oacct  = o_acct[o_ra];
     wire [31:0]   q_olvs   = o_lvs[o_ra];
@@ -113,7 +111,6 @@ module tickbook_book_bram #(
     wire [IW-1:0] q_ltail  = l_tail[l_ra];
     wire [52:0]   q_ladpx  = lad_px[lad_ra];
     wire [LHW-1:0] q_ladh  = lad_h[lad_ra];
-    wire [PW-1:0] q_hhead  = h_head[h_ra];
 
     // counters and per-book registers
     reg [CW-1:0]  rest_cnt;               // orders resting
@@ -124,11 +121,7 @@ module tickbook_book_bram #(
     reg           h_dirty;                // an id was inserted since the buckets were last empty
     // Power-up (the bitstream's block-RAM contents and flip-flop values): every bucket empty. A
     // reset sweeps the buckets only when an id went in since, one a cycle (2^(IW+1) cycles).
-    integer hi;
-    initial begin
-        h_dirty = 1'b0;
-        for (hi = 0; hi < NB; hi = hi + 1) h_head[hi] = NIL;
-    end
+    initial h_dirty = 1'b0;
     // the stacks' top entries, kept as registers beside the depths: a read address that is a
     // register lets the stack be block RAM (a computed one would make it distributed RAM)
     reg [IW-1:0]  o_top_m1;               // o_top - 1
@@ -153,16 +146,6 @@ module tickbook_book_bram #(
     reg [52:0]    nx_qt;
     reg           nx_on_tick;
     reg [SW-1:0]  nx_qsym;
-    // the next record's bucket read ahead (the next record: the buffer's, else the tick unit's
-    // last stage's): h_ra = its bucket since an earlier edge, so that it can start with its
-    // chain's first slot known (no S_LOOK0). A message reads its own bucket once, at its start
-    // (read ahead) or in S_LOOK0, and keeps the chain's first slot in m_head, so h_ra is free for
-    // the next record from then on; a bucket written in the cycle the next message starts comes
-    // from h_fwd_* (the read shows it only from the next cycle)
-    reg           nx_pref;
-    reg           h_free;                 // variables of the clocked block, as nstate: h_ra may move
-    reg           h_fwd_hit;
-    reg [PW-1:0]  h_fwd_val;
     // a message started at the last edge: what the file bench traces (tb_file.v, "S" lines) and
     // a waveform shows; only the simulation's checks read it, and synthesis drops it
     /* verilator lint_off UNUSEDSIGNAL */
@@ -246,9 +229,6 @@ module tickbook_book_bram #(
     wire [BW-1:0] br_b = {cur_sym, !stale[0]};
     wire          br_both = (stale == 2'b11);
 
-    // h_ra is not the message's own bucket after its start (or S_LOOK0): the next record's
-    wire          h_spare = (state != S_IDLE && state != S_LOOK0 && state != S_CLR);
-
     integer i;
 
     // ------------------------------------------------------------------ the tick unit
@@ -256,11 +236,11 @@ module tickbook_book_bram #(
     // price in ticks; a record that needs none (not a NEW or a REPLACE) goes past it when it and
     // the buffer are empty, so that an idle book answers a CANCEL without the unit's latency.
     // The unit's tag is whether the record's symbol is one of the venue's.
-    wire          u_valid, u_on_tick, u_next_load, u_busy;
+    wire          u_valid, u_on_tick, u_busy;
     /* verilator lint_off UNUSEDSIGNAL */
     wire [511:0]  u_data;                 // ts and the reserved bytes are not read
     /* verilator lint_on UNUSEDSIGNAL */
-    wire [HW-1:0] u_key, u_next_key;
+    wire [HW-1:0] u_key;
     wire          u_sym_ok;
     wire [52:0]   u_qt;
     wire [SW-1:0] u_qsym;
@@ -279,7 +259,7 @@ module tickbook_book_bram #(
         .fix_we(fx_we), .fix_key(fx_key), .fix_sym(fx_sym),
         .out_valid(u_valid), .out_take(u_take), .out_data(u_data), .out_key(u_key),
         .out_tag(u_sym_ok), .out_qt(u_qt), .out_on_tick(u_on_tick), .out_qsym(u_qsym),
-        .next_load(u_next_load), .next_key(u_next_key), .busy(u_busy)
+        .busy(u_busy)
     );
     wire [63:0] u_id   = u_data[ORDER_ORDER_ID_LSB +: ORDER_ORDER_ID_W];
     wire [63:0] u_px   = u_data[ORDER_PRICE_LSB +: ORDER_PRICE_W];
@@ -291,6 +271,35 @@ module tickbook_book_bram #(
     wire [7:0]  u_side = u_data[ORDER_SIDE_LSB +: ORDER_SIDE_W];
     wire [7:0]  u_type = u_data[ORDER_TYPE_LSB +: ORDER_TYPE_W];
     wire [7:0]  u_tif  = u_data[ORDER_TIF_LSB +: ORDER_TIF_W];
+
+    // ------------------------------------------------------------------ the id buckets
+    // The first slot of each bucket's chain, in block RAM behind its output register
+    // (tickbook_book_buckets.v): a record's bucket is read as the record is taken in (into the
+    // tick unit or past it), and a message takes the word as it starts, or in S_LOOK0 when it is
+    // not in yet (a record that went past an idle book: the read's second cycle). The word is the bucket with every
+    // write so far, but one that the clocked block sends in the cycle of the take (hw_now*), which
+    // the block forwards itself. The states write with h_write: the write goes out at the next
+    // edge through hw_*.
+    reg           hw_we;
+    initial hw_we = 1'b0;                 // no write before the first reset (a simulation's
+                                          // random power-up would write the memory)
+    reg [HW-1:0]  hw_wa;
+    reg [PW-1:0]  hw_wd;
+    reg           hw_now;                 // variables of the clocked block, as nstate: the write
+    reg [HW-1:0]  hw_now_a;               // sent this cycle
+    reg [PW-1:0]  hw_now_v;
+    reg [PW-1:0]  h_first;                // (a variable of the clocked block: the word taken)
+    wire          bk_ready;
+    wire [HW-1:0] bk_key;
+    wire [PW-1:0] bk_val;
+    // a record starts at this edge (the hand-over at the end of the clocked block)
+    wire          st_go = ends && (nx_valid || u_valid || in_past);
+    wire          bk_take = bk_ready && (state == S_LOOK0 || st_go);
+    tickbook_book_buckets #(.HW(HW), .PW(PW), .EMPTY(NIL)) buckets (
+        .clk(clk), .rst(rst), .we(hw_we), .wa(hw_wa), .wd(hw_wd),
+        .go(in_valid && in_ready), .key(bucket(in_id)),
+        .ready(bk_ready), .head_key(bk_key), .head_val(bk_val), .take(bk_take)
+    );
 
     assign busy = (state != S_IDLE) || nx_valid || u_busy;
 
@@ -459,6 +468,31 @@ module tickbook_book_bram #(
         end
     endtask
 
+    // a bucket's first slot changes (at most once a cycle): out at the next edge (hw_*)
+    task h_write;
+        input [HW-1:0] k_a;
+        input [PW-1:0] k_v;
+        begin
+            hw_now = 1'b1;
+            hw_now_a = k_a;
+            hw_now_v = k_v;
+        end
+    endtask
+
+    // the message takes its bucket's word (bk_take): the first slot of its id's chain, then the
+    // chain's walk (S_LOOK1), or the checks when it is empty
+    task look_first;
+        begin
+            h_first = (hw_now && hw_now_a == bk_key) ? hw_now_v : bk_val;
+            m_head <= h_first;
+            if (h_first == NIL) nstate = S_CHECK;
+            else begin
+                o_ra <= h_first[IW-1:0];
+                nstate = S_LOOK1;
+            end
+        end
+    endtask
+
     // an order leaves its id chain (its bucket, its chain neighbours) and the pool
     task free_order;
         input [IW-1:0] k_o;
@@ -466,12 +500,8 @@ module tickbook_book_bram #(
         input [PW-1:0] k_hprev, k_hnext;
         begin
             if (k_hprev == NIL) begin
-                h_head[bucket(k_id)] <= k_hnext;
+                h_write(bucket(k_id), k_hnext);
                 if (bucket(k_id) == m_bkt) m_head <= k_hnext;
-                if (bucket(k_id) == h_ra) begin
-                    h_fwd_hit = 1'b1;
-                    h_fwd_val = k_hnext;
-                end
             end else o_hnext[k_hprev[IW-1:0]] <= k_hnext;
             if (k_hnext != NIL) o_hprev[k_hnext[IW-1:0]] <= k_hprev;
             o_free[o_top[IW-1:0]] <= k_o;
@@ -591,9 +621,7 @@ module tickbook_book_bram #(
             o_next[o_alloc] <= NIL;
             o_hnext[o_alloc] <= m_head;
             o_hprev[o_alloc] <= NIL;
-            // (never the last state of a message: a read ahead of this bucket, h_ra = m_bkt,
-            // sees the write before the next message starts)
-            h_head[m_bkt] <= ptr(o_alloc);
+            h_write(m_bkt, ptr(o_alloc));
             h_dirty <= 1'b1;
             if (m_head != NIL) begin
                 o_ra <= m_head[IW-1:0];
@@ -617,8 +645,8 @@ module tickbook_book_bram #(
         end
     endtask
 
-    // a message starts: its fields, its price in ticks, and the read of its id's bucket (S_LOOK0
-    // next) unless it was read ahead
+    // a message starts: its fields, its price in ticks, and its id's bucket's word (S_LOOK0
+    // waits for it when it is not in yet)
     task start;
         input [63:0]   k_id, k_mseq, k_px, k_qty;
         input [31:0]   k_acct;
@@ -626,7 +654,6 @@ module tickbook_book_bram #(
         input [7:0]    k_act, k_side, k_type, k_tif;
         input          k_sym_ok;
         input [HW-1:0] k_bkt;
-        input          k_pref;            // h_ra = k_bkt since an earlier edge
         input [52:0]   k_qt;
         input          k_on_tick;
         input [SW-1:0] k_qsym;
@@ -654,17 +681,8 @@ module tickbook_book_bram #(
                 if (k_sym[SW-1:0] != cur_sym) load_books(k_sym[SW-1:0]);
             end
             found <= 1'b0;
-            if (!k_pref) begin
-                h_ra <= k_bkt;
-                nstate = S_LOOK0;
-            end else begin                // S_LOOK0's step
-                m_head <= h_fwd_hit ? h_fwd_val : q_hhead;
-                if ((h_fwd_hit ? h_fwd_val : q_hhead) == NIL) nstate = S_CHECK;
-                else begin
-                    o_ra <= h_fwd_hit ? h_fwd_val[IW-1:0] : q_hhead[IW-1:0];
-                    nstate = S_LOOK1;
-                end
-            end
+            if (bk_ready) look_first;
+            else nstate = S_LOOK0;
         end
     endtask
 
@@ -851,7 +869,7 @@ module tickbook_book_bram #(
             w_n[1] <= {KW{1'b0}};
             stale <= 2'b00;
             nx_valid <= 1'b0;
-            nx_pref <= 1'b0;
+            hw_we <= 1'b0;
             fx_we <= 1'b0;
             msg_start <= 1'b0;
             band_ok <= {NSYM{1'b0}};
@@ -880,14 +898,16 @@ module tickbook_book_bram #(
             nstate = state;
             msg_start <= 1'b0;
             fx_we <= 1'b0;
-            h_fwd_hit = 1'b0;
-            h_fwd_val = NIL;
+            hw_now = 1'b0;
+            hw_now_a = {HW{1'b0}};
+            hw_now_v = NIL;
+            h_first = NIL;
             if (out_valid && out_ready) out_valid <= 1'b0;
 
             case (state)
             // after a reset that follows traffic: every hash bucket empty, one a cycle
             S_CLR: begin
-                h_head[clr_i] <= NIL;
+                h_write(clr_i, NIL);
                 clr_i <= clr_i + 1'b1;
                 if (clr_i == {HW{1'b1}}) begin
                     h_dirty <= 1'b0;
@@ -898,14 +918,7 @@ module tickbook_book_bram #(
             S_IDLE: ;                     // a record starts below
 
             // ---- the id: walk its bucket's chain
-            S_LOOK0: begin
-                m_head <= q_hhead;
-                if (q_hhead == NIL) nstate = S_CHECK;
-                else begin
-                    o_ra <= q_hhead[IW-1:0];
-                    nstate = S_LOOK1;
-                end
-            end
+            S_LOOK0: if (bk_ready) look_first;
 
             S_LOOK1: begin
                 if (q_oid == m_id) begin
@@ -1301,28 +1314,19 @@ module tickbook_book_bram #(
             end
 `endif
 
-            // A message that ends this cycle hands over to the next record: the buffer's, else the
-            // tick unit's last stage's, else one that goes past an empty unit. Otherwise the unit's
-            // last stage moves into an empty buffer. The next record's bucket is read ahead when
-            // the port is free (h_free): as it enters the unit's last stage, or later.
-            h_free = h_spare || ends;
+            // A message that ends this cycle hands over to the next record (st_go): the buffer's,
+            // else the tick unit's last stage's, else one that goes past an empty unit. Otherwise
+            // the unit's last stage moves into an empty buffer.
             if (ends && nx_valid) begin
                 start(nx_id, nx_mseq, nx_px, nx_qty, nx_acct, nx_sym, nx_act, nx_side, nx_type, nx_tif,
-                      nx_sym_ok, nx_bkt, nx_pref, nx_qt, nx_on_tick, nx_qsym);
+                      nx_sym_ok, nx_bkt, nx_qt, nx_on_tick, nx_qsym);
                 nx_valid <= 1'b0;
-                // the next record is the unit's last stage's: its bucket is read at once, unless
-                // this message reads its own in S_LOOK0
-                nx_pref <= nx_pref && u_valid;
-                if (nx_pref && u_valid) h_ra <= u_key;
             end else if (ends && u_valid) begin
                 start(u_id, u_mseq, u_px, u_qty, u_acct, u_sym, u_act, u_side, u_type, u_tif,
-                      u_sym_ok, u_key, nx_pref, u_qt, u_on_tick, u_qsym);
-                // the next record is the one entering the unit's last stage, if any
-                nx_pref <= nx_pref && u_next_load;
-                if (nx_pref && u_next_load) h_ra <= u_next_key;
+                      u_sym_ok, u_key, u_qt, u_on_tick, u_qsym);
             end else if (ends && in_past) begin
                 start(in_id, in_mseq, in_px, in_qty, in_acct, in_sym, in_act, in_side, in_type, in_tif,
-                      in_sym_ok, bucket(in_id), 1'b0, 53'd0, 1'b0, {SW{1'b0}});
+                      in_sym_ok, bucket(in_id), 53'd0, 1'b0, {SW{1'b0}});
             end else if (u_take || in_past) begin
                 nx_valid <= 1'b1;
                 nx_id <= u_take ? u_id : in_id;
@@ -1340,18 +1344,11 @@ module tickbook_book_bram #(
                 nx_qt <= u_qt;
                 nx_on_tick <= u_on_tick;
                 nx_qsym <= u_qsym;
-                if (!nx_pref && h_free) begin
-                    nx_pref <= 1'b1;
-                    h_ra <= u_take ? u_key : bucket(in_id);
-                end
-            end else if (nx_valid && !nx_pref && h_free) begin
-                nx_pref <= 1'b1;
-                h_ra <= nx_bkt;
-            end else if (!nx_valid && !u_valid && u_next_load && h_free) begin
-                nx_pref <= 1'b1;          // for the record entering the unit's last stage
-                h_ra <= u_next_key;
             end
             state <= nstate;
+            hw_we <= hw_now;
+            hw_wa <= hw_now_a;
+            hw_wd <= hw_now_v;
         end
         // the price configuration words, last: a write of the reference price wins over a trade's
         take_price_config;

