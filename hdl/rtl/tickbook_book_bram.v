@@ -7,7 +7,8 @@
 //   orders    a pool of NORD slots (id, account, leaves, level, the level's FIFO links,
 //             the id hash chain's links), allocated from a free stack
 //   id table  2^(IW+1) hash buckets, each the head of a doubly linked chain through the order
-//             slots: a lookup walks a chain, a delete unlinks in O(1)
+//             slots: a lookup walks a chain, a delete unlinks in O(1); the buckets are a block
+//             RAM with its output register (tickbook_book_buckets.v), read as a record comes in
 //   levels    a pool of level handles (price, size, head and tail of its FIFO of orders); an
 //             order's price is its level's
 //   ladders   per {symbol, side} a sorted array of NLVL entries (price in ticks, level handle),
@@ -19,10 +20,10 @@
 // and a state that emits waits while the previous event is not taken. Records come through the
 // tick unit (tickbook_book_ticks.v), which works out each price in ticks on the way; the next
 // record waits in a one-record buffer and starts in the cycle the previous message ends, its
-// id's bucket read ahead (the port is free once a message has read its own). The best level of
-// each book is kept in registers (the top of book), valid the cycle after a message's last
-// state; the collar width of each symbol too, worked out by a band unit after the reference
-// price moves. docs/hardware.md, "The block-RAM build".
+// id's bucket read since the record came in. The best level of each book is kept in registers (the
+// top of book), valid the cycle after a message's last state; the collar width of each symbol too,
+// worked out by a band unit after the reference price moves. docs/hardware.md, "The block-RAM
+// build".
 `timescale 1ns / 1ps
 `default_nettype none
 
