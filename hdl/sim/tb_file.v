@@ -78,6 +78,13 @@ module tb_file
     reg [511:0] rec;
     integer n, ncfg, idle, stall, seed, trace;
     integer fi, fo, ft, fs, sent, nread, nev, cyc, quiet, r;
+    // A book that stops moving (no record taken, no event out, while it has work) is stopped
+    // with a message, instead of running for ever: a fault that loops (a chain walk through a
+    // freed slot, say) then fails its test. No legitimate stretch comes near: a reset's sweep of
+    // the id buckets (2 NORD rounded up to a power of 2, at most 4 NORD cycles) or a walk of a
+    // ladder (a few cycles a level).
+    localparam integer STUCK = 100000 + 8 * NORD + 64 * NLVL;
+    integer stuck;
     integer nrise = 0;  // rising edges in reset, for the configuration sequence
 
     // r = $random(seed) of IEEE 1364-2005 (17.9.3; what Icarus's $random(seed) computes): the
@@ -143,6 +150,7 @@ module tb_file
         nev = 0;
         cyc = 0;
         quiet = 0;
+        stuck = 0;
     end
 
     // the block-RAM build says when a message starts (its msg_start register); the others start a
@@ -199,6 +207,14 @@ module tb_file
             if (stall > 0) begin
                 next_random;
                 out_ready <= ((r & 32'h7fff_ffff) % 100 >= stall);
+            end
+            if ((in_valid && in_ready) || (out_valid && out_ready) || !(in_valid || busy || out_valid))
+                stuck = 0;
+            else stuck = stuck + 1;
+            if (stuck == STUCK) begin
+                $display("tb_file: the book made no progress for %0d cycles (cycle %0d, %0d records taken, %0d events): stopped",
+                         STUCK, cyc, sent, nev);
+                $finish;
             end
             if (sent == n && !in_valid && !busy && !out_valid) quiet = quiet + 1;
             else quiet = 0;
