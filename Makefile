@@ -29,8 +29,9 @@ $(STAMP): $(RUN_STAMP)
 run: $(RUN_STAMP)
 	$(BIN)/tickbook demo
 
+# (the slowest tests listed at the end: CI has 30 minutes for all of .ci/run)
 test: $(STAMP)
-	$(PYTEST) -q
+	$(PYTEST) -q --durations=15
 
 # Every benchmark prints its figures (nothing asserts a time); pytest-benchmark's timings go to
 # build/bench/latest.json. Absolute figures move by up to 50 % with the shared host's load: the
