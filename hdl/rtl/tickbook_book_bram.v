@@ -277,10 +277,10 @@ module tickbook_book_bram #(
     // The first slot of each bucket's chain, in block RAM behind its output register
     // (tickbook_book_buckets.v): a record's bucket is read as the record is taken in (into the
     // tick unit or past it), and a message takes the word as it starts, or in S_LOOK0 when it is
-    // not in yet (a record that went past an idle book: the read's second cycle). The word is the bucket with every
-    // write so far, but one that the clocked block sends in the cycle of the take (hw_now*), which
-    // the block forwards itself. The states write with h_write: the write goes out at the next
-    // edge through hw_*.
+    // not in yet (a record that went past an idle book: the read's second cycle). The word is the
+    // bucket with every write so far but one: a write that the clocked block sends in the cycle
+    // of the take (hw_now*), which the block forwards itself. The states write with h_write; the
+    // write goes out at the next edge through hw_*.
     reg           hw_we;
     initial hw_we = 1'b0;                 // no write before the first reset (a simulation's
                                           // random power-up would write the memory)
@@ -296,6 +296,14 @@ module tickbook_book_bram #(
     // a record starts at this edge (the hand-over at the end of the clocked block)
     wire          st_go = ends && (nx_valid || u_valid || in_past);
     wire          bk_take = bk_ready && (state == S_LOOK0 || st_go);
+`ifndef SYNTHESIS
+    // the word taken is the message's own bucket's (the reads and the messages in one order)
+    wire [HW-1:0] st_bkt = nx_valid ? nx_bkt : u_valid ? u_key : bucket(in_id);
+    always @(posedge clk)
+        if (!rst && bk_take && bk_key != ((state == S_LOOK0) ? m_bkt : st_bkt))
+            $fatal(1, "tickbook_book_bram: bucket %0d's word taken for a message of bucket %0d", bk_key,
+                   (state == S_LOOK0) ? m_bkt : st_bkt);
+`endif
     tickbook_book_buckets #(.HW(HW), .PW(PW), .EMPTY(NIL)) buckets (
         .clk(clk), .rst(rst), .we(hw_we), .wa(hw_wa), .wd(hw_wd),
         .go(in_valid && in_ready), .key(bucket(in_id)),
