@@ -224,6 +224,32 @@ def cocotb_build(kind: str, top: str, sources, nsym: int, nord: int, nlvl: int, 
     return runner, bdir
 
 
+def run_cocotb_module(test_file: str, top: str, sources, params: dict, env: dict, tests: list[str]) -> None:
+    """Build `top` from `sources` with `params` (Icarus, under build/hdl/, named by the parameters
+    and rtl_digest), run the cocotb tests of the module at `test_file` with `env` in their
+    environment, and fail unless every test in `tests` ran and passed: what the runner of each
+    unit's cocotb tests (the tick unit, the id buckets, the memory model) needs. WAVES=1 dumps
+    waveforms."""
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    _need("iverilog")
+    _need("vvp")
+    waves = bool(os.environ.get("WAVES"))
+    name = "_".join(f"{k.lower()}{v}" for k, v in params.items())
+    bdir = BUILD_DIR / f"cocotb_{top}_{name}_{rtl_digest(sources)}{'_waves' if waves else ''}"
+    runner = get_runner("icarus")
+    runner.build(sources=[str(s) for s in sources], includes=[str(d) for d in INCLUDE_DIRS], hdl_toplevel=top,
+                 parameters=params, build_dir=bdir, waves=waves, timescale=("1ns", "1ps"))
+    on_simulator_path(REPO, TB_DIR)
+    results = runner.test(test_module=Path(test_file).stem, hdl_toplevel=top, parameters=params,
+                          build_dir=bdir, test_dir=bdir, extra_env=env, waves=waves,
+                          results_xml=str(bdir / "results.xml"))
+    ran, failed = get_results(Path(results))
+    assert failed == 0, f"{failed} of {ran} cocotb tests failed (log above, results in {results})"
+    assert ran == len(tests), f"{ran} cocotb results, {Path(test_file).name} has {len(tests)}: {tests}"
+
+
 def on_simulator_path(*dirs: Path) -> None:
     """cocotb's runner hands this process's sys.path to the simulator's Python: put the
     directories its test modules import from on it."""

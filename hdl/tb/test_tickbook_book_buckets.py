@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import random
 from collections import deque
-from pathlib import Path
 
 import cocotb
 import cocotb.regression
@@ -23,7 +22,7 @@ import pytest
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge, Timer
 
-from hdl.sim.driver import BUILD_DIR, REPO, RTL_DIR, TB_DIR, on_simulator_path, rtl_digest
+from hdl.sim.driver import RTL_DIR, run_cocotb_module
 
 pytestmark = pytest.mark.hdl
 
@@ -160,19 +159,5 @@ COCOTB_TESTS = [name for name, obj in list(globals().items()) if isinstance(obj,
 
 @pytest.mark.parametrize("hw,pw", [(1, 2), (5, 5), (14, 14)])
 def test_tickbook_book_buckets_passes_the_cocotb_tests(hw, pw):
-    from cocotb_tools.check_results import get_results
-    from cocotb_tools.runner import get_runner
-
-    waves = bool(os.environ.get("WAVES"))
-    params = {"HW": hw, "PW": pw, "EMPTY": 1 << (pw - 1)}
-    bdir = BUILD_DIR / f"cocotb_{TOP}_hw{hw}_pw{pw}_{rtl_digest(SOURCES)}{'_waves' if waves else ''}"
-    runner = get_runner("icarus")
-    runner.build(sources=[str(s) for s in SOURCES], includes=[str(RTL_DIR)], hdl_toplevel=TOP,
-                 parameters=params, build_dir=bdir, waves=waves, timescale=("1ns", "1ps"))
-    on_simulator_path(REPO, TB_DIR)
-    results = runner.test(test_module=Path(__file__).stem, hdl_toplevel=TOP, parameters=params,
-                          build_dir=bdir, test_dir=bdir, extra_env={"HDL_HW": str(hw), "HDL_PW": str(pw)},
-                          waves=waves, results_xml=str(bdir / "results.xml"))
-    ran, failed = get_results(Path(results))
-    assert failed == 0, f"{failed} of {ran} cocotb tests failed (log above, results in {results})"
-    assert ran == len(COCOTB_TESTS), f"{ran} cocotb results, this module has {len(COCOTB_TESTS)}: {COCOTB_TESTS}"
+    run_cocotb_module(__file__, TOP, SOURCES, {"HW": hw, "PW": pw, "EMPTY": 1 << (pw - 1)},
+                      {"HDL_HW": str(hw), "HDL_PW": str(pw)}, COCOTB_TESTS)

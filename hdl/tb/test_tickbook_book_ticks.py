@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import random
-from pathlib import Path
 
 import cocotb
 import cocotb.regression
@@ -26,7 +25,7 @@ from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 
 from engine.records import (ACTION_CANCEL, ACTION_NEW, ACTION_REPLACE, ORDER_DTYPE, TIF_GTC, TIF_IOC,
                             TYPE_LIMIT)
-from hdl.sim.driver import BUILD_DIR, CFG_RECIP, REPO, RTL_DIR, TB_DIR, on_simulator_path, rtl_digest
+from hdl.sim.driver import CFG_RECIP, RTL_DIR, run_cocotb_module
 
 pytestmark = pytest.mark.hdl
 
@@ -232,19 +231,5 @@ COCOTB_TESTS = [name for name, obj in list(globals().items()) if isinstance(obj,
 
 @pytest.mark.parametrize("nsym", [1, 3, 8])
 def test_tickbook_book_ticks_passes_the_cocotb_tests(nsym):
-    from cocotb_tools.check_results import get_results
-    from cocotb_tools.runner import get_runner
-
-    waves = bool(os.environ.get("WAVES"))
-    params = {"NSYM": nsym, "KW": KW, "TW": TW}
-    bdir = BUILD_DIR / f"cocotb_{TOP}_s{nsym}_{rtl_digest(SOURCES)}{'_waves' if waves else ''}"
-    runner = get_runner("icarus")
-    runner.build(sources=[str(s) for s in SOURCES], includes=[str(RTL_DIR)], hdl_toplevel=TOP,
-                 parameters=params, build_dir=bdir, waves=waves, timescale=("1ns", "1ps"))
-    on_simulator_path(REPO, TB_DIR)
-    results = runner.test(test_module=Path(__file__).stem, hdl_toplevel=TOP, parameters=params,
-                          build_dir=bdir, test_dir=bdir, extra_env={"HDL_NSYM": str(nsym)}, waves=waves,
-                          results_xml=str(bdir / "results.xml"))
-    ran, failed = get_results(Path(results))
-    assert failed == 0, f"{failed} of {ran} cocotb tests failed (log above, results in {results})"
-    assert ran == len(COCOTB_TESTS), f"{ran} cocotb results, this module has {len(COCOTB_TESTS)}: {COCOTB_TESTS}"
+    run_cocotb_module(__file__, TOP, SOURCES, {"NSYM": nsym, "KW": KW, "TW": TW}, {"HDL_NSYM": str(nsym)},
+                      COCOTB_TESTS)

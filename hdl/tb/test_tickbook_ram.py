@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import random
-from pathlib import Path
 
 import cocotb
 import cocotb.regression
@@ -22,7 +21,7 @@ import pytest
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
-from hdl.sim.driver import BUILD_DIR, REPO, RTL_DIR, TB_DIR, on_simulator_path, rtl_digest
+from hdl.sim.driver import RTL_DIR, run_cocotb_module
 
 pytestmark = pytest.mark.hdl
 
@@ -110,19 +109,4 @@ COCOTB_TESTS = [name for name, obj in list(globals().items()) if isinstance(obj,
 
 @pytest.mark.parametrize("w,d", [(1, 2), (14, 16), (21, 700), (72, 1024)])
 def test_tickbook_ram_passes_the_cocotb_tests(w, d):
-    from cocotb_tools.check_results import get_results
-    from cocotb_tools.runner import get_runner
-
-    waves = bool(os.environ.get("WAVES"))
-    params = {"W": w, "D": d}
-    bdir = BUILD_DIR / f"cocotb_{TOP}_w{w}_d{d}_{rtl_digest(SOURCES)}{'_waves' if waves else ''}"
-    runner = get_runner("icarus")
-    runner.build(sources=[str(s) for s in SOURCES], includes=[str(RTL_DIR)], hdl_toplevel=TOP,
-                 parameters=params, build_dir=bdir, waves=waves, timescale=("1ns", "1ps"))
-    on_simulator_path(REPO, TB_DIR)
-    results = runner.test(test_module=Path(__file__).stem, hdl_toplevel=TOP, parameters=params,
-                          build_dir=bdir, test_dir=bdir, extra_env={"HDL_W": str(w), "HDL_D": str(d)},
-                          waves=waves, results_xml=str(bdir / "results.xml"))
-    ran, failed = get_results(Path(results))
-    assert failed == 0, f"{failed} of {ran} cocotb tests failed (log above, results in {results})"
-    assert ran == len(COCOTB_TESTS), f"{ran} cocotb results, this module has {len(COCOTB_TESTS)}: {COCOTB_TESTS}"
+    run_cocotb_module(__file__, TOP, SOURCES, {"W": w, "D": d}, {"HDL_W": str(w), "HDL_D": str(d)}, COCOTB_TESTS)
