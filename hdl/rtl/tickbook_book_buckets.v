@@ -13,7 +13,8 @@
 // (the book forwards that one itself).
 //
 //   f1, f2   a read one and two edges old: at f2, the block's word is out (rd)
-//   q        reads whose word is in, oldest first (a shift register: q[0] is the head)
+//   q        reads whose word is in, a ring: q[rp] is the head, a push goes to q[wp], and a
+//            take moves rp only (so the take, which the book decides late, loads no entry)
 //
 // At most QD reads are queued. The book has at most 8 records whose word is not taken: the tick
 // unit's 7 stages and its buffer. (A message that waits for its word has no queued read before
@@ -25,7 +26,7 @@ module tickbook_book_buckets #(
     parameter integer HW = 4,                    // bits of a bucket's number
     parameter integer PW = 4,                    // bits of a word (a slot pointer)
     parameter [PW-1:0] EMPTY = {PW{1'b0}},       // an empty bucket's word (every bucket at power-up)
-    parameter integer QD = 8                     // reads whose word is in, queued
+    parameter integer QD = 8                     // reads whose word is in, queued (a power of 2)
 ) (
     input  wire          clk,
     input  wire          rst,                    // forgets the reads under way, not the buckets
@@ -55,22 +56,24 @@ module tickbook_book_buckets #(
     reg [HW-1:0]  f1_k, f2_k;
     reg           f1_hit, f2_hit;                // a write to the bucket since the read was sent
     reg [PW-1:0]  f1_w, f2_w;                    // the last such write's word
+    localparam integer PB = (QD > 1) ? $clog2(QD) : 1;
     reg [CW-1:0]  n;                             // reads queued
+    reg [PB-1:0]  rp, wp;
     reg [HW-1:0]  q_k [0:QD-1];
     reg [PW-1:0]  q_w [0:QD-1];
 
     // f2's word, and the head of the reads under way: the queue's first, else f2
     wire [PW-1:0] f2_word = f2_hit ? f2_w : (rd ^ EMPTY);
     wire          from_q = (n != {CW{1'b0}});
-    wire [HW-1:0] h_k = from_q ? q_k[0] : f2_k;
-    wire [PW-1:0] h_w = from_q ? q_w[0] : f2_word;
+    wire [HW-1:0] h_k = from_q ? q_k[rp] : f2_k;
+    wire [PW-1:0] h_w = from_q ? q_w[rp] : f2_word;
     assign ready = from_q || f2_v;
     assign head_key = h_k;
     assign head_val = (we && wa == h_k) ? wd : h_w;
 
     wire          take_q = take && from_q;
     wire          push = f2_v && !(take && !from_q);
-    wire [CW-1:0] at = n - {{(CW-1){1'b0}}, take_q};     // where a push goes
+    wire [CW-1:0] at = n - {{(CW-1){1'b0}}, take_q};     // reads queued after the take
 
     integer i;
     always @(posedge clk) begin
@@ -78,7 +81,11 @@ module tickbook_book_buckets #(
             f1_v <= 1'b0;
             f2_v <= 1'b0;
             n <= {CW{1'b0}};
+            rp <= {PB{1'b0}};
+            wp <= {PB{1'b0}};
         end else begin
+            if (take_q) rp <= rp + 1'b1;
+            if (push) wp <= wp + 1'b1;
             f1_v <= go;
             f2_v <= f1_v;
             n <= at + {{(CW-1){1'b0}}, push};
@@ -90,12 +97,9 @@ module tickbook_book_buckets #(
         f2_hit <= f1_hit || (we && wa == f1_k);
         f2_w <= (we && wa == f1_k) ? wd : f1_w;
         for (i = 0; i < QD; i = i + 1) begin
-            if (push && i == {{(32-CW){1'b0}}, at}) begin
+            if (f2_v && i == {{(32-PB){1'b0}}, wp}) begin
                 q_k[i] <= f2_k;
                 q_w[i] <= (we && wa == f2_k) ? wd : f2_word;
-            end else if (take_q && i < QD - 1) begin
-                q_k[i] <= q_k[i + 1];
-                q_w[i] <= (we && wa == q_k[i + 1]) ? wd : q_w[i + 1];
             end else if (we && wa == q_k[i]) q_w[i] <= wd;
         end
     end
