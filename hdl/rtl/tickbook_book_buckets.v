@@ -105,6 +105,8 @@ module tickbook_book_buckets #(
     end
 
 `ifndef SYNTHESIS
+    initial if (QD < 2 || (QD & (QD - 1)) != 0)
+        $fatal(1, "tickbook_book_buckets: QD = %0d is not a power of 2 (the ring's pointers wrap)", QD);
     always @(posedge clk)
         if (!rst) begin
             if (take && !ready)
