@@ -93,12 +93,13 @@ def scenario_flows(v, max_fills: int = 8):
         _rec(f, 2 * k, ACTION_NEW, k + 1, 1, (ref - 1 - k % 5) * tick, 5)
         _rec(f, 2 * k + 1, ACTION_CANCEL, k + 1)
     flows["new_rest+cancel"] = f
-    # REPLACE in place (smaller qty) and moving (other price)
-    f = np.zeros(n, ORDER_DTYPE)
-    _rec(f, 0, ACTION_NEW, 1, 1, (ref - 1) * tick, 1000)
-    for k in range(1, n):
-        _rec(f, k, ACTION_REPLACE, 1, 0, (ref - 1 - (k % 2)) * tick, 1000 - k)
-    flows["replace"] = f
+    # REPLACE moving (the price alternates), and in place (same price, smaller qty)
+    for name, step in (("replace", 1), ("replace_keep", 0)):
+        f = np.zeros(n, ORDER_DTYPE)
+        _rec(f, 0, ACTION_NEW, 1, 1, (ref - 1) * tick, 1000)
+        for k in range(1, n):
+            _rec(f, k, ACTION_REPLACE, 1, 0, (ref - 1 - step * (k % 2)) * tick, 1000 - k)
+        flows[name] = f
     # a NEW crossing j resting orders (j fills), for j = 1..8
     for j in [j for j in (1, 2, 4, 8) if j <= max_fills]:
         f = np.zeros(60 * (j + 1), ORDER_DTYPE)
@@ -138,15 +139,22 @@ def scenario_flows(v, max_fills: int = 8):
 
 
 def classify(orders, events):
-    """Per message: a label from its action and its events."""
+    """Per message: a label from its action and its events. A REPLACE that asks its order's
+    price again and no more than the quantity last asked is "in place" (it keeps its place when
+    nothing traded since, as in the directed flows)."""
     by_msg = defaultdict(list)
     for e in events:
         by_msg[int(e["msg_seq"])].append(e)
     labels = []
+    asked = {}   # order id -> (price, qty) of its last NEW or REPLACE that was not rejected
     for r in orders:
         evs = by_msg[int(r["msg_seq"])]
         fills = sum(1 for e in evs if e["kind"] == 3) // 2
         a = int(r["action"])
+        oid, px, qty = int(r["order_id"]), int(r["price"]), int(r["qty"])
+        prev = asked.get(oid)
+        if evs and evs[0]["kind"] != EV_REJECT and a in (ACTION_NEW, ACTION_REPLACE):
+            asked[oid] = (px, qty)
         if evs and evs[0]["kind"] == EV_REJECT:
             lab = "REJECT"
         elif a == ACTION_NEW:
@@ -159,7 +167,8 @@ def classify(orders, events):
         elif a == ACTION_CANCEL:
             lab = "CANCEL"
         elif a == ACTION_REPLACE:
-            lab = f"REPLACE {fills} fills" if fills else "REPLACE"
+            in_place = prev is not None and prev[0] == px and qty <= prev[1]
+            lab = f"REPLACE {fills} fills" if fills else "REPLACE in place" if in_place else "REPLACE"
         else:
             lab = "other"
         labels.append(lab)

@@ -60,7 +60,7 @@ module tickbook_book_bram #(
                      S_R4 = 6'd28, S_FT0 = 6'd29, S_FT1 = 6'd30,
                      S_RM1 = 6'd34, S_RM2 = 6'd35,
                      S_F1 = 6'd37, S_I1 = 6'd39, S_I2 = 6'd40,
-                     S_BR0 = 6'd41, S_BR1 = 6'd42, S_BR2 = 6'd43;
+                     S_BR0 = 6'd41, S_BR1 = 6'd42, S_BR2 = 6'd43, S_RK = 6'd44;
     // a search's return for a resting order (search_done): on to its level; not a state
     localparam [5:0] TO_LEVEL = 6'd27;
     localparam [5:0] S_DONE = S_IDLE;       // after a message that did not change the book
@@ -795,7 +795,9 @@ module tickbook_book_bram #(
                 o_lvs[t] <= m_qty[31:0];
                 l_qty[t_lvl] <= q_lqty - {{IW{1'b0}}, t_lvs - m_qty[31:0]};
                 if (t_lvl == w_h[t_side]) set_q(t_side, q_lqty - {{IW{1'b0}}, t_lvs - m_qty[31:0]});
-                nstate = after_book;
+                // it ends in S_RK, a cycle on: whether it keeps its place is a compare with its
+                // level's price, a block-RAM output, which would otherwise decide the hand-over
+                nstate = S_RK;
             end else begin
                 tk_rep <= 1'b1;
                 tk_id <= m_id;
@@ -822,14 +824,13 @@ module tickbook_book_bram #(
     // next record's start, the input buffer's load and the bucket port's next use all hang on
     // it, and read from the choice it waited on every state's decisions from the memories
     // (yosys cannot see that most states never end a message: a FOK's count, a chain walk).
-    // Here it is registers only, but a REPLACE's price against its level's (a block-RAM
-    // output). A simulation checks it against the choice every cycle (below, in the clocked
+    // Here it is registers only: a REPLACE's price against its level's (a block-RAM output),
+    // which says whether it keeps its place, is left out by ending such a REPLACE a cycle later
+    // (S_RK). A simulation checks it against the choice every cycle (below, in the clocked
     // block).
     // accept_cancel (unlink): it ends unless its level empties behind the best, or at the best
     // with a level behind it (S_RM*, S_BR2)
     wire         cancel_ends = book_clean && (!t_alone || (t_at_best && w_n[t_side] < K2));
-    // accept_replace: it ends when it keeps its place
-    wire         replace_ends = rep_keeps && book_clean;
     // S_RM2 moves the last entry below the best down
     wire         rm_last = (rm_k + K2 == w_n[sr_b[0]]);
     reg          ends;
@@ -841,14 +842,14 @@ module tickbook_book_bram #(
                         (band_ok[cur_sym] || !((m_new && sym_known) || (m_rep && found))) &&
                         ((m_new && fields_ok) ? (new_why != R_NONE)
                          : m_can ? (can_why != R_NONE || cancel_ends)
-                         : m_rep ? (rep_why != R_NONE || (!(rep_moves && own_full) && replace_ends))
+                         : m_rep ? (rep_why != R_NONE)   // one that passes ends in S_RK or later
                          : 1'b1);
         S_CAPN:  ends = ev_free && !sr_found;
-        S_CAPR:  ends = ev_free && (!sr_found || replace_ends);
+        S_CAPR:  ends = ev_free && !sr_found;   // a REPLACE here moves: it never ends in S_RK
         S_FKD:   ends = ev_free;
         S_M4:    ends = ev_free && tk_lvs == 32'd0 && !tk_rep && book_clean;
         S_END:   ends = ev_free && book_clean && !(tk_rep && (tk_end == E_SELF || tk_end == E_POST));
-        S_R4, S_FT1: ends = book_clean;
+        S_R4, S_FT1, S_RK: ends = book_clean;
         S_RM2:   ends = rm_last && u_free && book_clean;
         S_I2:    ends = (ret == S_IDLE);
         S_BR0:   ends = (w_n[br_b[0]] == {KW{1'b0}}) && !br_both;
@@ -1293,6 +1294,9 @@ module tickbook_book_bram #(
                 stale[br_side] <= 1'b0;
                 nstate = stale[!br_side] ? S_BR0 : S_IDLE;
             end
+
+            // a REPLACE that kept its place (accept_replace): nothing left to do
+            S_RK: nstate = after_book;
 
             default: nstate = S_IDLE;
             endcase
