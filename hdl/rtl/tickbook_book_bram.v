@@ -849,7 +849,8 @@ module tickbook_book_bram #(
         S_FKD:   ends = ev_free;
         S_M4:    ends = ev_free && tk_lvs == 32'd0 && !tk_rep && book_clean;
         S_END:   ends = ev_free && book_clean && !(tk_rep && (tk_end == E_SELF || tk_end == E_POST));
-        S_R4, S_FT1, S_RK: ends = book_clean;
+        S_R4, S_FT1: ends = book_clean;
+        S_RK:    ends = book_clean;
         S_RM2:   ends = rm_last && u_free && book_clean;
         S_I2:    ends = (ret == S_IDLE);
         S_BR0:   ends = (w_n[br_b[0]] == {KW{1'b0}}) && !br_both;
