@@ -466,7 +466,10 @@ def report_speed(out: dict) -> str:
 
 
 def test_hdl_sim_speed():
-    out = {book: sim_speed(book=book) for book in ("bram", "fast")}
+    # the block-RAM build's figure is the one the docs quote (20,000 messages); the fast build's
+    # is beside it on a quarter of the flow, which its rate per cycle does not need (and CI's 30
+    # minutes do)
+    out = {"bram": sim_speed(book="bram"), "fast": sim_speed(n=5000, book="fast")}
     for d in out.values():
         print("\nsimulation speed of the file-driven bench (wall time; both simulators, same flow)\n"
               + report_speed(d))
