@@ -193,10 +193,17 @@ def rtl_digest(sources) -> str:
 
 def cocotb_build(kind: str, top: str, sources, nsym: int, nord: int, nlvl: int, waves: bool = False,
                  quiet: bool = False):
-    """Compile `top` from `sources` for cocotb's Python runner (Icarus), under build/hdl/ once
-    per kind (the bridge, the tests), parameter set and RTL contents: the runner rebuilds only
-    when a source is newer than its build, never for a header, so the directory's name carries
-    rtl_digest. A lock keeps two processes from building one directory at once. Returns
+    """Compile the book's `top` from `sources` for cocotb's Python runner (Icarus), once per kind
+    (the bridge, the tests), parameter set and RTL contents (_cocotb_compile). Returns (runner,
+    build dir)."""
+    return _cocotb_compile(f"{kind}_{top}_s{nsym}_o{nord}_l{nlvl}", top, sources,
+                           {"NSYM": nsym, "NORD": nord, "NLVL": nlvl}, waves, quiet)
+
+
+def _cocotb_compile(name: str, top: str, sources, params: dict, waves: bool, quiet: bool = False):
+    """Compile `top` with `params` into build/hdl/<name>_<rtl_digest>: cocotb's runner rebuilds
+    only when a source is newer than its build, never for a header, so the directory's name
+    carries rtl_digest. A lock keeps two processes from building one directory at once. Returns
     (runner, build dir)."""
     import fcntl
     import logging
@@ -205,42 +212,28 @@ def cocotb_build(kind: str, top: str, sources, nsym: int, nord: int, nlvl: int, 
 
     _need("iverilog")
     _need("vvp")
-    bdir = BUILD_DIR / f"{kind}_{top}_s{nsym}_o{nord}_l{nlvl}_{rtl_digest(sources)}{'_waves' if waves else ''}"
+    bdir = BUILD_DIR / f"{name}_{rtl_digest(sources)}{'_waves' if waves else ''}"
     bdir.mkdir(parents=True, exist_ok=True)
     runner = get_runner("icarus")
     if quiet:
         runner.log.setLevel(logging.ERROR)  # not "Skipping compilation" on every start
     with open(bdir / ".lock", "w") as lk:
         fcntl.flock(lk, fcntl.LOCK_EX)
-        runner.build(
-            sources=[str(s) for s in sources],
-            includes=[str(d) for d in INCLUDE_DIRS],
-            hdl_toplevel=top,
-            parameters={"NSYM": nsym, "NORD": nord, "NLVL": nlvl},
-            build_dir=bdir,
-            waves=waves,
-            timescale=("1ns", "1ps"),
-        )
+        runner.build(sources=[str(s) for s in sources], includes=[str(d) for d in INCLUDE_DIRS], hdl_toplevel=top,
+                     parameters=params, build_dir=bdir, waves=waves, timescale=("1ns", "1ps"))
     return runner, bdir
 
 
 def run_cocotb_module(test_file: str, top: str, sources, params: dict, env: dict, tests: list[str]) -> None:
-    """Build `top` from `sources` with `params` (Icarus, under build/hdl/, named by the parameters
-    and rtl_digest), run the cocotb tests of the module at `test_file` with `env` in their
-    environment, and fail unless every test in `tests` ran and passed: what the runner of each
-    unit's cocotb tests (the tick unit, the id buckets, the memory model) needs. WAVES=1 dumps
-    waveforms."""
+    """Build `top` from `sources` with `params` (_cocotb_compile, named by the parameters), run the
+    cocotb tests of the module at `test_file` with `env` in their environment, and fail unless
+    every test in `tests` ran and passed: what the runner of each unit's cocotb tests (the tick
+    unit, the id buckets, the memory model) needs. WAVES=1 dumps waveforms."""
     from cocotb_tools.check_results import get_results
-    from cocotb_tools.runner import get_runner
 
-    _need("iverilog")
-    _need("vvp")
     waves = bool(os.environ.get("WAVES"))
     name = "_".join(f"{k.lower()}{v}" for k, v in params.items())
-    bdir = BUILD_DIR / f"cocotb_{top}_{name}_{rtl_digest(sources)}{'_waves' if waves else ''}"
-    runner = get_runner("icarus")
-    runner.build(sources=[str(s) for s in sources], includes=[str(d) for d in INCLUDE_DIRS], hdl_toplevel=top,
-                 parameters=params, build_dir=bdir, waves=waves, timescale=("1ns", "1ps"))
+    runner, bdir = _cocotb_compile(f"cocotb_{top}_{name}", top, sources, params, waves)
     on_simulator_path(REPO, TB_DIR)
     results = runner.test(test_module=Path(test_file).stem, hdl_toplevel=top, parameters=params,
                           build_dir=bdir, test_dir=bdir, extra_env=env, waves=waves,
