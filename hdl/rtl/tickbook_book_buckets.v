@@ -96,6 +96,9 @@ module tickbook_book_buckets #(
         f2_k <= f1_k;
         f2_hit <= f1_hit || (we && wa == f1_k);
         f2_w <= (we && wa == f1_k) ? wd : f1_w;
+        // f2's word goes to q[wp] whether or not it is pushed: when it is not (the take has it
+        // straight from f2, the queue being empty), q[wp] is outside the queue and wp stays.
+        // So the entries' enables do not wait for the take, which the book decides late.
         for (i = 0; i < QD; i = i + 1) begin
             if (f2_v && i == {{(32-PB){1'b0}}, wp}) begin
                 q_k[i] <= f2_k;
