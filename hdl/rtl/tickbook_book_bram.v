@@ -60,8 +60,7 @@ module tickbook_book_bram #(
                      S_R4 = 6'd28, S_FT0 = 6'd29, S_FT1 = 6'd30,
                      S_RM1 = 6'd34, S_RM2 = 6'd35,
                      S_F1 = 6'd37, S_I1 = 6'd39, S_I2 = 6'd40,
-                     S_BR0 = 6'd41, S_BR1 = 6'd42, S_BR2 = 6'd43, S_RK = 6'd44,
-                     S_FIN = 6'd45;
+                     S_BR0 = 6'd41, S_BR1 = 6'd42, S_BR2 = 6'd43, S_RK = 6'd44;
     // a search's return for a resting order (search_done): on to its level; not a state
     localparam [5:0] TO_LEVEL = 6'd27;
     localparam [5:0] S_DONE = S_IDLE;       // after a message that did not change the book
@@ -917,12 +916,13 @@ module tickbook_book_bram #(
     // next record's start, the input buffer's load and the bucket port's next use all hang on
     // it, and read from the choice it waited on every state's decisions from the memories
     // (yosys cannot see that most states never end a message: a FOK's count, a chain walk).
-    // Here it is a few registers a state: S_CHECK never ends a message, so the rules' checks
-    // (the band's 74-bit compares, the reasons) stay out of it; a message that CHECK finishes
-    // (a REJECT, a CANCEL that leaves the ladders as they are) ends in S_FIN, a cycle on, and a
-    // REPLACE that keeps its place in S_RK (whether it keeps it is a compare with its level's
-    // price, a block-RAM output). A simulation checks `ends` against the choice every cycle
-    // (below, in the clocked block).
+    // Here it is registers only: a REPLACE's price against its level's (a block-RAM output),
+    // which says whether it keeps its place, is left out by ending such a REPLACE a cycle later
+    // (S_RK). A simulation checks it against the choice every cycle (below, in the clocked
+    // block).
+    // accept_cancel (unlink): it ends unless its level empties behind the best, or at the best
+    // with a level behind it (S_RM*, S_BR2)
+    wire         cancel_ends = book_clean && (!t_alone || (t_at_best && w_n[t_side] < K2));
     // S_RM2 moves the last entry below the best down
     wire         rm_last = (rm_k + K2 == w_n[sr_b[0]]);
     reg          ends;
@@ -930,7 +930,12 @@ module tickbook_book_bram #(
         case (state)
         S_IDLE:  ends = 1'b1;
         S_CLR:   ends = (clr_i == {HW{1'b1}});
-        S_CHECK: ends = 1'b0;             // what it ends, ends in S_FIN
+        S_CHECK: ends = !(m_rep && found && m_qsym != cur_sym) && ev_free &&
+                        (band_ok[cur_sym] || !((m_new && sym_known) || (m_rep && found))) &&
+                        ((m_new && fields_ok) ? (new_why != R_NONE)
+                         : m_can ? (can_why != R_NONE || cancel_ends)
+                         : m_rep ? (rep_why != R_NONE)   // one that passes ends in S_RK or later
+                         : 1'b1);
         S_CAPN:  ends = ev_free && !sr_found;
         S_CAPR:  ends = ev_free && !sr_found;   // a REPLACE here moves: it never ends in S_RK
         S_FKD:   ends = ev_free;
@@ -938,7 +943,6 @@ module tickbook_book_bram #(
         S_END:   ends = ev_free && book_clean && !(tk_rep && (tk_end == E_SELF || tk_end == E_POST));
         S_R4, S_FT1: ends = book_clean;
         S_RK:    ends = book_clean;
-        S_FIN:   ends = 1'b1;
         S_RM2:   ends = rm_last && u_free && book_clean;
         S_I2:    ends = (ret == S_IDLE);
         S_BR0:   ends = (w_n[br_b[0]] == {KW{1'b0}}) && !br_both;
@@ -1075,8 +1079,6 @@ module tickbook_book_bram #(
                     else if (rep_moves && own_full) search(own_b, q_t, S_CAPR, own_n);
                     else accept_replace;
                 end else reject(R_MALFORMED);
-                // what ends here ends a cycle on, so that `ends` never waits on these checks
-                if (nstate == S_IDLE) nstate = S_FIN;
             end
 
             // long division, one quotient bit a cycle from the top: m_qt holds the dividend's
@@ -1390,10 +1392,6 @@ module tickbook_book_bram #(
 
             // a REPLACE that kept its place (accept_replace): nothing left to do
             S_RK: nstate = after_book;
-
-            // a message that S_CHECK finished (a REJECT, a CANCEL that leaves the ladders as
-            // they are): it ends here
-            S_FIN: nstate = S_IDLE;
 
             default: nstate = S_IDLE;
             endcase
