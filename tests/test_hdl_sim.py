@@ -234,14 +234,3 @@ def test_area_configuration_words():
     units = {s: d for a, s, d in area if a == sim.CFG_REF_UNITS}
     assert units == {i: s.ref_ticks * s.tick_units for i, s in enumerate(v.symbols)}
     assert MAX_PRICE_UNITS < 2**53
-
-
-@pytest.mark.hdl
-def test_the_bram_builds_read_ahead_check_stops_a_run_that_misses_a_write(tmp_path, monkeypatch):
-    """A NEW of another symbol loads its books from a copy read a cycle ahead (nb_*), which takes
-    the writes of the cycle it reads in when the symbol is the message's own; the simulation
-    checks every cycle that the copy is its symbol's books. A copy of the RTL that drops those
-    writes for the buffered record stops, where the RTL as it is runs the same flow to its end."""
-    err = _run_with_bram_changed(tmp_path, monkeypatch, "nb_fwd0 = (nb_sym0 == cur_sym);",
-                                 "nb_fwd0 = 1'b0;")
-    assert re.search(r"the books read ahead \(0\) of symbol \d+ side \d are not its book's", err)

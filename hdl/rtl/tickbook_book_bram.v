@@ -219,21 +219,6 @@ module tickbook_book_bram #(
     (* ram_style = "logic" *) reg [LHW-1:0] w_h   [0:1];
     (* ram_style = "logic" *) reg [IW-1:0]  w_hd  [0:1];
     (* ram_style = "logic" *) reg [KW-1:0]  w_n   [0:1];
-    // The books of the next records' symbols, read a cycle ahead, so that a NEW of another
-    // symbol starts with a load of the working copy from registers here (a 2-way choice by its
-    // source) instead of through the 2 NSYM-way multiplexers of bst_* and lad_n, which were at
-    // the end of every critical path at 8/1024/64. Index {source, side}: source 0 the buffered
-    // record's symbol (nx, or the unit's record that moves into the buffer at this edge), 1 the
-    // symbol the tick unit's last stage holds next cycle. Each cycle reads those symbols' books
-    // and takes this cycle's writes of them (set_*, when it is the message's symbol), so a
-    // record that starts from either source finds its books as they are at its start: only the
-    // message in hand writes best levels, and only its own symbol's.
-    (* ram_style = "logic" *) reg [52:0]    nb_px  [0:3];
-    (* ram_style = "logic" *) reg [52:0]    nb_pxu [0:3];
-    (* ram_style = "logic" *) reg [QW-1:0]  nb_q   [0:3];
-    (* ram_style = "logic" *) reg [LHW-1:0] nb_h   [0:3];
-    (* ram_style = "logic" *) reg [IW-1:0]  nb_hd  [0:3];
-    (* ram_style = "logic" *) reg [KW-1:0]  nb_n   [0:3];
     // a best level of the message's symbol taken away, by side (only a message sets one, and
     // it clears it before it ends: S_BR*)
     reg [1:0]     stale;
@@ -259,7 +244,7 @@ module tickbook_book_bram #(
     wire [HW-1:0] u_key;
     wire          u_sym_ok;
     wire [52:0]   u_qt;
-    wire [SW-1:0] u_qsym, u_qsym_next;
+    wire [SW-1:0] u_qsym;
     wire          in_past = in_valid && !u_busy && !nx_valid &&
                             in_act != ACTION_NEW && in_act != ACTION_REPLACE;
     wire          u_take = u_valid && !nx_valid;    // into the buffer, or started at once
@@ -275,7 +260,6 @@ module tickbook_book_bram #(
         .fix_we(fx_we), .fix_key(fx_key), .fix_sym(fx_sym),
         .out_valid(u_valid), .out_take(u_take), .out_data(u_data), .out_key(u_key),
         .out_tag(u_sym_ok), .out_qt(u_qt), .out_on_tick(u_on_tick), .out_qsym(u_qsym),
-        .out_qsym_next(u_qsym_next),
         .busy(u_busy)
     );
     wire [63:0] u_id   = u_data[ORDER_ORDER_ID_LSB +: ORDER_ORDER_ID_W];
@@ -288,36 +272,6 @@ module tickbook_book_bram #(
     wire [7:0]  u_side = u_data[ORDER_SIDE_LSB +: ORDER_SIDE_W];
     wire [7:0]  u_type = u_data[ORDER_TYPE_LSB +: ORDER_TYPE_W];
     wire [7:0]  u_tif  = u_data[ORDER_TIF_LSB +: ORDER_TIF_W];
-
-    // the symbols whose books nb_* read this cycle (a NEW's record names its symbol, and the
-    // unit's symbol of a NEW is the record's): the buffer's next cycle (it is loaded only when
-    // empty), and the unit's last stage's next cycle
-    wire [SW-1:0] nb_sym0 = nx_valid ? nx_qsym : u_qsym;
-    wire [SW-1:0] nb_sym1 = u_qsym_next;
-    wire          nb_fwd0 = (nb_sym0 == cur_sym);   // this cycle's writes of best levels are theirs
-    wire          nb_fwd1 = (nb_sym1 == cur_sym);
-`ifndef SYNTHESIS
-    // each cycle, the books read ahead are their symbols' books as they are now
-    reg [SW-1:0] nb_sq [0:1];
-    reg          nb_chk = 1'b0;
-    integer      nb_i;
-    always @(posedge clk) begin
-        if (nb_chk && !rst)
-            for (nb_i = 0; nb_i < 4; nb_i = nb_i + 1)
-                if (nb_n[nb_i] != lad_n[{nb_sq[nb_i / 2], nb_i[0]}] ||
-                    (nb_n[nb_i] != {KW{1'b0}} &&
-                     (nb_px[nb_i] != bst_px[{nb_sq[nb_i / 2], nb_i[0]}] ||
-                      nb_pxu[nb_i] != bst_pxu[{nb_sq[nb_i / 2], nb_i[0]}] ||
-                      nb_q[nb_i] != bst_q[{nb_sq[nb_i / 2], nb_i[0]}] ||
-                      nb_h[nb_i] != bst_h[{nb_sq[nb_i / 2], nb_i[0]}] ||
-                      nb_hd[nb_i] != bst_hd[{nb_sq[nb_i / 2], nb_i[0]}])))
-                    $fatal(1, "tickbook_book_bram: the books read ahead (%0d) of symbol %0d side %0d are not its book's",
-                           nb_i / 2, nb_sq[nb_i / 2], nb_i[0]);
-        nb_chk <= !rst;
-        nb_sq[0] <= nb_sym0;
-        nb_sq[1] <= nb_sym1;
-    end
-`endif
 
     // ------------------------------------------------------------------ the id buckets
     // The first slot of each bucket's chain, in block RAM behind its output register
@@ -497,62 +451,17 @@ module tickbook_book_bram #(
     /* verilator lint_off BLKSEQ */
     // a field of a best level of the message's symbol, or its count of levels: the working copy
     // and the book's own register together (the index of the latter is cur_sym, a register, so
-    // its write enables are a decoder, not a multiplexer in front of anything), and the copy
-    // read ahead for a next record of the same symbol (nb_*)
-    task set_px;  input k_s; input [52:0]    k_v; begin w_px[k_s]  <= k_v; bst_px[{cur_sym, k_s}]  <= k_v;
-        if (nb_fwd0) nb_px[{1'b0, k_s}]  <= k_v; if (nb_fwd1) nb_px[{1'b1, k_s}]  <= k_v; end endtask
-    task set_pxu; input k_s; input [52:0]    k_v; begin w_pxu[k_s] <= k_v; bst_pxu[{cur_sym, k_s}] <= k_v;
-        if (nb_fwd0) nb_pxu[{1'b0, k_s}] <= k_v; if (nb_fwd1) nb_pxu[{1'b1, k_s}] <= k_v; end endtask
-    task set_q;   input k_s; input [QW-1:0]  k_v; begin w_q[k_s]   <= k_v; bst_q[{cur_sym, k_s}]   <= k_v;
-        if (nb_fwd0) nb_q[{1'b0, k_s}]   <= k_v; if (nb_fwd1) nb_q[{1'b1, k_s}]   <= k_v; end endtask
-    task set_h;   input k_s; input [LHW-1:0] k_v; begin w_h[k_s]   <= k_v; bst_h[{cur_sym, k_s}]   <= k_v;
-        if (nb_fwd0) nb_h[{1'b0, k_s}]   <= k_v; if (nb_fwd1) nb_h[{1'b1, k_s}]   <= k_v; end endtask
-    task set_hd;  input k_s; input [IW-1:0]  k_v; begin w_hd[k_s]  <= k_v; bst_hd[{cur_sym, k_s}]  <= k_v;
-        if (nb_fwd0) nb_hd[{1'b0, k_s}]  <= k_v; if (nb_fwd1) nb_hd[{1'b1, k_s}]  <= k_v; end endtask
-    task set_n;   input k_s; input [KW-1:0]  k_v; begin w_n[k_s]   <= k_v; lad_n[{cur_sym, k_s}]   <= k_v;
-        if (nb_fwd0) nb_n[{1'b0, k_s}]   <= k_v; if (nb_fwd1) nb_n[{1'b1, k_s}]   <= k_v; end endtask
+    // its write enables are a decoder, not a multiplexer in front of anything)
+    task set_px;  input k_s; input [52:0]    k_v; begin w_px[k_s]  <= k_v; bst_px[{cur_sym, k_s}]  <= k_v; end endtask
+    task set_pxu; input k_s; input [52:0]    k_v; begin w_pxu[k_s] <= k_v; bst_pxu[{cur_sym, k_s}] <= k_v; end endtask
+    task set_q;   input k_s; input [QW-1:0]  k_v; begin w_q[k_s]   <= k_v; bst_q[{cur_sym, k_s}]   <= k_v; end endtask
+    task set_h;   input k_s; input [LHW-1:0] k_v; begin w_h[k_s]   <= k_v; bst_h[{cur_sym, k_s}]   <= k_v; end endtask
+    task set_hd;  input k_s; input [IW-1:0]  k_v; begin w_hd[k_s]  <= k_v; bst_hd[{cur_sym, k_s}]  <= k_v; end endtask
+    task set_n;   input k_s; input [KW-1:0]  k_v; begin w_n[k_s]   <= k_v; lad_n[{cur_sym, k_s}]   <= k_v; end endtask
 
-    // the books read ahead (nb_*) take the books of their symbols; set_* overrides with this
-    // cycle's writes (called before the state machine)
-    task read_ahead;
-        integer k;
-        begin
-            for (k = 0; k < 2; k = k + 1) begin
-                nb_px[k]      <= bst_px[{nb_sym0, k[0]}];
-                nb_pxu[k]     <= bst_pxu[{nb_sym0, k[0]}];
-                nb_q[k]       <= bst_q[{nb_sym0, k[0]}];
-                nb_h[k]       <= bst_h[{nb_sym0, k[0]}];
-                nb_hd[k]      <= bst_hd[{nb_sym0, k[0]}];
-                nb_n[k]       <= lad_n[{nb_sym0, k[0]}];
-                nb_px[2 + k]  <= bst_px[{nb_sym1, k[0]}];
-                nb_pxu[2 + k] <= bst_pxu[{nb_sym1, k[0]}];
-                nb_q[2 + k]   <= bst_q[{nb_sym1, k[0]}];
-                nb_h[2 + k]   <= bst_h[{nb_sym1, k[0]}];
-                nb_hd[2 + k]  <= bst_hd[{nb_sym1, k[0]}];
-                nb_n[2 + k]   <= lad_n[{nb_sym1, k[0]}];
-            end
-        end
-    endtask
-
-    // a NEW of another symbol than the message's starts: the working copy from the books read
-    // ahead for its source (k_src: 0 the buffer, 1 the tick unit)
-    task load_ahead;
-        input k_src;
-        integer k;
-        begin
-            for (k = 0; k < 2; k = k + 1) begin
-                w_px[k]  <= nb_px[{k_src, k[0]}];
-                w_pxu[k] <= nb_pxu[{k_src, k[0]}];
-                w_q[k]   <= nb_q[{k_src, k[0]}];
-                w_h[k]   <= nb_h[{k_src, k[0]}];
-                w_hd[k]  <= nb_hd[{k_src, k[0]}];
-                w_n[k]   <= nb_n[{k_src, k[0]}];
-            end
-        end
-    endtask
-
-    // S_LOOK1: the message's symbol becomes its order's, k_sym: the working copy of its two
-    // books from their registers (no write of them is in flight: S_LOOK1 writes none)
+    // the message's symbol becomes k_sym: the working copy of its two books from their registers
+    // (no write of them is in flight: cur_sym's are the only ones written, and the caller loads
+    // only another symbol's, or in S_LOOK1, where nothing is written)
     task load_books;
         input [SW-1:0] k_sym;
         integer k;
@@ -757,7 +666,6 @@ module tickbook_book_bram #(
         input [52:0]   k_qt;
         input          k_on_tick;
         input [SW-1:0] k_qsym;
-        input          k_src;             // 0: the buffer (or past the unit), 1: the tick unit
         begin
             msg_start <= 1'b1;
             m_qt <= k_qt;
@@ -776,10 +684,10 @@ module tickbook_book_bram #(
             m_tif <= k_tif;
             // a NEW's symbol is its record's; a CANCEL's or a REPLACE's is its order's (S_LOOK1).
             // The same symbol keeps its working copy, with the writes of the state that ends the
-            // previous message at this edge; another symbol's books were read a cycle ahead
+            // previous message at this edge
             if (k_act == ACTION_NEW && k_sym_ok) begin
                 cur_sym <= k_sym[SW-1:0];
-                if (k_sym[SW-1:0] != cur_sym) load_ahead(k_src);
+                if (k_sym[SW-1:0] != cur_sym) load_books(k_sym[SW-1:0]);
             end
             found <= 1'b0;
             if (bk_ready) look_first;
@@ -970,7 +878,6 @@ module tickbook_book_bram #(
             for (i = 0; i < NBK; i = i + 1) lad_n[i] <= {KW{1'b0}};
             w_n[0] <= {KW{1'b0}};
             w_n[1] <= {KW{1'b0}};
-            for (i = 0; i < 4; i = i + 1) nb_n[i] <= {KW{1'b0}};
             stale <= 2'b00;
             nx_valid <= 1'b0;
             hw_we <= 1'b0;
@@ -982,7 +889,6 @@ module tickbook_book_bram #(
             bu_v2 <= 1'b0;
             for (i = 0; i < NSYM; i = i + 1) r_ref[i] <= c_ref0[i];
         end else begin
-            read_ahead;
             bu_v1 <= !(&band_ok);
             bu_s1 <= bu_pick;
             bu_ref1 <= r_ref[bu_pick];
@@ -1425,16 +1331,16 @@ module tickbook_book_bram #(
             // A message that ends this cycle hands over to the next record (st_go): the buffer's,
             // else the tick unit's last stage's, else one that goes past an empty unit. Otherwise
             // the unit's last stage moves into an empty buffer.
-            if (st_go && nx_valid) begin
+            if (ends && nx_valid) begin
                 start(nx_id, nx_mseq, nx_px, nx_qty, nx_acct, nx_sym, nx_act, nx_side, nx_type, nx_tif,
-                      nx_sym_ok, nx_bkt, nx_qt, nx_on_tick, nx_qsym, 1'b0);
+                      nx_sym_ok, nx_bkt, nx_qt, nx_on_tick, nx_qsym);
                 nx_valid <= 1'b0;
-            end else if (st_go && u_valid) begin
+            end else if (ends && u_valid) begin
                 start(u_id, u_mseq, u_px, u_qty, u_acct, u_sym, u_act, u_side, u_type, u_tif,
-                      u_sym_ok, u_key, u_qt, u_on_tick, u_qsym, 1'b1);
-            end else if (st_go) begin     // past the unit: not a NEW, so no books to load
+                      u_sym_ok, u_key, u_qt, u_on_tick, u_qsym);
+            end else if (ends && in_past) begin
                 start(in_id, in_mseq, in_px, in_qty, in_acct, in_sym, in_act, in_side, in_type, in_tif,
-                      in_sym_ok, bucket(in_id), 53'd0, 1'b0, {SW{1'b0}}, 1'b0);
+                      in_sym_ok, bucket(in_id), 53'd0, 1'b0, {SW{1'b0}});
             end else if (u_take || in_past) begin
                 nx_valid <= 1'b1;
                 nx_id <= u_take ? u_id : in_id;

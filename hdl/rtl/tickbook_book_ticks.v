@@ -72,8 +72,6 @@ module tickbook_book_ticks #(
     output wire [52:0]   out_qt,          // floor(p / d)
     output wire          out_on_tick,     // p mod d == 0
     output wire [SW-1:0] out_qsym,        // the symbol whose tick d is
-    output wire [SW-1:0] out_qsym_next,   // out_qsym of the next cycle (registers only: the book
-                                          // reads that symbol's books a cycle ahead)
     output wire          busy
 );
 `include "tickbook_records.vh"
@@ -230,7 +228,6 @@ module tickbook_book_ticks #(
     assign out_key = k[NS-1];
     assign out_tag = g[NS-1];
     assign out_qsym = s[NS-1];
-    assign out_qsym_next = ld[NS-1] ? s[NS-2] : s[NS-1];
     assign out_qt = {hi_sum[50:0], mi6[53:52]};
     // bits 0..105 of the product, {mi6[51:0], lo5}, below R (R's bit 106 is set only for a
     // tick of 1, which divides everything)
