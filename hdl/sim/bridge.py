@@ -86,15 +86,6 @@ def default_simulator() -> str:
     return "verilator" if verilator_available()[0] else "icarus"
 
 
-def _lock(bdir: Path):
-    import fcntl
-
-    bdir.mkdir(parents=True, exist_ok=True)
-    lk = open(bdir / ".lock", "w")
-    fcntl.flock(lk, fcntl.LOCK_EX)
-    return lk
-
-
 def _verilator_build(root: Path, bdir: Path, sources, params: dict, runtime: Path) -> None:
     """cocotb's Verilator build (cocotb_tools.runner.Verilator._build_command: its main
     verilator.cpp, --vpi, the Vtop prefix, its VPI library), with one difference: only the
@@ -142,7 +133,7 @@ def build(nsym: int, nord: int, nlvl: int, book: str = "bram", simulator: str = 
 
     from cocotb_tools.runner import get_runner
 
-    from hdl.sim.driver import BOOK_SELECT, BOOKS, BUILD_DIR, INCLUDE_DIRS, rtl_digest
+    from hdl.sim.driver import BOOK_SELECT, BOOKS, BUILD_DIR, INCLUDE_DIRS, build_lock, rtl_digest
 
     sel, top, srcs = BOOKS[book]
     # the chosen build's sources only: the simulators elaborate the generate branch taken
@@ -166,7 +157,7 @@ def build(nsym: int, nord: int, nlvl: int, book: str = "bram", simulator: str = 
         runner = get_runner("verilator")  # runs the executable (test()); built below
         done = bdir / "built"  # written last: an interrupted build is redone, never run
         if not done.exists():
-            with _lock(bdir):
+            with build_lock(bdir):
                 if not done.exists():  # not built by another bridge while this one waited
                     _verilator_build(root, bdir, sources, params, BUILD_DIR / f"bridge_verilator_runtime_{tool}")
                     done.write_text(vl.version(root))
@@ -174,7 +165,7 @@ def build(nsym: int, nord: int, nlvl: int, book: str = "bram", simulator: str = 
     bdir = BUILD_DIR / name
     runner = get_runner("icarus")
     runner.log.setLevel(logging.ERROR)  # not "Skipping compilation" on every start
-    with _lock(bdir):  # cocotb's runner skips the build when no source is newer than it
+    with build_lock(bdir):  # cocotb's runner skips the build when no source is newer than it
         runner.build(sources=[str(s) for s in sources], includes=[str(d) for d in INCLUDE_DIRS],
                      hdl_toplevel=TOP, parameters=params, build_dir=bdir, timescale=("1ns", "1ps"),
                      log_file=bdir / "build.log")

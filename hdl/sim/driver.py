@@ -191,6 +191,17 @@ def rtl_digest(sources) -> str:
     return h.hexdigest()[:10]
 
 
+def build_lock(bdir: Path):
+    """An exclusive lock on the build folder `bdir` (made if missing), held until the file it
+    returns is closed (`with build_lock(d):`): two processes never build one folder at once."""
+    import fcntl
+
+    bdir.mkdir(parents=True, exist_ok=True)
+    lk = open(bdir / ".lock", "w")
+    fcntl.flock(lk, fcntl.LOCK_EX)
+    return lk
+
+
 def cocotb_build(kind: str, top: str, sources, nsym: int, nord: int, nlvl: int, waves: bool = False,
                  quiet: bool = False):
     """Compile the book's `top` from `sources` for cocotb's Python runner (Icarus), once per kind
@@ -205,7 +216,6 @@ def _cocotb_compile(name: str, top: str, sources, params: dict, waves: bool, qui
     only when a source is newer than its build, never for a header, so the directory's name
     carries rtl_digest. A lock keeps two processes from building one directory at once. Returns
     (runner, build dir)."""
-    import fcntl
     import logging
 
     from cocotb_tools.runner import get_runner
@@ -213,12 +223,10 @@ def _cocotb_compile(name: str, top: str, sources, params: dict, waves: bool, qui
     _need("iverilog")
     _need("vvp")
     bdir = BUILD_DIR / f"{name}_{rtl_digest(sources)}{'_waves' if waves else ''}"
-    bdir.mkdir(parents=True, exist_ok=True)
     runner = get_runner("icarus")
     if quiet:
         runner.log.setLevel(logging.ERROR)  # not "Skipping compilation" on every start
-    with open(bdir / ".lock", "w") as lk:
-        fcntl.flock(lk, fcntl.LOCK_EX)
+    with build_lock(bdir):
         runner.build(sources=[str(s) for s in sources], includes=[str(d) for d in INCLUDE_DIRS], hdl_toplevel=top,
                      parameters=params, build_dir=bdir, waves=waves, timescale=("1ns", "1ps"))
     return runner, bdir

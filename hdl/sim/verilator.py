@@ -211,8 +211,6 @@ def build(sources, params, jobs: int = 2) -> Path:
     runtime (include/verilated*.cpp: ~7 s of the C++ compiler, the same for every parameter
     set) is compiled by the first build and copied into the next ones
     (verilator_runtime_<tool digest>/); a build then takes ~3 s of CPU at NORD=8, ~23 s at 64."""
-    import fcntl
-
     root = _root()
     srcs = [Path(s) for s in sources]
     seen = set(srcs)
@@ -225,10 +223,8 @@ def build(sources, params, jobs: int = 2) -> Path:
     exe = bdir / EXE
     if exe.exists():
         return exe
-    bdir.mkdir(parents=True, exist_ok=True)
     run_env = env(root)
-    with open(bdir / ".lock", "w") as lk:
-        fcntl.flock(lk, fcntl.LOCK_EX)
+    with driver.build_lock(bdir):
         if exe.exists():  # another process built it while this one waited
             return exe
         obj = bdir / "obj"
