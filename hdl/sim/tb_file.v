@@ -22,6 +22,10 @@
 // Binary files, not hex: $readmemh and "%h" parse and print 128 digits a record one character
 // at a time, which was a third of a Verilator run of the block-RAM build (docs/hardware.md,
 // "Simulators"). %z, not %u: %u would write an X as 0, where %z keeps Icarus's unknown bits.
+// With TB_FILE_DPI_IO defined (Verilator, hdl/sim/verilator.py) the same two files are read and
+// written by C functions of the build's main loop, a whole record a call: Verilator's $fread
+// takes a byte a getc and its "%z" formats a character at a time, a quarter of its run of the
+// block-RAM build. A two-state simulator has no unknown bit, so their masks are 0 either way.
 //
 // The clock: tb_file makes it (`always #5`, a 10 ns period), or, with TB_FILE_CLOCK_IN defined,
 // takes it as an input. Icarus runs the first (driver.build); Verilator the second, the clock
@@ -110,6 +114,23 @@ module tb_file
     // input takes a new one only after the previous one was accepted), so the file is read
     // front to back, BLK records at a time: one $fread a record cost Icarus more than the
     // $readmemh of the bench's first version (its $fread reads back the reg it fills).
+`ifdef TB_FILE_DPI_IO
+    // (tb_main.cpp, hdl/sim/verilator.py): open returns 0 when in.bin is needed and missing;
+    // a read 0 at the end of in.bin or a partial record
+    import "DPI-C" function int tb_io_open(input int need_in);
+    import "DPI-C" function int tb_read_record(output bit [511:0] r);
+    import "DPI-C" function void tb_write_event(input bit [511:0] e);
+    import "DPI-C" function void tb_io_close();
+    task next_record;
+        begin
+            if (tb_read_record(rec) == 0) begin
+                $display("tb_file: in.bin ends at record %0d of %0d", nread, n);
+                $finish;
+            end
+            nread = nread + 1;
+        end
+    endtask
+`else
     localparam integer BLK = 256;
     reg [511:0] blk [0:BLK-1];
     integer bpos = 0, blen = 0, got;
@@ -129,6 +150,7 @@ module tb_file
             nread = nread + 1;
         end
     endtask
+`endif
 
     initial begin
         if (!$value$plusargs("N=%d", n)) n = 0;
@@ -138,12 +160,19 @@ module tb_file
         if (!$value$plusargs("SEED=%d", seed)) seed = 1;
         trace = $test$plusargs("TRACE");
         if (ncfg > 0) $readmemh("cfg.hex", cfgmem, 0, ncfg - 1);
+`ifdef TB_FILE_DPI_IO
+        if (tb_io_open(n > 0) == 0) begin
+            $display("tb_file: cannot open in.bin or events.bin");
+            $finish;
+        end
+`else
         fi = $fopen("in.bin", "rb");
         if (n > 0 && fi == 0) begin
             $display("tb_file: cannot open in.bin");
             $finish;
         end
         fo = $fopen("events.bin", "wb");
+`endif
         if (trace) ft = $fopen("trace.txt", "w");
         sent = 0;
         nread = 0;
@@ -184,7 +213,11 @@ module tb_file
         end else begin
             cyc = cyc + 1;
             if (out_valid && out_ready) begin
+`ifdef TB_FILE_DPI_IO
+                tb_write_event(out_data);
+`else
                 $fwrite(fo, "%z", out_data);
+`endif
                 nev = nev + 1;
                 if (trace) $fwrite(ft, "E %0d\n", cyc);
             end
@@ -222,8 +255,12 @@ module tb_file
                 fs = $fopen("summary.txt", "w");
                 $fwrite(fs, "cycles %0d messages %0d events %0d\n", cyc - 3, sent, nev);
                 $fclose(fs);
+`ifdef TB_FILE_DPI_IO
+                tb_io_close();
+`else
                 $fclose(fo);
                 if (fi != 0) $fclose(fi);
+`endif
                 if (trace) $fclose(ft);
                 $finish;
             end

@@ -44,6 +44,9 @@ from pathlib import Path
 
 from hdl.sim import driver
 
+# -DTB_FILE_DPI_IO: the bench's records and events go through MAIN_CPP's C functions, a record a
+# call (the runtime's $fread took a getc a byte and "%z" a character a time: 18 % and 8 % of the
+# block-RAM build's run in `perf`; 2026-12-07).
 # --cc --exe with MAIN_CPP as the main loop, --no-timing, -DTB_FILE_CLOCK_IN: tb_file's clock is
 # then an input, toggled by that loop (without the macro the bench makes it with `always #5`, as
 # Icarus runs it, which needs --timing: Verilator's coroutine scheduler then resumed the clock
@@ -52,7 +55,7 @@ from hdl.sim import driver
 # blocking counters and unused top-of-book ports (the RTL itself is -Wall clean, `make
 # hdl-lint`); any other warning stops the build.
 TOP = "tb_file"
-FLAGS = ["--cc", "--exe", "--no-timing", "-DTB_FILE_CLOCK_IN", "-O3", "--x-assign", "unique",
+FLAGS = ["--cc", "--exe", "--no-timing", "-DTB_FILE_CLOCK_IN", "-DTB_FILE_DPI_IO", "-O3", "--x-assign", "unique",
          "--x-initial", "unique", "-Wno-lint", "-Wno-style", "--top-module", TOP]
 # The C++ compiler's optimisation of the model (verilated.mk's OPT_FAST; the wheel's default is
 # -Os). -O3: the block-RAM build's model at NORD=8192 ran ~20 % less CPU than with -Os (-O2:
@@ -62,12 +65,53 @@ FLAGS = ["--cc", "--exe", "--no-timing", "-DTB_FILE_CLOCK_IN", "-O3", "--x-assig
 OPT_FAST = "-O3"
 # The main loop (written into each build as tb_main.cpp; part of the tool digest): what
 # `--main` generates for a timed design, for a clock input instead: clk toggled every 5 ns of
-# simulated time, the model evaluated at every edge, until the bench's $finish.
+# simulated time, the model evaluated at every edge, until the bench's $finish. Before it, the
+# bench's file functions (TB_FILE_DPI_IO), with the files' layouts of tb_file.v's header.
 MAIN_CPP = """\
-// tb_file's clock (TB_FILE_CLOCK_IN): written by hdl/sim/verilator.py into each build.
+// tb_file's clock (TB_FILE_CLOCK_IN) and files (TB_FILE_DPI_IO): written by
+// hdl/sim/verilator.py into each build.
+#include <cstdint>
+#include <cstdio>
 #include <memory>
 #include "verilated.h"
 #include "V%(top)s.h"
+#include "V%(top)s__Dpi.h"
+
+static FILE* tb_in = nullptr;
+static FILE* tb_out = nullptr;
+
+int tb_io_open(int need_in) {
+    tb_out = std::fopen("events.bin", "wb");
+    tb_in = std::fopen("in.bin", "rb");
+    return tb_out != nullptr && (tb_in != nullptr || !need_in);
+}
+
+// in.bin: 64-byte records, each one's bytes reversed (Icarus's $fread fills the reg big-endian),
+// so word k of the reg (bits 32k+31..32k) is the file's bytes 60-4k..63-4k, most significant first
+int tb_read_record(svBitVecVal* r) {
+    unsigned char b[64];
+    if (tb_in == nullptr || std::fread(b, 1, 64, tb_in) != 64) return 0;
+    for (int k = 0; k < 16; ++k) {
+        const unsigned char* w = b + 60 - 4 * k;
+        r[k] = (uint32_t)w[0] << 24 | (uint32_t)w[1] << 16 | (uint32_t)w[2] << 8 | (uint32_t)w[3];
+    }
+    return 1;
+}
+
+// events.bin as "%%z" writes it: the 16 words least significant first, each its value and then
+// its X/Z mask (0: two states), 4 bytes each, little-endian
+void tb_write_event(const svBitVecVal* e) {
+    unsigned char b[128] = {0};
+    for (int k = 0; k < 16; ++k)
+        for (int i = 0; i < 4; ++i) b[8 * k + i] = (unsigned char)(e[k] >> (8 * i));
+    std::fwrite(b, 1, sizeof b, tb_out);
+}
+
+void tb_io_close() {
+    if (tb_out != nullptr) std::fclose(tb_out);
+    if (tb_in != nullptr) std::fclose(tb_in);
+    tb_out = tb_in = nullptr;
+}
 
 int main(int argc, char** argv) {
     const std::unique_ptr<VerilatedContext> contextp{new VerilatedContext};
