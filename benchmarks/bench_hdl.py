@@ -482,7 +482,7 @@ def test_hdl_sim_speed():
     # does not need (and CI's 30 minutes do)
     out = {"bram": sim_speed(book="bram"), "fast": sim_speed(n=5000, book="fast")}
     for d in out.values():
-        print("\nsimulation speed of the file-driven bench (wall time; both simulators, same flow)\n"
+        print("\nsimulation speed of the file-driven bench (wall time; both simulators, flows of one kind)\n"
               + report_speed(d))
     os.makedirs(OUT_DIR, exist_ok=True)
     with open(OUT_SPEED, "w") as fh:
