@@ -30,9 +30,10 @@ run: $(RUN_STAMP)
 	$(BIN)/tickbook demo
 
 # (the slowest tests listed at the end: CI has 30 minutes for all of .ci/run). A worker a core,
-# a test file a worker: 509 s against 1,035 s in one process on 2 cores (2026-12-06)
+# a test file a worker: 509 s against 1,035 s in one process on 2 cores (2026-12-07).
+# WORKERS=n sets the number (where the cores seen are more than a container's CPU quota).
 test: $(STAMP)
-	$(PYTEST) -q -n auto --dist loadfile --durations=15
+	$(PYTEST) -q -n $(or $(WORKERS),auto) --dist loadfile --durations=15
 
 # Every benchmark prints its figures (nothing asserts a time); pytest-benchmark's timings go to
 # build/bench/latest.json. Absolute figures move by up to 50 % with the shared host's load: the
