@@ -431,12 +431,13 @@ def sim_speed(n: int = 20000, rounds: int = 3, book: str = "bram", vl_runs: int 
                 out["simulators"][sim]["run_s"].append(time.perf_counter() - t)
                 if getattr(res, "sim_s", 0):  # an older driver does not time its simulator apart
                     out["simulators"][sim]["sim_s"].append(res.sim_s)
-                assert ref.setdefault(sim, key(res)) == key(res), \
+                got = key(res)
+                assert ref.setdefault(sim, got) == got, \
                     f"{sim} differs from the other simulator or from its own earlier run of the flow"
-                out["simulators"][sim]["cycles"] = res.cycles
         if r == rounds // 2:
             out["uptime_between"] = uptime()
     for sim, d in out["simulators"].items():
+        d["cycles"] = ref[sim][0]
         med = statistics.median(d["run_s"])
         d.update(median_s=round(med, 4), cycles_per_s=round(d["cycles"] / med),
                  messages_per_s=round(d["messages"] / med), run_s=[round(x, 4) for x in d["run_s"]])
