@@ -181,9 +181,9 @@ module tickbook_book_bram #(
     reg [31:0]   mk_acct, mk_left, fq;
     reg [PW-1:0] mk_next, mk_hprev, mk_hnext;
     // FOK
-    // what the levels counted so far hold: below the taker's quantity (the count stops when it
-    // reaches it), so 32 bits, and 33 with the next order's
-    reg [31:0]   fk_tot;
+    // what the taker still needs of the levels not yet counted: its quantity less what those
+    // counted hold, above 0 while the count goes on (it stops when an order covers it)
+    reg [31:0]   fk_need;
     reg [KW-1:0]  fk_k;
     // ladder walks: search (sr_*), insert (at sr_pos), remove (rm_*)
     reg [BW-1:0] sr_b;
@@ -441,7 +441,10 @@ module tickbook_book_bram #(
     // the ladder walk: is this entry better than the price searched for (worse ones come first)?
     wire         sr_better = sr_b[0] ? (q_ladpx < sr_px) : (q_ladpx > sr_px);
     wire [31:0]  fill_q = (tk_lvs < q_olvs) ? tk_lvs : q_olvs;
-    wire [32:0]  fk_sum = {1'b0, fk_tot} + {1'b0, q_olvs};
+    // does this order cover what the taker still needs? One carry chain from the order memory's
+    // leaves to the decision (a sum of the counted, then its compare with the taker's quantity,
+    // were two in a row: at 8/8192/256 the critical path, docs/hardware.md)
+    wire         fk_covers = (q_olvs >= fk_need);
 
     // ------------------------------------------------------------------ steps the states share
     // The tasks below and the state machine choose the next state in nstate, a blocking variable
@@ -714,7 +717,7 @@ module tickbook_book_bram #(
             tk_first <= 1'b1;
             tk_end <= (m_tif == TIF_POST && cross_c) ? E_POST : E_NOCROSS;
             if (m_tif == TIF_FOK) begin    // count what it can trade, from the best level on
-                fk_tot <= 32'd0;
+                fk_need <= m_qty[31:0];
                 if (!cross_c) nstate = S_FKD;
                 else begin                // the best level's first order (S_FK2's step)
                     fk_k <= w_n[!side_sel] - 1'b1;
@@ -1028,8 +1031,8 @@ module tickbook_book_bram #(
             S_FK3: begin
                 if (q_oacct == tk_acct) nstate = S_FKD;
                 else begin
-                    fk_tot <= fk_sum[31:0];
-                    if (fk_sum >= {1'b0, tk_lvs}) match_best(!tk_side);   // it fills: from the best
+                    fk_need <= fk_need - q_olvs;   // (read only when the count goes on)
+                    if (fk_covers) match_best(!tk_side);   // it fills: from the best
                     else if (q_onext != NIL) o_ra <= q_onext[IW-1:0];
                     else if (fk_k == {KW{1'b0}}) nstate = S_FKD;
                     else begin
