@@ -7,6 +7,7 @@ preloaded; the synthesis figures are docs/hardware.md's, "Toward 125 MHz"."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import pytest
@@ -34,10 +35,10 @@ def _run(tmp_path, tb: str, design: str, defines: list[str]) -> str:
 def test_hop_fills_a_maker_every_two_cycles(tmp_path, fields, case, fills):
     out = _run(tmp_path, "tb_hop.v", "hop.v", fields + [case])
     assert out.rstrip().endswith("PASS"), out
-    got = [(int(ln.split()[4].rstrip(",")), int(ln.split()[5].rstrip(";")))
-           for ln in out.splitlines() if ln.startswith("cycle")]
-    assert got == fills, out
-    cycles = [int(ln.split()[1].rstrip(":")) for ln in out.splitlines() if ln.startswith("cycle")]
+    # "cycle C: fill of ID, Q; ..." a line a fill
+    lines = [tuple(map(int, m.groups())) for m in re.finditer(r"^cycle (\d+): fill of (\d+), (\d+);", out, re.M)]
+    assert [(oid, q) for _, oid, q in lines] == fills, out
+    cycles = [c for c, _, _ in lines]
     assert all(b - a == 2 for a, b in zip(cycles, cycles[1:])), out
 
 

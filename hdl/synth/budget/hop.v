@@ -109,6 +109,7 @@ module budget_top (input wire clk, input wire si, input wire we, output reg so);
     wire [31:0]   fill = tk_less ? tk_lvs : q_lvs;
     wire [31:0]   tk_after = tk_less ? 32'd0 : dif[31:0];
     wire [31:0]   mk_after = tk_less ? mk_dif[31:0] : 32'd0;
+    wire          own = (q_ia[95:64] == tk_acct);   // the maker is the taker's own account
     always @(posedge clk) begin
         f_a <= hop_a;
         f_a1 <= f_a;
@@ -121,8 +122,8 @@ module budget_top (input wire clk, input wire si, input wire we, output reg so);
             tk_lvs <= tk0;
             stop_r <= 1'b0;
         end else if (vf && !stop_r) begin
-            ev_self <= (q_ia[95:64] == tk_acct);
-            if (q_ia[95:64] == tk_acct) stop_r <= 1'b1;   // its own account: no fill
+            ev_self <= own;
+            if (own) stop_r <= 1'b1;      // its own account: no fill
             else begin
                 ev_id <= q_ia[63:0];
                 ev_q <= fill;
