@@ -115,6 +115,8 @@ hdl-lint:
 	  verilator --lint-only -Wall -Ihdl/rtl $$p hdl/rtl/tickbook_book_area.v || exit 1; done
 	for p in "-GNSYM=1 -GNORD=1 -GNLVL=1" "-GNSYM=3 -GNORD=5 -GNLVL=3" "-GNSYM=8 -GNORD=8192 -GNLVL=256" "-GNSYM=2 -GNORD=1048576 -GNLVL=4096"; do \
 	  verilator --lint-only -Wall -Ihdl/rtl $$p hdl/rtl/tickbook_book_bram.v hdl/rtl/tickbook_book_ticks.v hdl/rtl/tickbook_book_buckets.v hdl/rtl/tickbook_ram.v || exit 1; done
+	for p in "-GNACCT=1" "-GNACCT=5 -GGEN_W=2" "-GNACCT=1024" "-GNACCT=4096" "-GNACCT=1048576"; do \
+	  verilator --lint-only -Wall -Ihdl/rtl $$p hdl/rtl/tickbook_risk.v || exit 1; done
 
 # yosys + nextpnr-ecp5 (yowasp, the `synth` extra) for an ECP5 LFE5U-85F: the block-RAM build
 # NSYM=8 NORD=8192 NLVL=256; BOOK=fast|area a register build (NSYM=1 NORD=4 NLVL=2);

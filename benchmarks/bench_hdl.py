@@ -219,9 +219,11 @@ def first_events(res) -> dict[int, int]:
 def measure(orders, v, nord=NORD, nlvl=NLVL, **kw):
     res = simulate(orders, v, nord=nord, nlvl=nlvl, trace=True, **kw)
     # a build that traces its starts (the block-RAM one, behind its tick unit) says them; for
-    # the others they are read off the accepts
+    # the others they are read off the book's own accepts (behind the risk stage; a tree
+    # without the stage traces only the accepts at its input)
     traced = len(getattr(res, "start_cycle", ())) == len(orders)
-    st = res.start_cycle if traced else starts(res.accept_cycle)
+    took = getattr(res, "book_accept_cycle", ())
+    st = res.start_cycle if traced else starts(took if len(took) == len(orders) else res.accept_cycle)
     first = first_events(res)
     # trace cycles: the accept is logged at the edge that takes the record, the event at the
     # edge that hands it to the consumer; it was presented (out_valid) from the edge before.
@@ -412,7 +414,7 @@ def sim_speed(n: int = 20000, rounds: int = 3, book: str = "bram", vl_runs: int 
         out["verilator"] = f"unavailable: {why}"
     for sim in sims:
         t = time.perf_counter()
-        build(len(v.symbols), nord, nlvl, book, simulator=sim)
+        build(len(v.symbols), nord, nlvl, book, simulator=sim, nacct=v.max_accounts)
         out["simulators"][sim] = {"messages": sizes[sim], "build_s_cached_or_not": round(time.perf_counter() - t, 2),
                                   "run_s": [], "sim_s": []}
 
@@ -424,7 +426,7 @@ def sim_speed(n: int = 20000, rounds: int = 3, book: str = "bram", vl_runs: int 
         ref["icarus"] = key(simulate(flows["icarus"], v, nord=nord, nlvl=nlvl, book=book, simulator="verilator"))
     for r in range(rounds):
         for sim in sims if r % 2 == 0 else sims[::-1]:
-            build(len(v.symbols), nord, nlvl, book, simulator=sim)  # cached; rebuilt untimed if the RTL changed
+            build(len(v.symbols), nord, nlvl, book, simulator=sim, nacct=v.max_accounts)  # cached; rebuilt untimed if the RTL changed
             for _ in range(reps[sim]):
                 t = time.perf_counter()
                 res = simulate(flows[sim], v, nord=nord, nlvl=nlvl, book=book, simulator=sim)

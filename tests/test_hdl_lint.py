@@ -109,7 +109,7 @@ def test_the_fusesoc_core_lists_every_rtl_file_and_parameter():
     on_disk = {f"rtl/{p.name}": p.suffix == ".vh" for p in RTL_DIR.iterdir() if p.suffix in (".v", ".vh")}
     assert listed == on_disk
     for target, module in (("default", "tickbook_book_bram"), ("fast", "tickbook_book"), ("area", "tickbook_book_area"),
-                           ("lint", "tickbook_book_bram"), ("axis", "tickbook_book_axis")):
+                           ("lint", "tickbook_book_bram"), ("axis", "tickbook_book_axis"), ("risk", "tickbook_risk")):
         t = core["targets"][target]
         assert t["toplevel"] == module
         src = (RTL_DIR / f"{module}.v").read_text()
@@ -118,4 +118,4 @@ def test_the_fusesoc_core_lists_every_rtl_file_and_parameter():
                                      for fs in t["filesets"] for f in core["filesets"][fs]["files"]]
         header = src.split(") (", 1)[0]  # module NAME #( parameters ) ( ports
         declared = set(re.findall(r"parameter integer (\w+) =", header))
-        assert set(t["parameters"]) == set(core["parameters"]) == declared, (target, declared)
+        assert set(t["parameters"]) == declared <= set(core["parameters"]), (target, declared)

@@ -54,7 +54,7 @@ def test_collar_constant_divides_by_10000():
 
 def test_configuration_addresses_are_the_rtls():
     """The host writes the configuration port at the addresses every build decodes."""
-    for name in ("CFG_TICK", "CFG_RECIP", "CFG_REF", "CFG_BPS", "CFG_NSYM", "CFG_REF_UNITS"):
+    for name in ("CFG_TICK", "CFG_RECIP", "CFG_REF", "CFG_BPS", "CFG_NSYM", "CFG_REF_UNITS", "CFG_ACCT", "CFG_ACCTS"):
         assert getattr(sim, name) == rtl_localparam(COMMON_RTL, name), name
 
 

@@ -249,9 +249,10 @@ def test_shadow_reports_the_first_divergence_and_the_count(transport, capfd):
 @needs_hw
 @pytest.mark.parametrize("transport", ["inproc", "shm"])
 def test_a_venue_beyond_the_hardware_is_refused_before_any_record(transport):
-    """The built-in venue has account limits (the hardware has no risk stage yet); with more
-    resting orders than a simulation holds: refused in one line naming both, and no server is
-    started (nothing to clean up, nothing half sent)."""
+    """The built-in venue has account limits the risk stage does not check yet (its account 7's
+    notional, position and open orders); with more resting orders than a simulation holds:
+    refused in one line naming both, and no server is started (nothing to clean up, nothing half
+    sent)."""
     from hdl.sim.driver import MAX_ORDERS
     from hdl.sim.scope import Unrepresentable
 
@@ -259,7 +260,7 @@ def test_a_venue_beyond_the_hardware_is_refused_before_any_record(transport):
     with pytest.raises(Unrepresentable) as err:
         replay_offloaded(generate(v, 50, seed=1), v, transport, "hw")
     msg = str(err.value)
-    assert "\n" not in msg and f"max_orders = {2 * MAX_ORDERS['bram']:,}" in msg and "listed account" in msg, msg
+    assert "\n" not in msg and f"max_orders = {2 * MAX_ORDERS['bram']:,}" in msg and "max_notional in [accounts.7]" in msg, msg
 
 
 def test_pinning_parses_cpusets_and_reports_what_it_got():

@@ -85,6 +85,7 @@ module tickbook_book_area #(
     reg [31:0]  m_qty;
     reg         m_new, m_can, m_rep, m_fok_ok, m_mkt, m_sell, m_fok, m_post, m_rests;
     reg         m_pnone, m_prng, m_qbad, m_qmax, m_div, m_ontick;
+    reg [7:0]   malformed_why;        // no NEW, CANCEL, REPLACE: MALFORMED or the risk stage's
     reg [52:0]  d_rem;                // p mod tick, being computed
     reg [5:0]   d_cnt;
     // taker (id and account are the message's: a REPLACE passed NOT_OWNER)
@@ -547,6 +548,7 @@ module tickbook_book_area #(
                 m_can  <= (in_act == ACTION_CANCEL);
                 m_rep  <= (in_act == ACTION_REPLACE);
                 m_fok_ok <= fields_valid(in_side, in_type, in_tif);
+                malformed_why <= risk_or_malformed(in_act, in_tif);
                 m_mkt  <= (in_type == TYPE_MARKET);
                 m_sell <= (in_side == SIDE_SELL);
                 m_fok  <= (in_tif == TIF_FOK);

@@ -987,7 +987,7 @@ module tickbook_book_bram #(
                     if (rep_why != R_NONE) reject(rep_why);
                     else if (rep_moves && own_full) search(own_b, q_t, S_CAPR, own_n);
                     else accept_replace;
-                end else reject(R_MALFORMED);
+                end else reject(malformed_why);
             end
 
             // long division, one quotient bit a cycle from the top: m_qt holds the dividend's

@@ -4,6 +4,7 @@
 // the fields of the record being accepted, the order in which the rules reject, and the event
 // record. The register builds add their order slots with tickbook_book_shared.vh.
 `include "tickbook_records.vh"
+`include "tickbook_risk_verdict.vh"
 
     localparam integer SW = (NSYM > 1) ? $clog2(NSYM) : 1;   // a symbol index
     localparam integer IW = (NORD > 1) ? $clog2(NORD) : 1;   // a slot index
@@ -54,6 +55,14 @@
         fields_valid = (k_side == SIDE_BUY || k_side == SIDE_SELL) &&
                        (k_type == TYPE_LIMIT || k_type == TYPE_MARKET) &&
                        (k_tif >= TIF_GTC && k_tif <= TIF_POST);
+    endfunction
+
+    // what a record that is no NEW with valid fields, no CANCEL and no REPLACE is rejected for:
+    // the risk stage's reason when it rejected the message (tickbook_risk_verdict.vh), else
+    // MALFORMED
+    function [7:0] risk_or_malformed;
+        input [7:0] k_act, k_tif;
+        risk_or_malformed = (k_act == ACTION_RISK_REJECT) ? k_tif : R_MALFORMED;
     endfunction
 
     // ------------------------------------------------------------------ the order of the rules

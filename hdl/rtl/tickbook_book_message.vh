@@ -17,6 +17,7 @@
     wire        bad_tif = is_mkt && (m_tif == TIF_GTC || m_tif == TIF_POST);
     wire        bad_qty = $signed(m_qty) <= 64'sd0;
     wire        max_qty = (m_qty[63:32] != 32'd0);
+    wire [7:0]  malformed_why = risk_or_malformed(m_act, m_tif);   // no NEW, CANCEL, REPLACE
 
     task emit;
         input [7:0]  k_kind, k_reason;

@@ -73,7 +73,7 @@
             end else if (m_rep) begin
                 if (rep_why != R_NONE) reject(rep_why);
                 else accept_replace;
-            end else reject(R_MALFORMED);
+            end else reject(malformed_why);
         end
     endtask
 

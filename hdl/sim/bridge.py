@@ -123,9 +123,10 @@ def _verilator_build(root: Path, bdir: Path, sources, params: dict, runtime: Pat
         f.unlink()
 
 
-def build(nsym: int, nord: int, nlvl: int, book: str = "bram", simulator: str = "verilator"):
-    """Compile the book (hdl.sim.driver.BOOKS: the block-RAM build unless told) inside
-    tb_bridge.v for cocotb, on Verilator or Icarus, once per parameter set, RTL contents (and,
+def build(nsym: int, nord: int, nlvl: int, book: str = "bram", simulator: str = "verilator",
+          nacct: int = 16):
+    """Compile the book (hdl.sim.driver.BOOKS: the block-RAM build unless told), behind the risk
+    stage of nacct accounts, inside tb_bridge.v for cocotb, on Verilator or Icarus, once per parameter set, RTL contents (and,
     for Verilator, tool version and flags); several bridges may start at once (a lock per build
     folder). Returns (runner, build dir)."""
     import hashlib
@@ -133,14 +134,14 @@ def build(nsym: int, nord: int, nlvl: int, book: str = "bram", simulator: str = 
 
     from cocotb_tools.runner import get_runner
 
-    from hdl.sim.driver import BOOK_SELECT, BOOKS, BUILD_DIR, INCLUDE_DIRS, build_lock, rtl_digest
+    from hdl.sim.driver import BOOK_SELECT, BOOKS, BUILD_DIR, INCLUDE_DIRS, RISK_SOURCES, build_lock, rtl_digest
 
     sel, top, srcs = BOOKS[book]
     # the chosen build's sources only: the simulators elaborate the generate branch taken
-    sources = [*srcs, BOOK_SELECT, WRAPPER]
+    sources = [*srcs, *RISK_SOURCES, BOOK_SELECT, WRAPPER]
     params = {"NSYM": nsym, "NORD": nord, "NLVL": nlvl, "AREA": int(sel == "AREA"),
-              "BRAM": int(sel == "BRAM"), "IW": IW, "EW": EW}
-    name = f"bridge_{simulator}_{top}_s{nsym}_o{nord}_l{nlvl}_{rtl_digest([*sources, CONTROL])}"
+              "BRAM": int(sel == "BRAM"), "NACCT": nacct, "IW": IW, "EW": EW}
+    name = f"bridge_{simulator}_{top}_s{nsym}_o{nord}_l{nlvl}_a{nacct}_{rtl_digest([*sources, CONTROL])}"
     if simulator == "verilator":
         from hdl.sim import verilator as vl
 
@@ -300,7 +301,7 @@ def main(argv=None) -> int:
     except Unrepresentable as e:
         log(f"cannot serve {a.rings}: {e}")
         return EXIT_USAGE
-    nsym, nord, nlvl = params["nsym"], params["nord"], params["nlvl"]
+    nsym, nord, nlvl, nacct = params["nsym"], params["nord"], params["nlvl"], params["nacct"]
     if a.book == "bram":
         note = device_note(params)
         if note:
@@ -335,7 +336,7 @@ def main(argv=None) -> int:
         if a.cpu is not None:  # the simulator process inherits the affinity
             log(f"pinned: {pin(a.cpu).summary()}")
         try:
-            runner, bdir = build(nsym, nord, nlvl, a.book, simulator)
+            runner, bdir = build(nsym, nord, nlvl, a.book, simulator, nacct)
         except (RuntimeError, SystemExit, OSError) as e:  # a compiler's failure: its log names it
             log(f"cannot build the book for {simulator}: {e} (see build.log under {BUILD_DIR})")
             return EXIT_FAILURE
@@ -345,7 +346,7 @@ def main(argv=None) -> int:
         conf = {
             "rings": a.rings,
             "bridge_pid": os.getpid(),
-            "cfg": [list(w) for w in config_words(venue, area=a.book == "area")],
+            "cfg": [list(w) for w in config_words(venue, area=a.book == "area", nacct=nacct)],
             "stats": str(run_dir / "stats.json"),
             "timeout": a.timeout,
             "in_depth": 1 << IW,

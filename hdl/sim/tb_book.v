@@ -1,6 +1,7 @@
 // tickbook: the book a bench runs, one of the three builds by parameter, behind the ports they
-// share (hdl/rtl/tickbook_book_ports.vh). The file-driven bench (tb_file.v) and the bridge's
-// wrapper (tb_bridge.v) instantiate this, so that which build runs is chosen in one place.
+// share (hdl/rtl/tickbook_book_ports.vh), with the risk stage in front of it (tickbook_risk.v,
+// NACCT accounts). The file-driven bench (tb_file.v) and the bridge's wrapper (tb_bridge.v)
+// instantiate this, so that which build runs is chosen in one place.
 //
 // AREA=1: tickbook_book_area; else BRAM=1: tickbook_book_bram; else tickbook_book (fast).
 `timescale 1ns / 1ps
@@ -11,7 +12,9 @@ module tb_book #(
     parameter integer NORD = 16,
     parameter integer NLVL = 8,
     parameter integer AREA = 0,
-    parameter integer BRAM = 0
+    parameter integer BRAM = 0,
+    parameter integer NACCT = 16,
+    parameter integer GEN_W = 8    // the risk stage's generation tag (a test makes it wrap)
 ) (
     input  wire                 clk,
     input  wire                 rst,
@@ -31,33 +34,44 @@ module tb_book #(
     output wire [NSYM*64-1:0]   tob_ask_qty,
     output wire                 busy
 );
+    // the risk stage: records in, the same records (rejected or passed) on to the book
+    wire         r_valid, r_ready, r_busy, b_busy;
+    wire [511:0] r_data;
+    assign busy = r_busy || b_busy;
+    tickbook_risk #(.NACCT(NACCT), .GEN_W(GEN_W)) risk (
+        .clk(clk), .rst(rst),
+        .cfg_we(cfg_we), .cfg_addr(cfg_addr), .cfg_data(cfg_data),
+        .in_valid(in_valid), .in_ready(in_ready), .in_data(in_data),
+        .out_valid(r_valid), .out_ready(r_ready), .out_data(r_data), .busy(r_busy)
+    );
+
     generate
         if (AREA != 0) begin : g_area
             tickbook_book_area #(.NSYM(NSYM), .NORD(NORD), .NLVL(NLVL)) dut (
                 .clk(clk), .rst(rst),
                 .cfg_we(cfg_we), .cfg_addr(cfg_addr), .cfg_sym(cfg_sym), .cfg_data(cfg_data),
-                .in_valid(in_valid), .in_ready(in_ready), .in_data(in_data),
+                .in_valid(r_valid), .in_ready(r_ready), .in_data(r_data),
                 .out_valid(out_valid), .out_ready(out_ready), .out_data(out_data),
                 .tob_bid_px(tob_bid_px), .tob_bid_qty(tob_bid_qty),
-                .tob_ask_px(tob_ask_px), .tob_ask_qty(tob_ask_qty), .busy(busy)
+                .tob_ask_px(tob_ask_px), .tob_ask_qty(tob_ask_qty), .busy(b_busy)
             );
         end else if (BRAM != 0) begin : g_bram
             tickbook_book_bram #(.NSYM(NSYM), .NORD(NORD), .NLVL(NLVL)) dut (
                 .clk(clk), .rst(rst),
                 .cfg_we(cfg_we), .cfg_addr(cfg_addr), .cfg_sym(cfg_sym), .cfg_data(cfg_data),
-                .in_valid(in_valid), .in_ready(in_ready), .in_data(in_data),
+                .in_valid(r_valid), .in_ready(r_ready), .in_data(r_data),
                 .out_valid(out_valid), .out_ready(out_ready), .out_data(out_data),
                 .tob_bid_px(tob_bid_px), .tob_bid_qty(tob_bid_qty),
-                .tob_ask_px(tob_ask_px), .tob_ask_qty(tob_ask_qty), .busy(busy)
+                .tob_ask_px(tob_ask_px), .tob_ask_qty(tob_ask_qty), .busy(b_busy)
             );
         end else begin : g_fast
             tickbook_book #(.NSYM(NSYM), .NORD(NORD), .NLVL(NLVL)) dut (
                 .clk(clk), .rst(rst),
                 .cfg_we(cfg_we), .cfg_addr(cfg_addr), .cfg_sym(cfg_sym), .cfg_data(cfg_data),
-                .in_valid(in_valid), .in_ready(in_ready), .in_data(in_data),
+                .in_valid(r_valid), .in_ready(r_ready), .in_data(r_data),
                 .out_valid(out_valid), .out_ready(out_ready), .out_data(out_data),
                 .tob_bid_px(tob_bid_px), .tob_bid_qty(tob_bid_qty),
-                .tob_ask_px(tob_ask_px), .tob_ask_qty(tob_ask_qty), .busy(busy)
+                .tob_ask_px(tob_ask_px), .tob_ask_qty(tob_ask_qty), .busy(b_busy)
             );
         end
     endgenerate

@@ -41,6 +41,7 @@ module tb_bridge #(
     parameter integer NLVL = 8,
     parameter integer AREA = 0,
     parameter integer BRAM = 0,
+    parameter integer NACCT = 16, // accounts the risk stage tracks (hdl/rtl/tickbook_risk.v)
     parameter integer IW = 8,   // input FIFO: 2**IW records
     parameter integer EW = 8    // event FIFO: 2**EW events
 ) (
@@ -123,7 +124,7 @@ module tb_bridge #(
     end
 
     // the build the parameters choose (tb_book.v)
-    tb_book #(.NSYM(NSYM), .NORD(NORD), .NLVL(NLVL), .AREA(AREA), .BRAM(BRAM)) book (
+    tb_book #(.NSYM(NSYM), .NORD(NORD), .NLVL(NLVL), .AREA(AREA), .BRAM(BRAM), .NACCT(NACCT)) book (
         .clk(clk), .rst(rst),
         .cfg_we(cfg_we), .cfg_addr(cfg_addr), .cfg_sym(cfg_sym), .cfg_data(cfg_data),
         .in_valid(in_valid), .in_ready(in_ready), .in_data(in_data),

@@ -12,9 +12,11 @@
 //                      event's 16 32-bit words, least significant first, each as its value
 //                      then its X/Z mask (4 bytes each, little-endian): the values are the
 //                      64-byte record, and a mask bit set is an unknown bit (driver.py refuses it)
-//   trace.txt          with +TRACE: "A <cycle>" per accepted record, "E <cycle>" per event, and
-//                      for the block-RAM build "S <cycle>" per message started (the edge its
-//                      state machine took it, which a pipeline in front makes later than "A")
+//   trace.txt          with +TRACE: "A <cycle>" per accepted record (by the risk stage in front
+//                      of the book), "B <cycle>" per record the book itself accepted from the
+//                      stage, "E <cycle>" per event, and for the block-RAM build "S <cycle>" per
+//                      message started (the edge its state machine took it, which a pipeline in
+//                      front makes later than "B")
 //   summary.txt        "cycles <n> messages <n> events <n>"
 // Plusargs: +N=<records> +NCFG=<lines> +IDLE=<% idle cycles on input> +STALL=<% cycles
 //           with out_ready low> +SEED=<n> +TRACE
@@ -48,6 +50,7 @@ module tb_file
     parameter integer NLVL = 8;
     parameter integer AREA = 0;    // 1: tickbook_book_area (hdl/rtl/tickbook_book_area.v)
     parameter integer BRAM = 0;    // 1: tickbook_book_bram (hdl/rtl/tickbook_book_bram.v)
+    parameter integer NACCT = 16;  // accounts the risk stage tracks (hdl/rtl/tickbook_risk.v)
 
 `ifndef TB_FILE_CLOCK_IN
     reg clk = 1'b0;
@@ -69,7 +72,7 @@ module tb_file
     wire         busy;
 
     // the build the parameters choose (tb_book.v)
-    tb_book #(.NSYM(NSYM), .NORD(NORD), .NLVL(NLVL), .AREA(AREA), .BRAM(BRAM)) book (
+    tb_book #(.NSYM(NSYM), .NORD(NORD), .NLVL(NLVL), .AREA(AREA), .BRAM(BRAM), .NACCT(NACCT)) book (
         .clk(clk), .rst(rst),
         .cfg_we(cfg_we), .cfg_addr(cfg_addr), .cfg_sym(cfg_sym), .cfg_data(cfg_data),
         .in_valid(in_valid), .in_ready(in_ready), .in_data(in_data),
@@ -185,6 +188,7 @@ module tb_file
     // the block-RAM build says when a message starts (its msg_start register); the others start a
     // record as they accept it, or after a one-record buffer (benchmarks/bench_hdl.py starts())
     wire started;
+    wire book_took = book.r_valid && book.r_ready;   // the book's own input (after the risk stage)
     generate
         if (BRAM != 0 && AREA == 0) begin : g_started
             assign started = book.g_bram.dut.msg_start;
@@ -222,6 +226,7 @@ module tb_file
                 if (trace) $fwrite(ft, "E %0d\n", cyc);
             end
             if (trace && started) $fwrite(ft, "S %0d\n", cyc - 1);   // started at the edge before
+            if (trace && book_took) $fwrite(ft, "B %0d\n", cyc);
             if (in_valid && in_ready) begin
                 if (trace) $fwrite(ft, "A %0d\n", cyc);
                 sent = sent + 1;
