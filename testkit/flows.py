@@ -550,6 +550,47 @@ def with_kills(orders: np.ndarray, accounts: list[int], every: int) -> np.ndarra
     return out
 
 
+# The account rules the risk stage checks (hdl/rtl/tickbook_risk.v), tight enough that each
+# fires on a random flow: the symbols of DIFF_VENUE_TOML; a default account with limits and
+# listed ones with their own (a max_order_qty of 2**32 - 1 is no limit: the book's own MAX_QTY is
+# the same), one of them disabled, two enabled whatever the default says (a listed account takes
+# the keys it lacks from the default), account ids at the edges of 32 bits; room for two
+# accounts past the listed ones before CAPACITY. risk_venue(default=...) drops the default account
+# (UNKNOWN_ACCOUNT) or disables it.
+RISK_ACCOUNTS = (1, 2, 3, 4, 5, 6, 7, 8, 0, 2**32 - 1)
+RISK_ACCOUNTS_TOML = """
+[accounts.1]
+max_order_qty = 5
+max_msgs_per_sec = 12
+enabled = true
+
+[accounts.2]
+max_order_qty = 4294967295
+enabled = true
+
+[accounts.3]
+enabled = false
+
+[accounts.4294967295]
+max_msgs_per_sec = 2
+
+[engine]
+max_accounts = 6
+"""
+
+
+def risk_venue(default: str = "limits"):
+    """DIFF_VENUE_TOML's symbols with RISK_ACCOUNTS_TOML; default: "limits" (max_order_qty 9,
+    max_msgs_per_sec 25), "none" (no default account) or "disabled"."""
+    from engine.config import parse_venue
+
+    symbols = DIFF_VENUE_TOML.replace("[accounts.default]\n", "")
+    dflt = {"limits": "[accounts.default]\nmax_order_qty = 9\nmax_msgs_per_sec = 25\n",
+            "none": "",
+            "disabled": "[accounts.default]\nenabled = false\n"}[default]
+    return parse_venue(symbols + dflt + RISK_ACCOUNTS_TOML, f"<hdl risk venue, default {default}>")
+
+
 def diff_venue():
     from engine.config import parse_venue
 
@@ -564,13 +605,17 @@ def edge_venue():
 
 def random_records(seed: int, n: int, venue=None, *, nord: int = 16, nlvl: int = 8,
                 n_accounts: int = 3, spread: int = 6, cancel: float = 0.22, replace: float = 0.2,
-                weird: float = 0.06, batch: int = 32, passive: float = 0.0) -> np.ndarray:
+                weird: float = 0.06, batch: int = 32, passive: float = 0.0,
+                accounts: tuple[int, ...] = (), ts_gap: int = 0) -> np.ndarray:
     """n records. Cancel and replace targets are picked mostly among the orders resting now,
     which the generator learns by running the Numba engine (with the hardware capacities
     nord/nlvl) alongside, one batch of records at a time. spread: prices within +-spread ticks
     of the symbol's current reference price. passive: the share of LIMIT NEWs priced on their
     own side of the reference (a buy 1..spread ticks below it, a sell above), which do not cross
-    and so build deep books (0: none, and the flows of a seed are what they always were)."""
+    and so build deep books (0: none, and the flows of a seed are what they always were).
+    accounts: the ids drawn from instead of 1..n_accounts. ts_gap: the mean nanoseconds between
+    two records, uniform in 0..2 x ts_gap (0: ts is 1, 2, 3, ..., all in the first second of the
+    rate limit's buckets)."""
     from engine.api import Venue
     from engine.records import EV_ACK, EV_CANCELED, EV_FILL
 
@@ -585,16 +630,18 @@ def random_records(seed: int, n: int, venue=None, *, nord: int = 16, nlvl: int =
     dead: list[int] = []
     out = np.zeros(n, ORDER_DTYPE)
     nxt = 1
+    ts = 0
     for b0 in range(0, n, batch):
         blk = out[b0 : b0 + batch]
         for j in range(len(blk)):
             r = blk[j]
             i = b0 + j
-            r["ts"] = i + 1
+            ts = ts + int(rng.integers(0, 2 * ts_gap + 1)) if ts_gap else i + 1
+            r["ts"] = ts
             r["msg_seq"] = i + 1
             u = rng.random()
             act = ACTION_CANCEL if u < cancel else ACTION_REPLACE if u < cancel + replace else ACTION_NEW
-            acct = int(rng.integers(1, n_accounts + 1))
+            acct = accounts[int(rng.integers(0, len(accounts)))] if accounts else int(rng.integers(1, n_accounts + 1))
             sym = int(rng.integers(0, ns))
             if act == ACTION_NEW:
                 if rng.random() < 0.04 and (live or dead):

