@@ -72,3 +72,30 @@ def test_shadow_divergence_exits_1_naming_the_message(tmp_path):
 def test_what_if_capacities_need_the_hardware(tmp_path):
     r = replay(GOLDEN / "example_flow.csv", "--hw-max-orders", 8)
     assert r.returncode == 2 and "need --offload hw or shadow" in r.stderr, r.stderr
+
+
+def test_shadow_runs_the_account_rules_in_hardware(tmp_path):
+    """A venue with no default account and listed accounts with their own limits: the risk stage
+    in front of the book answers UNKNOWN_ACCOUNT, ACCOUNT_DISABLED, RATE_LIMIT and MAX_QTY as the
+    engine does, so shadow agrees on every event and the CSV carries each reason."""
+    venue = tmp_path / "venue.toml"
+    venue.write_text('[symbols.AAPL]\ntick = "0.01"\nref_price = "100.00"\n'
+                     "[accounts.1]\nmax_order_qty = 5\nmax_msgs_per_sec = 2\n"
+                     "[accounts.2]\n[accounts.3]\nenabled = false\n" + CAPACITIES)
+    flow = tmp_path / "flow.csv"
+    flow.write_text("ts,account,action,symbol,order_id,side,type,tif,price,qty\n"
+                    "1,1,NEW,AAPL,1,SELL,LIMIT,GTC,100.10,5\n"
+                    "2,1,NEW,AAPL,2,SELL,LIMIT,GTC,100.10,6\n"
+                    "3,1,NEW,AAPL,3,SELL,LIMIT,GTC,100.10,1\n"
+                    "1000000000,1,NEW,AAPL,4,SELL,LIMIT,GTC,100.20,1\n"
+                    "1000000001,2,NEW,AAPL,5,BUY,LIMIT,GTC,100.20,3\n"
+                    "1000000002,3,NEW,AAPL,6,BUY,LIMIT,GTC,100.20,3\n"
+                    "1000000003,4,NEW,AAPL,7,BUY,LIMIT,GTC,100.20,3\n")
+    out = tmp_path / "events.csv"
+    r = replay(flow, "--config", venue, "--offload", "shadow", "--events", out)
+    assert r.returncode == 0, r.stderr
+    assert "events identical in sw and hw" in r.stderr, r.stderr
+    text = out.read_text()
+    for reason in ("MAX_QTY", "RATE_LIMIT", "ACCOUNT_DISABLED", "UNKNOWN_ACCOUNT"):
+        assert f",{reason}\n" in text, text
+    assert text.count(",FILL,") == 2, text

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -191,16 +192,20 @@ needs_hw = pytest.mark.skipif(not HW_OK, reason=f"hdl simulation unavailable: {H
 
 
 def hw_venue():
-    """The built-in symbols with the default account only (the hardware book keeps no
-    per-account state yet) and capacities the register book simulates: the hardware is built
-    with exactly these, and the engine runs them too."""
+    """The built-in venue with the account limits the hardware's risk stage checks (its listed
+    accounts keep their max_order_qty, max_msgs_per_sec and enabled; their notional, position and
+    open-order limits are not in the hardware yet) and capacities the register book simulates:
+    the hardware is built with exactly these, and the engine runs them too."""
     import dataclasses
 
-    return dataclasses.replace(as_venue(None), accounts={}).with_capacity(max_orders=64, max_levels=16)
+    v = as_venue(None)
+    accounts = {k: dataclasses.replace(a, max_notional=Decimal(0), max_position=0, max_open_orders=0)
+                for k, a in v.accounts.items()}
+    return dataclasses.replace(v, accounts=accounts).with_capacity(max_orders=64, max_levels=16)
 
 
 def small_flow(n=400, seed=11):
-    """A flow the hardware can run exactly: no KILL (account state is not in the hardware)."""
+    """A flow the hardware can run exactly: no KILL (not in the hardware yet)."""
     from engine.records import ACTION_KILL
 
     v = hw_venue()
@@ -211,8 +216,14 @@ def small_flow(n=400, seed=11):
 @pytest.mark.hdl
 @needs_hw
 def test_hw_through_the_bridge_equals_the_engine():
+    """The bridge serves the risk stage and the book: the flow's disabled account (13) and
+    account 7's max_order_qty give rejects only the stage decides."""
+    from engine.records import R_ACCOUNT_DISABLED, R_MAX_QTY
+
     orders, v = small_flow()
-    assert same(replay_offloaded(orders, v, "shm", "hw"), replay_records(orders, v))
+    eng = replay_records(orders, v)
+    assert {R_ACCOUNT_DISABLED, R_MAX_QTY} <= set(eng["reason"].tolist())
+    assert same(replay_offloaded(orders, v, "shm", "hw"), eng)
 
 
 @pytest.mark.hdl
