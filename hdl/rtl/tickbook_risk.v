@@ -174,35 +174,17 @@ module tickbook_risk #(
     assign in_ready = (state == S_IDLE) && (fc != 2'd2);
     assign busy = (state != S_IDLE) || (fc != 2'd0);
 
-    // the record as the book gets it: rejected with a reason, or passed (its quantity marked
-    // above the account's max_order_qty when it is: tickbook_risk_verdict.vh)
-    function [511:0] rejected;
-        input [511:0] k_rec;
-        input [7:0]   k_why;
-        begin
-            rejected = k_rec;
-            rejected[ORDER_ACTION_LSB +: 8] = ACTION_RISK_REJECT;
-            rejected[ORDER_TIF_LSB +: 8] = k_why;
-        end
-    endfunction
-
-    function [511:0] passed;
-        input [511:0] k_rec;
-        input [31:0]  k_mq;
-        reg   [63:0]  q;
-        begin
-            passed = k_rec;
-            q = k_rec[ORDER_QTY_LSB +: 64];
-            if (q[63:32] == 32'd0 && k_mq != 32'd0 && q[31:0] > k_mq)
-                passed[ORDER_QTY_LSB + 32] = 1'b1;
-        end
-    endfunction
-
     // what the edge does, worked out in order by blocking assignments (the decision's writes of
     // the table and the FIFO come from one place each)
     /* verilator lint_off BLKSEQ */
-    reg          push;
-    reg [511:0]  push_d;
+    // the record an edge pushes: from the input (a record that passes untouched) or m (a record
+    // decided), with its verdict (push_why: a reject's reason, else push_mq: the account's
+    // max_order_qty), worked out only when it pushes: a 512-bit copy every edge was a quarter of
+    // Icarus's time
+    reg          push, push_m, push_mal;
+    reg [7:0]    push_why;
+    reg [31:0]   push_mq;
+    reg [511:0]  rec_w;
     reg          ht_re, ht_we;
     reg [HW-1:0] ht_ra, ht_wa;
     reg [EW-1:0] ht_wd;
@@ -211,12 +193,14 @@ module tickbook_risk #(
 
     always @(posedge clk) begin
         push = 1'b0;
-        push_d = in_data;
+        push_m = 1'b0;
+        push_mal = 1'b0;
+        push_why = R_NONE;
+        push_mq = 32'd0;
         ht_re = 1'b0;
         ht_we = 1'b0;
         ht_ra = h;
         ht_wa = h;
-        ht_wd = ht_q;
         ls_re = 1'b0;
         cnt1 = 32'd1;
 
@@ -282,8 +266,7 @@ module tickbook_risk #(
                         state <= in_window ? S_LOOK : S_SEC;
                     end else begin          // passes untouched (an ACTION_RISK_REJECT is MALFORMED)
                         push = 1'b1;
-                        if (in_act == ACTION_RISK_REJECT)
-                            push_d[ORDER_ACTION_LSB +: 8] = ACTION_MALFORMED;
+                        push_mal = (in_act == ACTION_RISK_REJECT);
                     end
                 end
             S_SEC: begin
@@ -303,25 +286,26 @@ module tickbook_risk #(
                     h <= h + 1'b1;
                 end else if (fc != 2'd2) begin
                     push = 1'b1;
+                    push_m = 1'b1;
                     state <= S_IDLE;
                     if (q_live) begin                         // a tracked account
                         if (q_bk == w_sec) cnt1 = (q_cnt == 32'hFFFF_FFFF) ? q_cnt : q_cnt + 1'b1;
-                        if (q_dis) push_d = rejected(m, R_ACCOUNT_DISABLED);
+                        if (q_dis) push_why = R_ACCOUNT_DISABLED;
                         else begin
                             ht_we = 1'b1;
                             ht_wd = entry(cur_gen, q_id, 1'b0, q_mq, q_mr, w_sec, cnt1);
-                            if (q_mr != 32'd0 && cnt1 > q_mr) push_d = rejected(m, R_RATE_LIMIT);
-                            else push_d = passed(m, q_mq);
+                            if (q_mr != 32'd0 && cnt1 > q_mr) push_why = R_RATE_LIMIT;
+                            else push_mq = q_mq;
                         end
-                    end else if (!d_has) push_d = rejected(m, R_UNKNOWN_ACCOUNT);
-                    else if (!d_en) push_d = rejected(m, R_ACCOUNT_DISABLED);
+                    end else if (!d_has) push_why = R_UNKNOWN_ACCOUNT;
+                    else if (!d_en) push_why = R_ACCOUNT_DISABLED;
                     else if ({{(24 - CW){1'b0}}, n_tracked} >= c_max ||
-                             n_tracked == NACCT[CW-1:0]) push_d = rejected(m, R_CAPACITY);
+                             n_tracked == NACCT[CW-1:0]) push_why = R_CAPACITY;
                     else begin                                // tracked from now on, its first message
                         ht_we = 1'b1;
                         ht_wd = entry(cur_gen, m_acct, 1'b0, d_mq, d_mr, w_sec, 32'd1);
                         n_tracked <= n_tracked + 1'b1;
-                        push_d = passed(m, d_mq);
+                        push_mq = d_mq;
                     end
                 end
             end
@@ -332,16 +316,29 @@ module tickbook_risk #(
         if (ht_we) ht[ht_wa] <= ht_wd;
         if (ls_re) ls_q <= ls[k[KW-1:0]];
 
+        // the record as the book gets it (tickbook_risk_verdict.vh): rejected with a reason, or
+        // passed, its quantity marked above the account's max_order_qty when it is
+        if (push) begin
+            rec_w = push_m ? m : in_data;
+            if (push_why != R_NONE) begin
+                rec_w[ORDER_ACTION_LSB +: 8] = ACTION_RISK_REJECT;
+                rec_w[ORDER_TIF_LSB +: 8] = push_why;
+            end else if (rec_w[ORDER_QTY_LSB + 32 +: 32] == 32'd0 && push_mq != 32'd0 &&
+                         rec_w[ORDER_QTY_LSB +: 32] > push_mq)
+                rec_w[ORDER_QTY_LSB + 32] = 1'b1;
+            if (push_mal) rec_w[ORDER_ACTION_LSB +: 8] = ACTION_MALFORMED;
+        end
+
         // the FIFO: at most one record in and one out an edge
         if (rst) fc <= 2'd0;
         else if (push && pop) begin
-            if (fc == 2'd1) f0 <= push_d;
-            else begin f0 <= f1; f1 <= push_d; end
+            if (fc == 2'd1) f0 <= rec_w;
+            else begin f0 <= f1; f1 <= rec_w; end
         end else if (pop) begin
             f0 <= f1;
             fc <= fc - 1'b1;
         end else if (push) begin
-            if (fc == 2'd0) f0 <= push_d; else f1 <= push_d;
+            if (fc == 2'd0) f0 <= rec_w; else f1 <= rec_w;
             fc <= fc + 1'b1;
         end
     end
