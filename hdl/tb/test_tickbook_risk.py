@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import random
-from pathlib import Path
 
 import cocotb
 import cocotb.regression
@@ -28,8 +27,7 @@ from engine.codec import parse_flow_bytes
 from engine.compare import first_divergence
 from engine.config import parse_venue
 from engine.records import EV_REJECT, R_CAPACITY
-from hdl.sim.driver import BOOK_SELECT, BRAM_SOURCES, REPO, RISK_SOURCES, TB_DIR, _cocotb_compile, engine_venue
-from hdl.sim.driver import on_simulator_path
+from hdl.sim.driver import BOOK_SELECT, BRAM_SOURCES, RISK_SOURCES, engine_venue, run_cocotb_module
 from testkit.flows import RISK_ACCOUNTS, random_records, risk_venue
 
 pytestmark = pytest.mark.hdl
@@ -330,18 +328,7 @@ SOURCES = [*BRAM_SOURCES, *RISK_SOURCES, BOOK_SELECT]
 def test_tickbook_risk_passes_the_cocotb_tests(nsym, nord, nlvl, nacct, gen_w):
     """Build tb_book (the risk stage in front of the block-RAM book) in Icarus with these
     parameters and run every cocotb test above; fails unless all ran and passed."""
-    from cocotb_tools.check_results import get_results
-
-    waves = bool(os.environ.get("WAVES"))
     params = {"NSYM": nsym, "NORD": nord, "NLVL": nlvl, "BRAM": 1, "NACCT": nacct, "GEN_W": gen_w}
-    name = "_".join(f"{k.lower()}{v}" for k, v in params.items())
-    runner, bdir = _cocotb_compile(f"cocotb_risk_{name}", "tb_book", SOURCES, params, waves)
     env = {"HDL_NSYM": str(nsym), "HDL_NORD": str(nord), "HDL_NLVL": str(nlvl), "HDL_TOP": "tb_book",
            "HDL_NACCT": str(nacct)}
-    on_simulator_path(REPO, TB_DIR)
-    results = runner.test(test_module=Path(__file__).stem, hdl_toplevel="tb_book", parameters=params,
-                          build_dir=bdir, test_dir=bdir, extra_env=env, waves=waves,
-                          results_xml=str(bdir / "results.xml"))
-    ran, failed = get_results(Path(results))
-    assert failed == 0, f"{failed} of {ran} cocotb tests failed (log above, results in {results})"
-    assert ran == len(COCOTB_TESTS), f"{ran} cocotb results, this module has {len(COCOTB_TESTS)}: {COCOTB_TESTS}"
+    run_cocotb_module(__file__, "tb_book", SOURCES, params, env, COCOTB_TESTS)
