@@ -304,7 +304,7 @@ def test_bridge_refuses_a_segment_of_another_layout():
 @pytest.mark.parametrize("args, env, says", [
     (["--target", "card"], {}, "no driver for an FPGA card is built yet"),
     # the built-in venue: account limits the risk stage does not check yet
-    ([], {}, "the Verilog book cannot run this venue exactly: max_notional in [accounts.7]"),
+    ([], {}, "the Verilog book cannot run this venue exactly: max_position in [accounts.7]"),
     # a read-only install (the pod's image) without a build volume: no traceback to restart into
     ([], {"TICKBOOK_HDL_BUILD": "/proc/version/hdl"}, "cannot write the simulator's build folder /proc/version/hdl"),
 ])

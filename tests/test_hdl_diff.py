@@ -17,8 +17,8 @@ import pytest
 
 from engine.api import replay_records
 from engine.config import parse_venue
-from engine.records import (EV_ACK, EV_FILL, EV_REJECT, R_ACCOUNT_DISABLED, R_CAPACITY, R_MAX_QTY, R_RATE_LIMIT,
-                            R_UNKNOWN_ACCOUNT)
+from engine.records import (EV_ACK, EV_FILL, EV_REJECT, R_ACCOUNT_DISABLED, R_CAPACITY, R_MAX_NOTIONAL, R_MAX_QTY,
+                            R_RATE_LIMIT, R_UNKNOWN_ACCOUNT)
 from testkit.flows import DIFF_VENUE_TOML, RISK_ACCOUNTS, diff_venue, edge_venue, random_records, risk_venue
 from engine.compare import first_divergence
 from hdl.sim.driver import engine_venue, simulate
@@ -120,13 +120,15 @@ def test_account_rules_match_engine(n, default, nord, nlvl, ts_gap, idle, stall,
     max_accounts are CAPACITY and never ACKed."""
     if simulator == "verilator" and not verilator_available()[0]:
         pytest.skip(f"Verilator unavailable: {verilator_available()[1]}")
-    v = risk_venue(default)
+    v = risk_venue(default, notional=book == "bram")   # MAX_NOTIONAL: the block-RAM build's
     res, eng = _check(n, nord, nlvl, {"accounts": RISK_ACCOUNTS, "ts_gap": ts_gap}, idle, stall,
                       seed=4000 + nord + len(default), venue=v, book=book, simulator=simulator)
     rejected = eng["kind"] == EV_REJECT
     reasons = set(eng["reason"][rejected].tolist())
     if n >= 6_000:
         assert RISK_REASONS[default] <= reasons, RISK_REASONS[default] - reasons
+    if book == "bram" and n >= 20_000:
+        assert R_MAX_NOTIONAL in reasons
     if default == "limits":
         acked = set(eng["account"][eng["kind"] == EV_ACK].tolist())
         refused = set(eng["account"][rejected & (eng["reason"] == R_CAPACITY)].tolist()) - acked

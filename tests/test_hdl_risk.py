@@ -43,14 +43,21 @@ def test_the_second_of_ts_is_exact_for_every_64_bit_ts():
         assert ((ts >> 9) * m) >> 76 == ts // 10**9, ts
 
 
+def word(words, addr: int, w: int) -> list[int]:
+    """The data of the configuration words at addr that are word w (cfg_data[103:100])."""
+    return [d for a, _, d in words if a == addr and d >> 100 & 0xF == w]
+
+
 def test_account_words_load_listed_and_default():
     v = venue("""
 [accounts.default]
 max_order_qty = 9
 max_msgs_per_sec = 25
+max_notional = "1234.567890129"
 
 [accounts.7]
 max_order_qty = 5
+max_notional = "0"
 enabled = false
 
 [accounts.4294967295]
@@ -60,8 +67,8 @@ max_msgs_per_sec = 4294967294
 max_accounts = 10
 """)
     words = sim.account_words(v, nacct=16)
-    acct = [d for a, _, d in words if a == sim.CFG_ACCT]
-    (top,) = [d for a, _, d in words if a == sim.CFG_ACCTS]
+    acct = word(words, sim.CFG_ACCT, 0)
+    (top,) = word(words, sim.CFG_ACCTS, 0)
     u32 = (1 << 32) - 1
     # [31:0] id, [63:32] max_order_qty, [95:64] max_msgs_per_sec, [96] enabled, [127:104] index
     assert [(d & u32, d >> 32 & u32, d >> 64 & u32, d >> 96 & 1, d >> 104) for d in acct] == [
@@ -69,8 +76,12 @@ max_accounts = 10
     # [31:0], [63:32] the default's limits, [87:64] max_accounts, [111:88] listed, [112] default, [113] enabled
     assert (top & u32, top >> 32 & u32, top >> 64 & 0xFFFFFF, top >> 88 & 0xFFFFFF, top >> 112 & 1, top >> 113 & 1) == \
         (9, 25, 10, 2, 1, 1)
+    # word 1, the notional limits: [62] has one, [61:0] floor(max_notional x 1e8); 0 is none
+    (dflt,) = word(words, sim.CFG_ACCTS, 1)
+    assert (dflt >> 62 & 1, dflt & ((1 << 62) - 1)) == (1, 123456789012)
+    assert [(d & ((1 << 63) - 1), d >> 104) for d in word(words, sim.CFG_ACCT, 1)] == [(0, 0), (1 << 62 | 123456789012, 1)]
     # the table smaller than max_accounts: the stage tracks what it holds (engine_venue agrees)
-    (top,) = [d for a, _, d in sim.account_words(v, nacct=4) if a == sim.CFG_ACCTS]
+    (top,) = word(sim.account_words(v, nacct=4), sim.CFG_ACCTS, 0)
     assert top >> 64 & 0xFFFFFF == 4 == sim.engine_venue(v, 8, 2, nacct=4).max_accounts
 
 
@@ -78,10 +89,10 @@ def test_a_max_order_qty_beyond_32_bits_is_no_limit():
     """The book rejects any quantity above 2**32 - 1 MAX_QTY itself, so a limit of 2**32 - 1 (the
     largest a venue takes) changes nothing and is loaded as 0, none."""
     v = venue("[accounts.default]\nmax_order_qty = 4294967295\n")
-    (top,) = [d for a, _, d in sim.account_words(v) if a == sim.CFG_ACCTS]
+    (top,) = word(sim.account_words(v), sim.CFG_ACCTS, 0)
     assert top & ((1 << 32) - 1) == 0
     v = venue("[accounts.default]\nmax_order_qty = 4294967294\n")
-    (top,) = [d for a, _, d in sim.account_words(v) if a == sim.CFG_ACCTS]
+    (top,) = word(sim.account_words(v), sim.CFG_ACCTS, 0)
     assert top & ((1 << 32) - 1) == 2**32 - 2
 
 
@@ -91,6 +102,17 @@ def test_what_the_stage_cannot_hold_is_refused_in_one_line():
         sim.account_words(too_fast)
     with pytest.raises(Unrepresentable) as e:
         check_venue(too_fast)
+    assert "\n" not in str(e.value)
+    # max_notional: the largest limit the stage holds is 2**62 - 1 units of 1e-8
+    edge = venue('[accounts.default]\nmax_notional = "46116860184.27387903"\n')
+    (d,) = word(sim.account_words(edge), sim.CFG_ACCTS, 1)
+    assert d & ((1 << 63) - 1) == 1 << 62 | (1 << 62) - 1
+    assert check_venue(edge)
+    too_big = venue('[accounts.default]\n[accounts.6]\nmax_notional = "46116860184.27387904"\n')
+    with pytest.raises(sim.SimError, match=r"\[accounts.6\]: max_notional 46116860184.27387904 is beyond"):
+        sim.account_words(too_big)
+    with pytest.raises(Unrepresentable) as e:
+        check_venue(too_big)
     assert "\n" not in str(e.value)
     many = venue("[accounts.default]\n" + "".join(f"[accounts.{i}]\nmax_order_qty = 3\n" for i in range(5)))
     with pytest.raises(sim.SimError, match="5 listed accounts, the risk stage's table holds 4"):
@@ -110,11 +132,18 @@ max_notional = "1000"
 max_open_orders = 2
 """)
     why = sim.unsupported(v)
-    assert any("max_notional in [accounts.3]" in w for w in why), why
+    assert not any("max_notional" in w for w in why), why   # the block-RAM build checks it
     assert any("max_position in [accounts.default] and 2 more" in w for w in why), why  # 3 and 4 inherit it
     assert any("max_open_orders in [accounts.4]" in w for w in why), why
+    for book in ("fast", "area"):   # the register builds do not
+        assert any(f"max_notional in [accounts.3] (the {book} build has no max_notional check)" in w
+                   for w in sim.unsupported(v, book=book))
+        assert sim.unsupported(risk_venue("limits", notional=False), book=book) == []
+        with pytest.raises(Unrepresentable, match="max_notional"):
+            check_venue(risk_venue("limits"), book=book)
     kill = np.zeros(1, ORDER_DTYPE)
     kill["action"] = ACTION_KILL
     assert any("KILL" in w for w in sim.unsupported(risk_venue("none"), kill))
-    with pytest.raises(Unrepresentable, match="max_notional"):
+    with pytest.raises(Unrepresentable, match="max_position"):
         check_venue(v)
+

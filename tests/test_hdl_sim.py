@@ -220,7 +220,7 @@ def test_wrong_dtype():
 def test_unsupported_venue_features_warn():
     assert sim.unsupported(diff_venue()) == []
     with pytest.warns(UserWarning, match="account"):
-        sim._warn_scope(sim._venue(None), np.zeros(0, ORDER_DTYPE))
+        sim._warn_scope(sim._venue(None), np.zeros(0, ORDER_DTYPE), "bram")
 
 
 def test_area_configuration_words():

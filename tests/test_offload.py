@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -192,14 +191,14 @@ needs_hw = pytest.mark.skipif(not HW_OK, reason=f"hdl simulation unavailable: {H
 
 
 def hw_venue():
-    """The built-in venue with the account limits the hardware's risk stage checks (its listed
-    accounts keep their max_order_qty, max_msgs_per_sec and enabled; their notional, position and
-    open-order limits are not in the hardware yet) and capacities the register book simulates:
-    the hardware is built with exactly these, and the engine runs them too."""
+    """The built-in venue with the account limits the hardware checks (its listed accounts keep
+    their max_order_qty, max_msgs_per_sec, max_notional and enabled; their position and
+    open-order limits are not in the hardware yet) and small capacities: the hardware is built
+    with exactly these, and the engine runs them too."""
     import dataclasses
 
     v = as_venue(None)
-    accounts = {k: dataclasses.replace(a, max_notional=Decimal(0), max_position=0, max_open_orders=0)
+    accounts = {k: dataclasses.replace(a, max_position=0, max_open_orders=0)
                 for k, a in v.accounts.items()}
     return dataclasses.replace(v, accounts=accounts).with_capacity(max_orders=64, max_levels=16)
 
@@ -271,7 +270,7 @@ def test_a_venue_beyond_the_hardware_is_refused_before_any_record(transport):
     with pytest.raises(Unrepresentable) as err:
         replay_offloaded(generate(v, 50, seed=1), v, transport, "hw")
     msg = str(err.value)
-    assert "\n" not in msg and f"max_orders = {2 * MAX_ORDERS['bram']:,}" in msg and "max_notional in [accounts.7]" in msg, msg
+    assert "\n" not in msg and f"max_orders = {2 * MAX_ORDERS['bram']:,}" in msg and "max_position in [accounts.7]" in msg, msg
 
 
 def test_pinning_parses_cpusets_and_reports_what_it_got():

@@ -147,6 +147,7 @@ module tickbook_book_bram #(
     reg [52:0]    nx_qt;
     reg           nx_on_tick;
     reg [SW-1:0]  nx_qsym;
+    reg [62:0]    nx_nt;
     // a message started at the last edge: what the file bench traces (tb_file.v, "S" lines) and
     // a waveform shows; only the simulation's checks read it, and synthesis drops it
     /* verilator lint_off UNUSEDSIGNAL */
@@ -239,7 +240,7 @@ module tickbook_book_bram #(
     // The unit's tag is whether the record's symbol is one of the venue's.
     wire          u_valid, u_on_tick, u_busy;
     /* verilator lint_off UNUSEDSIGNAL */
-    wire [511:0]  u_data;                 // ts and the reserved bytes are not read
+    wire [511:0]  u_data;                 // ts and the reserved bytes (but the risk stage's) are not read
     /* verilator lint_on UNUSEDSIGNAL */
     wire [HW-1:0] u_key;
     wire          u_sym_ok;
@@ -272,6 +273,8 @@ module tickbook_book_bram #(
     wire [7:0]  u_side = u_data[ORDER_SIDE_LSB +: ORDER_SIDE_W];
     wire [7:0]  u_type = u_data[ORDER_TYPE_LSB +: ORDER_TYPE_W];
     wire [7:0]  u_tif  = u_data[ORDER_TIF_LSB +: ORDER_TIF_W];
+    wire [62:0] u_nt   = u_data[VERDICT_NT_LSB +: 63];    // the account's notional limit
+    wire [62:0] in_nt  = in_data[VERDICT_NT_LSB +: 63];
 
     // ------------------------------------------------------------------ the id buckets
     // The first slot of each bucket's chain, in block RAM behind its output register
@@ -405,6 +408,26 @@ module tickbook_book_bram #(
     wire [71:0]   bu_band = {19'd0, 3'd0, bu_ref2[52:3]};   // CORE=1: not functional (price.vh)
 `endif
     wire         m_rests = (m_tif == TIF_GTC || m_tif == TIF_POST);
+
+    // MAX_NOTIONAL (check 8): the account's limit comes from the risk stage with the record,
+    // {has, limit} (tickbook_risk_verdict.vh: price in 1e-8 units x qty, below 2**62). The check
+    // is worked out beside the message's first cycles, so that S_CHECK reads a register: value x
+    // qty against the limit, the value in 1e-8 units. A LIMIT's or a REPLACE's is its price, so
+    // its verdict is in after one edge; a MARKET order's is its protection price, or the
+    // reference price without a collar, times the tick (2**62 stands for any value at or above
+    // it, which is over every limit), one edge before. nt_age counts the edges since the
+    // message's inputs to it are current (a MARKET order's bounds wait for the band unit).
+    reg [62:0]   m_nt;
+    reg [62:0]   nt_v;
+    reg          nt_over;
+    reg [1:0]    nt_age;
+    wire [73:0]  nt_mkt_t = has_lim_c ? lim_c : {21'd0, r_ref[cur_sym]};
+    wire [114:0] nt_mkt_u = {53'd0, nt_mkt_t[61:0]} * {62'd0, c_tick[cur_sym]};
+    wire         nt_mkt_sat = (nt_mkt_t[73:62] != 12'd0) || (nt_mkt_u[114:62] != 53'd0);
+    wire [94:0]  nt_prod = {32'd0, is_mkt ? nt_v : {10'd0, p53}} * {63'd0, m_qty[31:0]};
+    wire         nt_inputs = !(is_mkt && !band_ok[cur_sym]);
+    wire         nt_ok = !m_nt[62] || nt_age == 2'd2 || (!is_mkt && nt_age != 2'd0);   // S_CHECK waits for it
+    wire         nt_bad = m_nt[62] && nt_over;
     wire [BW-1:0] own_b = {cur_sym, side_sel};
     wire [BW-1:0] t_b = {cur_sym, t_side};    // the book of the order a CANCEL / REPLACE names
     wire [KW-1:0] own_n = w_n[side_sel];
@@ -412,7 +435,7 @@ module tickbook_book_bram #(
     wire         orders_full = ({{(32-CW){1'b0}}, rest_cnt} >= NORD);
     wire [7:0]   new_why = new_reason(sym_known, found, bad_tif, bad_qty, max_qty,
                                       is_mkt ? (m_px != PRICE_NONE) : (!px_rng || !on_tick),
-                                      !is_mkt && out_band, !is_mkt && m_rests && orders_full);
+                                      !is_mkt && out_band, nt_bad, !is_mkt && m_rests && orders_full);
     // slot t's price is its level's (an order keeps no copy): S_LOOK1 points l_ra at the level
     // for S_CHECK and S_CAPR, the only states that read it
     wire [52:0]  t_pxu = q_lpxu;
@@ -423,7 +446,7 @@ module tickbook_book_bram #(
     wire         t_at_best = (t_lvl == w_h[t_side] && !stale[t_side]);
     wire [7:0]   can_why = cancel_reason(found, t_acct == m_acct);
     wire [7:0]   rep_why = replace_reason(found, t_acct == m_acct, bad_qty, max_qty,
-                                          !px_rng || !on_tick, out_band, 1'b0);
+                                          !px_rng || !on_tick, out_band, nt_bad, 1'b0);
     // S_CHECK: does the message cross the other side's best level (stale bits are all clear
     // between messages)?
     wire         cross_c = (w_n[!side_sel] != {KW{1'b0}}) &&
@@ -669,8 +692,11 @@ module tickbook_book_bram #(
         input [52:0]   k_qt;
         input          k_on_tick;
         input [SW-1:0] k_qsym;
+        input [62:0]   k_nt;
         begin
             msg_start <= 1'b1;
+            m_nt <= k_nt;
+            nt_age <= 2'd0;
             m_qt <= k_qt;
             m_on_tick <= k_on_tick;
             m_qsym <= k_qsym;
@@ -842,7 +868,7 @@ module tickbook_book_bram #(
         S_IDLE:  ends = 1'b1;
         S_CLR:   ends = (clr_i == {HW{1'b1}});
         S_CHECK: ends = !(m_rep && found && m_qsym != cur_sym) && ev_free &&
-                        (band_ok[cur_sym] || !((m_new && sym_known) || (m_rep && found))) &&
+                        ((band_ok[cur_sym] && nt_ok) || !((m_new && sym_known) || (m_rep && found))) &&
                         ((m_new && fields_ok) ? (new_why != R_NONE)
                          : m_can ? (can_why != R_NONE || cancel_ends)
                          : m_rep ? (rep_why != R_NONE)   // one that passes ends in S_RK or later
@@ -908,6 +934,10 @@ module tickbook_book_bram #(
                 r_lo[bu_s2] <= band_lo(bu_ref2, bu_band);
                 band_ok[bu_s2] <= 1'b1;
             end
+            // MAX_NOTIONAL's steps (start() sets nt_age back to 0 for a new message)
+            nt_v <= nt_mkt_sat ? 63'd1 << 62 : nt_mkt_u[62:0];
+            nt_over <= nt_prod > {33'd0, m_nt[61:0]};
+            nt_age <= !nt_inputs ? 2'd0 : (nt_age == 2'd2) ? 2'd2 : nt_age + 2'd1;
 
             nstate = state;
             msg_start <= 1'b0;
@@ -962,7 +992,8 @@ module tickbook_book_bram #(
 
             // ---- every rule in the rulebook's order; CAPACITY of a level needs a walk
             // (a NEW of a known symbol and a REPLACE of a live order use the collar: they wait
-            // for their symbol's band to be current, a few cycles after a trade moved it)
+            // for their symbol's band to be current, a few cycles after a trade moved it, and
+            // for the MAX_NOTIONAL verdict of an account with a notional limit)
             // (a REPLACE whose order is of another symbol than the tick unit guessed divides its
             // price by this symbol's tick first, S_DIV)
             S_CHECK: if (m_rep && found && m_qsym != cur_sym) begin
@@ -971,7 +1002,7 @@ module tickbook_book_bram #(
                 dv_r <= 53'd0;
                 dv_n <= 6'd0;
                 nstate = S_DIV;
-            end else if (ev_free && (band_ok[cur_sym] || !((m_new && sym_known) || (m_rep && found)))) begin
+            end else if (ev_free && ((band_ok[cur_sym] && nt_ok) || !((m_new && sym_known) || (m_rep && found)))) begin
                 nstate = S_DONE;   // a REJECT ends the message; what accepts goes on
                 if (m_new && fields_ok) begin
                     fx_we <= found;       // the tick unit took this NEW's symbol for its id's
@@ -1336,14 +1367,14 @@ module tickbook_book_bram #(
             // the unit's last stage moves into an empty buffer.
             if (ends && nx_valid) begin
                 start(nx_id, nx_mseq, nx_px, nx_qty, nx_acct, nx_sym, nx_act, nx_side, nx_type, nx_tif,
-                      nx_sym_ok, nx_bkt, nx_qt, nx_on_tick, nx_qsym);
+                      nx_sym_ok, nx_bkt, nx_qt, nx_on_tick, nx_qsym, nx_nt);
                 nx_valid <= 1'b0;
             end else if (ends && u_valid) begin
                 start(u_id, u_mseq, u_px, u_qty, u_acct, u_sym, u_act, u_side, u_type, u_tif,
-                      u_sym_ok, u_key, u_qt, u_on_tick, u_qsym);
+                      u_sym_ok, u_key, u_qt, u_on_tick, u_qsym, u_nt);
             end else if (ends && in_past) begin
                 start(in_id, in_mseq, in_px, in_qty, in_acct, in_sym, in_act, in_side, in_type, in_tif,
-                      in_sym_ok, bucket(in_id), 53'd0, 1'b0, {SW{1'b0}});
+                      in_sym_ok, bucket(in_id), 53'd0, 1'b0, {SW{1'b0}}, in_nt);
             end else if (u_take || in_past) begin
                 nx_valid <= 1'b1;
                 nx_id <= u_take ? u_id : in_id;
@@ -1361,6 +1392,7 @@ module tickbook_book_bram #(
                 nx_qt <= u_qt;
                 nx_on_tick <= u_on_tick;
                 nx_qsym <= u_qsym;
+                nx_nt <= u_take ? u_nt : in_nt;
             end
             state <= nstate;
             hw_we <= hw_now;

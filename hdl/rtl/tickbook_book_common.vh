@@ -68,11 +68,13 @@
     // ------------------------------------------------------------------ the order of the rules
     // The first rule a message breaks, in the order of docs/rulebook.md (sections 4, 5, 7), or
     // R_NONE: written once for both builds, which compute the conditions each its own way.
+    // (notional: MAX_NOTIONAL, which only the block-RAM build checks; the others give 0)
     function [7:0] new_reason;
-        input sym_ok, dup, tif_bad, qty_bad, qty_max, px_bad, band_out, cap;
+        input sym_ok, dup, tif_bad, qty_bad, qty_max, px_bad, band_out, notional, cap;
         new_reason = !sym_ok ? R_UNKNOWN_SYMBOL : dup ? R_DUPLICATE_ORDER_ID :
                      tif_bad ? R_BAD_TIF : qty_bad ? R_BAD_QTY : qty_max ? R_MAX_QTY :
-                     px_bad ? R_BAD_PRICE : band_out ? R_PRICE_BAND : cap ? R_CAPACITY : R_NONE;
+                     px_bad ? R_BAD_PRICE : band_out ? R_PRICE_BAND :
+                     notional ? R_MAX_NOTIONAL : cap ? R_CAPACITY : R_NONE;
     endfunction
 
     function [7:0] cancel_reason;     // also the first checks of a REPLACE
@@ -81,10 +83,10 @@
     endfunction
 
     function [7:0] replace_reason;
-        input hit, owner, qty_bad, qty_max, px_bad, band_out, cap;
+        input hit, owner, qty_bad, qty_max, px_bad, band_out, notional, cap;
         replace_reason = (!hit || !owner) ? cancel_reason(hit, owner) : qty_bad ? R_BAD_QTY :
                          qty_max ? R_MAX_QTY : px_bad ? R_BAD_PRICE : band_out ? R_PRICE_BAND :
-                         cap ? R_CAPACITY : R_NONE;
+                         notional ? R_MAX_NOTIONAL : cap ? R_CAPACITY : R_NONE;
     endfunction
 
     // ------------------------------------------------------------------ the event record

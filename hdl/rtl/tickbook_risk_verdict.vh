@@ -11,6 +11,14 @@
 // MAX_QTY rule (a quantity beyond 32 bits) then rejects it in the rulebook's place, after
 // UNKNOWN_SYMBOL, DUPLICATE_ORDER_ID, BAD_TIF and BAD_QTY (a REPLACE: after UNKNOWN_ORDER,
 // NOT_OWNER and BAD_QTY).
+// The account's notional limit reaches the book in the record's reserved bytes, 63 bits from
+// VERDICT_NT_LSB: {has, limit}. `has` 0 is no limit (and the stage clears these bits of every
+// record it passes, a host's included). The limit is floor(max_notional x 1e8), in the record's
+// price units times quantity, below 2**62: the book rejects MAX_NOTIONAL when price x qty, the
+// price in 1e-8 units (a MARKET order's protection price, or the reference price without a
+// collar), is above it. That is the engine's qty > floor(floor(max_notional / tick) / price_ticks)
+// exactly, for any tick (docs/hardware.md, "The risk stage").
     /* verilator lint_off UNUSEDPARAM */
     localparam [7:0] ACTION_RISK_REJECT = 8'd128;
+    localparam integer VERDICT_NT_LSB = ORDER_RESERVED_LSB;
     /* verilator lint_on UNUSEDPARAM */

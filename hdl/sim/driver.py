@@ -115,12 +115,15 @@ def engine_venue(venue, nord: int, nlvl: int, nacct: int | None = None):
 
 def account_words(venue, nacct: int | None = None) -> list[tuple[int, int, int]]:
     """The risk stage's configuration (hdl/rtl/tickbook_risk.v, CFG_ACCT and CFG_ACCTS): each
-    listed account at its index, then the default account and the counts. nacct: the stage's
-    table (default: the venue's max_accounts). SimError for what the stage cannot hold exactly:
-    more listed accounts than its table, or a limit beyond its arithmetic (a max_msgs_per_sec
-    above 2**32 - 2: its counts are 32 bits and saturate). A max_order_qty at or above 2**32 - 1
-    is no limit at all (the book takes no quantity above that), so it is loaded as 0."""
+    listed account at its index, then the default account and the counts, each as two words
+    (cfg_data[103:100]: 0 the account, 1 its notional limit). nacct: the stage's table (default:
+    the venue's max_accounts). SimError for what the stage cannot hold exactly: more listed
+    accounts than its table, or a limit beyond its arithmetic (a max_msgs_per_sec above
+    2**32 - 2: its counts are 32 bits and saturate; a max_notional of 2**62 x 1e-8 or more). A
+    max_order_qty at or above 2**32 - 1 is no limit at all (the book takes no quantity above
+    that), so it is loaded as 0."""
     from engine.config import AccountLimits
+    from engine.records import PRICE_SCALE
 
     v = _venue(venue)
     nacct = nacct or v.max_accounts
@@ -134,12 +137,25 @@ def account_words(venue, nacct: int | None = None) -> list[tuple[int, int, int]]
         mq = a.max_order_qty if a.max_order_qty < U32 else 0
         return mq | a.max_msgs_per_sec << 32
 
+    def notional(name: str, a: AccountLimits) -> int:
+        """{has, limit}: floor(max_notional x 1e8), price units x qty (tickbook_risk_verdict.vh)."""
+        if not a.max_notional:
+            return 0
+        mu = int(a.max_notional * PRICE_SCALE)   # floor: max_notional >= 0
+        if mu >= 1 << 62:
+            raise SimError(f"{name}: max_notional {a.max_notional} is beyond the risk stage's arithmetic "
+                           f"(below 2**62 x 1e-8, about {(1 << 62) // PRICE_SCALE:,})")
+        return 1 << 62 | mu
+
     words = []
     for k, (acct, a) in enumerate(sorted(v.accounts.items())):
-        words.append((CFG_ACCT, 0, acct | limits(f"[accounts.{acct}]", a) << 32 | int(a.enabled) << 96 | k << 104))
+        name = f"[accounts.{acct}]"
+        words.append((CFG_ACCT, 0, acct | limits(name, a) << 32 | int(a.enabled) << 96 | k << 104))
+        words.append((CFG_ACCT, 0, notional(name, a) | 1 << 100 | k << 104))
     d = v.default_account
     dflt = 0 if d is None else limits("[accounts.default]", d) | 1 << 112 | int(d.enabled) << 113
     words.append((CFG_ACCTS, 0, dflt | min(v.max_accounts, nacct) << 64 | len(v.accounts) << 88))
+    words.append((CFG_ACCTS, 0, (0 if d is None else notional("[accounts.default]", d)) | 1 << 100))
     return words
 
 
@@ -373,7 +389,7 @@ def simulate(
     if orders.dtype != ORDER_DTYPE:
         raise TypeError(f"orders must have ORDER_DTYPE, got {orders.dtype}")
     v = _venue(venue)
-    _warn_scope(v, orders)
+    _warn_scope(v, orders, book)
     nsym = nsym or len(v.symbols)
     nord = nord or v.max_orders
     nlvl = nlvl or v.max_levels
@@ -429,33 +445,37 @@ def simulate(
             ctx.cleanup()
 
 
-# the account limits the risk stage does not check yet (hdl/rtl/tickbook_risk.v)
-NOT_IN_HARDWARE = ("max_notional", "max_position", "max_open_orders")
+# the account limits the hardware does not check yet (hdl/rtl/tickbook_risk.v), and those the
+# register builds do not (MAX_NOTIONAL is the block-RAM book's check 8)
+NOT_IN_HARDWARE = ("max_position", "max_open_orders")
+NOT_IN_REGISTER_BUILDS = ("max_notional",)
 
 
-def unsupported(venue, orders: np.ndarray | None = None) -> list[str]:
+def unsupported(venue, orders: np.ndarray | None = None, book: str = "bram") -> list[str]:
     """What in this venue or flow the hardware does not implement yet (its events would then
-    differ from the engine's): the limits of NOT_IN_HARDWARE, and KILL."""
+    differ from the engine's): the limits of NOT_IN_HARDWARE (and NOT_IN_REGISTER_BUILDS for the
+    fast and area builds), and KILL."""
     from engine.records import ACTION_KILL
 
     v = _venue(venue)
     why = []
     named = ([("[accounts.default]", v.default_account)] if v.default_account else []) + \
         [(f"[accounts.{k}]", a) for k, a in sorted(v.accounts.items())]
-    for key in NOT_IN_HARDWARE:
+    for key in NOT_IN_HARDWARE + (NOT_IN_REGISTER_BUILDS if book != "bram" else ()):
         have = [name for name, a in named if getattr(a, key)]
         if have:
             more = f" and {len(have) - 1} more" if len(have) > 1 else ""
-            why.append(f"{key} in {have[0]}{more} (the risk stage has no {key} check yet)")
+            where = "the risk stage" if key in NOT_IN_HARDWARE else f"the {book} build"
+            why.append(f"{key} in {have[0]}{more} ({where} has no {key} check)")
     if orders is not None and (orders["action"] == ACTION_KILL).any():
         why.append("KILL records (the hardware answers them REJECT MALFORMED)")
     return why
 
 
-def _warn_scope(v, orders) -> None:
+def _warn_scope(v, orders, book: str) -> None:
     import warnings
 
-    why = unsupported(v, orders)
+    why = unsupported(v, orders, book)
     if why:
         warnings.warn("the Verilog book may differ from the engine: " + "; ".join(why), stacklevel=3)
 

@@ -48,7 +48,7 @@ def refusals(venue, orders: np.ndarray | None = None, params: dict | None = None
         config_words(v)
     except SimError as e:
         why.append(str(e))
-    return why + unsupported(v, orders)
+    return why + unsupported(v, orders, book)
 
 
 def check_venue(venue, orders: np.ndarray | None = None, max_orders: int | None = None,

@@ -4,7 +4,9 @@ book, as the benches run them (hdl/sim/tb_book.v), and their pytest runner at th
 Directed cases, one per rule the stage decides: UNKNOWN_ACCOUNT, ACCOUNT_DISABLED (listed
 disabled, default disabled), the account CAPACITY of max_accounts, RATE_LIMIT at the edges of its
 one-second buckets (ts 0, 999,999,999, 1e9, the last bucket of 64 bits, ts going back), and
-MAX_QTY in its place among the book's checks. Each is a few CSV rows (with their ts) and the
+MAX_QTY in its place among the book's checks; MAX_NOTIONAL (the book's check 8 with the account's
+limit from the stage) in its place, MARKET orders at their protection price or the reference
+price, and at the extremes of prices, quantities and limits. Each is a few CSV rows (with their ts) and the
 events expected in the rulebook's CSV form, and is also checked against the Numba engine. Plus:
 random flows on tight limits with back-pressure and idle cycles, reset in the middle of traffic,
 and resets past the generation tag's wrap (the table swept).
@@ -110,8 +112,8 @@ def check_engine(orders, events, v):
     assert diff is None, diff
 
 
-async def run_case(dut, default, rows, expected, idle=0, stall=0):
-    v = venue(default)
+async def run_case(dut, default, rows, expected, idle=0, stall=0, v=None):
+    v = v or venue(default)
     orders = records(rows, v)
     book = await start(dut, v, idle, stall)
     assert await book.run(orders) == len(orders)
@@ -253,6 +255,140 @@ async def default_account_disabled_test(dut):
         2,ACK,AAPL,2,7,BUY,99.00,1,1,,
         3,REJECT,AAPL,3,11,,,,,,ACCOUNT_DISABLED
     """, idle=30, stall=40)
+
+
+# MAX_NOTIONAL (the block-RAM book's check 8, with the account's limit from the stage): AAPL's
+# collar is 10 % around 100.00, so a MARKET order is valued at 110.00 (BUY) or 90.00 (SELL) until
+# a trade moves the reference price
+NOTIONAL_ACCOUNTS = """
+[accounts.default]
+max_notional = "1045"
+
+[accounts.6]
+max_notional = "0.00000001"
+
+[accounts.7]
+max_notional = "0"
+
+[engine]
+max_accounts = 5
+"""
+# the extremes: a price of 2**53 - 1 units, quantities of 2**32 - 1, the largest limit the stage
+# holds (2**62 - 1 units) and the smallest (1 unit), and no collar (a MARKET order is valued at
+# the reference price, which the trades move)
+EXTREME_VENUE = """
+[symbols.BIG]
+tick = "0.00000001"
+ref_price = "90071992.54740991"
+band_bps = 0
+
+[accounts.default]
+max_notional = "46116860184.27387903"
+
+[accounts.6]
+max_notional = "0.00000001"
+
+[engine]
+max_accounts = 5
+"""
+
+
+@cocotb.test()
+async def max_notional_in_its_place_test(dut):
+    """The default's max_notional 1045: price x qty at the limit passes, a cent above fails;
+    MAX_NOTIONAL after BAD_QTY, BAD_PRICE, PRICE_BAND and DUPLICATE_ORDER_ID; MARKET orders at
+    their protection price, before and after a trade moved it; a REPLACE's at its new price and
+    quantity, after UNKNOWN_ORDER and NOT_OWNER; account 6's limit of 1e-8; account 7's 0 (none)
+    over the default's."""
+    await run_case(dut, "", """
+        1,10,NEW,AAPL,1,BUY,LIMIT,GTC,104.50,10
+        2,10,NEW,AAPL,2,BUY,LIMIT,GTC,104.51,10
+        3,10,NEW,AAPL,3,BUY,LIMIT,GTC,104.51,0
+        4,10,NEW,AAPL,4,BUY,LIMIT,GTC,111.00,10
+        5,10,NEW,AAPL,5,BUY,LIMIT,GTC,104.505,10
+        6,10,NEW,AAPL,1,BUY,LIMIT,GTC,104.51,10
+        7,10,NEW,AAPL,6,BUY,MARKET,IOC,,10
+        8,10,NEW,AAPL,7,BUY,MARKET,IOC,,9
+        9,10,NEW,AAPL,8,SELL,MARKET,IOC,,12
+        10,10,NEW,AAPL,9,SELL,MARKET,IOC,,11
+        11,10,REPLACE,,1,,,,104.50,11
+        12,10,REPLACE,,1,,,,95.00,11
+        13,10,REPLACE,,99,,,,95.00,11
+        14,7,NEW,AAPL,10,SELL,LIMIT,GTC,95.00,1000
+        15,10,NEW,AAPL,11,BUY,MARKET,IOC,,10
+        16,10,NEW,AAPL,12,BUY,MARKET,IOC,,11
+        17,6,NEW,AAPL,13,SELL,LIMIT,GTC,95.00,1
+        18,6,NEW,AAPL,14,SELL,LIMIT,GTC,95.00,0
+        19,6,CANCEL,,10,,,,,
+        20,6,REPLACE,,10,,,,95.00,1
+    """, """
+        1,ACK,AAPL,1,10,BUY,104.50,10,10,,
+        2,REJECT,AAPL,2,10,,,,,,MAX_NOTIONAL
+        3,REJECT,AAPL,3,10,,,,,,BAD_QTY
+        4,REJECT,AAPL,4,10,,,,,,PRICE_BAND
+        5,REJECT,AAPL,5,10,,,,,,BAD_PRICE
+        6,REJECT,AAPL,1,10,,,,,,DUPLICATE_ORDER_ID
+        7,REJECT,AAPL,6,10,,,,,,MAX_NOTIONAL
+        8,ACK,AAPL,7,10,BUY,,9,9,,
+        9,CANCELED,AAPL,7,10,BUY,,9,0,,IOC
+        10,REJECT,AAPL,8,10,,,,,,MAX_NOTIONAL
+        11,ACK,AAPL,9,10,SELL,,11,11,,
+        12,CANCELED,AAPL,9,10,SELL,,11,0,,SELF_TRADE
+        13,REJECT,AAPL,1,10,,,,,,MAX_NOTIONAL
+        14,REPLACED,AAPL,1,10,BUY,95.00,11,11,,
+        15,REJECT,AAPL,99,10,,,,,,UNKNOWN_ORDER
+        16,ACK,AAPL,10,7,SELL,95.00,1000,1000,,
+        17,FILL,AAPL,10,7,SELL,95.00,11,989,1,TAKER
+        18,FILL,AAPL,1,10,BUY,95.00,11,0,10,MAKER
+        19,ACK,AAPL,11,10,BUY,,10,10,,
+        20,FILL,AAPL,11,10,BUY,95.00,10,0,10,TAKER
+        21,FILL,AAPL,10,7,SELL,95.00,10,979,11,MAKER
+        22,REJECT,AAPL,12,10,,,,,,MAX_NOTIONAL
+        23,REJECT,AAPL,13,6,,,,,,MAX_NOTIONAL
+        24,REJECT,AAPL,14,6,,,,,,BAD_QTY
+        25,REJECT,AAPL,10,6,,,,,,NOT_OWNER
+        26,REJECT,AAPL,10,6,,,,,,NOT_OWNER
+    """, v=parse_venue(SYMBOLS + NOTIONAL_ACCOUNTS, "<risk directed venue, notional>"))
+
+
+@cocotb.test()
+async def max_notional_at_the_extremes_test(dut):
+    """512 x (2**53 - 1) units is 2**62 - 512, within the largest limit (2**62 - 1), 513 x is not;
+    a quantity of 2**32 - 1 at the top price, and at the lowest; a limit of one unit (one unit x
+    1 passes, x 2 fails); MARKET orders without a collar at the reference price, which each
+    trade moves."""
+    await run_case(dut, "", """
+        1,10,NEW,BIG,1,BUY,LIMIT,GTC,90071992.54740991,512
+        2,10,NEW,BIG,2,BUY,LIMIT,GTC,90071992.54740991,513
+        3,10,NEW,BIG,3,SELL,MARKET,IOC,,4294967295
+        4,10,NEW,BIG,4,BUY,MARKET,IOC,,512
+        5,11,NEW,BIG,5,SELL,LIMIT,GTC,0.00000001,4294967295
+        6,6,NEW,BIG,6,BUY,LIMIT,GTC,0.00000001,1
+        7,6,NEW,BIG,7,BUY,LIMIT,GTC,0.00000001,2
+        8,11,REPLACE,,5,,,,0.00000002,4294967295
+        9,10,NEW,BIG,8,BUY,MARKET,IOC,,4294967295
+        10,6,NEW,BIG,9,SELL,MARKET,IOC,,1
+        11,6,NEW,BIG,10,SELL,MARKET,IOC,,2
+    """, """
+        1,ACK,BIG,1,10,BUY,90071992.54740991,512,512,,
+        2,REJECT,BIG,2,10,,,,,,MAX_NOTIONAL
+        3,REJECT,BIG,3,10,,,,,,MAX_NOTIONAL
+        4,ACK,BIG,4,10,BUY,,512,512,,
+        5,CANCELED,BIG,4,10,BUY,,512,0,,IOC
+        6,ACK,BIG,5,11,SELL,0.00000001,4294967295,4294967295,,
+        7,FILL,BIG,5,11,SELL,90071992.54740991,512,4294966783,1,TAKER
+        8,FILL,BIG,1,10,BUY,90071992.54740991,512,0,5,MAKER
+        9,ACK,BIG,6,6,BUY,0.00000001,1,1,,
+        10,FILL,BIG,6,6,BUY,0.00000001,1,0,5,TAKER
+        11,FILL,BIG,5,11,SELL,0.00000001,1,4294966782,6,MAKER
+        12,REJECT,BIG,7,6,,,,,,MAX_NOTIONAL
+        13,REPLACED,BIG,5,11,SELL,0.00000002,4294967295,4294967295,,
+        14,ACK,BIG,8,10,BUY,,4294967295,4294967295,,
+        15,FILL,BIG,8,10,BUY,0.00000002,4294967295,0,5,TAKER
+        16,FILL,BIG,5,11,SELL,0.00000002,4294967295,0,8,MAKER
+        17,REJECT,BIG,9,6,,,,,,MAX_NOTIONAL
+        18,REJECT,BIG,10,6,,,,,,MAX_NOTIONAL
+    """, v=parse_venue(EXTREME_VENUE, "<risk directed venue, extremes>"))
 
 
 # ----------------------------------------------------------------------------------- random
