@@ -147,3 +147,14 @@ max_open_orders = 2
     with pytest.raises(Unrepresentable, match="max_position"):
         check_venue(v)
 
+
+def test_more_accounts_than_a_simulation_holds_are_refused_in_one_line():
+    """The engine tracks up to 2**24 accounts; the risk stage's simulation at most MAX_ACCOUNTS
+    (its table would take gigabytes in Icarus): refused before any build, the limit itself runs."""
+    over = venue("[accounts.default]\n", f"[engine]\nmax_accounts = {sim.MAX_ACCOUNTS + 1}\n")
+    with pytest.raises(Unrepresentable) as e:
+        check_venue(over)
+    assert "\n" not in str(e.value) and f"max_accounts = {sim.MAX_ACCOUNTS + 1:,} accounts" in str(e.value)
+    with pytest.raises(sim.SimError, match=f"at most {sim.MAX_ACCOUNTS:,} accounts"):
+        sim.simulate(np.zeros(1, ORDER_DTYPE), over)
+    assert check_venue(venue("[accounts.default]\n", f"[engine]\nmax_accounts = {sim.MAX_ACCOUNTS}\n"))["nacct"] == sim.MAX_ACCOUNTS

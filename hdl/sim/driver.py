@@ -80,6 +80,10 @@ BOOKS = {
 # and 500 with 1,024, and elaborating a million slots would not end. The block-RAM build's
 # memories are arrays: at 1,048,576 orders Icarus takes about 260 MB and starts in a second.
 MAX_ORDERS = {"bram": 1 << 21, "fast": 1024, "area": 1024}
+# The most accounts the risk stage's table holds in a simulation (NACCT; the table has twice as
+# many entries of 235 bits, and the list of listed accounts NACCT of 160): the engine takes up to
+# 2**24, whose table Icarus would hold in gigabytes. `make hdl-lint` sweeps NACCT up to this.
+MAX_ACCOUNTS = 1 << 20
 CHUNK = 65536  # records reversed and written to the bench's input file at a time
 
 # Configuration port addresses (CFG_* in hdl/rtl/tickbook_book_cfg.vh, tested to agree; the
@@ -399,6 +403,8 @@ def simulate(
     if book in BOOKS and nord > MAX_ORDERS[book]:
         raise SimError(f"the {book} build simulates at most {MAX_ORDERS[book]:,} resting orders, "
                        f"not {nord:,}")
+    if nacct > MAX_ACCOUNTS:
+        raise SimError(f"the risk stage simulates at most {MAX_ACCOUNTS:,} accounts, not {nacct:,}")
     words = config_words(v, area=book == "area", nacct=nacct)  # SimError before any build
     tb = build(nsym, nord, nlvl, book, simulator, nacct)
     if simulator == "verilator":

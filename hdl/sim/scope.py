@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.api import as_venue
-from hdl.sim.driver import MAX_ORDERS, SimError, config_words, unsupported
+from hdl.sim.driver import MAX_ACCOUNTS, MAX_ORDERS, SimError, config_words, unsupported
 
 
 class Unrepresentable(SimError):
@@ -44,6 +44,9 @@ def refusals(venue, orders: np.ndarray | None = None, params: dict | None = None
     if p["nord"] > MAX_ORDERS[book]:
         why.append(f"max_orders = {p['nord']:,} resting orders (the {book} build simulates at most "
                    f"{MAX_ORDERS[book]:,}; set [engine] max_orders in the venue)")
+    if p["nacct"] > MAX_ACCOUNTS:
+        why.append(f"max_accounts = {p['nacct']:,} accounts (the risk stage simulates at most "
+                   f"{MAX_ACCOUNTS:,}; set [engine] max_accounts in the venue)")
     try:
         config_words(v)
     except SimError as e:
