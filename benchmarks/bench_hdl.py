@@ -1,4 +1,5 @@
-"""Verilog order book: cycles, from the RTL simulation (Icarus, file-driven testbench).
+"""Verilog order book: cycles, from the RTL simulation (file-driven testbench; Verilator where
+available, else Icarus: the same cycles, cycles_simulator()).
 
     .venv/bin/python benchmarks/bench_hdl.py      # prints the table, writes .benchmarks/hdl.json
     pytest benchmarks/bench_hdl.py -s
@@ -176,14 +177,25 @@ def classify(orders, events):
     return labels
 
 
+def cycles_simulator() -> str:
+    """The simulator the cycle tables run on: Verilator where it is available (BENCH_HDL_SIM names
+    one). Cycles and events are the simulators' same (test_hdl_sim_speed asserts it on every
+    run, and the latency gate compares these figures with the last landed tree's, which took them
+    on Icarus); Verilator takes the block-RAM build's deep-book and NASDAQ flows in 14 s where
+    Icarus took 46."""
+    from hdl.sim.verilator import verilator_available
+
+    return os.environ.get("BENCH_HDL_SIM") or ("verilator" if verilator_available()[0] else "icarus")
+
+
 def book_kw(book: str) -> dict:
-    """How this tree's simulate() names a build: `book=` since the block-RAM build, `area=`
-    before. The latency gate runs this harness on the last landed product too
-    (benchmarks/gate/trees.py), whose driver may be the older one."""
+    """How this tree's simulate() names a build (`book=` since the block-RAM build, `area=`
+    before), and the simulator of the cycle tables. The latency gate runs this harness on the
+    last landed product too (benchmarks/gate/trees.py), whose driver may be the older one."""
     import inspect
 
     if "book" in inspect.signature(simulate).parameters:
-        return {"book": book}
+        return {"book": book, "simulator": cycles_simulator()}
     if book == "bram":
         raise ValueError("this tree's hdl.sim.driver has no block-RAM build")
     return {"area": book == "area"}
@@ -354,7 +366,7 @@ def cycles_table(book: str) -> dict:
     """run(book), printed and written to its .benchmarks/ JSON."""
     out = run(book)
     nord, nlvl = SIZES[book]
-    print(f"\n{TITLES[book]}, NORD={nord}, NLVL={nlvl})\n" + report(out))
+    print(f"\n{TITLES[book]}, NORD={nord}, NLVL={nlvl}; {cycles_simulator()})\n" + report(out))
     os.makedirs(OUT_DIR, exist_ok=True)
     with open(OUTS[book], "w") as fh:
         json.dump(out, fh, indent=1)
