@@ -14,7 +14,7 @@
     input  wire                 in_valid,
     output wire                 in_ready,
     /* verilator lint_off UNUSEDSIGNAL */
-    input  wire [511:0]         in_data,  // ts and reserved bytes are not read
+    input  wire [511:0]         in_data,  // ts is not read; reserved bytes: tickbook_risk_verdict.vh
     /* verilator lint_on UNUSEDSIGNAL */
     // event records out (EVENT_DTYPE)
     output reg                  out_valid,
