@@ -96,24 +96,25 @@ def test_a_max_order_qty_beyond_32_bits_is_no_limit():
     assert top & ((1 << 32) - 1) == 2**32 - 2
 
 
-def test_what_the_stage_cannot_hold_is_refused_in_one_line():
-    too_fast = venue("[accounts.default]\n[accounts.5]\nmax_msgs_per_sec = 4294967295\n")
-    with pytest.raises(sim.SimError, match=r"\[accounts.5\]: max_msgs_per_sec 4294967295 is beyond"):
-        sim.account_words(too_fast)
+def refused(v, match: str) -> None:
+    """The stage's configuration refuses v (SimError), and check_venue says so in one line."""
+    with pytest.raises(sim.SimError, match=match):
+        sim.account_words(v)
     with pytest.raises(Unrepresentable) as e:
-        check_venue(too_fast)
+        check_venue(v)
     assert "\n" not in str(e.value)
+
+
+def test_what_the_stage_cannot_hold_is_refused_in_one_line():
+    refused(venue("[accounts.default]\n[accounts.5]\nmax_msgs_per_sec = 4294967295\n"),
+            r"\[accounts.5\]: max_msgs_per_sec 4294967295 is beyond")
     # max_notional: the largest limit the stage holds is 2**62 - 1 units of 1e-8
     edge = venue('[accounts.default]\nmax_notional = "46116860184.27387903"\n')
     (d,) = word(sim.account_words(edge), sim.CFG_ACCTS, 1)
     assert d & ((1 << 63) - 1) == 1 << 62 | (1 << 62) - 1
     assert check_venue(edge)
-    too_big = venue('[accounts.default]\n[accounts.6]\nmax_notional = "46116860184.27387904"\n')
-    with pytest.raises(sim.SimError, match=r"\[accounts.6\]: max_notional 46116860184.27387904 is beyond"):
-        sim.account_words(too_big)
-    with pytest.raises(Unrepresentable) as e:
-        check_venue(too_big)
-    assert "\n" not in str(e.value)
+    refused(venue('[accounts.default]\n[accounts.6]\nmax_notional = "46116860184.27387904"\n'),
+            r"\[accounts.6\]: max_notional 46116860184.27387904 is beyond")
     many = venue("[accounts.default]\n" + "".join(f"[accounts.{i}]\nmax_order_qty = 3\n" for i in range(5)))
     with pytest.raises(sim.SimError, match="5 listed accounts, the risk stage's table holds 4"):
         sim.account_words(many, nacct=4)
