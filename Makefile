@@ -114,7 +114,7 @@ hdl-lint:
 	  verilator --lint-only -Wall -Ihdl/rtl $$p hdl/rtl/tickbook_book.v || exit 1; done
 	for p in "-GNSYM=1 -GNORD=1 -GNLVL=1" "-GNSYM=1 -GNORD=4 -GNLVL=2" "-GNSYM=4 -GNORD=16 -GNLVL=8" "-GNSYM=3 -GNORD=5 -GNLVL=3"; do \
 	  verilator --lint-only -Wall -Ihdl/rtl $$p hdl/rtl/tickbook_book_area.v || exit 1; done
-	for p in "-GNSYM=1 -GNORD=1 -GNLVL=1" "-GNSYM=3 -GNORD=5 -GNLVL=3" "-GNSYM=8 -GNORD=8192 -GNLVL=256" "-GNSYM=2 -GNORD=1048576 -GNLVL=4096"; do \
+	for p in "-GNSYM=1 -GNORD=1 -GNLVL=1 -GNACCT=1" "-GNSYM=3 -GNORD=5 -GNLVL=3" "-GNSYM=8 -GNORD=8192 -GNLVL=256 -GNACCT=1024" "-GNSYM=2 -GNORD=16 -GNLVL=4 -GNACCT=4096" "-GNSYM=2 -GNORD=1048576 -GNLVL=4096 -GNACCT=1048576"; do \
 	  verilator --lint-only -Wall -Ihdl/rtl $$p hdl/rtl/tickbook_book_bram.v hdl/rtl/tickbook_book_ticks.v hdl/rtl/tickbook_book_buckets.v hdl/rtl/tickbook_ram.v || exit 1; done
 	for p in "-GNACCT=1" "-GNACCT=5 -GGEN_W=2" "-GNACCT=1024" "-GNACCT=4096" "-GNACCT=1048576"; do \
 	  verilator --lint-only -Wall -Ihdl/rtl $$p hdl/rtl/tickbook_risk.v || exit 1; done

@@ -558,14 +558,17 @@ def with_kills(orders: np.ndarray, accounts: list[int], every: int) -> np.ndarra
 # accounts past the listed ones before CAPACITY. Notional limits (MAX_NOTIONAL, the block-RAM
 # build's): account 1's at the edge of 2 x ESZ6 (6,050 x 2 = 12,100), the top id's a few PENNY
 # orders' worth, the default's below a few BTCUSD (no collar: a MARKET order there is valued at
-# the reference price). risk_venue(default=...) drops the default account (UNKNOWN_ACCOUNT) or
-# disables it; notional=False leaves the notional limits out (the register builds).
+# the reference price); open orders (MAX_OPEN_ORDERS, the block-RAM build's too): account 1 2,
+# the top id 1, the default 4. risk_venue(default=...) drops the default account
+# (UNKNOWN_ACCOUNT) or disables it; book_limits=False leaves the notional and open-order limits
+# out (the register builds).
 RISK_ACCOUNTS = (1, 2, 3, 4, 5, 6, 7, 8, 0, 2**32 - 1)
 RISK_ACCOUNTS_TOML = """
 [accounts.1]
 max_order_qty = 5
 max_msgs_per_sec = 12
 max_notional = "12100.5"
+max_open_orders = 2
 enabled = true
 
 [accounts.2]
@@ -578,26 +581,30 @@ enabled = false
 [accounts.4294967295]
 max_msgs_per_sec = 2
 max_notional = "0.0000300099"
+max_open_orders = 1
 
 [engine]
 max_accounts = 6
 """
 
 
-def risk_venue(default: str = "limits", notional: bool = True):
+def risk_venue(default: str = "limits", book_limits: bool = True):
     """DIFF_VENUE_TOML's symbols with RISK_ACCOUNTS_TOML; default: "limits" (max_order_qty 9,
-    max_msgs_per_sec 25, max_notional 200,000), "none" (no default account) or "disabled".
-    notional=False: without any max_notional."""
+    max_msgs_per_sec 25, max_notional 200,000, max_open_orders 4), "none" (no default account) or
+    "disabled". book_limits=False: without the limits only the block-RAM book checks
+    (max_notional, max_open_orders)."""
     from engine.config import parse_venue
 
     symbols = DIFF_VENUE_TOML.replace("[accounts.default]\n", "")
-    dflt = {"limits": "[accounts.default]\nmax_order_qty = 9\nmax_msgs_per_sec = 25\nmax_notional = \"200000\"\n",
+    dflt = {"limits": "[accounts.default]\nmax_order_qty = 9\nmax_msgs_per_sec = 25\nmax_notional = \"200000\"\n"
+                      "max_open_orders = 4\n",
             "none": "",
             "disabled": "[accounts.default]\nenabled = false\n"}[default]
     text = symbols + dflt + RISK_ACCOUNTS_TOML
-    if not notional:
-        text = "\n".join(line for line in text.splitlines() if not line.startswith("max_notional"))
-    return parse_venue(text, f"<hdl risk venue, default {default}{'' if notional else ', no notional'}>")
+    if not book_limits:
+        text = "\n".join(line for line in text.splitlines()
+                         if not line.startswith(("max_notional", "max_open_orders")))
+    return parse_venue(text, f"<hdl risk venue, default {default}{'' if book_limits else ', no book limits'}>")
 
 
 def diff_venue():

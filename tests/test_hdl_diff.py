@@ -19,8 +19,8 @@ import pytest
 
 from engine.api import replay_records
 from engine.config import parse_venue
-from engine.records import (EV_ACK, EV_FILL, EV_REJECT, R_ACCOUNT_DISABLED, R_CAPACITY, R_MAX_NOTIONAL, R_MAX_QTY,
-                            R_RATE_LIMIT, R_UNKNOWN_ACCOUNT)
+from engine.records import (EV_ACK, EV_FILL, EV_REJECT, R_ACCOUNT_DISABLED, R_CAPACITY, R_MAX_NOTIONAL,
+                            R_MAX_OPEN_ORDERS, R_MAX_QTY, R_RATE_LIMIT, R_UNKNOWN_ACCOUNT)
 from testkit.flows import DIFF_VENUE_TOML, RISK_ACCOUNTS, diff_venue, edge_venue, random_records, risk_venue
 from engine.compare import first_divergence
 from hdl.sim.driver import engine_venue, simulate
@@ -58,15 +58,18 @@ BRAM_CASES = [
 # the risk stage's account rules in front of the book (hdl/rtl/tickbook_risk.v) on tight limits
 # (testkit.flows.risk_venue: listed accounts with their own limits, one disabled, ids at the
 # edges of 32 bits, max_accounts exhausted), with each kind of default account; ts_gap: the mean
-# nanoseconds between records (the rate limit's buckets, crossed thousands of times)
+# nanoseconds between records (the rate limit's buckets, crossed thousands of times). RESTING
+# flows keep orders in the book (mostly passive, few cancels), so that accounts reach their
+# max_open_orders.
+RESTING = {"passive": 0.8, "spread": 50, "cancel": 0.08}
 RISK_CASES = [
-    # n, default account, nord, nlvl, ts_gap, idle %, stall %, book, simulator
-    (80_000, "limits", 256, 16, 3_000_000, 0, 0, "bram", "verilator"),
-    (55_000, "none", 64, 8, 20_000_000, 10, 20, "bram", "verilator"),
-    (55_000, "disabled", 64, 8, 1_000_000, 0, 30, "bram", "verilator"),
-    (6_000, "limits", 64, 8, 50_000_000, 20, 30, "bram", "icarus"),
-    (3_000, "limits", 16, 4, 2_000_000, 0, 20, "fast", "icarus"),
-    (2_000, "none", 16, 4, 2_000_000, 0, 0, "area", "icarus"),
+    # n, default account, nord, nlvl, ts_gap, more flow options, idle %, stall %, book, simulator
+    (80_000, "limits", 256, 16, 20_000_000, RESTING, 0, 0, "bram", "verilator"),
+    (55_000, "none", 64, 8, 20_000_000, RESTING, 10, 20, "bram", "verilator"),
+    (55_000, "disabled", 64, 8, 1_000_000, {}, 0, 30, "bram", "verilator"),
+    (6_000, "limits", 64, 8, 50_000_000, {}, 20, 30, "bram", "icarus"),
+    (3_000, "limits", 16, 4, 2_000_000, {}, 0, 20, "fast", "icarus"),
+    (2_000, "none", 16, 4, 2_000_000, {}, 0, 0, "area", "icarus"),
 ]
 # the reasons each kind of default account must produce on such a flow
 RISK_REASONS = {
@@ -115,15 +118,15 @@ def test_bram_build_random_flows_match_engine(n, nord, nlvl, opts, idle, stall, 
         assert ((kinds == EV_REJECT) & (eng["reason"] == R_CAPACITY)).any(), "the flow should hit CAPACITY"
 
 
-@pytest.mark.parametrize("n,default,nord,nlvl,ts_gap,idle,stall,book,simulator", RISK_CASES)
-def test_account_rules_match_engine(n, default, nord, nlvl, ts_gap, idle, stall, book, simulator):
+@pytest.mark.parametrize("n,default,nord,nlvl,ts_gap,opts,idle,stall,book,simulator", RISK_CASES)
+def test_account_rules_match_engine(n, default, nord, nlvl, ts_gap, opts, idle, stall, book, simulator):
     """The risk stage and the book behind it give the engine's events on flows of many accounts,
     every account rule the stage decides firing; with a default account, the accounts past
     max_accounts are CAPACITY and never ACKed."""
     if simulator == "verilator" and not verilator_available()[0]:
         pytest.skip(f"Verilator unavailable: {verilator_available()[1]}")
-    v = risk_venue(default, notional=book == "bram")   # MAX_NOTIONAL: the block-RAM build's
-    res, eng = _check(n, nord, nlvl, {"accounts": RISK_ACCOUNTS, "ts_gap": ts_gap}, idle, stall,
+    v = risk_venue(default, book_limits=book == "bram")   # MAX_NOTIONAL, MAX_OPEN_ORDERS: the block-RAM build's
+    res, eng = _check(n, nord, nlvl, {"accounts": RISK_ACCOUNTS, "ts_gap": ts_gap, **opts}, idle, stall,
                       seed=4000 + nord + len(default), venue=v, book=book, simulator=simulator)
     rejected = eng["kind"] == EV_REJECT
     reasons = set(eng["reason"][rejected].tolist())
@@ -131,6 +134,8 @@ def test_account_rules_match_engine(n, default, nord, nlvl, ts_gap, idle, stall,
         assert RISK_REASONS[default] <= reasons, RISK_REASONS[default] - reasons
     if book == "bram" and n >= 20_000:
         assert R_MAX_NOTIONAL in reasons
+    if opts is RESTING:
+        assert R_MAX_OPEN_ORDERS in reasons
     if default == "limits":
         acked = set(eng["account"][eng["kind"] == EV_ACK].tolist())
         refused = set(eng["account"][rejected & (eng["reason"] == R_CAPACITY)].tolist()) - acked

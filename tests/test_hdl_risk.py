@@ -62,6 +62,7 @@ enabled = false
 
 [accounts.4294967295]
 max_msgs_per_sec = 4294967294
+max_open_orders = 16777215
 
 [engine]
 max_accounts = 10
@@ -76,10 +77,12 @@ max_accounts = 10
     # [31:0], [63:32] the default's limits, [87:64] max_accounts, [111:88] listed, [112] default, [113] enabled
     assert (top & u32, top >> 32 & u32, top >> 64 & 0xFFFFFF, top >> 88 & 0xFFFFFF, top >> 112 & 1, top >> 113 & 1) == \
         (9, 25, 10, 2, 1, 1)
-    # word 1, the notional limits: [62] has one, [61:0] floor(max_notional x 1e8); 0 is none
+    # word 1, the limits the book checks: [62] a notional limit, [61:0] floor(max_notional x 1e8)
+    # (0 is none); [87:64] max_open_orders
     (dflt,) = word(words, sim.CFG_ACCTS, 1)
-    assert (dflt >> 62 & 1, dflt & ((1 << 62) - 1)) == (1, 123456789012)
-    assert [(d & ((1 << 63) - 1), d >> 104) for d in word(words, sim.CFG_ACCT, 1)] == [(0, 0), (1 << 62 | 123456789012, 1)]
+    assert (dflt >> 62 & 1, dflt & ((1 << 62) - 1), dflt >> 64 & 0xFFFFFF) == (1, 123456789012, 0)
+    assert [(d & ((1 << 63) - 1), d >> 64 & 0xFFFFFF, d >> 104) for d in word(words, sim.CFG_ACCT, 1)] == [
+        (0, 0, 0), (1 << 62 | 123456789012, 16777215, 1)]
     # the table smaller than max_accounts: the stage tracks what it holds (engine_venue agrees)
     (top,) = word(sim.account_words(v, nacct=4), sim.CFG_ACCTS, 0)
     assert top >> 64 & 0xFFFFFF == 4 == sim.engine_venue(v, 8, 2, nacct=4).max_accounts
@@ -133,13 +136,13 @@ max_notional = "1000"
 max_open_orders = 2
 """)
     why = sim.unsupported(v)
-    assert not any("max_notional" in w for w in why), why   # the block-RAM build checks it
+    assert not any("max_notional" in w or "max_open_orders" in w for w in why), why   # the block-RAM build checks them
     assert any("max_position in [accounts.default] and 2 more" in w for w in why), why  # 3 and 4 inherit it
-    assert any("max_open_orders in [accounts.4]" in w for w in why), why
     for book in ("fast", "area"):   # the register builds do not
-        assert any(f"max_notional in [accounts.3] (the {book} build has no max_notional check)" in w
-                   for w in sim.unsupported(v, book=book))
-        assert sim.unsupported(risk_venue("limits", notional=False), book=book) == []
+        why = sim.unsupported(v, book=book)
+        assert any(f"max_notional in [accounts.3] (the {book} build has no max_notional check)" in w for w in why)
+        assert any(f"max_open_orders in [accounts.4] (the {book} build has no max_open_orders check)" in w for w in why)
+        assert sim.unsupported(risk_venue("limits", book_limits=False), book=book) == []
         with pytest.raises(Unrepresentable, match="max_notional"):
             check_venue(risk_venue("limits"), book=book)
     kill = np.zeros(1, ORDER_DTYPE)
@@ -159,3 +162,13 @@ def test_more_accounts_than_a_simulation_holds_are_refused_in_one_line():
     with pytest.raises(sim.SimError, match=f"at most {sim.MAX_ACCOUNTS:,} accounts"):
         sim.simulate(np.zeros(1, ORDER_DTYPE), over)
     assert check_venue(venue("[accounts.default]\n", f"[engine]\nmax_accounts = {sim.MAX_ACCOUNTS}\n"))["nacct"] == sim.MAX_ACCOUNTS
+
+
+def test_a_max_open_orders_beyond_24_bits_is_no_limit():
+    """An account never holds more resting orders than a simulation holds (MAX_ORDERS, 2**21):
+    a max_open_orders of 2**24 or more can never fire, and is loaded as 0 (none); 2**24 - 1 is
+    loaded as it is."""
+    assert max(sim.MAX_ORDERS.values()) < (1 << 24) - 1
+    for limit, loaded in ((1 << 24, 0), (2**62, 0), ((1 << 24) - 1, (1 << 24) - 1), (1, 1)):
+        (d,) = word(sim.account_words(venue(f"[accounts.default]\nmax_open_orders = {limit}\n")), sim.CFG_ACCTS, 1)
+        assert d >> 64 & 0xFFFFFF == loaded, limit

@@ -192,13 +192,12 @@ needs_hw = pytest.mark.skipif(not HW_OK, reason=f"hdl simulation unavailable: {H
 
 def hw_venue():
     """The built-in venue with the account limits the hardware checks (its listed accounts keep
-    their max_order_qty, max_msgs_per_sec, max_notional and enabled; their position and
-    open-order limits are not in the hardware yet) and small capacities: the hardware is built
-    with exactly these, and the engine runs them too."""
+    every limit but max_position, which is not in the hardware yet) and small capacities: the
+    hardware is built with exactly these, and the engine runs them too."""
     import dataclasses
 
     v = as_venue(None)
-    accounts = {k: dataclasses.replace(a, max_position=0, max_open_orders=0)
+    accounts = {k: dataclasses.replace(a, max_position=0)
                 for k, a in v.accounts.items()}
     return dataclasses.replace(v, accounts=accounts).with_capacity(max_orders=64, max_levels=16)
 

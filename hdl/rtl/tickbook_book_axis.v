@@ -30,7 +30,8 @@
 module tickbook_book_axis #(
     parameter integer NSYM = 4,   // symbols
     parameter integer NORD = 16,  // resting orders (all symbols) = [engine] max_orders
-    parameter integer NLVL = 8    // price levels per side per symbol = [engine] max_levels
+    parameter integer NLVL = 8,   // price levels per side per symbol = [engine] max_levels
+    parameter integer NACCT = 16  // accounts of a risk stage in front (tickbook_book_bram)
 ) (
     input  wire                 clk,
     input  wire                 rst,      // synchronous: empties the book (tickbook_book_bram)
@@ -58,7 +59,8 @@ module tickbook_book_axis #(
     tickbook_book_bram #(
         .NSYM(NSYM),
         .NORD(NORD),
-        .NLVL(NLVL)
+        .NLVL(NLVL),
+        .NACCT(NACCT)
     ) book (
         .clk(clk),
         .rst(rst),

@@ -30,7 +30,9 @@
 module tickbook_book_bram #(
     parameter integer NSYM = 4,   // symbols
     parameter integer NORD = 16,  // resting orders (all symbols) = [engine] max_orders
-    parameter integer NLVL = 8    // price levels per side per symbol = [engine] max_levels
+    parameter integer NLVL = 8,   // price levels per side per symbol = [engine] max_levels
+    parameter integer NACCT = 16  // accounts of the risk stage in front (its table indexes the
+                                  // resting orders the book counts for each account)
 ) (
 `include "tickbook_book_ports.vh"
 );
@@ -40,6 +42,8 @@ module tickbook_book_bram #(
     localparam integer PW  = IW + 1;                          // a slot pointer: top bit = none
     localparam [PW-1:0] NIL = {1'b1, {IW{1'b0}}};
     localparam integer HW  = IW + 1;                          // a hash bucket: >= 2 NORD of them
+    localparam integer AHW = $clog2(NACCT) + 1;               // the risk stage's table index
+    localparam integer CLW = (AHW > HW) ? AHW : HW;           // the reset sweep: buckets and accounts
     localparam integer PIW = (NLVL > 1) ? $clog2(NLVL) : 1;   // a position in a ladder
     localparam integer BW  = SW + 1;                          // a book: {symbol, side}
     localparam integer NBK = 1 << BW;
@@ -81,6 +85,7 @@ module tickbook_book_bram #(
     reg [SW-1:0]  o_sym   [0:NORD-1];
     reg           o_side  [0:NORD-1];     // 0 buy, 1 sell
     reg           o_post  [0:NORD-1];     // post-only (matters when it is replaced)
+    reg [AHW-1:0] o_aslot [0:NORD-1];     // its account's entry in the risk stage's table
     reg [IW-1:0]  o_free  [0:NORD-1];     // free slots (a stack), beyond o_unused
     reg [52:0]    l_pxu   [0:NLP-1];      // level: price, 1e-8 units
     reg [QW-1:0]  l_qty   [0:NLP-1];      // level: leaves of its orders
@@ -104,6 +109,7 @@ module tickbook_book_bram #(
     wire [PW-1:0] q_ohprev = o_hprev[o_ra];
     wire [PW-1:0] q_ohnext = o_hnext[o_ra];
     wire [SW-1:0] q_osym   = o_sym[o_ra];
+    wire [AHW-1:0] q_oaslot = o_aslot[o_ra];
     wire          q_oside  = o_side[o_ra];
     wire          q_opost  = o_post[o_ra];
     wire [52:0]   q_lpxu   = l_pxu[l_ra];
@@ -118,11 +124,29 @@ module tickbook_book_bram #(
     reg [CW-1:0]  o_top, o_unused;        // free stack depth; slots never used start here
     reg [LCW-1:0] l_top, l_unused;
     reg [KW-1:0]  lad_n   [0:NBK-1];      // levels per book
-    reg [HW-1:0]  clr_i;                  // the bucket the reset sweep clears next
+    reg [CLW-1:0] clr_i;                  // the bucket (and account) the reset sweep clears next
     reg           h_dirty;                // an id was inserted since the buckets were last empty
     // Power-up (the bitstream's block-RAM contents and flip-flop values): every bucket empty. A
-    // reset sweeps the buckets only when an id went in since, one a cycle (2^(IW+1) cycles).
+    // reset sweeps the buckets only when an id went in since, one a cycle (2^(IW+1) cycles), and
+    // the accounts' counts of resting orders with them (2^AHW of them: the longer of the two).
     initial h_dirty = 1'b0;
+
+    // MAX_OPEN_ORDERS (check 10): each account's resting orders, by its entry in the risk stage's
+    // table (the stage hands the book the message's entry and limit with the record,
+    // tickbook_risk_verdict.vh; an order keeps its account's entry, o_aslot). Every change is
+    // +1 (rest_new) or -1 (free_order) on one account a cycle, from a value read ahead: the
+    // message's own account's at its start (oc_ra = the record's entry; a CANCEL's order's in
+    // S_LOOK1), a maker's in S_M3. m_oc keeps the message's own account's count from S_CHECK on
+    // (a taker's makers are other accounts, but a book without the stage in front counts every
+    // order under entry 0: a maker's -1 on the message's entry moves m_oc too).
+    reg [CW-1:0]  oc [0:(1<<AHW)-1];
+    reg [AHW-1:0] oc_ra;
+    wire [CW-1:0] q_oc = oc[oc_ra];
+    reg [AHW-1:0] m_slot, t_aslot, mk_aslot;
+    reg [23:0]    m_mo;                   // the account's max_open_orders, 0 none
+    reg [CW-1:0]  m_oc;
+    integer       i_oc;
+    initial for (i_oc = 0; i_oc < (1 << AHW); i_oc = i_oc + 1) oc[i_oc] = {CW{1'b0}};
     // the stacks' top entries, kept as registers beside the depths: a read address that is a
     // register lets the stack be block RAM (a computed one would make it distributed RAM)
     reg [IW-1:0]  o_top_m1;               // o_top - 1
@@ -148,6 +172,8 @@ module tickbook_book_bram #(
     reg           nx_on_tick;
     reg [SW-1:0]  nx_qsym;
     reg [62:0]    nx_nt;
+    reg [23:0]    nx_mo;
+    reg [AHW-1:0] nx_slot;
     // a message started at the last edge: what the file bench traces (tb_file.v, "S" lines) and
     // a waveform shows; only the simulation's checks read it, and synthesis drops it
     /* verilator lint_off UNUSEDSIGNAL */
@@ -275,6 +301,10 @@ module tickbook_book_bram #(
     wire [7:0]  u_tif  = u_data[ORDER_TIF_LSB +: ORDER_TIF_W];
     wire [62:0] u_nt   = u_data[VERDICT_NT_LSB +: 63];    // the account's notional limit
     wire [62:0] in_nt  = in_data[VERDICT_NT_LSB +: 63];
+    wire [23:0] u_mo   = u_data[VERDICT_MO_LSB +: 24];     // its max_open_orders
+    wire [23:0] in_mo  = in_data[VERDICT_MO_LSB +: 24];
+    wire [AHW-1:0] u_slot  = u_data[VERDICT_SLOT_LSB +: AHW];   // its entry in the stage's table
+    wire [AHW-1:0] in_slot = in_data[VERDICT_SLOT_LSB +: AHW];
 
     // ------------------------------------------------------------------ the id buckets
     // The first slot of each bucket's chain, in block RAM behind its output register
@@ -428,6 +458,9 @@ module tickbook_book_bram #(
     wire         nt_inputs = !(is_mkt && !band_ok[cur_sym]);
     wire         nt_ok = !m_nt[62] || nt_age == 2'd2 || (!is_mkt && nt_age != 2'd0);   // S_CHECK waits for it
     wire         nt_bad = m_nt[62] && nt_over;
+    // the message's own account's resting orders: read in S_CHECK, kept after it
+    wire [CW-1:0] own_oc = (state == S_CHECK) ? q_oc : m_oc;
+    wire         oo_bad = (m_mo != 24'd0) && ({{(32-CW){1'b0}}, own_oc} >= {8'd0, m_mo});
     wire [BW-1:0] own_b = {cur_sym, side_sel};
     wire [BW-1:0] t_b = {cur_sym, t_side};    // the book of the order a CANCEL / REPLACE names
     wire [KW-1:0] own_n = w_n[side_sel];
@@ -435,7 +468,7 @@ module tickbook_book_bram #(
     wire         orders_full = ({{(32-CW){1'b0}}, rest_cnt} >= NORD);
     wire [7:0]   new_why = new_reason(sym_known, found, bad_tif, bad_qty, max_qty,
                                       is_mkt ? (m_px != PRICE_NONE) : (!px_rng || !on_tick),
-                                      !is_mkt && out_band, nt_bad, !is_mkt && m_rests && orders_full);
+                                      !is_mkt && out_band, nt_bad, oo_bad, !is_mkt && m_rests && orders_full);
     // slot t's price is its level's (an order keeps no copy): S_LOOK1 points l_ra at the level
     // for S_CHECK and S_CAPR, the only states that read it
     wire [52:0]  t_pxu = q_lpxu;
@@ -530,10 +563,18 @@ module tickbook_book_bram #(
 
     // an order leaves its id chain (its bucket, its chain neighbours) and the pool
     task free_order;
-        input [IW-1:0] k_o;
-        input [63:0]   k_id;
-        input [PW-1:0] k_hprev, k_hnext;
+        input [IW-1:0]  k_o;
+        input [63:0]    k_id;
+        input [PW-1:0]  k_hprev, k_hnext;
+        input [AHW-1:0] k_aslot;          // its account's entry, and that account's count now
+        input [CW-1:0]  k_oc;
         begin
+`ifndef SYNTHESIS
+            if (k_oc == {CW{1'b0}})
+                $fatal(1, "tickbook_book_bram: account entry %0d frees an order it does not count", k_aslot);
+`endif
+            oc[k_aslot] <= k_oc - 1'b1;
+            if (k_aslot == m_slot) m_oc <= k_oc - 1'b1;   // (the same entry: m_oc stays its count)
             if (k_hprev == NIL) begin
                 h_write(bucket(k_id), k_hnext);
                 if (bucket(k_id) == m_bkt) m_head <= k_hnext;
@@ -649,6 +690,8 @@ module tickbook_book_bram #(
             rest_cnt <= rest_cnt + 1'b1;
             o_id[o_alloc] <= m_id;
             o_acct[o_alloc] <= m_acct;
+            o_aslot[o_alloc] <= m_slot;
+            oc[m_slot] <= own_oc + 1'b1;
             o_sym[o_alloc] <= cur_sym;
             o_side[o_alloc] <= k_side;
             o_post[o_alloc] <= k_post;
@@ -693,8 +736,13 @@ module tickbook_book_bram #(
         input          k_on_tick;
         input [SW-1:0] k_qsym;
         input [62:0]   k_nt;
+        input [23:0]   k_mo;
+        input [AHW-1:0] k_slot;
         begin
             msg_start <= 1'b1;
+            m_mo <= k_mo;
+            m_slot <= k_slot;
+            oc_ra <= k_slot;              // its account's count, for S_CHECK
             m_nt <= k_nt;
             nt_age <= 2'd0;
             m_qt <= k_qt;
@@ -775,7 +823,7 @@ module tickbook_book_bram #(
             else o_prev[t_next[IW-1:0]] <= t_prev;
             l_qty[t_lvl] <= q_lqty - {{IW{1'b0}}, t_lvs};
             if (t_lvl == w_h[t_side]) set_q(t_side, q_lqty - {{IW{1'b0}}, t_lvs});
-            if (k_free) free_order(t, m_id, t_hprev, t_hnext);
+            if (k_free) free_order(t, m_id, t_hprev, t_hnext, t_aslot, own_oc);
             u_free <= k_free;             // for S_RM*
             ret <= k_ret;
             if (t_alone && t_at_best) begin
@@ -866,7 +914,7 @@ module tickbook_book_bram #(
     always @* begin
         case (state)
         S_IDLE:  ends = 1'b1;
-        S_CLR:   ends = (clr_i == {HW{1'b1}});
+        S_CLR:   ends = (clr_i == {CLW{1'b1}});
         S_CHECK: ends = !(m_rep && found && m_qsym != cur_sym) && ev_free &&
                         ((band_ok[cur_sym] && nt_ok) || !((m_new && sym_known) || (m_rep && found))) &&
                         ((m_new && fields_ok) ? (new_why != R_NONE)
@@ -894,7 +942,7 @@ module tickbook_book_bram #(
     always @(posedge clk) begin
         if (rst) begin
             state <= h_dirty ? S_CLR : S_IDLE;
-            clr_i <= {HW{1'b0}};
+            clr_i <= {CLW{1'b0}};
             out_valid <= 1'b0;
             seq <= 64'd1;
             rest_cnt <= {CW{1'b0}};
@@ -934,6 +982,7 @@ module tickbook_book_bram #(
                 r_lo[bu_s2] <= band_lo(bu_ref2, bu_band);
                 band_ok[bu_s2] <= 1'b1;
             end
+            if (state == S_CHECK) m_oc <= q_oc;
             // MAX_NOTIONAL's steps (start() sets nt_age back to 0 for a new message)
             nt_v <= nt_mkt_sat ? 63'd1 << 62 : nt_mkt_u[62:0];
             nt_over <= nt_prod > {33'd0, m_nt[61:0]};
@@ -951,9 +1000,10 @@ module tickbook_book_bram #(
             case (state)
             // after a reset that follows traffic: every hash bucket empty, one a cycle
             S_CLR: begin
-                h_write(clr_i, NIL);
+                if ({{(32-CLW){1'b0}}, clr_i} < (1 << HW)) h_write(clr_i[HW-1:0], NIL);
+                if ({{(32-CLW){1'b0}}, clr_i} < (1 << AHW)) oc[clr_i[AHW-1:0]] <= {CW{1'b0}};
                 clr_i <= clr_i + 1'b1;
-                if (clr_i == {HW{1'b1}}) begin
+                if (clr_i == {CLW{1'b1}}) begin
                     h_dirty <= 1'b0;
                     nstate = S_IDLE;
                 end
@@ -981,6 +1031,8 @@ module tickbook_book_bram #(
                     t_side <= q_oside;
                     t_post <= q_opost;
                     t_sym <= q_osym;
+                    t_aslot <= q_oaslot;
+                    if (m_act == ACTION_CANCEL) oc_ra <= q_oaslot;   // no entry comes with a CANCEL
                     if (m_act == ACTION_CANCEL || m_act == ACTION_REPLACE) begin
                         cur_sym <= q_osym;
                         load_books(q_osym);
@@ -1115,6 +1167,8 @@ module tickbook_book_bram #(
                     mk_o <= o_ra;
                     mk_id <= q_oid;
                     mk_acct <= q_oacct;
+                    mk_aslot <= q_oaslot;
+                    oc_ra <= q_oaslot;        // its account's count, for S_M4
                     mk_left <= q_olvs - fill_q;
                     mk_next <= q_onext;
                     mk_hprev <= q_ohprev;
@@ -1143,7 +1197,7 @@ module tickbook_book_bram #(
                         set_hd(!tk_side, mk_next[IW-1:0]);   // mk_h is the best level
                         o_prev[mk_next[IW-1:0]] <= NIL;
                     end
-                    free_order(mk_o, mk_id, mk_hprev, mk_hnext);
+                    free_order(mk_o, mk_id, mk_hprev, mk_hnext, mk_aslot, q_oc);
                 end
                 // the taker has quantity left only when this maker is filled
                 if (tk_lvs == 32'd0) nstate = tk_rep ? S_FT0 : after_book;
@@ -1217,7 +1271,11 @@ module tickbook_book_bram #(
             end
 
             S_FT1: begin
-                free_order(t, m_id, q_ohprev, q_ohnext);
+`ifndef SYNTHESIS
+                if (t_aslot != m_slot)
+                    $fatal(1, "tickbook_book_bram: a REPLACE's order is of account entry %0d, the message of %0d", t_aslot, m_slot);
+`endif
+                free_order(t, m_id, q_ohprev, q_ohnext, t_aslot, own_oc);
                 nstate = after_book;
             end
 
@@ -1367,14 +1425,14 @@ module tickbook_book_bram #(
             // the unit's last stage moves into an empty buffer.
             if (ends && nx_valid) begin
                 start(nx_id, nx_mseq, nx_px, nx_qty, nx_acct, nx_sym, nx_act, nx_side, nx_type, nx_tif,
-                      nx_sym_ok, nx_bkt, nx_qt, nx_on_tick, nx_qsym, nx_nt);
+                      nx_sym_ok, nx_bkt, nx_qt, nx_on_tick, nx_qsym, nx_nt, nx_mo, nx_slot);
                 nx_valid <= 1'b0;
             end else if (ends && u_valid) begin
                 start(u_id, u_mseq, u_px, u_qty, u_acct, u_sym, u_act, u_side, u_type, u_tif,
-                      u_sym_ok, u_key, u_qt, u_on_tick, u_qsym, u_nt);
+                      u_sym_ok, u_key, u_qt, u_on_tick, u_qsym, u_nt, u_mo, u_slot);
             end else if (ends && in_past) begin
                 start(in_id, in_mseq, in_px, in_qty, in_acct, in_sym, in_act, in_side, in_type, in_tif,
-                      in_sym_ok, bucket(in_id), 53'd0, 1'b0, {SW{1'b0}}, in_nt);
+                      in_sym_ok, bucket(in_id), 53'd0, 1'b0, {SW{1'b0}}, in_nt, in_mo, in_slot);
             end else if (u_take || in_past) begin
                 nx_valid <= 1'b1;
                 nx_id <= u_take ? u_id : in_id;
@@ -1393,6 +1451,8 @@ module tickbook_book_bram #(
                 nx_on_tick <= u_on_tick;
                 nx_qsym <= u_qsym;
                 nx_nt <= u_take ? u_nt : in_nt;
+                nx_mo <= u_take ? u_mo : in_mo;
+                nx_slot <= u_take ? u_slot : in_slot;
             end
             state <= nstate;
             hw_we <= hw_now;

@@ -6,8 +6,9 @@
 //   1. UNKNOWN_ACCOUNT (not listed, no default), ACCOUNT_DISABLED (enabled = false), then the
 //      account CAPACITY of a new account when max_accounts are tracked;
 //   2. RATE_LIMIT: the account's count of its bucket floor(ts / 1e9), counted before the check.
-// and hands the book the account's max_order_qty for check 6 and its max_notional for check 8
-// (tickbook_risk_verdict.vh says how).
+// and hands the book the account's max_order_qty for check 6, its max_notional for check 8, its
+// max_open_orders for check 10 and its index in the table, where the book keeps its resting
+// orders (tickbook_risk_verdict.vh says how).
 // CANCEL, KILL and MALFORMED records pass untouched (KILL is not in hardware yet: the book
 // answers it MALFORMED, and hdl/sim/driver.py refuses flows that carry one).
 //
@@ -58,20 +59,21 @@ module tickbook_risk #(
     localparam [HW:0]  T = 1 << HW;
 
     // ---------------------------------------------------------------- an entry of the table
-    // {gen, id, disabled, notional, max_qty, max_rate, bucket, count}: max_qty and max_rate 0 =
-    // none; notional {has, limit} (tickbook_risk_verdict.vh)
-    localparam integer E_CNT = 0, E_BK = 32, E_MR = 67, E_MQ = 99, E_NT = 131, E_DIS = 194,
-                       E_ID = 195, E_GEN = 227, EW = 227 + GEN_W;
+    // {gen, id, disabled, book's limits, max_qty, max_rate, bucket, count}: max_qty and max_rate
+    // 0 = none; the book's limits {max_open_orders, notional {has, limit}}, 24 + 63 bits
+    // (tickbook_risk_verdict.vh)
+    localparam integer E_CNT = 0, E_BK = 32, E_MR = 67, E_MQ = 99, E_XL = 131, E_DIS = 218,
+                       E_ID = 219, E_GEN = 251, EW = 251 + GEN_W;
 
     function [EW-1:0] entry;
         input [GEN_W-1:0] k_gen;
         input [31:0]      k_id;
         input             k_dis;
-        input [62:0]      k_nt;
+        input [86:0]      k_xl;
         input [31:0]      k_mq, k_mr;
         input [34:0]      k_bk;
         input [31:0]      k_cnt;
-        entry = {k_gen, k_id, k_dis, k_nt, k_mq, k_mr, k_bk, k_cnt};
+        entry = {k_gen, k_id, k_dis, k_xl, k_mq, k_mr, k_bk, k_cnt};
     endfunction
 
     // the table's index of an account id: its 32 bits folded by xor (ids given in order, the
@@ -97,7 +99,7 @@ module tickbook_risk #(
     wire [GEN_W-1:0] q_gen = ht_q[E_GEN +: GEN_W];
     wire [31:0]      q_id  = ht_q[E_ID +: 32];
     wire             q_dis = ht_q[E_DIS];
-    wire [62:0]      q_nt  = ht_q[E_NT +: 63];
+    wire [86:0]      q_xl  = ht_q[E_XL +: 87];
     wire [31:0]      q_mq  = ht_q[E_MQ +: 32];
     wire [31:0]      q_mr  = ht_q[E_MR +: 32];
     wire [34:0]      q_bk  = ht_q[E_BK +: 35];
@@ -108,17 +110,18 @@ module tickbook_risk #(
     // Each is two words, told apart by cfg_data[103:100] (the word).
     // CFG_ACCTS, the default account and the counts. Word 0: [31:0] max_order_qty, [63:32]
     // max_msgs_per_sec, [87:64] max_accounts, [111:88] listed accounts, [112] a default exists,
-    // [113] it is enabled. Word 1: [62:0] its notional limit.
+    // [113] it is enabled. Word 1: [62:0] its notional limit, [87:64] its max_open_orders.
     // CFG_ACCT, a listed account, [127:104] its index in the list. Word 0: [31:0] id, [63:32]
-    // max_order_qty, [95:64] max_msgs_per_sec, [96] enabled. Word 1: [62:0] its notional limit.
+    // max_order_qty, [95:64] max_msgs_per_sec, [96] enabled. Word 1: [62:0] its notional limit,
+    // [87:64] its max_open_orders.
     reg [31:0]  d_mq, d_mr;
-    reg [62:0]  d_nt;
+    reg [86:0]  d_xl;
     reg [23:0]  c_max, c_listed;
     reg         d_has, d_en;
     reg [96:0]  ls [0:NACCT-1];      // {enabled, max_rate, max_qty, id}
-    reg [62:0]  ls_nt [0:NACCT-1];   // its notional limit
+    reg [86:0]  ls_xl [0:NACCT-1];   // its limits the book checks: {max_open_orders, notional}
     reg [96:0]  ls_q;
-    reg [62:0]  ls_nt_q;
+    reg [86:0]  ls_xl_q;
     wire [23:0] cfg_k = cfg_data[127:104];
     wire [3:0]  cfg_word = cfg_data[103:100];
     wire        cfg_ls = (cfg_addr == CFG_ACCT) && ({8'd0, cfg_k} < NACCT);
@@ -132,9 +135,9 @@ module tickbook_risk #(
                 d_has <= cfg_data[112];
                 d_en <= cfg_data[113];
             end
-            if (cfg_addr == CFG_ACCTS && cfg_word == 4'd1) d_nt <= cfg_data[62:0];
+            if (cfg_addr == CFG_ACCTS && cfg_word == 4'd1) d_xl <= {cfg_data[87:64], cfg_data[62:0]};
             if (cfg_ls && cfg_word == 4'd0) ls[cfg_k[KW-1:0]] <= cfg_data[96:0];
-            if (cfg_ls && cfg_word == 4'd1) ls_nt[cfg_k[KW-1:0]] <= cfg_data[62:0];
+            if (cfg_ls && cfg_word == 4'd1) ls_xl[cfg_k[KW-1:0]] <= {cfg_data[87:64], cfg_data[62:0]};
         end
 
     // ---------------------------------------------------------------- the second of ts
@@ -191,13 +194,14 @@ module tickbook_risk #(
     // the table and the FIFO come from one place each)
     /* verilator lint_off BLKSEQ */
     // the record an edge pushes: from the input (a record that passes untouched) or m (a record
-    // decided), with its verdict (push_why: a reject's reason, else push_mq and push_nt: the
-    // account's max_order_qty and notional limit), worked out only when it pushes: a 512-bit copy
-    // every edge was a quarter of Icarus's time
+    // decided), with its verdict (push_why: a reject's reason, else push_mq and push_xl: the
+    // account's max_order_qty and the limits the book checks, and push_slot its entry), worked
+    // out only when it pushes: a 512-bit copy every edge was a quarter of Icarus's time
     reg          push, push_m, push_mal;
     reg [7:0]    push_why;
     reg [31:0]   push_mq;
-    reg [62:0]   push_nt;
+    reg [86:0]   push_xl;
+    reg [HW-1:0] push_slot;
     reg [511:0]  rec_w;
     reg          ht_re, ht_we;
     reg [HW-1:0] ht_ra, ht_wa;
@@ -211,7 +215,8 @@ module tickbook_risk #(
         push_mal = 1'b0;
         push_why = R_NONE;
         push_mq = 32'd0;
-        push_nt = 63'd0;
+        push_xl = 87'd0;
+        push_slot = {HW{1'b0}};
         ht_re = 1'b0;
         ht_we = 1'b0;
         ht_ra = h;
@@ -262,7 +267,7 @@ module tickbook_risk #(
                     h <= h + 1'b1;
                 end else begin
                     ht_we = 1'b1;
-                    ht_wd = entry(cur_gen, ls_q[31:0], !ls_q[96], ls_nt_q, ls_q[63:32],
+                    ht_wd = entry(cur_gen, ls_q[31:0], !ls_q[96], ls_xl_q, ls_q[63:32],
                                   ls_q[95:64], 35'd0, 32'd0);
                     n_tracked <= n_tracked + 1'b1;
                     k <= k + 1'b1;
@@ -308,11 +313,12 @@ module tickbook_risk #(
                         if (q_dis) push_why = R_ACCOUNT_DISABLED;
                         else begin
                             ht_we = 1'b1;
-                            ht_wd = entry(cur_gen, q_id, 1'b0, q_nt, q_mq, q_mr, w_sec, cnt1);
+                            ht_wd = entry(cur_gen, q_id, 1'b0, q_xl, q_mq, q_mr, w_sec, cnt1);
                             if (q_mr != 32'd0 && cnt1 > q_mr) push_why = R_RATE_LIMIT;
                             else begin
                                 push_mq = q_mq;
-                                push_nt = q_nt;
+                                push_xl = q_xl;
+                                push_slot = h;
                             end
                         end
                     end else if (!d_has) push_why = R_UNKNOWN_ACCOUNT;
@@ -321,10 +327,11 @@ module tickbook_risk #(
                              n_tracked == NACCT[CW-1:0]) push_why = R_CAPACITY;
                     else begin                                // tracked from now on, its first message
                         ht_we = 1'b1;
-                        ht_wd = entry(cur_gen, m_acct, 1'b0, d_nt, d_mq, d_mr, w_sec, 32'd1);
+                        ht_wd = entry(cur_gen, m_acct, 1'b0, d_xl, d_mq, d_mr, w_sec, 32'd1);
                         n_tracked <= n_tracked + 1'b1;
                         push_mq = d_mq;
-                        push_nt = d_nt;
+                        push_xl = d_xl;
+                        push_slot = h;
                     end
                 end
             end
@@ -335,16 +342,18 @@ module tickbook_risk #(
         if (ht_we) ht[ht_wa] <= ht_wd;
         if (ls_re) begin
             ls_q <= ls[k[KW-1:0]];
-            ls_nt_q <= ls_nt[k[KW-1:0]];
+            ls_xl_q <= ls_xl[k[KW-1:0]];
         end
 
         // the record as the book gets it (tickbook_risk_verdict.vh): rejected with a reason, or
         // passed, its quantity marked above the account's max_order_qty when it is, and the
-        // account's notional limit in the reserved bytes (none for a record not decided here, so
-        // that a host's reserved bytes never reach the book)
+        // account's limits and entry in the reserved bytes (none for a record not decided here,
+        // so that a host's reserved bytes never reach the book)
         if (push) begin
             rec_w = push_m ? m : in_data;
-            rec_w[VERDICT_NT_LSB +: 63] = push_nt;
+            rec_w[VERDICT_NT_LSB +: 63] = push_xl[62:0];
+            rec_w[VERDICT_MO_LSB +: 24] = push_xl[86:63];
+            rec_w[VERDICT_SLOT_LSB +: HW] = push_slot;
             if (push_why != R_NONE) begin
                 rec_w[ORDER_ACTION_LSB +: 8] = ACTION_RISK_REJECT;
                 rec_w[ORDER_TIF_LSB +: 8] = push_why;

@@ -18,7 +18,12 @@
 // price in 1e-8 units (a MARKET order's protection price, or the reference price without a
 // collar), is above it. That is the engine's qty > floor(floor(max_notional / tick) / price_ticks)
 // exactly, for any tick (docs/hardware.md, "The risk stage").
+// Then, 24 bits from VERDICT_MO_LSB, the account's max_open_orders (0 none), and from
+// VERDICT_SLOT_LSB the account's index in the stage's table (HW bits): the block-RAM book keeps
+// each account's resting orders by that index, for MAX_OPEN_ORDERS.
     /* verilator lint_off UNUSEDPARAM */
     localparam [7:0] ACTION_RISK_REJECT = 8'd128;
     localparam integer VERDICT_NT_LSB = ORDER_RESERVED_LSB;
+    localparam integer VERDICT_MO_LSB = ORDER_RESERVED_LSB + 63;     // 24 bits
+    localparam integer VERDICT_SLOT_LSB = ORDER_RESERVED_LSB + 87;   // up to 25 bits
     /* verilator lint_on UNUSEDPARAM */

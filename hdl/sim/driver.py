@@ -120,12 +120,14 @@ def engine_venue(venue, nord: int, nlvl: int, nacct: int | None = None):
 def account_words(venue, nacct: int | None = None) -> list[tuple[int, int, int]]:
     """The risk stage's configuration (hdl/rtl/tickbook_risk.v, CFG_ACCT and CFG_ACCTS): each
     listed account at its index, then the default account and the counts, each as two words
-    (cfg_data[103:100]: 0 the account, 1 its notional limit). nacct: the stage's table (default:
+    (cfg_data[103:100]: 0 the account, 1 the limits the block-RAM book checks: [62:0] notional,
+    [87:64] max_open_orders). nacct: the stage's table (default:
     the venue's max_accounts). SimError for what the stage cannot hold exactly: more listed
     accounts than its table, or a limit beyond its arithmetic (a max_msgs_per_sec above
     2**32 - 2: its counts are 32 bits and saturate; a max_notional of 2**62 x 1e-8 or more). A
     max_order_qty at or above 2**32 - 1 is no limit at all (the book takes no quantity above
-    that), so it is loaded as 0."""
+    that), so it is loaded as 0, and so is a max_open_orders at or above 2**24 (no simulation
+    holds that many orders: MAX_ORDERS)."""
     from engine.config import AccountLimits
     from engine.records import PRICE_SCALE
 
@@ -141,8 +143,13 @@ def account_words(venue, nacct: int | None = None) -> list[tuple[int, int, int]]
         mq = a.max_order_qty if a.max_order_qty < U32 else 0
         return mq | a.max_msgs_per_sec << 32
 
+    def book_limits(name: str, a: AccountLimits) -> int:
+        """[62:0] the notional limit {has, limit}: floor(max_notional x 1e8), price units x qty;
+        [87:64] max_open_orders (tickbook_risk_verdict.vh)."""
+        mo = a.max_open_orders if a.max_open_orders < 1 << 24 else 0
+        return notional(name, a) | mo << 64
+
     def notional(name: str, a: AccountLimits) -> int:
-        """{has, limit}: floor(max_notional x 1e8), price units x qty (tickbook_risk_verdict.vh)."""
         if not a.max_notional:
             return 0
         mu = int(a.max_notional * PRICE_SCALE)   # floor: max_notional >= 0
@@ -155,11 +162,11 @@ def account_words(venue, nacct: int | None = None) -> list[tuple[int, int, int]]
     for k, (acct, a) in enumerate(sorted(v.accounts.items())):
         name = f"[accounts.{acct}]"
         words.append((CFG_ACCT, 0, acct | limits(name, a) << 32 | int(a.enabled) << 96 | k << 104))
-        words.append((CFG_ACCT, 0, notional(name, a) | 1 << 100 | k << 104))
+        words.append((CFG_ACCT, 0, book_limits(name, a) | 1 << 100 | k << 104))
     d = v.default_account
     dflt = 0 if d is None else limits("[accounts.default]", d) | 1 << 112 | int(d.enabled) << 113
     words.append((CFG_ACCTS, 0, dflt | min(v.max_accounts, nacct) << 64 | len(v.accounts) << 88))
-    words.append((CFG_ACCTS, 0, (0 if d is None else notional("[accounts.default]", d)) | 1 << 100))
+    words.append((CFG_ACCTS, 0, (0 if d is None else book_limits("[accounts.default]", d)) | 1 << 100))
     return words
 
 
@@ -452,9 +459,9 @@ def simulate(
 
 
 # the account limits the hardware does not check yet (hdl/rtl/tickbook_risk.v), and those the
-# register builds do not (MAX_NOTIONAL is the block-RAM book's check 8)
-NOT_IN_HARDWARE = ("max_position", "max_open_orders")
-NOT_IN_REGISTER_BUILDS = ("max_notional",)
+# register builds do not (MAX_NOTIONAL and MAX_OPEN_ORDERS are the block-RAM book's checks 8, 10)
+NOT_IN_HARDWARE = ("max_position",)
+NOT_IN_REGISTER_BUILDS = ("max_notional", "max_open_orders")
 
 
 def unsupported(venue, orders: np.ndarray | None = None, book: str = "bram") -> list[str]:

@@ -56,7 +56,7 @@ module tb_book #(
                 .tob_ask_px(tob_ask_px), .tob_ask_qty(tob_ask_qty), .busy(b_busy)
             );
         end else if (BRAM != 0) begin : g_bram
-            tickbook_book_bram #(.NSYM(NSYM), .NORD(NORD), .NLVL(NLVL)) dut (
+            tickbook_book_bram #(.NSYM(NSYM), .NORD(NORD), .NLVL(NLVL), .NACCT(NACCT)) dut (
                 .clk(clk), .rst(rst),
                 .cfg_we(cfg_we), .cfg_addr(cfg_addr), .cfg_sym(cfg_sym), .cfg_data(cfg_data),
                 .in_valid(r_valid), .in_ready(r_ready), .in_data(r_data),

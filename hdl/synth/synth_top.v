@@ -95,7 +95,7 @@ module synth_top #(
                 .busy(b_busy)
             );
         end else if (AREA == 2) begin : g_bram
-            tickbook_book_bram #(.NSYM(NSYM), .NORD(NORD), .NLVL(NLVL)) book (
+            tickbook_book_bram #(.NSYM(NSYM), .NORD(NORD), .NLVL(NLVL), .NACCT(NACCT)) book (
                 .clk(clk), .rst(rst),
                 .cfg_we(go_cfg), .cfg_addr(cfg[CFW-1 -: 3]), .cfg_sym(cfg[CDW +: 16]), .cfg_data(cfg_data),
                 .in_valid(b_valid), .in_ready(b_ready), .in_data(b_data),

@@ -6,7 +6,9 @@ disabled, default disabled), the account CAPACITY of max_accounts, RATE_LIMIT at
 one-second buckets (ts 0, 999,999,999, 1e9, the last bucket of 64 bits, ts going back), and
 MAX_QTY in its place among the book's checks; MAX_NOTIONAL (the book's check 8 with the account's
 limit from the stage) in its place, MARKET orders at their protection price or the reference
-price, and at the extremes of prices, quantities and limits. Each is a few CSV rows (with their ts) and the
+price, and at the extremes of prices, quantities and limits; MAX_OPEN_ORDERS (the book's check 10,
+counted by the account's entry in the stage's table) in its place, each way an order leaves the
+book, and across a reset. Each is a few CSV rows (with their ts) and the
 events expected in the rulebook's CSV form, and is also checked against the Numba engine. Plus:
 random flows on tight limits with back-pressure and idle cycles, reset in the middle of traffic,
 and resets past the generation tag's wrap (the table swept).
@@ -28,7 +30,7 @@ from engine.api import replay_records
 from engine.codec import parse_flow_bytes
 from engine.compare import first_divergence
 from engine.config import parse_venue
-from engine.records import EV_REJECT, R_CAPACITY
+from engine.records import EV_REJECT, R_CAPACITY, R_MAX_OPEN_ORDERS
 from hdl.sim.driver import BOOK_SELECT, BRAM_SOURCES, RISK_SOURCES, engine_venue, run_cocotb_module
 from testkit.flows import RISK_ACCOUNTS, random_records, risk_venue
 
@@ -389,6 +391,103 @@ async def max_notional_at_the_extremes_test(dut):
         17,REJECT,BIG,9,6,,,,,,MAX_NOTIONAL
         18,REJECT,BIG,10,6,,,,,,MAX_NOTIONAL
     """, v=parse_venue(EXTREME_VENUE, "<risk directed venue, extremes>"))
+
+
+# MAX_OPEN_ORDERS (the block-RAM book's check 10, by the account's entry in the stage's table):
+# the default may have 2 resting orders, account 6 one, account 7 any number
+OPEN_ACCOUNTS = """
+[accounts.default]
+max_open_orders = 2
+
+[accounts.6]
+max_open_orders = 1
+
+[accounts.7]
+max_open_orders = 0
+
+[engine]
+max_accounts = 5
+"""
+
+
+def open_venue():
+    return parse_venue(SYMBOLS + OPEN_ACCOUNTS, "<risk directed venue, open orders>")
+
+
+@cocotb.test()
+async def max_open_orders_in_its_place_test(dut):
+    """Account 10's two resting orders stop a third NEW (an IOC too: the rule counts what rests
+    before), after PRICE_BAND; a CANCEL, a maker filled to 0 and a REPLACE that trades away all
+    its quantity each give a place back; a REPLACE is not checked; account 6's one, account 7's
+    none; a MARKET order of an account with one resting."""
+    await run_case(dut, "", """
+        1,10,NEW,AAPL,1,BUY,LIMIT,GTC,99.00,1
+        2,10,NEW,AAPL,2,BUY,LIMIT,GTC,98.00,1
+        3,10,NEW,AAPL,3,BUY,LIMIT,GTC,97.00,1
+        4,10,NEW,AAPL,4,BUY,LIMIT,IOC,97.00,1
+        5,10,NEW,AAPL,5,BUY,LIMIT,GTC,111.00,1
+        6,10,CANCEL,,1,,,,,
+        7,10,NEW,AAPL,6,BUY,LIMIT,GTC,97.00,1
+        8,10,REPLACE,,6,,,,96.00,1
+        9,11,NEW,AAPL,7,SELL,LIMIT,GTC,98.00,5
+        10,10,NEW,AAPL,8,BUY,LIMIT,GTC,95.00,1
+        11,10,NEW,AAPL,9,BUY,LIMIT,GTC,94.00,1
+        12,6,NEW,AAPL,10,SELL,LIMIT,GTC,99.50,1
+        13,6,NEW,AAPL,11,SELL,LIMIT,GTC,99.60,1
+        14,6,REPLACE,,10,,,,96.00,1
+        15,6,NEW,AAPL,12,SELL,LIMIT,GTC,99.60,1
+        16,7,NEW,AAPL,13,SELL,LIMIT,GTC,101.00,1
+        17,7,NEW,AAPL,14,SELL,LIMIT,GTC,101.00,1
+        18,7,NEW,AAPL,15,SELL,LIMIT,GTC,101.00,1
+        19,11,NEW,AAPL,16,BUY,MARKET,IOC,,2
+        20,10,NEW,AAPL,17,BUY,LIMIT,GTC,94.00,1
+    """, """
+        1,ACK,AAPL,1,10,BUY,99.00,1,1,,
+        2,ACK,AAPL,2,10,BUY,98.00,1,1,,
+        3,REJECT,AAPL,3,10,,,,,,MAX_OPEN_ORDERS
+        4,REJECT,AAPL,4,10,,,,,,MAX_OPEN_ORDERS
+        5,REJECT,AAPL,5,10,,,,,,PRICE_BAND
+        6,CANCELED,AAPL,1,10,BUY,99.00,1,0,,USER
+        7,ACK,AAPL,6,10,BUY,97.00,1,1,,
+        8,REPLACED,AAPL,6,10,BUY,96.00,1,1,,
+        9,ACK,AAPL,7,11,SELL,98.00,5,5,,
+        10,FILL,AAPL,7,11,SELL,98.00,1,4,2,TAKER
+        11,FILL,AAPL,2,10,BUY,98.00,1,0,7,MAKER
+        12,ACK,AAPL,8,10,BUY,95.00,1,1,,
+        13,REJECT,AAPL,9,10,,,,,,MAX_OPEN_ORDERS
+        14,ACK,AAPL,10,6,SELL,99.50,1,1,,
+        15,REJECT,AAPL,11,6,,,,,,MAX_OPEN_ORDERS
+        16,REPLACED,AAPL,10,6,SELL,96.00,1,1,,
+        17,FILL,AAPL,10,6,SELL,96.00,1,0,6,TAKER
+        18,FILL,AAPL,6,10,BUY,96.00,1,0,10,MAKER
+        19,ACK,AAPL,12,6,SELL,99.60,1,1,,
+        20,ACK,AAPL,13,7,SELL,101.00,1,1,,
+        21,ACK,AAPL,14,7,SELL,101.00,1,1,,
+        22,ACK,AAPL,15,7,SELL,101.00,1,1,,
+        23,ACK,AAPL,16,11,BUY,,2,2,,
+        24,CANCELED,AAPL,16,11,BUY,,2,0,,SELF_TRADE
+        25,ACK,AAPL,17,10,BUY,94.00,1,1,,
+    """, v=open_venue())
+
+
+@cocotb.test()
+async def reset_forgets_resting_orders_test(dut):
+    """A reset empties the book, and with it every account's count of resting orders: account
+    10, at its limit before, has its two places again after."""
+    v = open_venue()
+    rows = """
+        1,10,NEW,AAPL,1,BUY,LIMIT,GTC,99.00,1
+        2,10,NEW,AAPL,2,BUY,LIMIT,GTC,98.00,1
+        3,10,NEW,AAPL,3,BUY,LIMIT,GTC,97.00,1
+    """
+    book = await start(dut, v, stall=30)
+    for _ in range(2):
+        orders = records(rows, v)
+        assert await book.run(orders) == len(orders)
+        got = book.event_array()
+        assert [int(e["reason"]) for e in got if e["kind"] == EV_REJECT] == [R_MAX_OPEN_ORDERS]
+        check_engine(orders, got, v)
+        await book.reset()
 
 
 # ----------------------------------------------------------------------------------- random
