@@ -81,7 +81,8 @@ BOOKS = {
 # memories are arrays: at 1,048,576 orders Icarus takes about 260 MB and starts in a second.
 MAX_ORDERS = {"bram": 1 << 21, "fast": 1024, "area": 1024}
 # The most accounts the risk stage's table holds in a simulation (NACCT; the table has twice as
-# many entries of 235 bits, and the list of listed accounts NACCT of 160): the engine takes up to
+# many entries of 259 bits, the list of listed accounts NACCT of 184, and the block-RAM book
+# twice as many counts of resting orders): the engine takes up to
 # 2**24, whose table Icarus would hold in gigabytes. `make hdl-lint` sweeps NACCT up to this.
 MAX_ACCOUNTS = 1 << 20
 CHUNK = 65536  # records reversed and written to the bench's input file at a time
