@@ -144,19 +144,31 @@ def test_interleaving_flips_the_order_every_round(monkeypatch):
     assert len(a.runs) == len(b.runs) == 4
 
 
-def _fake_runs(monkeypatch, slow_b):
-    """run_once stand-in: B's matcher is slower by slow_b(pass number) in every round."""
-    calls = {"B": 0}
+def _fake_runs(monkeypatch, slow_b, swing=lambda arm, n: 1.0):
+    """run_once stand-in: B's matcher is slower by slow_b(pass number) in every round; swing(arm,
+    its pass number) multiplies a run, as a host that slows one arm of a round would (an arm's
+    n-th pass and the other's are in the same round)."""
+    calls = {"A": 0, "B": 0}
 
     def fake(arm, inputs, only=None):
+        calls[arm.name] += 1
         rng = np.random.default_rng(len(arm.runs) * 7 + (arm.name == "B"))
-        v = 100 * (1 + rng.normal(0, 0.005))
+        v = 100 * (1 + rng.normal(0, 0.005)) * swing(arm.name, calls[arm.name])
         if arm.name == "B":
-            calls["B"] += 1
             v *= 1 + slow_b(calls["B"])
         return {"matcher_ns": v}
 
     monkeypatch.setattr(runner, "run_once", fake)
+
+
+def _swinging(first, last):
+    """From B's pass `first` to `last`, the host slows A by 60 % in one round and B in the next:
+    the rounds' ratios scatter too widely to show anything (not significant, yet not within 5 %)."""
+    def swing(arm, n):
+        if first <= n <= last and (n % 2 == 0) == (arm == "A"):
+            return 1.6
+        return 1.0
+    return swing
 
 
 def test_a_regression_is_confirmed_in_new_rounds(monkeypatch):
@@ -182,6 +194,34 @@ def test_a_failure_that_does_not_repeat_is_not_confirmed(monkeypatch):
     assert rows[0].verdict == "FAIL"
     again = decide.confirm(rows, a, b, 10, REPO, {"matcher_ns": 0.05}, log=lambda *_: None)
     assert again[0].verdict == "pass"
+    assert rows[0].verdict == decide.NOT_CONFIRMED and not decide.failed(rows)
+
+
+def test_a_real_regression_survives_noisy_confirmation_rounds(monkeypatch):
+    # B is 15 % slower throughout; every round after the first 10 swings by 60 %, as in the CI
+    # proof of 2026-12-06 whose confirmation overturned the injected +15 %: noise clears nothing
+    _fake_runs(monkeypatch, lambda n: 0.15, swing=_swinging(12, 10 ** 6))
+    a, b = runner.Arm("A", REPO), runner.Arm("B", REPO)
+    runner.interleave([a, b], 10, REPO, log=lambda *_: None)
+    rows = decide.judge(a, b, {"matcher_ns": 0.05})
+    assert rows[0].verdict == "FAIL"
+    logged: list[str] = []
+    kept: dict = {}
+    again = decide.confirm(rows, a, b, 10, REPO, {"matcher_ns": 0.05}, log=logged.append, samples=kept)
+    assert again[0].verdict != "FAIL" and not decide.cleared(again[0])  # the new rounds are inconclusive
+    assert rows[0].verdict == "FAIL" and decide.failed(rows)
+    assert any("2 of at most 2" in line for line in logged) and "the failure stands" in logged[-1]
+    assert len(kept["B"]["matcher_ns"]) == 20  # both sets of new rounds, for the history
+
+
+def test_an_inconclusive_confirmation_is_measured_again(monkeypatch):
+    # the first 10 rounds slow (a stretch on the host), the next 10 noisy, then quiet and equal
+    _fake_runs(monkeypatch, lambda n: 0.3 if n <= 11 else 0.0, swing=_swinging(12, 21))
+    a, b = runner.Arm("A", REPO), runner.Arm("B", REPO)
+    runner.interleave([a, b], 10, REPO, log=lambda *_: None)
+    rows = decide.judge(a, b, {"matcher_ns": 0.05})
+    again = decide.confirm(rows, a, b, 10, REPO, {"matcher_ns": 0.05}, log=lambda *_: None)
+    assert decide.cleared(again[0])
     assert rows[0].verdict == decide.NOT_CONFIRMED and not decide.failed(rows)
 
 

@@ -106,7 +106,7 @@ def cmd_run(args) -> int:
     history.save_last(LAST, record, a, b)
     for c in decide.failed(rows):
         print(f"bench-gate: FAIL: {stats.BY_KEY[c.key].label} is {(c.worse - 1) * 100:+.1f}% worse than the baseline "
-              f"(threshold {c.threshold:.0%}, p = {c.p:.4f}; confirmed in {args.rounds} new rounds)")
+              f"(threshold {c.threshold:.0%}, p = {c.p:.4f}; not cleared by new rounds)")
     for r in cycles_failed:
         print(f"bench-gate: FAIL: {r['key']} went from {r['a']} to {r['b']} cycles")
     if decide.failed(rows) or cycles_failed:
