@@ -622,7 +622,8 @@ def edge_venue():
 def random_records(seed: int, n: int, venue=None, *, nord: int = 16, nlvl: int = 8,
                 n_accounts: int = 3, spread: int = 6, cancel: float = 0.22, replace: float = 0.2,
                 weird: float = 0.06, batch: int = 32, passive: float = 0.0,
-                accounts: tuple[int, ...] = (), ts_gap: int = 0) -> np.ndarray:
+                accounts: tuple[int, ...] = (), ts_gap: int = 0, kill: float = 0.0,
+                epoch: int = 0) -> np.ndarray:
     """n records. Cancel and replace targets are picked mostly among the orders resting now,
     which the generator learns by running the Numba engine (with the hardware capacities
     nord/nlvl) alongside, one batch of records at a time. spread: prices within +-spread ticks
@@ -631,7 +632,10 @@ def random_records(seed: int, n: int, venue=None, *, nord: int = 16, nlvl: int =
     and so build deep books (0: none, and the flows of a seed are what they always were).
     accounts: the ids drawn from instead of 1..n_accounts. ts_gap: the mean nanoseconds between
     two records, uniform in 0..2 x ts_gap (0: ts is 1, 2, 3, ..., all in the first second of the
-    rate limit's buckets)."""
+    rate limit's buckets). kill: the share of records that are a KILL, mostly of an account with
+    orders resting (taken from the NEWs' share; 0: none, and a seed's flow is what it always was).
+    epoch: a killed account stays disabled, so with epoch > 0 the accounts drawn change every
+    epoch records (id + 1000 x the epoch's number, unlisted ones the default account takes)."""
     from engine.api import Venue
     from engine.records import EV_ACK, EV_CANCELED, EV_FILL
 
@@ -657,7 +661,11 @@ def random_records(seed: int, n: int, venue=None, *, nord: int = 16, nlvl: int =
             r["msg_seq"] = i + 1
             u = rng.random()
             act = ACTION_CANCEL if u < cancel else ACTION_REPLACE if u < cancel + replace else ACTION_NEW
+            if kill and u >= 1 - kill:
+                act = ACTION_KILL
             acct = accounts[int(rng.integers(0, len(accounts)))] if accounts else int(rng.integers(1, n_accounts + 1))
+            if epoch:
+                acct += 1000 * (i // epoch)
             sym = int(rng.integers(0, ns))
             if act == ACTION_NEW:
                 if rng.random() < 0.04 and (live or dead):

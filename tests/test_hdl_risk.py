@@ -147,7 +147,10 @@ max_open_orders = 2
             check_venue(risk_venue("limits"), book=book)
     kill = np.zeros(1, ORDER_DTYPE)
     kill["action"] = ACTION_KILL
-    assert any("KILL" in w for w in sim.unsupported(risk_venue("none"), kill))
+    assert sim.unsupported(risk_venue("none"), kill) == []   # the block-RAM build kills
+    for book in ("fast", "area"):
+        assert f"KILL records (the {book} build answers them REJECT MALFORMED)" in sim.unsupported(
+            risk_venue("none", book_limits=False), kill, book=book)
     with pytest.raises(Unrepresentable, match="max_position"):
         check_venue(v)
 

@@ -58,6 +58,7 @@ module tickbook_book_bram #(
 
     localparam [5:0] S_IDLE = 6'd0, S_CLR = 6'd1, S_LOOK0 = 6'd2, S_LOOK1 = 6'd3, S_CHECK = 6'd4,
                      S_CAPN = 6'd5, S_CAPR = 6'd6, S_DIV = 6'd7,
+                     S_KN = 6'd8, S_K1 = 6'd9, S_KC = 6'd10,
                      S_FK1 = 6'd13, S_FK2 = 6'd14, S_FK3 = 6'd15, S_FKD = 6'd16,
                      S_M0 = 6'd17, S_M3 = 6'd20, S_M4 = 6'd21,
                      S_END = 6'd22, S_R0 = 6'd23, S_R1B = 6'd25,
@@ -86,6 +87,8 @@ module tickbook_book_bram #(
     reg           o_side  [0:NORD-1];     // 0 buy, 1 sell
     reg           o_post  [0:NORD-1];     // post-only (matters when it is replaced)
     reg [AHW-1:0] o_aslot [0:NORD-1];     // its account's entry in the risk stage's table
+    reg [PW-1:0]  o_aprev [0:NORD-1];     // its account's orders in acceptance order (KILL)
+    reg [PW-1:0]  o_anext [0:NORD-1];
     reg [IW-1:0]  o_free  [0:NORD-1];     // free slots (a stack), beyond o_unused
     reg [52:0]    l_pxu   [0:NLP-1];      // level: price, 1e-8 units
     reg [QW-1:0]  l_qty   [0:NLP-1];      // level: leaves of its orders
@@ -110,6 +113,8 @@ module tickbook_book_bram #(
     wire [PW-1:0] q_ohnext = o_hnext[o_ra];
     wire [SW-1:0] q_osym   = o_sym[o_ra];
     wire [AHW-1:0] q_oaslot = o_aslot[o_ra];
+    wire [PW-1:0] q_oaprev = o_aprev[o_ra];
+    wire [PW-1:0] q_oanext = o_anext[o_ra];
     wire          q_oside  = o_side[o_ra];
     wire          q_opost  = o_post[o_ra];
     wire [52:0]   q_lpxu   = l_pxu[l_ra];
@@ -147,6 +152,25 @@ module tickbook_book_bram #(
     reg [CW-1:0]  m_oc;
     integer       i_oc;
     initial for (i_oc = 0; i_oc < (1 << AHW); i_oc = i_oc + 1) oc[i_oc] = {CW{1'b0}};
+    // KILL: each account's resting orders in the order they were accepted, a doubly linked list
+    // through the order slots (o_aprev, o_anext) from a_head to a_tail, by the same entry. A NEW
+    // that rests goes last (its tail read at its start: al_ra = the record's entry; m_atail
+    // follows a -1 on its own entry, as m_oc does); an order that leaves is unlinked in
+    // free_order; a REPLACE keeps its place (its acceptance time stays). A KILL walks the list
+    // from the head, cancelling each order as a CANCEL would (S_K1, S_KC). The heads and tails
+    // are cleared with the counts in the reset sweep.
+    reg [PW-1:0]  a_head [0:(1<<AHW)-1];
+    reg [PW-1:0]  a_tail [0:(1<<AHW)-1];
+    reg [AHW-1:0] al_ra;
+    wire [PW-1:0] q_ahead = a_head[al_ra];
+    wire [PW-1:0] q_atail = a_tail[al_ra];
+    reg [PW-1:0]  m_atail;
+    reg [PW-1:0]  rs_link;                // a NEW that rests: the order before it in its account's list
+    reg           kl;                     // a KILL is cancelling its account's orders
+    initial for (i_oc = 0; i_oc < (1 << AHW); i_oc = i_oc + 1) begin
+        a_head[i_oc] = NIL;
+        a_tail[i_oc] = NIL;
+    end
     // the stacks' top entries, kept as registers beside the depths: a read address that is a
     // register lets the stack be block RAM (a computed one would make it distributed RAM)
     reg [IW-1:0]  o_top_m1;               // o_top - 1
@@ -189,6 +213,8 @@ module tickbook_book_bram #(
     reg [LHW-1:0] t_lvl;
     reg [PW-1:0]  t_prev, t_next;
     reg [PW-1:0]  t_hprev, t_hnext;       // its id chain (current for a CANCEL: nothing else moves)
+    reg [PW-1:0]  t_aprev, t_anext;       // its account's list (a KILL's next order: t_anext)
+    reg [63:0]    t_id;
     reg           u_free;                 // the level walk (S_RM*) ends a CANCEL, not a REPLACE
     reg           t_side, t_post;
     reg [SW-1:0]  t_sym;
@@ -206,7 +232,7 @@ module tickbook_book_bram #(
     reg [QW-1:0] mk_lqty;
     reg [63:0]   mk_id;
     reg [31:0]   mk_acct, mk_left, fq;
-    reg [PW-1:0] mk_next, mk_hprev, mk_hnext;
+    reg [PW-1:0] mk_next, mk_hprev, mk_hnext, mk_aprev, mk_anext;
     // FOK
     // what the taker still needs of the levels not yet counted: its quantity less what those
     // counted hold, above 0 while the count goes on (it stops when an order covers it)
@@ -252,7 +278,10 @@ module tickbook_book_bram #(
     reg           br_side;                // the side S_BR* refreshes
     // the end of a message that changed the book: refresh a best level it took away (S_BR*)
     wire          book_clean = (stale == 2'b00);
-    wire [5:0]    after_book = book_clean ? S_IDLE : S_BR0;
+    // where a message ends: S_IDLE, or for a KILL the next of its account's orders (S_K1, whose
+    // slot S_KC read ahead), else KILLED (S_KN)
+    wire [5:0]    msg_end = !kl ? S_IDLE : (t_anext == NIL) ? S_KN : S_K1;
+    wire [5:0]    after_book = book_clean ? msg_end : S_BR0;
     // S_BR0 refreshes the buy side first, then the sell side (br_b); both stale: it comes back
     wire [BW-1:0] br_b = {cur_sym, !stale[0]};
     wire          br_both = (stale == 2'b11);
@@ -438,6 +467,7 @@ module tickbook_book_bram #(
     wire [71:0]   bu_band = {19'd0, 3'd0, bu_ref2[52:3]};   // CORE=1: not functional (price.vh)
 `endif
     wire         m_rests = (m_tif == TIF_GTC || m_tif == TIF_POST);
+    wire         m_kill = (m_act == ACTION_RISK_KILL);   // a KILL the risk stage accepted
 
     // MAX_NOTIONAL (check 8): the account's limit comes from the risk stage with the record,
     // {has, limit} (tickbook_risk_verdict.vh: price in 1e-8 units x qty, below 2**62). The check
@@ -460,6 +490,7 @@ module tickbook_book_bram #(
     wire         nt_bad = m_nt[62] && nt_over;
     // the message's own account's resting orders: read in S_CHECK, kept after it
     wire [CW-1:0] own_oc = (state == S_CHECK) ? q_oc : m_oc;
+    wire [PW-1:0] own_atail = (state == S_CHECK) ? q_atail : m_atail;   // (KILL) the same way
     wire         oo_bad = (m_mo != 24'd0) && ({{(32-CW){1'b0}}, own_oc} >= {8'd0, m_mo});
     wire [BW-1:0] own_b = {cur_sym, side_sel};
     wire [BW-1:0] t_b = {cur_sym, t_side};    // the book of the order a CANCEL / REPLACE names
@@ -568,7 +599,14 @@ module tickbook_book_bram #(
         input [PW-1:0]  k_hprev, k_hnext;
         input [AHW-1:0] k_aslot;          // its account's entry, and that account's count now
         input [CW-1:0]  k_oc;
+        input [PW-1:0]  k_aprev, k_anext; // its neighbours in its account's list
         begin
+            if (k_aprev == NIL) a_head[k_aslot] <= k_anext;
+            else o_anext[k_aprev[IW-1:0]] <= k_anext;
+            if (k_anext == NIL) begin
+                a_tail[k_aslot] <= k_aprev;
+                if (k_aslot == m_slot) m_atail <= k_aprev;
+            end else o_aprev[k_anext[IW-1:0]] <= k_aprev;
 `ifndef SYNTHESIS
             if (k_oc == {CW{1'b0}})
                 $fatal(1, "tickbook_book_bram: account entry %0d frees an order it does not count", k_aslot);
@@ -692,6 +730,14 @@ module tickbook_book_bram #(
             o_acct[o_alloc] <= m_acct;
             o_aslot[o_alloc] <= m_slot;
             oc[m_slot] <= own_oc + 1'b1;
+            // last in its account's list (the link from the order before it: S_R4 or S_I2,
+            // since o_anext takes one write a cycle)
+            o_aprev[o_alloc] <= own_atail;
+            o_anext[o_alloc] <= NIL;
+            a_tail[m_slot] <= ptr(o_alloc);
+            m_atail <= ptr(o_alloc);
+            if (own_atail == NIL) a_head[m_slot] <= ptr(o_alloc);
+            rs_link <= own_atail;
             o_sym[o_alloc] <= cur_sym;
             o_side[o_alloc] <= k_side;
             o_post[o_alloc] <= k_post;
@@ -743,6 +789,7 @@ module tickbook_book_bram #(
             m_mo <= k_mo;
             m_slot <= k_slot;
             oc_ra <= k_slot;              // its account's count, for S_CHECK
+            al_ra <= k_slot;              // its account's list of orders (KILL)
             m_nt <= k_nt;
             nt_age <= 2'd0;
             m_qt <= k_qt;
@@ -823,7 +870,7 @@ module tickbook_book_bram #(
             else o_prev[t_next[IW-1:0]] <= t_prev;
             l_qty[t_lvl] <= q_lqty - {{IW{1'b0}}, t_lvs};
             if (t_lvl == w_h[t_side]) set_q(t_side, q_lqty - {{IW{1'b0}}, t_lvs});
-            if (k_free) free_order(t, m_id, t_hprev, t_hnext, t_aslot, own_oc);
+            if (k_free) free_order(t, t_id, t_hprev, t_hnext, t_aslot, own_oc, t_aprev, t_anext);
             u_free <= k_free;             // for S_RM*
             ret <= k_ret;
             if (t_alone && t_at_best) begin
@@ -920,7 +967,7 @@ module tickbook_book_bram #(
                         ((m_new && fields_ok) ? (new_why != R_NONE)
                          : m_can ? (can_why != R_NONE || cancel_ends)
                          : m_rep ? (rep_why != R_NONE)   // one that passes ends in S_RK or later
-                         : 1'b1);
+                         : !m_kill);
         S_CAPN:  ends = ev_free && !sr_found;
         S_CAPR:  ends = ev_free && !sr_found;   // a REPLACE here moves: it never ends in S_RK
         S_FKD:   ends = ev_free;
@@ -928,12 +975,13 @@ module tickbook_book_bram #(
         S_END:   ends = ev_free && book_clean && !(tk_rep && (tk_end == E_SELF || tk_end == E_POST));
         S_R4, S_FT1: ends = book_clean;
         S_RK:    ends = book_clean;
-        S_RM2:   ends = rm_last && u_free && book_clean;
+        S_RM2:   ends = rm_last && u_free && book_clean && !kl;
         S_I2:    ends = (ret == S_IDLE);
-        S_BR0:   ends = (w_n[br_b[0]] == {KW{1'b0}}) && !br_both;
-        S_BR2:   ends = !stale[!br_side];
+        S_BR0:   ends = (w_n[br_b[0]] == {KW{1'b0}}) && !br_both && !kl;
+        S_BR2:   ends = !stale[!br_side] && !kl;
+        S_KN:    ends = ev_free;
         S_LOOK0, S_LOOK1, S_DIV, S_FK1, S_FK2, S_FK3, S_M0, S_M3, S_R0, S_R1B, S_FT0,
-        S_RM1, S_F1, S_I1, S_BR1: ends = 1'b0;
+        S_RM1, S_F1, S_I1, S_BR1, S_K1, S_KC: ends = 1'b0;
         default: ends = 1'b1;
         endcase
     end
@@ -956,6 +1004,7 @@ module tickbook_book_bram #(
             w_n[0] <= {KW{1'b0}};
             w_n[1] <= {KW{1'b0}};
             stale <= 2'b00;
+            kl <= 1'b0;
             nx_valid <= 1'b0;
             hw_we <= 1'b0;
             fx_we <= 1'b0;
@@ -982,7 +1031,10 @@ module tickbook_book_bram #(
                 r_lo[bu_s2] <= band_lo(bu_ref2, bu_band);
                 band_ok[bu_s2] <= 1'b1;
             end
-            if (state == S_CHECK) m_oc <= q_oc;
+            if (state == S_CHECK) begin
+                m_oc <= q_oc;
+                m_atail <= q_atail;
+            end
             // MAX_NOTIONAL's steps (start() sets nt_age back to 0 for a new message)
             nt_v <= nt_mkt_sat ? 63'd1 << 62 : nt_mkt_u[62:0];
             nt_over <= nt_prod > {33'd0, m_nt[61:0]};
@@ -1001,7 +1053,11 @@ module tickbook_book_bram #(
             // after a reset that follows traffic: every hash bucket empty, one a cycle
             S_CLR: begin
                 if ({{(32-CLW){1'b0}}, clr_i} < (1 << HW)) h_write(clr_i[HW-1:0], NIL);
-                if ({{(32-CLW){1'b0}}, clr_i} < (1 << AHW)) oc[clr_i[AHW-1:0]] <= {CW{1'b0}};
+                if ({{(32-CLW){1'b0}}, clr_i} < (1 << AHW)) begin
+                    oc[clr_i[AHW-1:0]] <= {CW{1'b0}};
+                    a_head[clr_i[AHW-1:0]] <= NIL;
+                    a_tail[clr_i[AHW-1:0]] <= NIL;
+                end
                 clr_i <= clr_i + 1'b1;
                 if (clr_i == {CLW{1'b1}}) begin
                     h_dirty <= 1'b0;
@@ -1027,6 +1083,9 @@ module tickbook_book_bram #(
                     t_prev <= q_oprev;
                     t_hprev <= q_ohprev;
                     t_hnext <= q_ohnext;
+                    t_aprev <= q_oaprev;
+                    t_anext <= q_oanext;
+                    t_id <= q_oid;
                     t_next <= q_onext;
                     t_side <= q_oside;
                     t_post <= q_opost;
@@ -1070,7 +1129,59 @@ module tickbook_book_bram #(
                     if (rep_why != R_NONE) reject(rep_why);
                     else if (rep_moves && own_full) search(own_b, q_t, S_CAPR, own_n);
                     else accept_replace;
+                end else if (m_kill) begin   // its account's first order, or KILLED at once
+                    kl <= 1'b1;
+                    t_anext <= q_ahead;
+                    o_ra <= q_ahead[IW-1:0];
+                    nstate = (q_ahead == NIL) ? S_KN : S_K1;
                 end else reject(malformed_why);
+            end
+
+            // ---- KILL: each of the account's orders in acceptance order (o_ra: the next one,
+            // t_anext), cancelled as a CANCEL is (unlink), then KILLED; 2 cycles an order when
+            // its level stays, or empties at its side's best (S_BR2: one more when a level is
+            // behind it), more when it empties behind the best (the ladder's walk, S_RM*)
+            S_K1: begin
+                t <= o_ra;
+                t_id <= q_oid;
+                t_acct <= q_oacct;
+                t_lvs <= q_olvs;
+                t_lvl <= q_olvl;
+                l_ra <= q_olvl;
+                lad_ra <= lad_at({q_osym, q_oside}, lad_n[{q_osym, q_oside}] - K2);
+                t_prev <= q_oprev;
+                t_next <= q_onext;
+                t_hprev <= q_ohprev;
+                t_hnext <= q_ohnext;
+                t_aprev <= q_oaprev;
+                t_anext <= q_oanext;
+                t_side <= q_oside;
+                t_post <= q_opost;
+                t_sym <= q_osym;
+                t_aslot <= q_oaslot;
+                cur_sym <= q_osym;
+                load_books(q_osym);
+                nstate = S_KC;
+            end
+
+            S_KC: if (ev_free) begin
+`ifndef SYNTHESIS
+                if (t_aslot != m_slot || t_aprev != NIL)
+                    $fatal(1, "tickbook_book_bram: KILL of account entry %0d reached order slot %0d of entry %0d, not its first",
+                           m_slot, t, t_aslot);
+`endif
+                emit(EV_CANCELED, R_KILL, t_id, 64'd0, {11'd0, t_pxu}, t_lvs, 32'd0, t_acct, t_side);
+                o_ra <= t_anext[IW-1:0];  // the next order, for S_K1
+                unlink(1'b1, S_IDLE);
+            end
+
+            S_KN: if (ev_free) begin     // KILLED: only the account (as the engine writes it)
+                ev_data <= event_record(seq, m_mseq, 64'd0, 64'd0, PRICE_NONE, 32'd0, 32'd0, m_acct,
+                                        SYMBOL_UNKNOWN, EV_KILLED, 8'd0, R_NONE);
+                out_valid <= 1'b1;
+                seq <= seq + 64'd1;
+                kl <= 1'b0;
+                nstate = S_IDLE;
             end
 
             // long division, one quotient bit a cycle from the top: m_qt holds the dividend's
@@ -1173,6 +1284,8 @@ module tickbook_book_bram #(
                     mk_next <= q_onext;
                     mk_hprev <= q_ohprev;
                     mk_hnext <= q_ohnext;
+                    mk_aprev <= q_oaprev;
+                    mk_anext <= q_oanext;
                     nstate = S_M4;
                 end
             end
@@ -1197,7 +1310,7 @@ module tickbook_book_bram #(
                         set_hd(!tk_side, mk_next[IW-1:0]);   // mk_h is the best level
                         o_prev[mk_next[IW-1:0]] <= NIL;
                     end
-                    free_order(mk_o, mk_id, mk_hprev, mk_hnext, mk_aslot, q_oc);
+                    free_order(mk_o, mk_id, mk_hprev, mk_hnext, mk_aslot, q_oc, mk_aprev, mk_anext);
                 end
                 // the taker has quantity left only when this maker is filled
                 if (tk_lvs == 32'd0) nstate = tk_rep ? S_FT0 : after_book;
@@ -1258,6 +1371,7 @@ module tickbook_book_bram #(
                 o_prev[rs_o] <= ptr(q_ltail);
                 o_lvl[rs_o] <= l_ra;
                 l_tail[l_ra] <= rs_o;
+                if (!tk_rep && rs_link != NIL) o_anext[rs_link[IW-1:0]] <= ptr(rs_o);
                 l_qty[l_ra] <= q_lqty + {{IW{1'b0}}, tk_lvs};
                 if (l_ra == w_h[tk_side]) set_q(tk_side, q_lqty + {{IW{1'b0}}, tk_lvs});
                 nstate = after_book;
@@ -1275,7 +1389,7 @@ module tickbook_book_bram #(
                 if (t_aslot != m_slot)
                     $fatal(1, "tickbook_book_bram: a REPLACE's order is of account entry %0d, the message of %0d", t_aslot, m_slot);
 `endif
-                free_order(t, m_id, q_ohprev, q_ohnext, t_aslot, own_oc);
+                free_order(t, m_id, q_ohprev, q_ohnext, t_aslot, own_oc, q_oaprev, q_oanext);
                 nstate = after_book;
             end
 
@@ -1349,6 +1463,7 @@ module tickbook_book_bram #(
                 l_tail[l_alloc] <= rs_o;
                 o_lvl[rs_o] <= l_alloc;
                 o_prev[rs_o] <= NIL;
+                if (!tk_rep && rs_link != NIL) o_anext[rs_link[IW-1:0]] <= ptr(rs_o);
                 if (sr_pos == w_n[sr_b[0]]) begin        // the new best level
                     set_px(sr_b[0], sr_px);
                     set_h(sr_b[0], l_alloc);
@@ -1366,7 +1481,7 @@ module tickbook_book_bram #(
                 br_side <= br_b[0];
                 if (w_n[br_b[0]] == {KW{1'b0}}) begin
                     stale[br_b[0]] <= 1'b0;
-                    nstate = br_both ? S_BR0 : S_IDLE;
+                    nstate = br_both ? S_BR0 : msg_end;
                 end else begin
                     lad_ra <= lad_at(br_b, w_n[br_b[0]] - 1'b1);
                     nstate = S_BR1;
@@ -1385,7 +1500,7 @@ module tickbook_book_bram #(
                 set_q(br_side, q_lqty);
                 set_hd(br_side, q_lhead);
                 stale[br_side] <= 1'b0;
-                nstate = stale[!br_side] ? S_BR0 : S_IDLE;
+                nstate = stale[!br_side] ? S_BR0 : msg_end;
             end
 
             // a REPLACE that kept its place (accept_replace): nothing left to do

@@ -9,8 +9,11 @@
 // and hands the book the account's max_order_qty for check 6, its max_notional for check 8, its
 // max_open_orders for check 10 and its index in the table, where the book keeps its resting
 // orders (tickbook_risk_verdict.vh says how).
-// CANCEL, KILL and MALFORMED records pass untouched (KILL is not in hardware yet: the book
-// answers it MALFORMED, and hdl/sim/driver.py refuses flows that carry one).
+// A KILL is checked for UNKNOWN_ACCOUNT and the account CAPACITY only (killing a disabled or
+// killed account is accepted, and a KILL does not count toward the rate limit); one that passes
+// marks the account's entry killed (ACCOUNT_DISABLED from then on) and reaches the book as
+// ACTION_RISK_KILL with the entry, whose resting orders the block-RAM book cancels.
+// CANCEL and MALFORMED records pass untouched.
 //
 // The accounts: a hash table in block RAM (2**HW >= 2 x NACCT entries, linear probing), keyed by
 // the account id, each entry the whole account: its limits and its rate bucket and count, so one
@@ -178,7 +181,8 @@ module tickbook_risk #(
                              (in_side == SIDE_BUY || in_side == SIDE_SELL) &&
                              (in_type == TYPE_LIMIT || in_type == TYPE_MARKET) &&
                              (in_tif >= TIF_GTC && in_tif <= TIF_POST);
-    wire         in_checked = in_new_ok || (in_act == ACTION_REPLACE);
+    wire         in_checked = in_new_ok || (in_act == ACTION_REPLACE) || (in_act == ACTION_KILL);
+    wire         m_kill = (m[ORDER_ACTION_LSB +: 8] == ACTION_KILL);
     wire         in_window = w_ok && (in_ts >= w_lo) && (in_ts < w_hi);
 
     // ---------------------------------------------------------------- the FIFO to the book
@@ -284,9 +288,9 @@ module tickbook_risk #(
                         ht_ra = home(in_acct);
                         h <= home(in_acct);
                         state <= in_window ? S_LOOK : S_SEC;
-                    end else begin          // passes untouched (an ACTION_RISK_REJECT is MALFORMED)
+                    end else begin          // passes untouched (the stage's own actions are MALFORMED)
                         push = 1'b1;
-                        push_mal = (in_act == ACTION_RISK_REJECT);
+                        push_mal = (in_act == ACTION_RISK_REJECT) || (in_act == ACTION_RISK_KILL);
                     end
                 end
             S_SEC: begin
@@ -308,7 +312,11 @@ module tickbook_risk #(
                     push = 1'b1;
                     push_m = 1'b1;
                     state <= S_IDLE;
-                    if (q_live) begin                         // a tracked account
+                    if (q_live && m_kill) begin               // killed from now on, counts kept
+                        ht_we = 1'b1;
+                        ht_wd = entry(cur_gen, q_id, 1'b1, q_xl, q_mq, q_mr, q_bk, q_cnt);
+                        push_slot = h;
+                    end else if (q_live) begin                // a tracked account
                         if (q_bk == w_sec) cnt1 = (q_cnt == 32'hFFFF_FFFF) ? q_cnt : q_cnt + 1'b1;
                         if (q_dis) push_why = R_ACCOUNT_DISABLED;
                         else begin
@@ -322,12 +330,12 @@ module tickbook_risk #(
                             end
                         end
                     end else if (!d_has) push_why = R_UNKNOWN_ACCOUNT;
-                    else if (!d_en) push_why = R_ACCOUNT_DISABLED;
+                    else if (!d_en && !m_kill) push_why = R_ACCOUNT_DISABLED;
                     else if ({{(24 - CW){1'b0}}, n_tracked} >= c_max ||
                              n_tracked == NACCT[CW-1:0]) push_why = R_CAPACITY;
                     else begin                                // tracked from now on, its first message
-                        ht_we = 1'b1;
-                        ht_wd = entry(cur_gen, m_acct, 1'b0, d_xl, d_mq, d_mr, w_sec, 32'd1);
+                        ht_we = 1'b1;                         // (a KILL's: killed, nothing counted)
+                        ht_wd = entry(cur_gen, m_acct, m_kill, d_xl, d_mq, d_mr, w_sec, {31'd0, !m_kill});
                         n_tracked <= n_tracked + 1'b1;
                         push_mq = d_mq;
                         push_xl = d_xl;
@@ -357,7 +365,9 @@ module tickbook_risk #(
             if (push_why != R_NONE) begin
                 rec_w[ORDER_ACTION_LSB +: 8] = ACTION_RISK_REJECT;
                 rec_w[ORDER_TIF_LSB +: 8] = push_why;
-            end else if (rec_w[ORDER_QTY_LSB + 32 +: 32] == 32'd0 && push_mq != 32'd0 &&
+            end else if (push_m && m_kill)
+                rec_w[ORDER_ACTION_LSB +: 8] = ACTION_RISK_KILL;
+            else if (rec_w[ORDER_QTY_LSB + 32 +: 32] == 32'd0 && push_mq != 32'd0 &&
                          rec_w[ORDER_QTY_LSB +: 32] > push_mq)
                 rec_w[ORDER_QTY_LSB + 32] = 1'b1;
             if (push_mal) rec_w[ORDER_ACTION_LSB +: 8] = ACTION_MALFORMED;

@@ -5,8 +5,12 @@
 // A message the stage rejects (an account rule that comes before every check of the book:
 // UNKNOWN_ACCOUNT, ACCOUNT_DISABLED, the account CAPACITY, RATE_LIMIT) reaches the book with its
 // action set to ACTION_RISK_REJECT and the reason in its tif byte; the book rejects it with that
-// reason, echoing its symbol, id and account, as it does a MALFORMED record. The stage turns a
-// host's record that carries this action into a MALFORMED one, so only the stage can send it.
+// reason, echoing its symbol, id and account, as it does a MALFORMED record. A KILL the stage
+// accepts (its account is known, or tracked now: the stage has marked it killed) reaches the
+// block-RAM book as ACTION_RISK_KILL, with the account's entry (VERDICT_SLOT_LSB): the book
+// cancels the orders of that entry; a KILL that comes without the stage (ACTION_KILL) is
+// MALFORMED, since only the stage knows accounts. The stage turns a host's record that carries
+// either action into a MALFORMED one, so only the stage can send them.
 // A quantity above the account's max_order_qty reaches the book with bit 32 set: the book's own
 // MAX_QTY rule (a quantity beyond 32 bits) then rejects it in the rulebook's place, after
 // UNKNOWN_SYMBOL, DUPLICATE_ORDER_ID, BAD_TIF and BAD_QTY (a REPLACE: after UNKNOWN_ORDER,
@@ -23,6 +27,7 @@
 // each account's resting orders by that index, for MAX_OPEN_ORDERS.
     /* verilator lint_off UNUSEDPARAM */
     localparam [7:0] ACTION_RISK_REJECT = 8'd128;
+    localparam [7:0] ACTION_RISK_KILL = 8'd129;
     localparam integer VERDICT_NT_LSB = ORDER_RESERVED_LSB;
     localparam integer VERDICT_MO_LSB = ORDER_RESERVED_LSB + 63;     // 24 bits
     localparam integer VERDICT_SLOT_LSB = ORDER_RESERVED_LSB + 87;   // up to 25 bits

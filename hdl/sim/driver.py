@@ -467,8 +467,9 @@ NOT_IN_REGISTER_BUILDS = ("max_notional", "max_open_orders")
 
 def unsupported(venue, orders: np.ndarray | None = None, book: str = "bram") -> list[str]:
     """What in this venue or flow the hardware does not implement yet (its events would then
-    differ from the engine's): the limits of NOT_IN_HARDWARE (and NOT_IN_REGISTER_BUILDS for the
-    fast and area builds), and KILL."""
+    differ from the engine's): the limits of NOT_IN_HARDWARE, and for the fast and area builds
+    those of NOT_IN_REGISTER_BUILDS and KILL (the block-RAM book cancels a killed account's
+    orders from its per-account list; the register builds keep none)."""
     from engine.records import ACTION_KILL
 
     v = _venue(venue)
@@ -481,8 +482,8 @@ def unsupported(venue, orders: np.ndarray | None = None, book: str = "bram") -> 
             more = f" and {len(have) - 1} more" if len(have) > 1 else ""
             where = "the risk stage" if key in NOT_IN_HARDWARE else f"the {book} build"
             why.append(f"{key} in {have[0]}{more} ({where} has no {key} check)")
-    if orders is not None and (orders["action"] == ACTION_KILL).any():
-        why.append("KILL records (the hardware answers them REJECT MALFORMED)")
+    if book != "bram" and orders is not None and (orders["action"] == ACTION_KILL).any():
+        why.append(f"KILL records (the {book} build answers them REJECT MALFORMED)")
     return why
 
 
