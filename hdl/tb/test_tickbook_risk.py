@@ -8,7 +8,9 @@ MAX_QTY in its place among the book's checks; MAX_NOTIONAL (the book's check 8 w
 limit from the stage) in its place, MARKET orders at their protection price or the reference
 price, and at the extremes of prices, quantities and limits; MAX_OPEN_ORDERS (the book's check 10,
 counted by the account's entry in the stage's table) in its place, each way an order leaves the
-book, and across a reset. Each is a few CSV rows (with their ts) and the
+book, and across a reset; KILL (the account's orders cancelled in acceptance order across
+symbols and levels, then KILLED and the account disabled; of unknown, disabled and new accounts,
+and the account CAPACITY). Each is a few CSV rows (with their ts) and the
 events expected in the rulebook's CSV form, and is also checked against the Numba engine. Plus:
 random flows on tight limits with back-pressure and idle cycles, reset in the middle of traffic,
 and resets past the generation tag's wrap (the table swept).
@@ -490,17 +492,120 @@ async def reset_forgets_resting_orders_test(dut):
         await book.reset()
 
 
+KILL_VENUE = SYMBOLS + """
+[symbols.MSFT]
+tick = "0.05"
+ref_price = "300.00"
+band_bps = 500
+
+[accounts.default]
+
+[accounts.8]
+enabled = false
+
+[engine]
+max_accounts = 5
+"""
+KILL_ROWS = """
+    1,10,NEW,AAPL,1,BUY,LIMIT,GTC,99.00,1
+    2,10,NEW,MSFT,2,SELL,LIMIT,GTC,300.50,2
+    3,11,NEW,MSFT,9,BUY,LIMIT,IOC,300.50,1
+    4,11,NEW,AAPL,3,BUY,LIMIT,GTC,99.00,1
+    5,10,NEW,AAPL,4,BUY,LIMIT,GTC,98.00,3
+    6,10,NEW,AAPL,5,BUY,LIMIT,GTC,99.00,1
+    7,10,REPLACE,,1,,,,97.00,1
+    8,10,NEW,MSFT,6,SELL,LIMIT,GTC,301.00,1
+    9,11,NEW,AAPL,7,SELL,LIMIT,GTC,101.00,1
+    10,10,KILL,,,,,,,
+    11,10,NEW,AAPL,8,BUY,LIMIT,GTC,99.00,1
+    12,10,KILL,,,,,,,
+    13,11,CANCEL,,3,,,,,
+    14,12,KILL,,,,,,,
+    15,12,NEW,AAPL,10,BUY,LIMIT,GTC,99.00,1
+    16,8,KILL,,,,,,,
+    17,13,KILL,,,,,,,
+    18,14,KILL,,,,,,,
+    19,11,NEW,AAPL,11,BUY,LIMIT,GTC,99.00,1
+"""
+KILL_EVENTS = """
+    1,ACK,AAPL,1,10,BUY,99.00,1,1,,
+    2,ACK,MSFT,2,10,SELL,300.50,2,2,,
+    3,ACK,MSFT,9,11,BUY,300.50,1,1,,
+    4,FILL,MSFT,9,11,BUY,300.50,1,0,2,TAKER
+    5,FILL,MSFT,2,10,SELL,300.50,1,1,9,MAKER
+    6,ACK,AAPL,3,11,BUY,99.00,1,1,,
+    7,ACK,AAPL,4,10,BUY,98.00,3,3,,
+    8,ACK,AAPL,5,10,BUY,99.00,1,1,,
+    9,REPLACED,AAPL,1,10,BUY,97.00,1,1,,
+    10,ACK,MSFT,6,10,SELL,301.00,1,1,,
+    11,ACK,AAPL,7,11,SELL,101.00,1,1,,
+    12,CANCELED,AAPL,1,10,BUY,97.00,1,0,,KILL
+    13,CANCELED,MSFT,2,10,SELL,300.50,1,0,,KILL
+    14,CANCELED,AAPL,4,10,BUY,98.00,3,0,,KILL
+    15,CANCELED,AAPL,5,10,BUY,99.00,1,0,,KILL
+    16,CANCELED,MSFT,6,10,SELL,301.00,1,0,,KILL
+    17,KILLED,,,10,,,,,,
+    18,REJECT,AAPL,8,10,,,,,,ACCOUNT_DISABLED
+    19,KILLED,,,10,,,,,,
+    20,CANCELED,AAPL,3,11,BUY,99.00,1,0,,USER
+    21,KILLED,,,12,,,,,,
+    22,REJECT,AAPL,10,12,,,,,,ACCOUNT_DISABLED
+    23,KILLED,,,8,,,,,,
+    24,KILLED,,,13,,,,,,
+    25,REJECT,AAPL,0,14,,,,,,CAPACITY
+    26,ACK,AAPL,11,11,BUY,99.00,1,1,,
+"""
+
+
+@cocotb.test()
+async def kill_in_acceptance_order_test(dut):
+    """KILL of account 10 cancels its orders in the order they were accepted, across symbols
+    and levels: the first one REPLACEd to another price keeps its place (first), a partly filled
+    one is cancelled for its leaves, and the walk empties levels behind the best (the ladder's
+    shift), a best level with one behind it (the next read in), a level shared with account 11
+    (it stays) and a side (MSFT's asks); then KILLED, and the account is ACCOUNT_DISABLED. A
+    second KILL of it, a KILL of an account with nothing resting (tracked by it, then disabled)
+    and of a disabled listed one are KILLED; the account CAPACITY applies to a KILL. Twice: at
+    once, and with idle input and a stalling consumer (the cancels wait on the event port)."""
+    build, _ = build_params()
+    assert build.nsym >= 2, "the runner builds this bench with two symbols or more"
+    v = parse_venue(KILL_VENUE, "<risk directed venue, kill>")
+    for idle, stall in ((0, 0), (30, 60)):
+        await run_case(dut, "", KILL_ROWS, KILL_EVENTS, idle, stall, v=v)
+
+
+@cocotb.test()
+async def kill_of_an_unknown_account_test(dut):
+    """Without a default account a KILL of an unlisted account is UNKNOWN_ACCOUNT; a listed one
+    (the top id of 32 bits) is KILLED with its order cancelled, and is then ACCOUNT_DISABLED
+    while account 7 trades on."""
+    await run_case(dut, "none", """
+        1,4294967295,NEW,AAPL,1,SELL,LIMIT,GTC,101.00,4
+        2,99,KILL,,,,,,,
+        3,4294967295,KILL,,,,,,,
+        4,4294967295,NEW,AAPL,2,SELL,LIMIT,GTC,101.00,4
+        5,7,NEW,AAPL,3,BUY,LIMIT,GTC,101.00,4
+    """, """
+        1,ACK,AAPL,1,4294967295,SELL,101.00,4,4,,
+        2,REJECT,AAPL,0,99,,,,,,UNKNOWN_ACCOUNT
+        3,CANCELED,AAPL,1,4294967295,SELL,101.00,4,0,,KILL
+        4,KILLED,,,4294967295,,,,,,
+        5,REJECT,AAPL,2,4294967295,,,,,,ACCOUNT_DISABLED
+        6,ACK,AAPL,3,7,BUY,101.00,4,4,,
+    """)
+
+
 # ----------------------------------------------------------------------------------- random
 @cocotb.test()
 async def random_flows_with_back_pressure_test(dut):
-    """Random flows on tight limits (testkit.flows.risk_venue), each default, with idle input and
-    a stalling consumer: events identical to the engine's."""
+    """Random flows on tight limits (testkit.flows.risk_venue), each default, a KILL in 250
+    records, with idle input and a stalling consumer: events identical to the engine's."""
     build, _ = build_params()
     book = None
     for k, default in enumerate(("limits", "none", "disabled")):
         v = flows_venue(default)
         orders = random_records(70 + k, 1500, v, nord=build.nord, nlvl=build.nlvl,
-                                accounts=RISK_ACCOUNTS, ts_gap=3_000_000)
+                                accounts=RISK_ACCOUNTS, ts_gap=3_000_000, kill=0.004)
         if book is None:
             book = await start(dut, v, idle=20, stall=30)
         else:
@@ -515,7 +620,8 @@ async def reset_in_traffic_forgets_accounts_test(dut):
     the listed ones loaded again, and the next flow's events are a fresh engine's."""
     build, _ = build_params()
     v = flows_venue("limits")
-    first = random_records(91, 600, v, nord=build.nord, nlvl=build.nlvl, accounts=RISK_ACCOUNTS, ts_gap=2_000_000)
+    first = random_records(91, 600, v, nord=build.nord, nlvl=build.nlvl, accounts=RISK_ACCOUNTS, ts_gap=2_000_000,
+                           kill=0.01)
     book = await start(dut, v, stall=40)
     assert await book.run(first, stop_after=300) == 300
     for _ in range(random.Random(5).randrange(1, 5)):
@@ -557,7 +663,7 @@ SOURCES = [*BRAM_SOURCES, *RISK_SOURCES, BOOK_SELECT]
 
 
 @pytest.mark.parametrize("nsym,nord,nlvl,nacct,gen_w", [
-    (1, 16, 4, 5, 2),      # the directed venue's max_accounts exactly; the tag wraps every 3 resets
+    (2, 16, 4, 5, 2),      # the directed venue's max_accounts exactly; the tag wraps every 3 resets
     (4, 64, 16, 16, 8),
 ])
 def test_tickbook_risk_passes_the_cocotb_tests(nsym, nord, nlvl, nacct, gen_w):
