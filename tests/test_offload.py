@@ -203,24 +203,28 @@ def hw_venue():
 
 
 def small_flow(n=400, seed=11):
-    """A flow the hardware can run exactly: no KILL (not in the hardware yet)."""
-    from engine.records import ACTION_KILL
+    """A flow the hardware runs exactly, with a KILL of one of its three busiest accounts every
+    130 records (the generator's own kills are once in 50,000)."""
+    from testkit.flows import with_kills
 
     v = hw_venue()
     orders = generate(v, n, seed=seed)
-    return orders[orders["action"] != ACTION_KILL], v
+    acct, count = np.unique(orders["account"], return_counts=True)
+    busiest = [int(a) for a in acct[np.argsort(-count, kind="stable")][:3]]
+    return with_kills(orders, busiest, 130), v
 
 
 @pytest.mark.hdl
 @needs_hw
 def test_hw_through_the_bridge_equals_the_engine():
     """The bridge serves the risk stage and the book: the flow's disabled account (13) and
-    account 7's max_order_qty give rejects only the stage decides."""
-    from engine.records import R_ACCOUNT_DISABLED, R_MAX_QTY
+    account 7's max_order_qty give rejects only the stage decides, and its KILLs cancel orders."""
+    from engine.records import EV_KILLED, R_ACCOUNT_DISABLED, R_KILL, R_MAX_QTY
 
     orders, v = small_flow()
     eng = replay_records(orders, v)
-    assert {R_ACCOUNT_DISABLED, R_MAX_QTY} <= set(eng["reason"].tolist())
+    assert {R_ACCOUNT_DISABLED, R_MAX_QTY, R_KILL} <= set(eng["reason"].tolist())
+    assert (eng["kind"] == EV_KILLED).sum() == 3
     assert same(replay_offloaded(orders, v, "shm", "hw"), eng)
 
 
