@@ -559,9 +559,10 @@ def with_kills(orders: np.ndarray, accounts: list[int], every: int) -> np.ndarra
 # build's): account 1's at the edge of 2 x ESZ6 (6,050 x 2 = 12,100), the top id's a few PENNY
 # orders' worth, the default's below a few BTCUSD (no collar: a MARKET order there is valued at
 # the reference price); open orders (MAX_OPEN_ORDERS, the block-RAM build's too): account 1 2,
-# the top id 1, the default 4. risk_venue(default=...) drops the default account
-# (UNKNOWN_ACCOUNT) or disables it; book_limits=False leaves the notional and open-order limits
-# out (the register builds).
+# the top id 1, the default 4. Positions (MAX_POSITION, the block-RAM build's): account 2 15 in
+# each symbol (quantities of 1 to 11), the default 60. risk_venue(default=...) drops the default
+# account (UNKNOWN_ACCOUNT) or disables it; book_limits=False leaves the notional, position and
+# open-order limits out (the register builds).
 RISK_ACCOUNTS = (1, 2, 3, 4, 5, 6, 7, 8, 0, 2**32 - 1)
 RISK_ACCOUNTS_TOML = """
 [accounts.1]
@@ -573,6 +574,7 @@ enabled = true
 
 [accounts.2]
 max_order_qty = 4294967295
+max_position = 15
 enabled = true
 
 [accounts.3]
@@ -590,21 +592,32 @@ max_accounts = 6
 
 def risk_venue(default: str = "limits", book_limits: bool = True):
     """DIFF_VENUE_TOML's symbols with RISK_ACCOUNTS_TOML; default: "limits" (max_order_qty 9,
-    max_msgs_per_sec 25, max_notional 200,000, max_open_orders 4), "none" (no default account) or
-    "disabled". book_limits=False: without the limits only the block-RAM book checks
-    (max_notional, max_open_orders)."""
+    max_msgs_per_sec 25, max_notional 200,000, max_open_orders 4, max_position 60), "none" (no
+    default account) or "disabled". book_limits=False: without the limits only the block-RAM book
+    checks (max_notional, max_position, max_open_orders)."""
     from engine.config import parse_venue
 
     symbols = DIFF_VENUE_TOML.replace("[accounts.default]\n", "")
     dflt = {"limits": "[accounts.default]\nmax_order_qty = 9\nmax_msgs_per_sec = 25\nmax_notional = \"200000\"\n"
-                      "max_open_orders = 4\n",
+                      "max_open_orders = 4\nmax_position = 60\n",
             "none": "",
             "disabled": "[accounts.default]\nenabled = false\n"}[default]
     text = symbols + dflt + RISK_ACCOUNTS_TOML
     if not book_limits:
         text = "\n".join(line for line in text.splitlines()
-                         if not line.startswith(("max_notional", "max_open_orders")))
+                         if not line.startswith(("max_notional", "max_open_orders", "max_position")))
     return parse_venue(text, f"<hdl risk venue, default {default}{'' if book_limits else ', no book limits'}>")
+
+
+def position_venue():
+    """DIFF_VENUE_TOML's symbols with position limits that fire on a crossing flow of four
+    accounts (MAX_POSITION, the block-RAM build's check 9): the default account 60 in each symbol,
+    account 2 12, account 3 the largest the engine takes (2**62)."""
+    from engine.config import parse_venue
+
+    symbols = DIFF_VENUE_TOML.replace("[accounts.default]\n", "")
+    return parse_venue(symbols + "[accounts.default]\nmax_position = 60\n[accounts.2]\nmax_position = 12\n"
+                       "[accounts.3]\nmax_position = 4611686018427387904\n", "<hdl position venue>")
 
 
 def diff_venue():

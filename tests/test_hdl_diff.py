@@ -21,9 +21,10 @@ import pytest
 from engine.api import replay_records
 from engine.config import parse_venue
 from engine.records import (EV_ACK, EV_CANCELED, EV_FILL, EV_KILLED, EV_REJECT, R_ACCOUNT_DISABLED, R_CAPACITY,
-                            R_KILL, R_MAX_NOTIONAL, R_MAX_OPEN_ORDERS, R_MAX_QTY, R_RATE_LIMIT,
+                            R_KILL, R_MAX_NOTIONAL, R_MAX_OPEN_ORDERS, R_MAX_POSITION, R_MAX_QTY, R_RATE_LIMIT,
                             R_UNKNOWN_ACCOUNT)
-from testkit.flows import DIFF_VENUE_TOML, RISK_ACCOUNTS, diff_venue, edge_venue, random_records, risk_venue
+from testkit.flows import (DIFF_VENUE_TOML, RISK_ACCOUNTS, diff_venue, edge_venue, position_venue, random_records,
+                           risk_venue)
 from engine.compare import first_divergence
 from hdl.sim.driver import engine_venue, simulate
 from hdl.sim.verilator import verilator_available
@@ -141,6 +142,8 @@ def test_account_rules_match_engine(n, default, nord, nlvl, ts_gap, opts, idle, 
         assert RISK_REASONS[default] <= reasons, RISK_REASONS[default] - reasons
     if book == "bram" and n >= 20_000:
         assert R_MAX_NOTIONAL in reasons
+    if book == "bram" and n >= 20_000 and default == "limits":
+        assert R_MAX_POSITION in reasons
     if "passive" in opts:
         assert R_MAX_OPEN_ORDERS in reasons
     if "kill" in opts:
@@ -150,6 +153,22 @@ def test_account_rules_match_engine(n, default, nord, nlvl, ts_gap, opts, idle, 
         refused = set(eng["account"][rejected & (eng["reason"] == R_CAPACITY)].tolist()) - acked
         assert len(refused) == len(RISK_ACCOUNTS) - v.max_accounts, refused
     assert res.messages == n
+
+
+def test_positions_match_engine():
+    """MAX_POSITION on a crossing flow of four accounts (thousands of fills move their positions
+    both ways, cancels and replaces their open quantities), with back-pressure: the engine's
+    events, the limit firing for buys and sells of every limited account."""
+    if not verilator_available()[0]:
+        pytest.skip(f"Verilator unavailable: {verilator_available()[1]}")
+    v = position_venue()
+    opts = {"spread": 4, "n_accounts": 4}
+    res, eng = _check(40_000, 256, 32, opts, 5, 10, seed=5150, venue=v, book="bram", simulator="verilator")
+    assert (eng["kind"] == EV_FILL).sum() > 10_000
+    fired = (eng["kind"] == EV_REJECT) & (eng["reason"] == R_MAX_POSITION)
+    assert set(eng["account"][fired].tolist()) >= {1, 2, 4}, set(eng["account"][fired].tolist())
+    flow = random_records(5150, 40_000, v, nord=256, nlvl=32, **opts)   # the same flow: the requests' sides
+    assert set(flow["side"][eng["msg_seq"][fired].astype(np.int64) - 1].tolist()) == {1, 2}
 
 
 def test_kills_of_accounts_with_many_orders_match_engine():

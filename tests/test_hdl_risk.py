@@ -12,7 +12,7 @@ import pytest
 from engine.config import parse_venue
 from engine.records import ACTION_KILL, ORDER_DTYPE
 from hdl.sim import driver as sim
-from hdl.sim.scope import Unrepresentable, check_venue
+from hdl.sim.scope import Unrepresentable, check_venue, refusals
 from testkit.flows import DIFF_VENUE_TOML, risk_venue
 
 RISK_RTL = sim.RTL_DIR / "tickbook_risk.v"
@@ -123,7 +123,10 @@ def test_what_the_stage_cannot_hold_is_refused_in_one_line():
         sim.account_words(many, nacct=4)
 
 
-def test_the_rules_not_in_hardware_yet_are_named():
+def test_the_rules_a_build_does_not_check_are_named():
+    """The block-RAM build behind the risk stage checks every account rule and KILL; the register
+    builds refuse, in one line each, the limits only the block-RAM book checks and KILL records."""
+    assert sim.NOT_IN_HARDWARE == ()
     assert sim.unsupported(risk_venue("limits")) == []
     v = venue("""
 [accounts.default]
@@ -135,12 +138,13 @@ max_notional = "1000"
 [accounts.4]
 max_open_orders = 2
 """)
-    why = sim.unsupported(v)
-    assert not any("max_notional" in w or "max_open_orders" in w for w in why), why   # the block-RAM build checks them
-    assert any("max_position in [accounts.default] and 2 more" in w for w in why), why  # 3 and 4 inherit it
+    assert sim.unsupported(v) == []
+    assert check_venue(v)
     for book in ("fast", "area"):   # the register builds do not
         why = sim.unsupported(v, book=book)
         assert any(f"max_notional in [accounts.3] (the {book} build has no max_notional check)" in w for w in why)
+        assert any(f"max_position in [accounts.default] and 2 more (the {book} build has no max_position check)" in w
+                   for w in why), why   # 3 and 4 inherit it
         assert any(f"max_open_orders in [accounts.4] (the {book} build has no max_open_orders check)" in w for w in why)
         assert sim.unsupported(risk_venue("limits", book_limits=False), book=book) == []
         with pytest.raises(Unrepresentable, match="max_notional"):
@@ -151,8 +155,17 @@ max_open_orders = 2
     for book in ("fast", "area"):
         assert f"KILL records (the {book} build answers them REJECT MALFORMED)" in sim.unsupported(
             risk_venue("none", book_limits=False), kill, book=book)
-    with pytest.raises(Unrepresentable, match="max_position"):
-        check_venue(v)
+
+
+def test_max_position_words():
+    """Word 2 of each account holds its max_position in [62:0] (0 none), up to 2**62 as the
+    engine takes it."""
+    v = venue("[accounts.default]\nmax_position = 4611686018427387904\n[accounts.9]\nmax_position = 7\n"
+              "[accounts.10]\nmax_position = 0\n")
+    words = sim.account_words(v)
+    (d,) = word(words, sim.CFG_ACCTS, 2)
+    assert d & ((1 << 100) - 1) == 1 << 62
+    assert [(d & ((1 << 63) - 1), d >> 104) for d in word(words, sim.CFG_ACCT, 2)] == [(7, 0), (0, 1)]  # accounts 9, 10
 
 
 def test_more_accounts_than_a_simulation_holds_are_refused_in_one_line():
@@ -164,7 +177,29 @@ def test_more_accounts_than_a_simulation_holds_are_refused_in_one_line():
     assert "\n" not in str(e.value) and f"max_accounts = {sim.MAX_ACCOUNTS + 1:,} accounts" in str(e.value)
     with pytest.raises(sim.SimError, match=f"at most {sim.MAX_ACCOUNTS:,} accounts"):
         sim.simulate(np.zeros(1, ORDER_DTYPE), over)
-    assert check_venue(venue("[accounts.default]\n", f"[engine]\nmax_accounts = {sim.MAX_ACCOUNTS}\n"))["nacct"] == sim.MAX_ACCOUNTS
+    # the book keeps a position word per entry of the table and symbol (MAX_POSITIONS): the most
+    # accounts in two symbols run, in the test venue's four they are refused in one line
+    two = parse_venue(TWO_SYMBOLS + f"[accounts.default]\n[engine]\nmax_accounts = {sim.MAX_ACCOUNTS}\n", "<two>")
+    assert check_venue(two)["nacct"] == sim.MAX_ACCOUNTS
+    four = venue("[accounts.default]\n", f"[engine]\nmax_accounts = {sim.MAX_ACCOUNTS}\n")
+    assert len(four.symbols) == 4
+    with pytest.raises(Unrepresentable) as e:
+        check_venue(four)
+    assert "\n" not in str(e.value) and f"their positions take {4 * 2 * sim.MAX_ACCOUNTS:,} words" in str(e.value)
+    with pytest.raises(sim.SimError, match=f"at most {sim.MAX_POSITIONS:,}"):
+        sim.simulate(np.zeros(1, ORDER_DTYPE), four)
+    assert not any("positions" in w for w in refusals(four, book="fast"))   # the register builds keep none
+
+
+TWO_SYMBOLS = """
+[symbols.A]
+tick = "0.01"
+ref_price = "10.00"
+
+[symbols.B]
+tick = "1"
+ref_price = "100"
+"""
 
 
 def test_a_max_open_orders_beyond_24_bits_is_no_limit():

@@ -191,15 +191,9 @@ needs_hw = pytest.mark.skipif(not HW_OK, reason=f"hdl simulation unavailable: {H
 
 
 def hw_venue():
-    """The built-in venue with the account limits the hardware checks (its listed accounts keep
-    every limit but max_position, which is not in the hardware yet) and small capacities: the
-    hardware is built with exactly these, and the engine runs them too."""
-    import dataclasses
-
-    v = as_venue(None)
-    accounts = {k: dataclasses.replace(a, max_position=0)
-                for k, a in v.accounts.items()}
-    return dataclasses.replace(v, accounts=accounts).with_capacity(max_orders=64, max_levels=16)
+    """The built-in venue, every account limit as it is, with small capacities: the hardware is
+    built with exactly these, and the engine runs them too."""
+    return as_venue(None).with_capacity(max_orders=64, max_levels=16)
 
 
 def small_flow(n=400, seed=11):
@@ -262,18 +256,18 @@ def test_shadow_reports_the_first_divergence_and_the_count(transport, capfd):
 @needs_hw
 @pytest.mark.parametrize("transport", ["inproc", "shm"])
 def test_a_venue_beyond_the_hardware_is_refused_before_any_record(transport):
-    """The built-in venue has account limits the risk stage does not check yet (its account 7's
-    notional, position and open orders); with more resting orders than a simulation holds:
+    """The built-in venue with more resting orders and more accounts than a simulation holds:
     refused in one line naming both, and no server is started (nothing to clean up, nothing half
     sent)."""
-    from hdl.sim.driver import MAX_ORDERS
+    from hdl.sim.driver import MAX_ACCOUNTS, MAX_ORDERS
     from hdl.sim.scope import Unrepresentable
 
-    v = as_venue(None).with_capacity(max_orders=2 * MAX_ORDERS["bram"])
+    v = as_venue(None).with_capacity(max_orders=2 * MAX_ORDERS["bram"], max_accounts=MAX_ACCOUNTS + 1)
     with pytest.raises(Unrepresentable) as err:
         replay_offloaded(generate(v, 50, seed=1), v, transport, "hw")
     msg = str(err.value)
-    assert "\n" not in msg and f"max_orders = {2 * MAX_ORDERS['bram']:,}" in msg and "max_position in [accounts.7]" in msg, msg
+    assert "\n" not in msg and f"max_orders = {2 * MAX_ORDERS['bram']:,}" in msg, msg
+    assert f"max_accounts = {MAX_ACCOUNTS + 1:,} accounts" in msg, msg
 
 
 def test_pinning_parses_cpusets_and_reports_what_it_got():

@@ -179,10 +179,10 @@ module tickbook_book #(
     wire          cap_rep = (p53 != o_pxu[t]) && !lvl_exists && lvl_full;
     wire [7:0]    new_why = new_reason(sym_known, m_hit, bad_tif, bad_qty, max_qty,
                                        is_mkt ? (m_px != PRICE_NONE) : (!px_rng || !on_tick),
-                                       !is_mkt && out_band, 1'b0, 1'b0, !is_mkt && m_rests && cap_new);
+                                       !is_mkt && out_band, 1'b0, 1'b0, 1'b0, !is_mkt && m_rests && cap_new);
     wire [7:0]    can_why = cancel_reason(m_hit, o_acct[t] == m_acct);
     wire [7:0]    rep_why = replace_reason(m_hit, o_acct[t] == m_acct, bad_qty, max_qty,
-                                           !px_rng || !on_tick, out_band, 1'b0, cap_rep);
+                                           !px_rng || !on_tick, out_band, 1'b0, 1'b0, cap_rep);
 
     // ------------------------------------------------------------------ steps the states share
     // a NEW order rests in a free slot

@@ -306,10 +306,10 @@ module tickbook_book_area #(
     wire          cap_rep = (p53 != rd_px) && !lvl_exists && lvl_full;
     wire [7:0]    new_why = new_reason(sym_known, m_hit, bad_tif, m_qbad, m_qmax,
                                        is_mkt ? !m_pnone : (!m_prng || !m_ontick),
-                                       !is_mkt && out_band, 1'b0, 1'b0, !is_mkt && m_rests && cap_new);
+                                       !is_mkt && out_band, 1'b0, 1'b0, 1'b0, !is_mkt && m_rests && cap_new);
     wire [7:0]    can_why = cancel_reason(m_hit, rd_acct == m_acct);
     wire [7:0]    rep_why = replace_reason(m_hit, rd_acct == m_acct, m_qbad, m_qmax,
-                                           !m_prng || !m_ontick, out_band, 1'b0, cap_rep);
+                                           !m_prng || !m_ontick, out_band, 1'b0, 1'b0, cap_rep);
 
     // ------------------------------------------------------------------ serial arithmetic
     // tick check: DB restoring-division steps of p mod tick a cycle, MSB first

@@ -43,7 +43,8 @@ module tickbook_book_bram #(
     localparam [PW-1:0] NIL = {1'b1, {IW{1'b0}}};
     localparam integer HW  = IW + 1;                          // a hash bucket: >= 2 NORD of them
     localparam integer AHW = $clog2(NACCT) + 1;               // the risk stage's table index
-    localparam integer CLW = (AHW > HW) ? AHW : HW;           // the reset sweep: buckets and accounts
+    localparam integer PSW = AHW + SW;                        // a position: {account entry, symbol}
+    localparam integer CLW = (PSW > HW) ? PSW : HW;           // the reset sweep: buckets, accounts, positions
     localparam integer PIW = (NLVL > 1) ? $clog2(NLVL) : 1;   // a position in a ladder
     localparam integer BW  = SW + 1;                          // a book: {symbol, side}
     localparam integer NBK = 1 << BW;
@@ -171,6 +172,22 @@ module tickbook_book_bram #(
         a_head[i_oc] = NIL;
         a_tail[i_oc] = NIL;
     end
+    // MAX_POSITION (check 9): each account's position in each symbol (buys add, sells take
+    // away; 64 bits signed, as the engine's) and the leaves of its resting buys and sells, one
+    // word {pos, open buy, open sell} by {the account's entry, the symbol}, read through a
+    // registered address (ps_ra) a cycle before it is used or written: the message's own at its
+    // start (a NEW's symbol is its record's) or in S_LOOK1 (a REPLACE's is its order's), a
+    // CANCEL's order's in S_LOOK1, a KILL's each order's in S_K1, each maker's in S_M3. m_ps
+    // keeps the message's own word from S_CHECK on, through its fills (a maker's on the same
+    // entry, without the stage in front, moves it too), written back at each change, one word a
+    // cycle.
+    localparam integer PVW = 64 + 2 * QW;
+    reg [PVW-1:0] ps [0:(1<<PSW)-1];
+    reg [PSW-1:0] ps_ra;
+    wire [PVW-1:0] q_ps = ps[ps_ra];
+    reg [PVW-1:0] m_ps;
+    reg [62:0]    m_mp;                   // the account's max_position, 0 none
+    initial for (i_oc = 0; i_oc < (1 << PSW); i_oc = i_oc + 1) ps[i_oc] = {PVW{1'b0}};
     // the stacks' top entries, kept as registers beside the depths: a read address that is a
     // register lets the stack be block RAM (a computed one would make it distributed RAM)
     reg [IW-1:0]  o_top_m1;               // o_top - 1
@@ -198,6 +215,7 @@ module tickbook_book_bram #(
     reg [62:0]    nx_nt;
     reg [23:0]    nx_mo;
     reg [AHW-1:0] nx_slot;
+    reg [62:0]    nx_mp;
     // a message started at the last edge: what the file bench traces (tb_file.v, "S" lines) and
     // a waveform shows; only the simulation's checks read it, and synthesis drops it
     /* verilator lint_off UNUSEDSIGNAL */
@@ -334,6 +352,9 @@ module tickbook_book_bram #(
     wire [23:0] in_mo  = in_data[VERDICT_MO_LSB +: 24];
     wire [AHW-1:0] u_slot  = u_data[VERDICT_SLOT_LSB +: AHW];   // its entry in the stage's table
     wire [AHW-1:0] in_slot = in_data[VERDICT_SLOT_LSB +: AHW];
+    // its max_position, when the stage says so (a host's ts is not a limit)
+    wire [62:0]   u_mp  = u_data[VERDICT_MP_ON] ? u_data[VERDICT_MP_LSB +: 63] : 63'd0;
+    wire [62:0]   in_mp = in_data[VERDICT_MP_ON] ? in_data[VERDICT_MP_LSB +: 63] : 63'd0;
 
     // ------------------------------------------------------------------ the id buckets
     // The first slot of each bucket's chain, in block RAM behind its output register
@@ -492,6 +513,14 @@ module tickbook_book_bram #(
     wire [CW-1:0] own_oc = (state == S_CHECK) ? q_oc : m_oc;
     wire [PW-1:0] own_atail = (state == S_CHECK) ? q_atail : m_atail;   // (KILL) the same way
     wire         oo_bad = (m_mo != 24'd0) && ({{(32-CW){1'b0}}, own_oc} >= {8'd0, m_mo});
+    // MAX_POSITION: BUY pos + open buys + qty, SELL open sells + qty - pos, against the limit; a
+    // REPLACE's own old leaves out of its side's open quantity (67 bits signed: no overflow)
+    wire [PVW-1:0] own_ps = (state == S_CHECK) ? q_ps : m_ps;
+    wire signed [66:0] po_pos = {{3{own_ps[2*QW + 63]}}, own_ps[2*QW +: 64]};
+    wire signed [66:0] po_open = {{(67-QW){1'b0}}, side_sel ? own_ps[0 +: QW] : own_ps[QW +: QW]};
+    wire signed [66:0] po_more = {35'd0, m_qty[31:0]} - (m_rep ? {35'd0, t_lvs} : 67'sd0);
+    wire signed [66:0] po_val = side_sel ? po_open + po_more - po_pos : po_pos + po_open + po_more;
+    wire         po_bad = (m_mp != 63'd0) && (po_val > $signed({4'd0, m_mp}));
     wire [BW-1:0] own_b = {cur_sym, side_sel};
     wire [BW-1:0] t_b = {cur_sym, t_side};    // the book of the order a CANCEL / REPLACE names
     wire [KW-1:0] own_n = w_n[side_sel];
@@ -499,7 +528,7 @@ module tickbook_book_bram #(
     wire         orders_full = ({{(32-CW){1'b0}}, rest_cnt} >= NORD);
     wire [7:0]   new_why = new_reason(sym_known, found, bad_tif, bad_qty, max_qty,
                                       is_mkt ? (m_px != PRICE_NONE) : (!px_rng || !on_tick),
-                                      !is_mkt && out_band, nt_bad, oo_bad, !is_mkt && m_rests && orders_full);
+                                      !is_mkt && out_band, nt_bad, po_bad, oo_bad, !is_mkt && m_rests && orders_full);
     // slot t's price is its level's (an order keeps no copy): S_LOOK1 points l_ra at the level
     // for S_CHECK and S_CAPR, the only states that read it
     wire [52:0]  t_pxu = q_lpxu;
@@ -510,7 +539,7 @@ module tickbook_book_bram #(
     wire         t_at_best = (t_lvl == w_h[t_side] && !stale[t_side]);
     wire [7:0]   can_why = cancel_reason(found, t_acct == m_acct);
     wire [7:0]   rep_why = replace_reason(found, t_acct == m_acct, bad_qty, max_qty,
-                                          !px_rng || !on_tick, out_band, nt_bad, 1'b0);
+                                          !px_rng || !on_tick, out_band, nt_bad, po_bad, 1'b0);
     // S_CHECK: does the message cross the other side's best level (stale bits are all clear
     // between messages)?
     wire         cross_c = (w_n[!side_sel] != {KW{1'b0}}) &&
@@ -575,6 +604,36 @@ module tickbook_book_bram #(
             hw_now = 1'b1;
             hw_now_a = k_a;
             hw_now_v = k_v;
+        end
+    endtask
+
+    // a position word after a change: the position by k_dp, side k_sell's open quantity by k_do
+    // (two's complement)
+    function [PVW-1:0] ps_move;
+        input [PVW-1:0] k_v;
+        input           k_sell;
+        input [63:0]    k_dp;
+        /* verilator lint_off UNUSEDSIGNAL */
+        input [63:0]    k_do;             // (its low QW bits)
+        /* verilator lint_on UNUSEDSIGNAL */
+        reg   [63:0]    f_pos;
+        reg   [QW-1:0]  f_ob, f_os;
+        begin
+            f_pos = k_v[2*QW +: 64] + k_dp;
+            f_ob = k_v[QW +: QW] + (k_sell ? {QW{1'b0}} : k_do[QW-1:0]);
+            f_os = k_v[0 +: QW] + (k_sell ? k_do[QW-1:0] : {QW{1'b0}});
+            ps_move = {f_pos, f_ob, f_os};
+        end
+    endfunction
+
+    // a position word written (one a cycle), and m_ps with it when it is the message's own
+    task ps_write;
+        input [AHW-1:0] k_aslot;
+        input [SW-1:0]  k_sym;
+        input [PVW-1:0] k_v;
+        begin
+            ps[{k_aslot, k_sym}] <= k_v;
+            if (k_aslot == m_slot && k_sym == cur_sym) m_ps <= k_v;
         end
     endtask
 
@@ -738,6 +797,7 @@ module tickbook_book_bram #(
             m_atail <= ptr(o_alloc);
             if (own_atail == NIL) a_head[m_slot] <= ptr(o_alloc);
             rs_link <= own_atail;
+            ps_write(m_slot, cur_sym, ps_move(own_ps, k_side, 64'd0, {32'd0, k_lvs}));   // open + leaves
             o_sym[o_alloc] <= cur_sym;
             o_side[o_alloc] <= k_side;
             o_post[o_alloc] <= k_post;
@@ -784,8 +844,11 @@ module tickbook_book_bram #(
         input [62:0]   k_nt;
         input [23:0]   k_mo;
         input [AHW-1:0] k_slot;
+        input [62:0]   k_mp;
         begin
             msg_start <= 1'b1;
+            m_mp <= k_mp;
+            ps_ra <= {k_slot, k_sym[SW-1:0]};   // its position in its symbol (a NEW's), for S_CHECK
             m_mo <= k_mo;
             m_slot <= k_slot;
             oc_ra <= k_slot;              // its account's count, for S_CHECK
@@ -870,7 +933,10 @@ module tickbook_book_bram #(
             else o_prev[t_next[IW-1:0]] <= t_prev;
             l_qty[t_lvl] <= q_lqty - {{IW{1'b0}}, t_lvs};
             if (t_lvl == w_h[t_side]) set_q(t_side, q_lqty - {{IW{1'b0}}, t_lvs});
-            if (k_free) free_order(t, t_id, t_hprev, t_hnext, t_aslot, own_oc, t_aprev, t_anext);
+            if (k_free) begin             // (ps_ra: its word, set with t's reads)
+                free_order(t, t_id, t_hprev, t_hnext, t_aslot, own_oc, t_aprev, t_anext);
+                ps_write(t_aslot, t_sym, ps_move(q_ps, t_side, 64'd0, 64'd0 - {32'd0, t_lvs}));
+            end
             u_free <= k_free;             // for S_RM*
             ret <= k_ret;
             if (t_alone && t_at_best) begin
@@ -916,6 +982,7 @@ module tickbook_book_bram #(
         begin
             emit(EV_REPLACED, R_NONE, m_id, 64'd0, m_px, m_qty[31:0], m_qty[31:0], t_acct, t_side);
             if (rep_keeps) begin          // keeps its place: its new size
+                ps_write(m_slot, cur_sym, ps_move(own_ps, t_side, 64'd0, {32'd0, m_qty[31:0]} - {32'd0, t_lvs}));
                 o_lvs[t] <= m_qty[31:0];
                 l_qty[t_lvl] <= q_lqty - {{IW{1'b0}}, t_lvs - m_qty[31:0]};
                 if (t_lvl == w_h[t_side]) set_q(t_side, q_lqty - {{IW{1'b0}}, t_lvs - m_qty[31:0]});
@@ -935,6 +1002,7 @@ module tickbook_book_bram #(
                 tk_rest <= 1'b1;
                 tk_post <= t_post;
                 tk_first <= 1'b1;
+                ps_write(m_slot, cur_sym, ps_move(own_ps, t_side, 64'd0, 64'd0 - {32'd0, t_lvs}));   // out of the book
                 // the other side's best is what it was: the cross is known now (S_M0 again
                 // decides POST_ONLY at the first cross)
                 unlink(1'b0, cross_c ? S_M0 : S_R0);
@@ -1034,6 +1102,7 @@ module tickbook_book_bram #(
             if (state == S_CHECK) begin
                 m_oc <= q_oc;
                 m_atail <= q_atail;
+                m_ps <= q_ps;
             end
             // MAX_NOTIONAL's steps (start() sets nt_age back to 0 for a new message)
             nt_v <= nt_mkt_sat ? 63'd1 << 62 : nt_mkt_u[62:0];
@@ -1053,6 +1122,7 @@ module tickbook_book_bram #(
             // after a reset that follows traffic: every hash bucket empty, one a cycle
             S_CLR: begin
                 if ({{(32-CLW){1'b0}}, clr_i} < (1 << HW)) h_write(clr_i[HW-1:0], NIL);
+                if ({{(32-CLW){1'b0}}, clr_i} < (1 << PSW)) ps[clr_i[PSW-1:0]] <= {PVW{1'b0}};
                 if ({{(32-CLW){1'b0}}, clr_i} < (1 << AHW)) begin
                     oc[clr_i[AHW-1:0]] <= {CW{1'b0}};
                     a_head[clr_i[AHW-1:0]] <= NIL;
@@ -1092,6 +1162,8 @@ module tickbook_book_bram #(
                     t_sym <= q_osym;
                     t_aslot <= q_oaslot;
                     if (m_act == ACTION_CANCEL) oc_ra <= q_oaslot;   // no entry comes with a CANCEL
+                    // the position word of its account (a CANCEL's order's) in its symbol
+                    ps_ra <= {(m_act == ACTION_CANCEL) ? q_oaslot : m_slot, q_osym};
                     if (m_act == ACTION_CANCEL || m_act == ACTION_REPLACE) begin
                         cur_sym <= q_osym;
                         load_books(q_osym);
@@ -1159,6 +1231,7 @@ module tickbook_book_bram #(
                 t_post <= q_opost;
                 t_sym <= q_osym;
                 t_aslot <= q_oaslot;
+                ps_ra <= {q_oaslot, q_osym};
                 cur_sym <= q_osym;
                 load_books(q_osym);
                 nstate = S_KC;
@@ -1274,6 +1347,9 @@ module tickbook_book_bram #(
                     r_ref[cur_sym] <= mk_pxt;
                     if (r_ref[cur_sym] != mk_pxt) band_ok[cur_sym] <= 1'b0;
                     tk_lvs <= tk_lvs - fill_q;
+                    ps_write(m_slot, cur_sym, ps_move(m_ps, tk_side, tk_side ? 64'd0 - {32'd0, fill_q} : {32'd0, fill_q},
+                                                      64'd0));   // the taker's position
+                    ps_ra <= {q_oaslot, cur_sym};   // the maker's, for S_M4
                     fq <= fill_q;
                     mk_o <= o_ra;
                     mk_id <= q_oid;
@@ -1292,6 +1368,11 @@ module tickbook_book_bram #(
 
             S_M4: if (ev_free) begin     // the maker's half; a maker filled leaves the book
                 emit(EV_FILL, R_MAKER, mk_id, tk_id, {11'd0, mk_lpxu}, fq, mk_left, mk_acct, !tk_side);
+                // the maker's position and open quantity (its word read in S_M3, or m_ps when it
+                // is the message's own entry, as without the stage in front)
+                ps_write(mk_aslot, cur_sym, ps_move((mk_aslot == m_slot) ? m_ps : q_ps, !tk_side,
+                                                    tk_side ? {32'd0, fq} : 64'd0 - {32'd0, fq},
+                                                    64'd0 - {32'd0, fq}));
                 if (mk_left == 32'd0) begin
                     if (mk_next == NIL) begin          // its level empties: the best, at the top
                         set_n(!tk_side, opp_n - 1'b1);
@@ -1356,6 +1437,7 @@ module tickbook_book_bram #(
                 else begin
                     rs_o <= t;
                     o_lvs[t] <= tk_lvs;
+                    ps_write(m_slot, cur_sym, ps_move(m_ps, tk_side, 64'd0, {32'd0, tk_lvs}));
                     o_next[t] <= NIL;
                     place(tk_side, tk_pxt);
                 end
@@ -1540,14 +1622,14 @@ module tickbook_book_bram #(
             // the unit's last stage moves into an empty buffer.
             if (ends && nx_valid) begin
                 start(nx_id, nx_mseq, nx_px, nx_qty, nx_acct, nx_sym, nx_act, nx_side, nx_type, nx_tif,
-                      nx_sym_ok, nx_bkt, nx_qt, nx_on_tick, nx_qsym, nx_nt, nx_mo, nx_slot);
+                      nx_sym_ok, nx_bkt, nx_qt, nx_on_tick, nx_qsym, nx_nt, nx_mo, nx_slot, nx_mp);
                 nx_valid <= 1'b0;
             end else if (ends && u_valid) begin
                 start(u_id, u_mseq, u_px, u_qty, u_acct, u_sym, u_act, u_side, u_type, u_tif,
-                      u_sym_ok, u_key, u_qt, u_on_tick, u_qsym, u_nt, u_mo, u_slot);
+                      u_sym_ok, u_key, u_qt, u_on_tick, u_qsym, u_nt, u_mo, u_slot, u_mp);
             end else if (ends && in_past) begin
                 start(in_id, in_mseq, in_px, in_qty, in_acct, in_sym, in_act, in_side, in_type, in_tif,
-                      in_sym_ok, bucket(in_id), 53'd0, 1'b0, {SW{1'b0}}, in_nt, in_mo, in_slot);
+                      in_sym_ok, bucket(in_id), 53'd0, 1'b0, {SW{1'b0}}, in_nt, in_mo, in_slot, in_mp);
             end else if (u_take || in_past) begin
                 nx_valid <= 1'b1;
                 nx_id <= u_take ? u_id : in_id;
@@ -1568,6 +1650,7 @@ module tickbook_book_bram #(
                 nx_nt <= u_take ? u_nt : in_nt;
                 nx_mo <= u_take ? u_mo : in_mo;
                 nx_slot <= u_take ? u_slot : in_slot;
+                nx_mp <= u_take ? u_mp : in_mp;
             end
             state <= nstate;
             hw_we <= hw_now;

@@ -71,12 +71,12 @@
     // (notional, open: MAX_NOTIONAL and MAX_OPEN_ORDERS, which only the block-RAM build checks;
     // the others give 0)
     function [7:0] new_reason;
-        input sym_ok, dup, tif_bad, qty_bad, qty_max, px_bad, band_out, notional, open, cap;
+        input sym_ok, dup, tif_bad, qty_bad, qty_max, px_bad, band_out, notional, position, open, cap;
         new_reason = !sym_ok ? R_UNKNOWN_SYMBOL : dup ? R_DUPLICATE_ORDER_ID :
                      tif_bad ? R_BAD_TIF : qty_bad ? R_BAD_QTY : qty_max ? R_MAX_QTY :
                      px_bad ? R_BAD_PRICE : band_out ? R_PRICE_BAND :
-                     notional ? R_MAX_NOTIONAL : open ? R_MAX_OPEN_ORDERS :
-                     cap ? R_CAPACITY : R_NONE;
+                     notional ? R_MAX_NOTIONAL : position ? R_MAX_POSITION :
+                     open ? R_MAX_OPEN_ORDERS : cap ? R_CAPACITY : R_NONE;
     endfunction
 
     function [7:0] cancel_reason;     // also the first checks of a REPLACE
@@ -85,10 +85,11 @@
     endfunction
 
     function [7:0] replace_reason;
-        input hit, owner, qty_bad, qty_max, px_bad, band_out, notional, cap;
+        input hit, owner, qty_bad, qty_max, px_bad, band_out, notional, position, cap;
         replace_reason = (!hit || !owner) ? cancel_reason(hit, owner) : qty_bad ? R_BAD_QTY :
                          qty_max ? R_MAX_QTY : px_bad ? R_BAD_PRICE : band_out ? R_PRICE_BAND :
-                         notional ? R_MAX_NOTIONAL : cap ? R_CAPACITY : R_NONE;
+                         notional ? R_MAX_NOTIONAL : position ? R_MAX_POSITION :
+                         cap ? R_CAPACITY : R_NONE;
     endfunction
 
     // ------------------------------------------------------------------ the event record

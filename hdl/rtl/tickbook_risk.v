@@ -7,8 +7,8 @@
 //      account CAPACITY of a new account when max_accounts are tracked;
 //   2. RATE_LIMIT: the account's count of its bucket floor(ts / 1e9), counted before the check.
 // and hands the book the account's max_order_qty for check 6, its max_notional for check 8, its
-// max_open_orders for check 10 and its index in the table, where the book keeps its resting
-// orders (tickbook_risk_verdict.vh says how).
+// max_position for check 9, its max_open_orders for check 10 and its index in the table, by
+// which the book keeps its resting orders and positions (tickbook_risk_verdict.vh says how).
 // A KILL is checked for UNKNOWN_ACCOUNT and the account CAPACITY only (killing a disabled or
 // killed account is accepted, and a KILL does not count toward the rate limit); one that passes
 // marks the account's entry killed (ACCOUNT_DISABLED from then on) and reaches the book as
@@ -63,16 +63,17 @@ module tickbook_risk #(
 
     // ---------------------------------------------------------------- an entry of the table
     // {gen, id, disabled, book's limits, max_qty, max_rate, bucket, count}: max_qty and max_rate
-    // 0 = none; the book's limits {max_open_orders, notional {has, limit}}, 24 + 63 bits
-    // (tickbook_risk_verdict.vh)
-    localparam integer E_CNT = 0, E_BK = 32, E_MR = 67, E_MQ = 99, E_XL = 131, E_DIS = 218,
-                       E_ID = 219, E_GEN = 251, EW = 251 + GEN_W;
+    // 0 = none; the book's limits {max_position, max_open_orders, notional {has, limit}}, 63 +
+    // 24 + 63 bits (tickbook_risk_verdict.vh)
+    localparam integer XLW = 150;
+    localparam integer E_CNT = 0, E_BK = 32, E_MR = 67, E_MQ = 99, E_XL = 131, E_DIS = 281,
+                       E_ID = 282, E_GEN = 314, EW = 314 + GEN_W;
 
     function [EW-1:0] entry;
         input [GEN_W-1:0] k_gen;
         input [31:0]      k_id;
         input             k_dis;
-        input [86:0]      k_xl;
+        input [XLW-1:0]   k_xl;
         input [31:0]      k_mq, k_mr;
         input [34:0]      k_bk;
         input [31:0]      k_cnt;
@@ -102,7 +103,7 @@ module tickbook_risk #(
     wire [GEN_W-1:0] q_gen = ht_q[E_GEN +: GEN_W];
     wire [31:0]      q_id  = ht_q[E_ID +: 32];
     wire             q_dis = ht_q[E_DIS];
-    wire [86:0]      q_xl  = ht_q[E_XL +: 87];
+    wire [XLW-1:0]   q_xl  = ht_q[E_XL +: XLW];
     wire [31:0]      q_mq  = ht_q[E_MQ +: 32];
     wire [31:0]      q_mr  = ht_q[E_MR +: 32];
     wire [34:0]      q_bk  = ht_q[E_BK +: 35];
@@ -114,17 +115,18 @@ module tickbook_risk #(
     // CFG_ACCTS, the default account and the counts. Word 0: [31:0] max_order_qty, [63:32]
     // max_msgs_per_sec, [87:64] max_accounts, [111:88] listed accounts, [112] a default exists,
     // [113] it is enabled. Word 1: [62:0] its notional limit, [87:64] its max_open_orders.
+    // Word 2: [62:0] its max_position.
     // CFG_ACCT, a listed account, [127:104] its index in the list. Word 0: [31:0] id, [63:32]
     // max_order_qty, [95:64] max_msgs_per_sec, [96] enabled. Word 1: [62:0] its notional limit,
-    // [87:64] its max_open_orders.
+    // [87:64] its max_open_orders. Word 2: [62:0] its max_position.
     reg [31:0]  d_mq, d_mr;
-    reg [86:0]  d_xl;
+    reg [XLW-1:0] d_xl;
     reg [23:0]  c_max, c_listed;
     reg         d_has, d_en;
     reg [96:0]  ls [0:NACCT-1];      // {enabled, max_rate, max_qty, id}
-    reg [86:0]  ls_xl [0:NACCT-1];   // its limits the book checks: {max_open_orders, notional}
+    reg [XLW-1:0] ls_xl [0:NACCT-1]; // its limits the book checks: {max_position, max_open_orders, notional}
     reg [96:0]  ls_q;
-    reg [86:0]  ls_xl_q;
+    reg [XLW-1:0] ls_xl_q;
     wire [23:0] cfg_k = cfg_data[127:104];
     wire [3:0]  cfg_word = cfg_data[103:100];
     wire        cfg_ls = (cfg_addr == CFG_ACCT) && ({8'd0, cfg_k} < NACCT);
@@ -138,9 +140,11 @@ module tickbook_risk #(
                 d_has <= cfg_data[112];
                 d_en <= cfg_data[113];
             end
-            if (cfg_addr == CFG_ACCTS && cfg_word == 4'd1) d_xl <= {cfg_data[87:64], cfg_data[62:0]};
+            if (cfg_addr == CFG_ACCTS && cfg_word == 4'd1) d_xl[86:0] <= {cfg_data[87:64], cfg_data[62:0]};
+            if (cfg_addr == CFG_ACCTS && cfg_word == 4'd2) d_xl[149:87] <= cfg_data[62:0];
             if (cfg_ls && cfg_word == 4'd0) ls[cfg_k[KW-1:0]] <= cfg_data[96:0];
-            if (cfg_ls && cfg_word == 4'd1) ls_xl[cfg_k[KW-1:0]] <= {cfg_data[87:64], cfg_data[62:0]};
+            if (cfg_ls && cfg_word == 4'd1) ls_xl[cfg_k[KW-1:0]][86:0] <= {cfg_data[87:64], cfg_data[62:0]};
+            if (cfg_ls && cfg_word == 4'd2) ls_xl[cfg_k[KW-1:0]][149:87] <= cfg_data[62:0];
         end
 
     // ---------------------------------------------------------------- the second of ts
@@ -204,7 +208,7 @@ module tickbook_risk #(
     reg          push, push_m, push_mal;
     reg [7:0]    push_why;
     reg [31:0]   push_mq;
-    reg [86:0]   push_xl;
+    reg [XLW-1:0] push_xl;
     reg [HW-1:0] push_slot;
     reg [511:0]  rec_w;
     reg          ht_re, ht_we;
@@ -219,7 +223,7 @@ module tickbook_risk #(
         push_mal = 1'b0;
         push_why = R_NONE;
         push_mq = 32'd0;
-        push_xl = 87'd0;
+        push_xl = {XLW{1'b0}};
         push_slot = {HW{1'b0}};
         ht_re = 1'b0;
         ht_we = 1'b0;
@@ -361,6 +365,12 @@ module tickbook_risk #(
             rec_w = push_m ? m : in_data;
             rec_w[VERDICT_NT_LSB +: 63] = push_xl[62:0];
             rec_w[VERDICT_MO_LSB +: 24] = push_xl[86:63];
+            // max_position in the ts field, which the book does not read, marked as the stage's
+            rec_w[VERDICT_MP_ON] = 1'b0;
+            if (push_m && push_why == R_NONE && !m_kill) begin
+                rec_w[VERDICT_MP_LSB +: 63] = push_xl[149:87];
+                rec_w[VERDICT_MP_ON] = 1'b1;
+            end
             rec_w[VERDICT_SLOT_LSB +: HW] = push_slot;
             if (push_why != R_NONE) begin
                 rec_w[ORDER_ACTION_LSB +: 8] = ACTION_RISK_REJECT;

@@ -24,11 +24,19 @@
 // exactly, for any tick (docs/hardware.md, "The risk stage").
 // Then, 24 bits from VERDICT_MO_LSB, the account's max_open_orders (0 none), and from
 // VERDICT_SLOT_LSB the account's index in the stage's table (HW bits): the block-RAM book keeps
-// each account's resting orders by that index, for MAX_OPEN_ORDERS.
+// each account's resting orders by that index, for MAX_OPEN_ORDERS and KILL, and its positions
+// (by that index and the symbol), for MAX_POSITION.
+// The account's max_position (0 none, up to 2**62) takes the record's ts field, 63 bits from
+// VERDICT_MP_LSB, which the book does not read (the stage has used ts for the rate limit), for a
+// NEW or REPLACE the stage passes; the reserved byte's top bit, VERDICT_MP_ON, says that it does
+// (the stage clears it in every other record), so that a book without the stage in front never
+// takes a host's ts for a limit.
     /* verilator lint_off UNUSEDPARAM */
     localparam [7:0] ACTION_RISK_REJECT = 8'd128;
     localparam [7:0] ACTION_RISK_KILL = 8'd129;
     localparam integer VERDICT_NT_LSB = ORDER_RESERVED_LSB;
     localparam integer VERDICT_MO_LSB = ORDER_RESERVED_LSB + 63;     // 24 bits
-    localparam integer VERDICT_SLOT_LSB = ORDER_RESERVED_LSB + 87;   // up to 25 bits
+    localparam integer VERDICT_SLOT_LSB = ORDER_RESERVED_LSB + 87;   // up to 24 bits
+    localparam integer VERDICT_MP_LSB = ORDER_TS_LSB;                // 63 bits
+    localparam integer VERDICT_MP_ON = ORDER_RESERVED_LSB + 111;     // the record's last bit
     /* verilator lint_on UNUSEDPARAM */

@@ -85,6 +85,15 @@ MAX_ORDERS = {"bram": 1 << 21, "fast": 1024, "area": 1024}
 # twice as many counts of resting orders): the engine takes up to
 # 2**24, whose table Icarus would hold in gigabytes. `make hdl-lint` sweeps NACCT up to this.
 MAX_ACCOUNTS = 1 << 20
+# The block-RAM book keeps a position word (64 + 2 x (32 + log2 NORD) bits) for every entry of the
+# stage's table in every symbol: 2**(clog2(nacct) + 1 + clog2(nsym)) of them, which a simulation
+# holds up to this many (Icarus: about 180 MB); 1,048,576 accounts in 2 symbols, 262,144 in 8.
+MAX_POSITIONS = 1 << 22
+
+
+def position_entries(nacct: int, nsym: int) -> int:
+    """The block-RAM book's position words: 2**(AHW + SW), as tickbook_book_bram.v sizes them."""
+    return 1 << ((max(nacct, 1) - 1).bit_length() + 1 + max((nsym - 1).bit_length(), 1))
 CHUNK = 65536  # records reversed and written to the bench's input file at a time
 
 # Configuration port addresses (CFG_* in hdl/rtl/tickbook_book_cfg.vh, tested to agree; the
@@ -120,9 +129,10 @@ def engine_venue(venue, nord: int, nlvl: int, nacct: int | None = None):
 
 def account_words(venue, nacct: int | None = None) -> list[tuple[int, int, int]]:
     """The risk stage's configuration (hdl/rtl/tickbook_risk.v, CFG_ACCT and CFG_ACCTS): each
-    listed account at its index, then the default account and the counts, each as two words
-    (cfg_data[103:100]: 0 the account, 1 the limits the block-RAM book checks: [62:0] notional,
-    [87:64] max_open_orders). nacct: the stage's table (default:
+    listed account at its index, then the default account and the counts, each as three words
+    (cfg_data[103:100]: 0 the account, 1 and 2 the limits the block-RAM book checks: [62:0]
+    notional, [87:64] max_open_orders; [62:0] max_position, 0 none, at most 2**62 as the engine
+    takes). nacct: the stage's table (default:
     the venue's max_accounts). SimError for what the stage cannot hold exactly: more listed
     accounts than its table, or a limit beyond its arithmetic (a max_msgs_per_sec above
     2**32 - 2: its counts are 32 bits and saturate; a max_notional of 2**62 x 1e-8 or more). A
@@ -164,10 +174,12 @@ def account_words(venue, nacct: int | None = None) -> list[tuple[int, int, int]]
         name = f"[accounts.{acct}]"
         words.append((CFG_ACCT, 0, acct | limits(name, a) << 32 | int(a.enabled) << 96 | k << 104))
         words.append((CFG_ACCT, 0, book_limits(name, a) | 1 << 100 | k << 104))
+        words.append((CFG_ACCT, 0, a.max_position | 2 << 100 | k << 104))
     d = v.default_account
     dflt = 0 if d is None else limits("[accounts.default]", d) | 1 << 112 | int(d.enabled) << 113
     words.append((CFG_ACCTS, 0, dflt | min(v.max_accounts, nacct) << 64 | len(v.accounts) << 88))
     words.append((CFG_ACCTS, 0, (0 if d is None else book_limits("[accounts.default]", d)) | 1 << 100))
+    words.append((CFG_ACCTS, 0, (0 if d is None else d.max_position) | 2 << 100))
     return words
 
 
@@ -413,6 +425,9 @@ def simulate(
                        f"not {nord:,}")
     if nacct > MAX_ACCOUNTS:
         raise SimError(f"the risk stage simulates at most {MAX_ACCOUNTS:,} accounts, not {nacct:,}")
+    if book == "bram" and position_entries(nacct, nsym) > MAX_POSITIONS:
+        raise SimError(f"{nacct:,} accounts in {nsym} symbols take {position_entries(nacct, nsym):,} position "
+                       f"words, the block-RAM book simulates at most {MAX_POSITIONS:,}")
     words = config_words(v, area=book == "area", nacct=nacct)  # SimError before any build
     tb = build(nsym, nord, nlvl, book, simulator, nacct)
     if simulator == "verilator":
@@ -459,10 +474,11 @@ def simulate(
             ctx.cleanup()
 
 
-# the account limits the hardware does not check yet (hdl/rtl/tickbook_risk.v), and those the
-# register builds do not (MAX_NOTIONAL and MAX_OPEN_ORDERS are the block-RAM book's checks 8, 10)
-NOT_IN_HARDWARE = ("max_position",)
-NOT_IN_REGISTER_BUILDS = ("max_notional", "max_open_orders")
+# the account limits the hardware does not check (none: the risk stage and the block-RAM book
+# check them all), and those the register builds do not (MAX_NOTIONAL, MAX_POSITION and
+# MAX_OPEN_ORDERS are the block-RAM book's checks 8, 9 and 10)
+NOT_IN_HARDWARE: tuple[str, ...] = ()
+NOT_IN_REGISTER_BUILDS = ("max_notional", "max_position", "max_open_orders")
 
 
 def unsupported(venue, orders: np.ndarray | None = None, book: str = "bram") -> list[str]:

@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from engine.api import as_venue
-from hdl.sim.driver import MAX_ACCOUNTS, MAX_ORDERS, SimError, config_words, unsupported
+from hdl.sim.driver import (MAX_ACCOUNTS, MAX_ORDERS, MAX_POSITIONS, SimError, config_words, position_entries,
+                             unsupported)
 
 
 class Unrepresentable(SimError):
@@ -47,6 +48,10 @@ def refusals(venue, orders: np.ndarray | None = None, params: dict | None = None
     if p["nacct"] > MAX_ACCOUNTS:
         why.append(f"max_accounts = {p['nacct']:,} accounts (the risk stage simulates at most "
                    f"{MAX_ACCOUNTS:,}; set [engine] max_accounts in the venue)")
+    if book == "bram" and position_entries(p["nacct"], p["nsym"]) > MAX_POSITIONS:
+        why.append(f"max_accounts = {p['nacct']:,} accounts in {p['nsym']} symbols (their positions take "
+                   f"{position_entries(p['nacct'], p['nsym']):,} words, the block-RAM book simulates at most "
+                   f"{MAX_POSITIONS:,}; set [engine] max_accounts in the venue)")
     try:
         config_words(v)
     except SimError as e:

@@ -8,7 +8,8 @@ MAX_QTY in its place among the book's checks; MAX_NOTIONAL (the book's check 8 w
 limit from the stage) in its place, MARKET orders at their protection price or the reference
 price, and at the extremes of prices, quantities and limits; MAX_OPEN_ORDERS (the book's check 10,
 counted by the account's entry in the stage's table) in its place, each way an order leaves the
-book, and across a reset; KILL (the account's orders cancelled in acceptance order across
+book, and across a reset; MAX_POSITION (the book's check 9) for buys and sells at the limit,
+moved by fills, cancels and replaces, at the extremes of quantities and limits; KILL (the account's orders cancelled in acceptance order across
 symbols and levels, then KILLED and the account disabled; of unknown, disabled and new accounts,
 and the account CAPACITY). Each is a few CSV rows (with their ts) and the
 events expected in the rulebook's CSV form, and is also checked against the Numba engine. Plus:
@@ -593,6 +594,162 @@ async def kill_of_an_unknown_account_test(dut):
         5,REJECT,AAPL,2,4294967295,,,,,,ACCOUNT_DISABLED
         6,ACK,AAPL,3,7,BUY,101.00,4,4,,
     """)
+
+
+POSITION_VENUE = SYMBOLS + """
+[symbols.BIG]
+tick = "1"
+ref_price = "100"
+band_bps = 0
+
+[accounts.default]
+
+[accounts.20]
+max_position = 4611686018427387904
+
+[accounts.21]
+max_position = 10
+
+[accounts.24]
+max_position = 8589934590
+
+[accounts.25]
+max_position = 5
+
+[engine]
+max_accounts = 8
+"""
+POSITION_ROWS = """
+    1,21,NEW,AAPL,1,BUY,LIMIT,GTC,99.00,5
+    2,21,NEW,AAPL,2,BUY,LIMIT,GTC,98.00,6
+    3,21,NEW,AAPL,3,BUY,LIMIT,GTC,98.00,5
+    4,21,NEW,AAPL,4,SELL,LIMIT,GTC,101.00,10
+    5,21,NEW,AAPL,5,SELL,LIMIT,GTC,102.00,1
+    6,23,NEW,AAPL,6,SELL,LIMIT,IOC,99.00,5
+    7,21,NEW,AAPL,7,SELL,LIMIT,GTC,103.00,5
+    8,21,NEW,AAPL,8,SELL,LIMIT,GTC,103.00,1
+    9,21,NEW,AAPL,9,BUY,LIMIT,GTC,97.00,1
+    10,21,CANCEL,,3,,,,,
+    11,21,NEW,AAPL,10,BUY,MARKET,IOC,,5
+    12,21,NEW,AAPL,11,BUY,LIMIT,GTC,97.00,5
+    13,21,REPLACE,,11,,,,97.00,6
+    14,21,REPLACE,,11,,,,96.00,5
+    15,21,NEW,AAPL,12,BUY,LIMIT,GTC,96.00,1
+    16,23,NEW,AAPL,13,SELL,LIMIT,GTC,100.00,3
+    17,21,REPLACE,,11,,,,100.00,3
+    18,21,NEW,AAPL,14,BUY,LIMIT,GTC,90.00,3
+    19,21,NEW,AAPL,15,BUY,LIMIT,GTC,90.00,2
+    20,21,NEW,AAPL,16,SELL,LIMIT,GTC,104.00,3
+    21,21,NEW,AAPL,17,SELL,LIMIT,GTC,104.00,1
+    22,24,NEW,BIG,20,BUY,LIMIT,GTC,50,4294967295
+    23,24,NEW,BIG,21,BUY,LIMIT,GTC,50,4294967295
+    24,24,NEW,BIG,22,BUY,LIMIT,GTC,50,1
+    25,23,NEW,BIG,23,SELL,LIMIT,IOC,50,4294967295
+    26,23,NEW,BIG,24,SELL,LIMIT,IOC,50,4294967295
+    27,24,NEW,BIG,25,BUY,LIMIT,GTC,49,1
+    28,24,NEW,BIG,26,SELL,LIMIT,GTC,900000,4294967295
+    29,24,NEW,BIG,27,SELL,LIMIT,GTC,900000,4294967295
+    30,24,NEW,BIG,28,SELL,LIMIT,GTC,900000,4294967295
+    31,23,NEW,BIG,29,BUY,LIMIT,IOC,900000,4294967295
+    32,23,NEW,BIG,30,BUY,LIMIT,IOC,900000,4294967295
+    33,23,NEW,BIG,31,BUY,LIMIT,IOC,900000,4294967295
+    34,24,NEW,BIG,32,SELL,LIMIT,GTC,900001,4294967295
+    35,24,NEW,BIG,33,SELL,LIMIT,GTC,900001,1
+    36,24,NEW,BIG,34,BUY,LIMIT,GTC,10,4294967295
+    37,24,NEW,BIG,35,BUY,LIMIT,GTC,10,4294967295
+    38,24,NEW,BIG,36,BUY,LIMIT,GTC,10,4294967295
+    39,24,NEW,BIG,37,BUY,LIMIT,GTC,10,1
+    40,25,NEW,BIG,40,SELL,LIMIT,GTC,70,3
+    41,25,NEW,BIG,41,SELL,LIMIT,GTC,70,3
+    42,23,NEW,BIG,42,BUY,LIMIT,IOC,70,3
+    43,25,NEW,BIG,43,SELL,LIMIT,GTC,70,2
+    44,25,NEW,BIG,44,BUY,LIMIT,GTC,40,8
+    45,25,NEW,BIG,45,BUY,LIMIT,GTC,40,1
+    46,20,NEW,BIG,46,BUY,LIMIT,GTC,45,4294967295
+    47,20,NEW,BIG,47,SELL,LIMIT,GTC,999999,4294967295
+"""
+POSITION_EVENTS = """
+    1,ACK,AAPL,1,21,BUY,99.00,5,5,,
+    2,REJECT,AAPL,2,21,,,,,,MAX_POSITION
+    3,ACK,AAPL,3,21,BUY,98.00,5,5,,
+    4,ACK,AAPL,4,21,SELL,101.00,10,10,,
+    5,REJECT,AAPL,5,21,,,,,,MAX_POSITION
+    6,ACK,AAPL,6,23,SELL,99.00,5,5,,
+    7,FILL,AAPL,6,23,SELL,99.00,5,0,1,TAKER
+    8,FILL,AAPL,1,21,BUY,99.00,5,0,6,MAKER
+    9,ACK,AAPL,7,21,SELL,103.00,5,5,,
+    10,REJECT,AAPL,8,21,,,,,,MAX_POSITION
+    11,REJECT,AAPL,9,21,,,,,,MAX_POSITION
+    12,CANCELED,AAPL,3,21,BUY,98.00,5,0,,USER
+    13,ACK,AAPL,10,21,BUY,,5,5,,
+    14,CANCELED,AAPL,10,21,BUY,,5,0,,SELF_TRADE
+    15,ACK,AAPL,11,21,BUY,97.00,5,5,,
+    16,REJECT,AAPL,11,21,,,,,,MAX_POSITION
+    17,REPLACED,AAPL,11,21,BUY,96.00,5,5,,
+    18,REJECT,AAPL,12,21,,,,,,MAX_POSITION
+    19,ACK,AAPL,13,23,SELL,100.00,3,3,,
+    20,REPLACED,AAPL,11,21,BUY,100.00,3,3,,
+    21,FILL,AAPL,11,21,BUY,100.00,3,0,13,TAKER
+    22,FILL,AAPL,13,23,SELL,100.00,3,0,11,MAKER
+    23,REJECT,AAPL,14,21,,,,,,MAX_POSITION
+    24,ACK,AAPL,15,21,BUY,90.00,2,2,,
+    25,ACK,AAPL,16,21,SELL,104.00,3,3,,
+    26,REJECT,AAPL,17,21,,,,,,MAX_POSITION
+    27,ACK,BIG,20,24,BUY,50,4294967295,4294967295,,
+    28,ACK,BIG,21,24,BUY,50,4294967295,4294967295,,
+    29,REJECT,BIG,22,24,,,,,,MAX_POSITION
+    30,ACK,BIG,23,23,SELL,50,4294967295,4294967295,,
+    31,FILL,BIG,23,23,SELL,50,4294967295,0,20,TAKER
+    32,FILL,BIG,20,24,BUY,50,4294967295,0,23,MAKER
+    33,ACK,BIG,24,23,SELL,50,4294967295,4294967295,,
+    34,FILL,BIG,24,23,SELL,50,4294967295,0,21,TAKER
+    35,FILL,BIG,21,24,BUY,50,4294967295,0,24,MAKER
+    36,REJECT,BIG,25,24,,,,,,MAX_POSITION
+    37,ACK,BIG,26,24,SELL,900000,4294967295,4294967295,,
+    38,ACK,BIG,27,24,SELL,900000,4294967295,4294967295,,
+    39,ACK,BIG,28,24,SELL,900000,4294967295,4294967295,,
+    40,ACK,BIG,29,23,BUY,900000,4294967295,4294967295,,
+    41,FILL,BIG,29,23,BUY,900000,4294967295,0,26,TAKER
+    42,FILL,BIG,26,24,SELL,900000,4294967295,0,29,MAKER
+    43,ACK,BIG,30,23,BUY,900000,4294967295,4294967295,,
+    44,FILL,BIG,30,23,BUY,900000,4294967295,0,27,TAKER
+    45,FILL,BIG,27,24,SELL,900000,4294967295,0,30,MAKER
+    46,ACK,BIG,31,23,BUY,900000,4294967295,4294967295,,
+    47,FILL,BIG,31,23,BUY,900000,4294967295,0,28,TAKER
+    48,FILL,BIG,28,24,SELL,900000,4294967295,0,31,MAKER
+    49,ACK,BIG,32,24,SELL,900001,4294967295,4294967295,,
+    50,REJECT,BIG,33,24,,,,,,MAX_POSITION
+    51,ACK,BIG,34,24,BUY,10,4294967295,4294967295,,
+    52,ACK,BIG,35,24,BUY,10,4294967295,4294967295,,
+    53,ACK,BIG,36,24,BUY,10,4294967295,4294967295,,
+    54,REJECT,BIG,37,24,,,,,,MAX_POSITION
+    55,ACK,BIG,40,25,SELL,70,3,3,,
+    56,REJECT,BIG,41,25,,,,,,MAX_POSITION
+    57,ACK,BIG,42,23,BUY,70,3,3,,
+    58,FILL,BIG,42,23,BUY,70,3,0,40,TAKER
+    59,FILL,BIG,40,25,SELL,70,3,0,42,MAKER
+    60,ACK,BIG,43,25,SELL,70,2,2,,
+    61,ACK,BIG,44,25,BUY,40,8,8,,
+    62,REJECT,BIG,45,25,,,,,,MAX_POSITION
+    63,ACK,BIG,46,20,BUY,45,4294967295,4294967295,,
+    64,ACK,BIG,47,20,SELL,999999,4294967295,4294967295,,
+"""
+
+
+@cocotb.test()
+async def max_position_test(dut):
+    """MAX_POSITION (the book's check 9, positions by the account's entry and the symbol): account
+    21 (limit 10) at the limit exactly and one above, for buys (position + open buys + qty) and
+    sells (open sells + qty - position), its position moved by a fill as a maker and as a taker
+    (a REPLACE that crosses), its open quantity by a CANCEL, a REPLACE that keeps its place and
+    one that moves (its own old leaves out of the check), a MARKET order; account 24 at the
+    extremes of the records (quantities of 2**32 - 1, a limit of 2 x (2**32 - 1) reached
+    exactly, a position of 2 x (2**32 - 1) and of -(2**32 - 1) that lets it buy past its limit's
+    size); account 25 short by 3 (a buy of 8 under a limit of 5); account 20 with the largest
+    limit the engine takes (2**62). At once, and with idle input and a stalling consumer."""
+    v = parse_venue(POSITION_VENUE, "<risk directed venue, positions>")
+    for idle, stall in ((0, 0), (30, 60)):
+        await run_case(dut, "", POSITION_ROWS, POSITION_EVENTS, idle, stall, v=v)
 
 
 # ----------------------------------------------------------------------------------- random
