@@ -17,6 +17,9 @@ Figures are clock cycles of the RTL (no wall time): they do not depend on the ma
   idle 95 % of the cycles, the smallest figure of each kind (a record that found the book or its
   tick unit busy waited; one that did not shows what an idle book takes). It includes the tick
   unit's stages, which `latency` (from the start) does not
+- per cancelled order (block-RAM build, KILL): cycles from one event of a KILL to the next,
+  over every order it cancels and its KILLED, on a flow whose kills cancel dozens of orders
+  each (testkit.flows.random_records with kill and epoch): the mean, gated, and the median
 
 Every build: the block-RAM one (hdl/rtl/tickbook_book_bram.v, at the documented device
 configuration NORD=8192, NLVL=256, `.benchmarks/hdl_bram.json`), the fast one
@@ -333,6 +336,7 @@ def bram_flows(v, nord: int, nlvl: int, n: int = 20000) -> dict:
         flows[f"NASDAQ AAPL, LOBSTER ({n // 1000}k records)"] = (convert(data, "match").orders[:n],
                                                                   parse_venue(venue_toml(data)))
     out = {}
+    out.update(kill_flow(v, nord, nlvl, n))
     for label, (f, fv) in flows.items():
         res = simulate(f, fv, nord=nord, nlvl=nlvl, **book_kw("bram"))
         diff = first_divergence(res.events, replay_records(f, engine_venue(fv, nord, nlvl)), names=("hw", "engine"))
@@ -341,6 +345,33 @@ def bram_flows(v, nord: int, nlvl: int, n: int = 20000) -> dict:
                       "events_per_message": round(len(res.events) / len(f), 3),
                       "fills": int((res.events["kind"] == 3).sum()) // 2}
     return out
+
+
+def kill_flow(v, nord: int, nlvl: int, n: int = 20000) -> dict:
+    """Cycles per order a KILL cancels (the block-RAM build behind the risk stage): accounts with
+    dozens of orders resting over 30 ticks a side, a KILL in 500 messages, the accounts changing
+    every 4,000 (so kills keep finding orders); checked against the engine."""
+    from engine.api import replay_records
+    from engine.compare import first_divergence
+    from engine.records import EV_KILLED
+    from hdl.sim.driver import engine_venue
+
+    f = random_records(4321, n, v, nord=nord, nlvl=nlvl, passive=0.8, spread=30, cancel=0.05, kill=0.002,
+                       epoch=4000, n_accounts=4)
+    res = simulate(f, v, nord=nord, nlvl=nlvl, trace=True, **book_kw("bram"))
+    diff = first_divergence(res.events, replay_records(f, engine_venue(v, nord, nlvl)), names=("hw", "engine"))
+    assert diff is None, f"KILL flow: {diff}"
+    ev, cyc = res.events, np.asarray(res.event_cycle)
+    gaps = []
+    for j in np.flatnonzero(ev["kind"] == EV_KILLED):
+        i = j
+        while i > 0 and ev["msg_seq"][i - 1] == ev["msg_seq"][j]:
+            i -= 1                                  # the KILL's first event (its first cancel)
+        gaps += np.diff(cyc[i : j + 1]).tolist()    # one a cancelled order, up to KILLED
+    g = np.array(gaps)
+    return {f"KILL ({len(g):,} orders cancelled, {n // 1000}k messages)": {
+        "cycles_per_cancel": round(float(g.mean()), 3), "cycles_per_cancel_median": float(np.median(g)),
+        "cycles_per_cancel_max": int(g.max())}}
 
 
 def report(out: dict) -> str:

@@ -220,6 +220,9 @@ def hdl_cycles() -> dict:
             if "cycles_per_message" in d:
                 out[f"{build}: {label}, cycles/message"] = d["cycles_per_message"]
                 continue
+            if "cycles_per_cancel" in d:   # a KILL's, the mean over the orders it cancels
+                out[f"{build}: {label}, cycles/cancelled order"] = d["cycles_per_cancel"]
+                continue
             out[f"{build}: {label}, latency"] = d["latency_cycles"]
             if "from_accept_idle_cycles" in d:
                 out[f"{build}: {label}, from accept (idle book)"] = d["from_accept_idle_cycles"]
