@@ -607,6 +607,31 @@ module tickbook_book_bram #(
         end
     endtask
 
+    // slot o_ra (being read) becomes t, the order a CANCEL, REPLACE or KILL works on: its
+    // fields and links, its level read next (for S_CHECK, S_KC) and the ladder entry behind its
+    // side's best (in case it empties the best level)
+    task take_t;
+        begin
+            t <= o_ra;
+            t_id <= q_oid;
+            t_acct <= q_oacct;
+            t_lvs <= q_olvs;
+            t_lvl <= q_olvl;
+            l_ra <= q_olvl;
+            lad_ra <= lad_at({q_osym, q_oside}, lad_n[{q_osym, q_oside}] - K2);
+            t_prev <= q_oprev;
+            t_next <= q_onext;
+            t_hprev <= q_ohprev;
+            t_hnext <= q_ohnext;
+            t_aprev <= q_oaprev;
+            t_anext <= q_oanext;
+            t_side <= q_oside;
+            t_post <= q_opost;
+            t_sym <= q_osym;
+            t_aslot <= q_oaslot;
+        end
+    endtask
+
     // a position word after a change: the position by k_dp, side k_sell's open quantity by k_do
     // (two's complement)
     function [PVW-1:0] ps_move;
@@ -1143,24 +1168,7 @@ module tickbook_book_bram #(
             S_LOOK1: begin
                 if (q_oid == m_id) begin
                     found <= 1'b1;
-                    t <= o_ra;
-                    t_acct <= q_oacct;
-                    t_lvs <= q_olvs;
-                    t_lvl <= q_olvl;
-                    l_ra <= q_olvl;       // its level, for S_CHECK (a CANCEL, a REPLACE)
-                    // the entry behind its side's best, in case a CANCEL empties the best level
-                    lad_ra <= lad_at({q_osym, q_oside}, lad_n[{q_osym, q_oside}] - K2);
-                    t_prev <= q_oprev;
-                    t_hprev <= q_ohprev;
-                    t_hnext <= q_ohnext;
-                    t_aprev <= q_oaprev;
-                    t_anext <= q_oanext;
-                    t_id <= q_oid;
-                    t_next <= q_onext;
-                    t_side <= q_oside;
-                    t_post <= q_opost;
-                    t_sym <= q_osym;
-                    t_aslot <= q_oaslot;
+                    take_t;
                     if (m_act == ACTION_CANCEL) oc_ra <= q_oaslot;   // no entry comes with a CANCEL
                     // the position word of its account (a CANCEL's order's) in its symbol
                     ps_ra <= {(m_act == ACTION_CANCEL) ? q_oaslot : m_slot, q_osym};
@@ -1214,23 +1222,7 @@ module tickbook_book_bram #(
             // its level stays, or empties at its side's best (S_BR2: one more when a level is
             // behind it), more when it empties behind the best (the ladder's walk, S_RM*)
             S_K1: begin
-                t <= o_ra;
-                t_id <= q_oid;
-                t_acct <= q_oacct;
-                t_lvs <= q_olvs;
-                t_lvl <= q_olvl;
-                l_ra <= q_olvl;
-                lad_ra <= lad_at({q_osym, q_oside}, lad_n[{q_osym, q_oside}] - K2);
-                t_prev <= q_oprev;
-                t_next <= q_onext;
-                t_hprev <= q_ohprev;
-                t_hnext <= q_ohnext;
-                t_aprev <= q_oaprev;
-                t_anext <= q_oanext;
-                t_side <= q_oside;
-                t_post <= q_opost;
-                t_sym <= q_osym;
-                t_aslot <= q_oaslot;
+                take_t;
                 ps_ra <= {q_oaslot, q_osym};
                 cur_sym <= q_osym;
                 load_books(q_osym);
