@@ -126,7 +126,6 @@ def test_what_the_stage_cannot_hold_is_refused_in_one_line():
 def test_the_rules_a_build_does_not_check_are_named():
     """The block-RAM build behind the risk stage checks every account rule and KILL; the register
     builds refuse, in one line each, the limits only the block-RAM book checks and KILL records."""
-    assert sim.NOT_IN_HARDWARE == ()
     assert sim.unsupported(risk_venue("limits")) == []
     v = venue("""
 [accounts.default]

@@ -474,31 +474,31 @@ def simulate(
             ctx.cleanup()
 
 
-# the account limits the hardware does not check (none: the risk stage and the block-RAM book
-# check them all), and those the register builds do not (MAX_NOTIONAL, MAX_POSITION and
-# MAX_OPEN_ORDERS are the block-RAM book's checks 8, 9 and 10)
-NOT_IN_HARDWARE: tuple[str, ...] = ()
+# the account limits the register builds do not check (MAX_NOTIONAL, MAX_POSITION and
+# MAX_OPEN_ORDERS are the block-RAM book's checks 8, 9 and 10; the risk stage in front of every
+# build decides the others)
 NOT_IN_REGISTER_BUILDS = ("max_notional", "max_position", "max_open_orders")
 
 
 def unsupported(venue, orders: np.ndarray | None = None, book: str = "bram") -> list[str]:
-    """What in this venue or flow the hardware does not implement yet (its events would then
-    differ from the engine's): the limits of NOT_IN_HARDWARE, and for the fast and area builds
-    those of NOT_IN_REGISTER_BUILDS and KILL (the block-RAM book cancels a killed account's
-    orders from its per-account list; the register builds keep none)."""
+    """What in this venue or flow a build does not implement (its events would then differ from
+    the engine's): nothing for the block-RAM build behind the risk stage; for the fast and area
+    builds the limits of NOT_IN_REGISTER_BUILDS and KILL (the block-RAM book cancels a killed
+    account's orders from its per-account list; the register builds keep none)."""
     from engine.records import ACTION_KILL
 
+    if book == "bram":
+        return []
     v = _venue(venue)
     why = []
     named = ([("[accounts.default]", v.default_account)] if v.default_account else []) + \
         [(f"[accounts.{k}]", a) for k, a in sorted(v.accounts.items())]
-    for key in NOT_IN_HARDWARE + (NOT_IN_REGISTER_BUILDS if book != "bram" else ()):
+    for key in NOT_IN_REGISTER_BUILDS:
         have = [name for name, a in named if getattr(a, key)]
         if have:
             more = f" and {len(have) - 1} more" if len(have) > 1 else ""
-            where = "the risk stage" if key in NOT_IN_HARDWARE else f"the {book} build"
-            why.append(f"{key} in {have[0]}{more} ({where} has no {key} check)")
-    if book != "bram" and orders is not None and (orders["action"] == ACTION_KILL).any():
+            why.append(f"{key} in {have[0]}{more} (the {book} build has no {key} check)")
+    if orders is not None and (orders["action"] == ACTION_KILL).any():
         why.append(f"KILL records (the {book} build answers them REJECT MALFORMED)")
     return why
 
