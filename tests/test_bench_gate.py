@@ -322,3 +322,16 @@ def test_ci_and_the_github_workflow_run_the_same_gate():
 def test_last_landed_names_a_commit():
     rev = (REPO / ".ci" / "last-landed").read_text().split()[0]
     assert trees.resolve(rev) == rev
+
+
+def test_a_baseline_whose_hardware_cannot_kill_has_no_kill_figure(monkeypatch):
+    """The gate runs the change's harness (benchmarks/, testkit/) in the baseline's tree: a
+    baseline whose hardware does not run KILL (its hdl.sim.driver.unsupported names the flow's
+    KILL records) gives no KILL figure, so the change's is new there, not a failed run."""
+    import hdl.sim.driver as driver
+    from benchmarks import bench_hdl
+    from testkit.flows import diff_venue
+
+    monkeypatch.setattr(driver, "unsupported", lambda v, orders=None, book="bram": ["KILL records"])
+    monkeypatch.setattr(bench_hdl, "simulate", lambda *a, **k: pytest.fail("simulated a flow it cannot run"))
+    assert bench_hdl.kill_flow(diff_venue(), 64, 8, n=2000) == {}

@@ -75,8 +75,8 @@ def confirm(rows: list[stats.Comparison], a: runner.Arm, b: runner.Arm, rounds: 
     for attempt in range(1, attempts + 1):
         if not pending:
             break
-        log(f"  failing on the {'first' if attempt == 1 else 'confirming'} {rounds} rounds: {', '.join(pending)}; "
-            f"confirming with {rounds} new rounds ({attempt} of at most {attempts})")
+        log(f"  {'failing on the first' if attempt == 1 else 'not resolved by the last'} {rounds} rounds: "
+            f"{', '.join(pending)}; confirming with {rounds} new rounds ({attempt} of at most {attempts})")
         a2, b2 = runner.Arm(a.name, a.tree, a.env), runner.Arm(b.name, b.tree, b.env)
         runner.interleave([a2, b2], rounds, inputs, sorted({PARTS[k] for k in pending}), log=log, warm=False)
         again = judge(a2, b2, limits, pending)
