@@ -64,7 +64,7 @@ from engine.records import (
     ORDER_DTYPE,
     PRICE_NONE,
 )
-from testkit.flows import diff_venue, random_records
+from testkit.flows import KILLING, diff_venue, random_records
 from hdl.sim.driver import build, simulate
 
 OUT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".benchmarks")
@@ -348,16 +348,14 @@ def bram_flows(v, nord: int, nlvl: int, n: int = 20000) -> dict:
 
 
 def kill_flow(v, nord: int, nlvl: int, n: int = 20000) -> dict:
-    """Cycles per order a KILL cancels (the block-RAM build behind the risk stage): accounts with
-    dozens of orders resting over 30 ticks a side, a KILL in 500 messages, the accounts changing
-    every 4,000 (so kills keep finding orders); checked against the engine."""
+    """Cycles per order a KILL cancels (the block-RAM build behind the risk stage), on a KILLING
+    flow (testkit.flows: accounts with dozens of orders resting); checked against the engine."""
     from engine.api import replay_records
     from engine.compare import first_divergence
     from engine.records import EV_KILLED
     from hdl.sim.driver import engine_venue, unsupported
 
-    f = random_records(4321, n, v, nord=nord, nlvl=nlvl, passive=0.8, spread=30, cancel=0.05, kill=0.002,
-                       epoch=4000, n_accounts=4)
+    f = random_records(4321, n, v, nord=nord, nlvl=nlvl, **KILLING)
     if unsupported(v, f):   # a tree whose hardware does not run KILL (the gate's baselines before 8081d4f)
         return {}
     res = simulate(f, v, nord=nord, nlvl=nlvl, trace=True, **book_kw("bram"))

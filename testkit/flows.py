@@ -632,6 +632,13 @@ def edge_venue():
     return parse_venue(EDGE_VENUE_TOML, "<hdl edge venue>")
 
 
+# random_records options for flows whose KILLs cancel dozens of orders each: four accounts at a
+# time, mostly passive within 30 ticks, few cancels, a KILL in 500 records, the accounts changing
+# every 4,000 records (a killed account stays disabled) so that kills keep finding orders.
+# tests/test_hdl_diff.py checks them against the engine, benchmarks/bench_hdl.py counts their cycles.
+KILLING = {"passive": 0.8, "spread": 30, "cancel": 0.05, "kill": 0.002, "epoch": 4_000, "n_accounts": 4}
+
+
 def random_records(seed: int, n: int, venue=None, *, nord: int = 16, nlvl: int = 8,
                 n_accounts: int = 3, spread: int = 6, cancel: float = 0.22, replace: float = 0.2,
                 weird: float = 0.06, batch: int = 32, passive: float = 0.0,

@@ -23,8 +23,8 @@ from engine.config import parse_venue
 from engine.records import (EV_ACK, EV_CANCELED, EV_FILL, EV_KILLED, EV_REJECT, R_ACCOUNT_DISABLED, R_CAPACITY,
                             R_KILL, R_MAX_NOTIONAL, R_MAX_OPEN_ORDERS, R_MAX_POSITION, R_MAX_QTY, R_RATE_LIMIT,
                             R_UNKNOWN_ACCOUNT)
-from testkit.flows import (DIFF_VENUE_TOML, RISK_ACCOUNTS, diff_venue, edge_venue, position_venue, random_records,
-                           risk_venue)
+from testkit.flows import (DIFF_VENUE_TOML, KILLING, RISK_ACCOUNTS, diff_venue, edge_venue, position_venue,
+                           random_records, risk_venue)
 from engine.compare import first_divergence
 from hdl.sim.driver import engine_venue, simulate
 from hdl.sim.verilator import verilator_available
@@ -66,10 +66,8 @@ BRAM_CASES = [
 # max_open_orders.
 RESTING = {"passive": 0.8, "spread": 50, "cancel": 0.08}
 # KILLs: a few on the tight limits (a killed account stays disabled, and these flows have ten);
-# KILLING flows many more, of accounts with many orders resting, the accounts changing every
-# 3,000 records (testkit.flows.random_records, epoch) so that kills keep finding orders
+# KILLING flows (testkit.flows) many more, of accounts with many orders resting
 KILLS = {"kill": 0.0005}
-KILLING = {"passive": 0.8, "spread": 30, "cancel": 0.05, "kill": 0.002, "epoch": 4_000, "n_accounts": 4}
 RISK_CASES = [
     # n, default account, nord, nlvl, ts_gap, more flow options, idle %, stall %, book, simulator
     (80_000, "limits", 256, 16, 20_000_000, {**RESTING, **KILLS}, 0, 0, "bram", "verilator"),
@@ -97,6 +95,11 @@ AREA_CASES = [
 def _check(n, nord, nlvl, opts, idle, stall, seed, venue=None, book="fast", simulator="icarus"):
     v = venue or diff_venue()
     flow = random_records(seed, n, v, nord=nord, nlvl=nlvl, **opts)
+    return _check_flow(flow, v, nord, nlvl, idle, stall, seed, book, simulator)
+
+
+def _check_flow(flow, v, nord, nlvl, idle, stall, seed, book, simulator):
+    """flow through the RTL and the engine with the same capacities: identical events."""
     res = simulate(flow, v, nord=nord, nlvl=nlvl, idle=idle, stall=stall, seed=seed + 7, book=book,
                    simulator=simulator)
     eng = replay_records(flow, engine_venue(v, nord, nlvl))
@@ -162,12 +165,12 @@ def test_positions_match_engine():
     if not verilator_available()[0]:
         pytest.skip(f"Verilator unavailable: {verilator_available()[1]}")
     v = position_venue()
-    opts = {"spread": 4, "n_accounts": 4}
-    res, eng = _check(40_000, 256, 32, opts, 5, 10, seed=5150, venue=v, book="bram", simulator="verilator")
+    flow = random_records(5150, 40_000, v, nord=256, nlvl=32, spread=4, n_accounts=4)
+    res, eng = _check_flow(flow, v, 256, 32, 5, 10, 5150, "bram", "verilator")
     assert (eng["kind"] == EV_FILL).sum() > 10_000
     fired = (eng["kind"] == EV_REJECT) & (eng["reason"] == R_MAX_POSITION)
     assert set(eng["account"][fired].tolist()) >= {1, 2, 4}, set(eng["account"][fired].tolist())
-    flow = random_records(5150, 40_000, v, nord=256, nlvl=32, **opts)   # the same flow: the requests' sides
+    # a REJECT does not echo its side: the requests' sides
     assert set(flow["side"][eng["msg_seq"][fired].astype(np.int64) - 1].tolist()) == {1, 2}
 
 
