@@ -48,9 +48,9 @@ def refusals(venue, orders: np.ndarray | None = None, params: dict | None = None
     if p["nacct"] > MAX_ACCOUNTS:
         why.append(f"max_accounts = {p['nacct']:,} accounts (the risk stage simulates at most "
                    f"{MAX_ACCOUNTS:,}; set [engine] max_accounts in the venue)")
-    if book == "bram" and position_entries(p["nacct"], p["nsym"]) > MAX_POSITIONS:
+    if book == "bram" and (n_pos := position_entries(p["nacct"], p["nsym"])) > MAX_POSITIONS:
         why.append(f"max_accounts = {p['nacct']:,} accounts in {p['nsym']} symbols (their positions take "
-                   f"{position_entries(p['nacct'], p['nsym']):,} words, the block-RAM book simulates at most "
+                   f"{n_pos:,} words, the block-RAM book simulates at most "
                    f"{MAX_POSITIONS:,}; set [engine] max_accounts in the venue)")
     try:
         config_words(v)
