@@ -9,10 +9,11 @@ limit from the stage) in its place, MARKET orders at their protection price or t
 price, and at the extremes of prices, quantities and limits; MAX_OPEN_ORDERS (the book's check 10,
 counted by the account's entry in the stage's table) in its place, each way an order leaves the
 book, and across a reset; MAX_POSITION (the book's check 9) for buys and sells at the limit,
-moved by fills, cancels and replaces, at the extremes of quantities and limits; KILL (the account's orders cancelled in acceptance order across
-symbols and levels, then KILLED and the account disabled; of unknown, disabled and new accounts,
-and the account CAPACITY). Each is a few CSV rows (with their ts) and the
-events expected in the rulebook's CSV form, and is also checked against the Numba engine. Plus:
+moved by fills, cancels and replaces, at the extremes of quantities and limits; KILL (the
+account's orders cancelled in acceptance order across symbols and levels, then KILLED and the
+account disabled; of unknown, disabled and new accounts, and the account CAPACITY). Each is a
+few CSV rows (with their ts) and the events expected in the rulebook's CSV form, and is also
+checked against the Numba engine. Plus:
 random flows on tight limits with back-pressure and idle cycles, reset in the middle of traffic,
 and resets past the generation tag's wrap (the table swept).
 """
