@@ -167,6 +167,17 @@ def test_max_position_words():
     assert [(d & ((1 << 63) - 1), d >> 104) for d in word(words, sim.CFG_ACCT, 2)] == [(7, 0), (0, 1)]  # accounts 9, 10
 
 
+TWO_SYMBOLS = """
+[symbols.A]
+tick = "0.01"
+ref_price = "10.00"
+
+[symbols.B]
+tick = "1"
+ref_price = "100"
+"""
+
+
 def test_more_accounts_than_a_simulation_holds_are_refused_in_one_line():
     """The engine tracks up to 2**24 accounts; the risk stage's simulation at most MAX_ACCOUNTS
     (its table would take gigabytes in Icarus): refused before any build, the limit itself runs."""
@@ -188,17 +199,6 @@ def test_more_accounts_than_a_simulation_holds_are_refused_in_one_line():
     with pytest.raises(sim.SimError, match=f"at most {sim.MAX_POSITIONS:,}"):
         sim.simulate(np.zeros(1, ORDER_DTYPE), four)
     assert not any("positions" in w for w in refusals(four, book="fast"))   # the register builds keep none
-
-
-TWO_SYMBOLS = """
-[symbols.A]
-tick = "0.01"
-ref_price = "10.00"
-
-[symbols.B]
-tick = "1"
-ref_price = "100"
-"""
 
 
 def test_a_max_open_orders_beyond_24_bits_is_no_limit():
