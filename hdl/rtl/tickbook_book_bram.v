@@ -48,25 +48,24 @@ module tickbook_book_bram #(
     localparam integer PIW = (NLVL > 1) ? $clog2(NLVL) : 1;   // a position in a ladder
     localparam integer BW  = SW + 1;                          // a book: {symbol, side}
     localparam integer NBK = 1 << BW;
-    localparam integer AW  = BW + PIW;                        // a ladder entry: {book, position}
-    localparam integer KW  = PIW + 1;                         // a position, or a count of levels
-    localparam [KW-1:0] K1 = 1, K2 = 2, K3 = 3;
+    localparam integer KW  = PIW + 1;                         // a count of levels
+    localparam [KW-1:0] K2 = 2;
     // levels in use at once: at most one an order, at most NLVL a book
     localparam integer NLP = (NORD < 2 * NSYM * NLVL) ? NORD : 2 * NSYM * NLVL;
     localparam integer LHW = (NLP > 1) ? $clog2(NLP) : 1;      // a level handle
     localparam integer LCW = $clog2(NLP + 1);                  // a count of level handles
+    localparam [LHW:0] LNIL = {1'b1, {LHW{1'b0}}};             // a level pointer: top bit = none
     localparam integer QW  = 32 + IW;                          // a level's size: NORD leaves
 
     localparam [5:0] S_IDLE = 6'd0, S_CLR = 6'd1, S_LOOK0 = 6'd2, S_LOOK1 = 6'd3, S_CHECK = 6'd4,
                      S_CAPN = 6'd5, S_CAPR = 6'd6, S_DIV = 6'd7,
                      S_KN = 6'd8, S_K1 = 6'd9, S_KC = 6'd10,
-                     S_FK1 = 6'd13, S_FK2 = 6'd14, S_FK3 = 6'd15, S_FKD = 6'd16,
+                     S_FK2 = 6'd14, S_FK3 = 6'd15, S_FKD = 6'd16,
                      S_M0 = 6'd17, S_M3 = 6'd20, S_M4 = 6'd21,
                      S_END = 6'd22, S_R0 = 6'd23, S_R1B = 6'd25,
                      S_R4 = 6'd28, S_FT0 = 6'd29, S_FT1 = 6'd30,
-                     S_RM1 = 6'd34, S_RM2 = 6'd35,
                      S_F1 = 6'd37, S_I1 = 6'd39, S_I2 = 6'd40,
-                     S_BR0 = 6'd41, S_BR1 = 6'd42, S_BR2 = 6'd43, S_RK = 6'd44;
+                     S_BR0 = 6'd41, S_BR2 = 6'd43, S_RK = 6'd44;
     // a search's return for a resting order (search_done): on to its level; not a state
     localparam [5:0] TO_LEVEL = 6'd27;
     localparam [5:0] S_DONE = S_IDLE;       // after a message that did not change the book
@@ -96,14 +95,18 @@ module tickbook_book_bram #(
     reg [IW-1:0]  l_head  [0:NLP-1];
     reg [IW-1:0]  l_tail  [0:NLP-1];
     reg [LHW-1:0] l_free  [0:NLP-1];      // free level handles (a stack), beyond l_unused
-    reg [52:0]    lad_px  [0:(1<<AW)-1];  // ladder entry: price, ticks
-    reg [LHW-1:0] lad_h   [0:(1<<AW)-1];  // ladder entry: level handle
+    // each book's levels in price order, best first: a doubly linked list through the level
+    // handles, so that a level leaves in one cycle wherever it is. Each entry also keeps the
+    // price of the level behind it, so that a walk decides each step from one read.
+    reg [LHW:0]   lad_w   [0:NLP-1];      // the level behind (worse), or LNIL
+    reg [52:0]    lad_wpx [0:NLP-1];      // that level's price, ticks
+    reg [LHW:0]   lad_b   [0:NLP-1];      // the level in front (better); not kept for a best level
     // (the hash buckets, each the first slot of its chain: tickbook_book_buckets, below)
 
     // read ports: the address is registered (set in one state, the data is there in the next)
     reg [IW-1:0]  o_ra;
     reg [LHW-1:0] l_ra;
-    reg [AW-1:0]  lad_ra;
+    reg [LHW-1:0] lad_ra;
     wire [63:0]   q_oid    = o_id[o_ra];
     wire [31:0]   q_oacct  = o_acct[o_ra];
     wire [31:0]   q_olvs   = o_lvs[o_ra];
@@ -122,8 +125,9 @@ module tickbook_book_bram #(
     wire [QW-1:0] q_lqty   = l_qty[l_ra];
     wire [IW-1:0] q_lhead  = l_head[l_ra];
     wire [IW-1:0] q_ltail  = l_tail[l_ra];
-    wire [52:0]   q_ladpx  = lad_px[lad_ra];
-    wire [LHW-1:0] q_ladh  = lad_h[lad_ra];
+    wire [LHW:0]  q_ladw   = lad_w[lad_ra];
+    wire [52:0]   q_ladwpx = lad_wpx[lad_ra];
+    wire [LHW:0]  q_ladb   = lad_b[lad_ra];
 
     // counters and per-book registers
     reg [CW-1:0]  rest_cnt;               // orders resting
@@ -233,7 +237,6 @@ module tickbook_book_bram #(
     reg [PW-1:0]  t_hprev, t_hnext;       // its id chain (current for a CANCEL: nothing else moves)
     reg [PW-1:0]  t_aprev, t_anext;       // its account's list (a KILL's next order: t_anext)
     reg [63:0]    t_id;
-    reg           u_free;                 // the level walk (S_RM*) ends a CANCEL, not a REPLACE
     reg           t_side, t_post;
     reg [SW-1:0]  t_sym;
     // the taker
@@ -255,20 +258,22 @@ module tickbook_book_bram #(
     // what the taker still needs of the levels not yet counted: its quantity less what those
     // counted hold, above 0 while the count goes on (it stops when an order covers it)
     reg [31:0]   fk_need;
-    reg [KW-1:0]  fk_k;
-    // ladder walks: search (sr_*), insert (at sr_pos), remove (rm_*)
-    reg [BW-1:0] sr_b;
+    // a walk of a book's levels from its best (search: sr_*), and where a new level goes: behind
+    // level sr_bh (or first, sr_top), in front of sr_wh (or last), whose price is sr_wpx
+    reg          sr_s;                    // its side
     reg [52:0]   sr_px;
-    reg [KW-1:0]  sr_k, sr_pos;
-    reg          sr_found;
+    reg          sr_found, sr_top;
+    reg [LHW-1:0] sr_bh;
+    reg [LHW:0]  sr_wh;
+    reg [52:0]   sr_wpx;
     reg [IW-1:0] rs_o;                    // the slot that rests
-    reg [LHW-1:0] rm_h;
-    reg [KW-1:0]  rm_k;
     // top of book
     // the best level of each book (valid while its ladder is not empty): the top of book, and
-    // what a NEW's cross and a resting order's level are decided with before any read. A
-    // REPLACE that takes its own book's best level away marks it stale until S_BR* reads the new
-    // one (matching and a CANCEL find the next best read ahead).
+    // what a NEW's cross and a resting order's level are decided with before any read. When a
+    // REPLACE, a CANCEL or a KILL takes a book's best level away, the new best's handle and
+    // price come with the old one's list entry (bst_h, bst_px and the count stay current); its
+    // size, price in units and first order are a read of the level memory away, and stale until
+    // then (S_BR*, or a KILL's next S_K1). Matching finds the next best read ahead.
     // (flip-flops, not distributed RAM: yosys merges the read ports of a LUT RAM into one with a
     // multiplexed address, which put the book's index, late in some states, in front of every
     // read; 33.0 -> 36.6 MHz at 1/1024/64)
@@ -290,8 +295,8 @@ module tickbook_book_bram #(
     (* ram_style = "logic" *) reg [LHW-1:0] w_h   [0:1];
     (* ram_style = "logic" *) reg [IW-1:0]  w_hd  [0:1];
     (* ram_style = "logic" *) reg [KW-1:0]  w_n   [0:1];
-    // a best level of the message's symbol taken away, by side (only a message sets one, and
-    // it clears it before it ends: S_BR*)
+    // a best level of the message's symbol taken away, by side: w_pxu, w_q and w_hd not yet
+    // the new best's (only a message sets one, and it clears it before it ends: S_BR*)
     reg [1:0]     stale;
     reg           br_side;                // the side S_BR* refreshes
     // the end of a message that changed the book: refresh a best level it took away (S_BR*)
@@ -300,8 +305,8 @@ module tickbook_book_bram #(
     // slot S_KC read ahead), else KILLED (S_KN)
     wire [5:0]    msg_end = !kl ? S_IDLE : (t_anext == NIL) ? S_KN : S_K1;
     wire [5:0]    after_book = book_clean ? msg_end : S_BR0;
-    // S_BR0 refreshes the buy side first, then the sell side (br_b); both stale: it comes back
-    wire [BW-1:0] br_b = {cur_sym, !stale[0]};
+    // S_BR0 refreshes the buy side first, then the sell side (br_s); both stale: it comes back
+    wire          br_s = !stale[0];
     wire          br_both = (stale == 2'b11);
 
     integer i;
@@ -424,14 +429,6 @@ module tickbook_book_bram #(
         ptr = {1'b0, k_slot};
     endfunction
 
-    function [AW-1:0] lad_at;            // the ladder entry of a book's position
-        input [BW-1:0] k_book;
-        /* verilator lint_off UNUSEDSIGNAL */
-        input [KW-1:0] k_pos;                // < NLVL: its top bit is 0
-        /* verilator lint_on UNUSEDSIGNAL */
-        lad_at = {k_book, k_pos[PIW-1:0]};
-    endfunction
-
     // ------------------------------------------------------------------ checks (S_CHECK)
     wire         side_sel = m_rep ? t_side : (m_side == SIDE_SELL);
     // each symbol's collar as the bounds of its band, in ticks: r_hi = ref + band and r_lo =
@@ -521,8 +518,6 @@ module tickbook_book_bram #(
     wire signed [66:0] po_more = {35'd0, m_qty[31:0]} - (m_rep ? {35'd0, t_lvs} : 67'sd0);
     wire signed [66:0] po_val = side_sel ? po_open + po_more - po_pos : po_pos + po_open + po_more;
     wire         po_bad = (m_mp != 63'd0) && (po_val > $signed({4'd0, m_mp}));
-    wire [BW-1:0] own_b = {cur_sym, side_sel};
-    wire [BW-1:0] t_b = {cur_sym, t_side};    // the book of the order a CANCEL / REPLACE names
     wire [KW-1:0] own_n = w_n[side_sel];
     wire         own_full = ({{(32-KW){1'b0}}, own_n} >= NLVL);
     wire         orders_full = ({{(32-CW){1'b0}}, rest_cnt} >= NORD);
@@ -536,7 +531,7 @@ module tickbook_book_bram #(
     wire         rep_keeps = !rep_moves && m_qty[31:0] <= t_lvs;   // a REPLACE keeps its place
     // slot t (unlink): its level's only order; its level is its side's best (a current one)
     wire         t_alone = (t_prev == NIL && t_next == NIL);
-    wire         t_at_best = (t_lvl == w_h[t_side] && !stale[t_side]);
+    wire         t_at_best = (t_lvl == w_h[t_side]);
     wire [7:0]   can_why = cancel_reason(found, t_acct == m_acct);
     wire [7:0]   rep_why = replace_reason(found, t_acct == m_acct, bad_qty, max_qty,
                                           !px_rng || !on_tick, out_band, nt_bad, po_bad, 1'b0);
@@ -545,17 +540,17 @@ module tickbook_book_bram #(
     wire         cross_c = (w_n[!side_sel] != {KW{1'b0}}) &&
                            (!has_lim_c || (side_sel ? ({21'd0, w_px[!side_sel]} >= lim_c)
                                                     : ({21'd0, w_px[!side_sel]} <= lim_c)));
-    // does the taker cross a level of the other side: a ladder entry (the level read ahead in
-    // S_M4, the FOK's count in S_FK1), or the best level's registers (S_M0)?
-    wire [BW-1:0] opp_b = {cur_sym, !tk_side};
+    // does the taker cross a level of the other side: the one behind the level whose list
+    // entry is read (matching's next level in S_M4, the FOK's count's in S_FK3), or the best
+    // level's registers (S_M0)?
     wire [KW-1:0] opp_n = w_n[!tk_side];
-    wire         lad_cross = !tk_has_lim || (tk_side ? ({21'd0, q_ladpx} >= tk_lim)
-                                                     : ({21'd0, q_ladpx} <= tk_lim));
+    wire         lad_cross = !tk_has_lim || (tk_side ? ({21'd0, q_ladwpx} >= tk_lim)
+                                                     : ({21'd0, q_ladwpx} <= tk_lim));
     wire         bst_cross = !tk_has_lim || (tk_side ? ({21'd0, w_px[!tk_side]} >= tk_lim)
                                                      : ({21'd0, w_px[!tk_side]} <= tk_lim));
     wire         opp_more = (opp_n >= K2);   // a level behind the best on the other side
-    // the ladder walk: is this entry better than the price searched for (worse ones come first)?
-    wire         sr_better = sr_b[0] ? (q_ladpx < sr_px) : (q_ladpx > sr_px);
+    // the walk: is the level behind the one read still better than the price searched for?
+    wire         sr_better = sr_s ? (q_ladwpx < sr_px) : (q_ladwpx > sr_px);
     wire [31:0]  fill_q = (tk_lvs < q_olvs) ? tk_lvs : q_olvs;
     // does this order cover what the taker still needs? One carry chain from the order memory's
     // leaves to the decision (a sum of the counted, then its compare with the taker's quantity,
@@ -577,6 +572,17 @@ module tickbook_book_bram #(
     task set_h;   input k_s; input [LHW-1:0] k_v; begin w_h[k_s]   <= k_v; bst_h[{cur_sym, k_s}]   <= k_v; end endtask
     task set_hd;  input k_s; input [IW-1:0]  k_v; begin w_hd[k_s]  <= k_v; bst_hd[{cur_sym, k_s}]  <= k_v; end endtask
     task set_n;   input k_s; input [KW-1:0]  k_v; begin w_n[k_s]   <= k_v; lad_n[{cur_sym, k_s}]   <= k_v; end endtask
+
+    // the new best level of side br_side, read at l_ra (its handle and price are set already):
+    // its size, price in units and first order
+    task refresh_best;
+        begin
+            set_pxu(br_side, q_lpxu);
+            set_q(br_side, q_lqty);
+            set_hd(br_side, q_lhead);
+            stale[br_side] <= 1'b0;
+        end
+    endtask
 
     // the message's symbol becomes k_sym: the working copy of its two books from their registers
     // (no write of them is in flight: cur_sym's are the only ones written, and the caller loads
@@ -608,8 +614,8 @@ module tickbook_book_bram #(
     endtask
 
     // slot o_ra (being read) becomes t, the order a CANCEL, REPLACE or KILL works on: its
-    // fields and links, its level read next (for S_CHECK, S_KC) and the ladder entry behind its
-    // side's best (in case it empties the best level)
+    // fields and links, its level and its level's list entry read next (for S_CHECK, S_KC: the
+    // neighbours it leaves between, in case it empties its level)
     task take_t;
         begin
             t <= o_ra;
@@ -618,7 +624,7 @@ module tickbook_book_bram #(
             t_lvs <= q_olvs;
             t_lvl <= q_olvl;
             l_ra <= q_olvl;
-            lad_ra <= lad_at({q_osym, q_oside}, lad_n[{q_osym, q_oside}] - K2);
+            lad_ra <= q_olvl;
             t_prev <= q_oprev;
             t_next <= q_onext;
             t_hprev <= q_ohprev;
@@ -724,75 +730,68 @@ module tickbook_book_bram #(
         emit(EV_CANCELED, k_reason, tk_id, 64'd0, tk_pxu, tk_lvs, 32'd0, tk_acct, tk_side);
     endtask
 
-    // a search of ladder k_book for k_px ended: found (level k_h), or where a level at k_px would
-    // go (k_pos). A CAPACITY check goes back to k_ret with sr_found; a resting order (k_ret =
-    // TO_LEVEL) goes on to its level (S_R4) or inserts a new one (S_I1, S_I2).
+    // a walk of side sr_s's levels for a price ended: found (level k_h), or a new level goes
+    // first (k_top) or behind level k_bh, in front of k_wh (LNIL: last) at k_wpx. A CAPACITY
+    // check goes back to k_ret with sr_found (and a REPLACE's own level's list entry read again,
+    // for its unlink: S_CAPR); a resting order (k_ret = TO_LEVEL) goes on to its level (S_R4) or
+    // a new one (S_I1, S_I2).
     task search_done;
-        input [BW-1:0]  k_book;
         input [5:0]     k_ret;
         input           k_found;
         input [LHW-1:0] k_h;
-        input [KW-1:0]  k_pos;
+        input           k_top;
+        input [LHW-1:0] k_bh;
+        input [LHW:0]   k_wh;
+        input [52:0]    k_wpx;
         begin
             sr_found <= k_found;
-            sr_pos <= k_pos;
-            if (k_ret != TO_LEVEL) nstate = k_ret;
-            else if (k_found) begin
+            sr_top <= k_top;
+            sr_bh <= k_bh;
+            sr_wh <= k_wh;
+            sr_wpx <= k_wpx;
+            if (k_ret != TO_LEVEL) begin
+                lad_ra <= t_lvl;
+                nstate = k_ret;
+            end else if (k_found) begin
                 l_ra <= k_h;
                 nstate = S_R4;
             end else begin
                 ret <= after_book;
-                if (k_pos == w_n[k_book[0]]) nstate = S_I2;
-                else begin                // the better ones move up, from the best end
-                    sr_k <= w_n[k_book[0]] - 1'b1;
-                    lad_ra <= lad_at(k_book, w_n[k_book[0]] - 1'b1);
-                    nstate = S_I1;
-                end
+                nstate = k_top ? S_I2 : S_I1;
             end
         end
     endtask
 
-    // find k_px among the first k_n entries of ladder k_book, from the best end (S_F1; the
-    // entries from k_n up are known better), then search_done
+    // find price k_px on side k_side of the message's symbol: the best level, or a new best,
+    // decided from the best level's registers without a read; else a walk from the best (S_F1),
+    // one level a cycle; then search_done
     task search;
-        input [BW-1:0] k_book;
+        input          k_side;
         input [52:0]   k_px;
         input [5:0]    k_ret;
-        input [KW-1:0] k_n;
         begin
-            sr_b <= k_book;
+            sr_s <= k_side;
             sr_px <= k_px;
             ret <= k_ret;
-            if (k_n == {KW{1'b0}}) search_done(k_book, k_ret, 1'b0, {LHW{1'b0}}, {KW{1'b0}});
+            if (w_n[k_side] == {KW{1'b0}})
+                search_done(k_ret, 1'b0, {LHW{1'b0}}, 1'b1, {LHW{1'b0}}, LNIL, 53'd0);
+            else if (k_side ? (k_px < w_px[k_side]) : (k_px > w_px[k_side]))
+                search_done(k_ret, 1'b0, {LHW{1'b0}}, 1'b1, {LHW{1'b0}}, {1'b0, w_h[k_side]}, w_px[k_side]);
+            else if (k_px == w_px[k_side])
+                search_done(k_ret, 1'b1, w_h[k_side], 1'b0, {LHW{1'b0}}, LNIL, 53'd0);
             else begin
-                sr_k <= k_n - 1'b1;
-                lad_ra <= lad_at(k_book, k_n - 1'b1);
+                sr_bh <= w_h[k_side];
+                lad_ra <= w_h[k_side];
                 nstate = S_F1;
             end
         end
     endtask
 
-    // the resting order rs_o's level on its side: the best level, or a new best, decided from
-    // the best level's registers without a read; else a walk of the ladder (S_F1, search_done)
+    // the resting order rs_o's level on its side (S_R4), or a new one (S_I*)
     task place;
         input        k_side;
         input [52:0] k_pxt;                  // its price, ticks
-        begin
-            sr_b <= {cur_sym, k_side};
-            sr_px <= k_pxt;
-            if (!stale[k_side] &&
-                (w_n[k_side] == {KW{1'b0}} ||
-                 (k_side ? (k_pxt < w_px[k_side]) : (k_pxt > w_px[k_side])))) begin
-                sr_pos <= w_n[k_side];    // a new best: nothing to shift
-                ret <= after_book;
-                nstate = S_I2;
-            end else if (!stale[k_side] && k_pxt == w_px[k_side]) begin
-                l_ra <= w_h[k_side];
-                nstate = S_R4;
-            end else if (!stale[k_side])  // worse than the best: the rest of the ladder
-                search({cur_sym, k_side}, k_pxt, TO_LEVEL, w_n[k_side] - 1'b1);
-            else search({cur_sym, k_side}, k_pxt, TO_LEVEL, w_n[k_side]);
-        end
+        search(k_side, k_pxt, TO_LEVEL);
     endtask
 
     // a NEW rests (S_CHECK when it cannot cross, S_R0 after matching): it takes a free slot and
@@ -849,7 +848,7 @@ module tickbook_book_bram #(
             mk_pxt <= w_px[k_opp];
             mk_lpxu <= w_pxu[k_opp];
             mk_lqty <= w_q[k_opp];
-            lad_ra <= lad_at({cur_sym, k_opp}, w_n[k_opp] - K2);   // the next level's entry (if opp_more)
+            lad_ra <= w_h[k_opp];         // its list entry: the next level (if opp_more)
             nstate = S_M3;
         end
     endtask
@@ -929,7 +928,7 @@ module tickbook_book_bram #(
                 fk_need <= m_qty[31:0];
                 if (!cross_c) nstate = S_FKD;
                 else begin                // the best level's first order (S_FK2's step)
-                    fk_k <= w_n[!side_sel] - 1'b1;
+                    lad_ra <= w_h[!side_sel];
                     o_ra <= w_hd[!side_sel];
                     nstate = S_FK3;
                 end
@@ -962,33 +961,31 @@ module tickbook_book_bram #(
                 free_order(t, t_id, t_hprev, t_hnext, t_aslot, own_oc, t_aprev, t_anext);
                 ps_write(t_aslot, t_sym, ps_move(q_ps, t_side, 64'd0, 64'd0 - {32'd0, t_lvs}));
             end
-            u_free <= k_free;             // for S_RM*
-            ret <= k_ret;
-            if (t_alone && t_at_best) begin
-                // its level empties and was the best, the ladder's last entry: pop it
+            if (t_alone) begin            // its level empties and leaves its side's list
                 set_n(t_side, w_n[t_side] - 1'b1);
                 free_level(t_lvl);
-                if (!k_free) begin        // a REPLACE: the top of book is refreshed at its end
+            end
+            if (t_alone && t_at_best) begin
+                // it was the best: the level behind it (its list entry, read with it) is the new
+                // best, whose size, price in units and first order are a read away (stale)
+                if (w_n[t_side] >= K2) begin
+                    set_px(t_side, q_ladwpx);
+                    set_h(t_side, q_ladw[LHW-1:0]);
                     stale[t_side] <= 1'b1;
-                    nstate = k_ret;
-                end else if (w_n[t_side] >= K2) begin
-                    // a CANCEL: the entry behind it, read ahead by S_LOOK1, is the new best;
-                    // its level's size and price next (S_BR2)
-                    set_px(t_side, q_ladpx);
-                    set_h(t_side, q_ladh);
-                    l_ra <= q_ladh;
+                    l_ra <= q_ladw[LHW-1:0];
                     br_side <= t_side;
-                    stale[t_side] <= 1'b1;
-                    nstate = S_BR2;
-                end else nstate = after_book;   // its side is empty now
+                end
+                // a REPLACE refreshes it at its end (S_BR*); a CANCEL at once (S_BR2); a KILL
+                // in its next order's first cycle (S_K1), or with KILLED (S_KN)
+                if (!k_free) nstate = k_ret;
+                else if (w_n[t_side] < K2) nstate = after_book;   // its side is empty now
+                else nstate = kl ? msg_end : S_BR2;
             end else if (t_alone) begin
-                // it empties behind the best: find it from the best end (S_RM1; the best
-                // itself, when current, is not it), shift the better ones down (S_RM2)
-                sr_b <= t_b;
-                rm_h <= t_lvl;
-                rm_k <= w_n[t_side] - (stale[t_side] ? K1 : K2);
-                lad_ra <= lad_at(t_b, w_n[t_side] - (stale[t_side] ? K1 : K2));
-                nstate = S_RM1;
+                // it empties behind the best: the levels in front of it and behind it close up
+                lad_w[q_ladb[LHW-1:0]] <= q_ladw;
+                lad_wpx[q_ladb[LHW-1:0]] <= q_ladwpx;
+                if (q_ladw != LNIL) lad_b[q_ladw[LHW-1:0]] <= q_ladb;
+                nstate = k_free ? after_book : k_ret;
             end else nstate = k_free ? after_book : k_ret;
         end
     endtask
@@ -1045,11 +1042,9 @@ module tickbook_book_bram #(
     // which says whether it keeps its place, is left out by ending such a REPLACE a cycle later
     // (S_RK). A simulation checks it against the choice every cycle (below, in the clocked
     // block).
-    // accept_cancel (unlink): it ends unless its level empties behind the best, or at the best
-    // with a level behind it (S_RM*, S_BR2)
-    wire         cancel_ends = book_clean && (!t_alone || (t_at_best && w_n[t_side] < K2));
-    // S_RM2 moves the last entry below the best down
-    wire         rm_last = (rm_k + K2 == w_n[sr_b[0]]);
+    // accept_cancel (unlink): it ends unless its level empties at the best with a level behind
+    // it (S_BR2)
+    wire         cancel_ends = book_clean && !(t_alone && t_at_best && w_n[t_side] >= K2);
     reg          ends;
     always @* begin
         case (state)
@@ -1068,13 +1063,12 @@ module tickbook_book_bram #(
         S_END:   ends = ev_free && book_clean && !(tk_rep && (tk_end == E_SELF || tk_end == E_POST));
         S_R4, S_FT1: ends = book_clean;
         S_RK:    ends = book_clean;
-        S_RM2:   ends = rm_last && u_free && book_clean && !kl;
         S_I2:    ends = (ret == S_IDLE);
-        S_BR0:   ends = (w_n[br_b[0]] == {KW{1'b0}}) && !br_both && !kl;
+        S_BR0:   ends = (w_n[br_s] == {KW{1'b0}}) && !br_both && !kl;
         S_BR2:   ends = !stale[!br_side] && !kl;
         S_KN:    ends = ev_free;
-        S_LOOK0, S_LOOK1, S_DIV, S_FK1, S_FK2, S_FK3, S_M0, S_M3, S_R0, S_R1B, S_FT0,
-        S_RM1, S_F1, S_I1, S_BR1, S_K1, S_KC: ends = 1'b0;
+        S_LOOK0, S_LOOK1, S_DIV, S_FK2, S_FK3, S_M0, S_M3, S_R0, S_R1B, S_FT0,
+        S_F1, S_I1, S_K1, S_KC: ends = 1'b0;
         default: ends = 1'b1;
         endcase
     end
@@ -1200,14 +1194,14 @@ module tickbook_book_bram #(
                     fx_key <= m_bkt;
                     fx_sym <= t_sym;
                     if (new_why != R_NONE) reject(new_why);
-                    else if (!is_mkt && m_rests && own_full) search(own_b, q_t, S_CAPN, own_n);
+                    else if (!is_mkt && m_rests && own_full) search(side_sel, q_t, S_CAPN);
                     else accept_new;
                 end else if (m_can) begin
                     if (can_why != R_NONE) reject(can_why);
                     else accept_cancel;
                 end else if (m_rep) begin
                     if (rep_why != R_NONE) reject(rep_why);
-                    else if (rep_moves && own_full) search(own_b, q_t, S_CAPR, own_n);
+                    else if (rep_moves && own_full) search(side_sel, q_t, S_CAPR);
                     else accept_replace;
                 end else if (m_kill) begin   // its account's first order, or KILLED at once
                     kl <= 1'b1;
@@ -1218,14 +1212,15 @@ module tickbook_book_bram #(
             end
 
             // ---- KILL: each of the account's orders in acceptance order (o_ra: the next one,
-            // t_anext), cancelled as a CANCEL is (unlink), then KILLED; 2 cycles an order when
-            // its level stays, or empties at its side's best (S_BR2: one more when a level is
-            // behind it), more when it empties behind the best (the ladder's walk, S_RM*)
+            // t_anext), cancelled as a CANCEL is (unlink), then KILLED; 2 cycles an order
+            // wherever its level is. A best level the last order took away is refreshed here
+            // (l_ra: the new best level), before the working copy moves to this order's symbol.
             S_K1: begin
+                if (!book_clean) refresh_best;
                 take_t;
                 ps_ra <= {q_oaslot, q_osym};
                 cur_sym <= q_osym;
-                load_books(q_osym);
+                if (q_osym != cur_sym) load_books(q_osym);
                 nstate = S_KC;
             end
 
@@ -1241,6 +1236,7 @@ module tickbook_book_bram #(
             end
 
             S_KN: if (ev_free) begin     // KILLED: only the account (as the engine writes it)
+                if (!book_clean) refresh_best;
                 ev_data <= event_record(seq, m_mseq, 64'd0, 64'd0, PRICE_NONE, 32'd0, 32'd0, m_acct,
                                         SYMBOL_UNKNOWN, EV_KILLED, 8'd0, R_NONE);
                 out_valid <= 1'b1;
@@ -1273,15 +1269,8 @@ module tickbook_book_bram #(
                 else accept_replace;
             end
 
-            // ---- FOK: what trades within the limit before the taker's own first order
-            S_FK1: begin
-                if (!lad_cross) nstate = S_FKD;
-                else begin
-                    l_ra <= q_ladh;
-                    nstate = S_FK2;
-                end
-            end
-
+            // ---- FOK: what trades within the limit before the taker's own first order (lad_ra:
+            // the level counted, whose list entry gives the next)
             S_FK2: begin
                 o_ra <= q_lhead;
                 nstate = S_FK3;
@@ -1293,11 +1282,11 @@ module tickbook_book_bram #(
                     fk_need <= fk_need - q_olvs;   // (read only when the count goes on)
                     if (fk_covers) match_best(!tk_side);   // it fills: from the best
                     else if (q_onext != NIL) o_ra <= q_onext[IW-1:0];
-                    else if (fk_k == {KW{1'b0}}) nstate = S_FKD;
-                    else begin
-                        fk_k <= fk_k - 1'b1;
-                        lad_ra <= lad_at(opp_b, fk_k - 1'b1);
-                        nstate = S_FK1;
+                    else if (q_ladw == LNIL || !lad_cross) nstate = S_FKD;
+                    else begin            // the next level: its first order (S_FK2)
+                        l_ra <= q_ladw[LHW-1:0];
+                        lad_ra <= q_ladw[LHW-1:0];
+                        nstate = S_FK2;
                     end
                 end
             end
@@ -1325,7 +1314,7 @@ module tickbook_book_bram #(
 
             S_M3: if (ev_free) begin     // the taker's half of a fill
                 tk_first <= 1'b0;
-                l_ra <= q_ladh;           // the next level, read ahead
+                l_ra <= q_ladw[LHW-1:0];  // the next level, read ahead
                 if (q_oacct == tk_acct) begin
                     tk_end <= E_SELF;
                     nstate = S_END;
@@ -1372,8 +1361,8 @@ module tickbook_book_bram #(
                         // the next level, read ahead, is the new best: the top of book stays
                         // current without a refresh (S_BR*)
                         if (opp_more) begin
-                            set_px(!tk_side, q_ladpx);
-                            set_h(!tk_side, q_ladh);
+                            set_px(!tk_side, q_ladwpx);
+                            set_h(!tk_side, q_ladw[LHW-1:0]);
                             set_pxu(!tk_side, q_lpxu);
                             set_q(!tk_side, q_lqty);
                             set_hd(!tk_side, q_lhead);
@@ -1395,11 +1384,11 @@ module tickbook_book_bram #(
                     nstate = tk_rest ? S_R0 : S_END;
                 end else begin            // the next level (read ahead): 2 cycles a fill too
                     o_ra <= q_lhead;
-                    mk_h <= q_ladh;
-                    mk_pxt <= q_ladpx;
+                    mk_h <= q_ladw[LHW-1:0];
+                    mk_pxt <= q_ladwpx;
                     mk_lpxu <= q_lpxu;
                     mk_lqty <= q_lqty;
-                    lad_ra <= lad_at(opp_b, opp_n - K3);
+                    lad_ra <= q_ladw[LHW-1:0];   // and the one behind it
                     nstate = S_M3;
                 end
             end
@@ -1467,65 +1456,37 @@ module tickbook_book_bram #(
                 nstate = after_book;
             end
 
-            // remove level rm_h from ladder sr_b: find it from the best end, shift the better
-            // ones down, free the handle
-            S_RM1: begin
-                if (q_ladh == rm_h) begin
-                    if (rm_k + 1'b1 == w_n[sr_b[0]]) begin   // the best level goes
-                        set_n(sr_b[0], w_n[sr_b[0]] - 1'b1);
-                        stale[sr_b[0]] <= 1'b1;
-                        free_level(rm_h);
-                        nstate = u_free ? S_BR0 : ret;
-                    end else begin
-                        lad_ra <= lad_at(sr_b, rm_k + 1'b1);
-                        nstate = S_RM2;
-                    end
-                end else begin
-                    rm_k <= rm_k - 1'b1;
-                    lad_ra <= lad_at(sr_b, rm_k - 1'b1);
-                end
-            end
-
-            S_RM2: begin                  // lad_ra = rm_k + 1: move it down to rm_k
-                lad_px[lad_at(sr_b, rm_k)] <= q_ladpx;
-                lad_h[lad_at(sr_b, rm_k)] <= q_ladh;
-                if (rm_last) begin
-                    set_n(sr_b[0], w_n[sr_b[0]] - 1'b1);
-                    free_level(rm_h);
-                    nstate = u_free ? after_book : ret;
-                end else begin
-                    rm_k <= rm_k + 1'b1;
-                    lad_ra <= lad_at(sr_b, rm_k + K2);
-                end
-            end
-
-            // the walk of a search (sr_k: the entry read), toward the worst end
+            // the walk of a search (lad_ra = sr_bh, a level better than the price): on while the
+            // level behind it is better too, one a cycle
             S_F1: begin
-                if (sr_better) begin
-                    if (sr_k == {KW{1'b0}}) search_done(sr_b, ret, 1'b0, q_ladh, {KW{1'b0}});
-                    else begin
-                        sr_k <= sr_k - 1'b1;
-                        lad_ra <= lad_at(sr_b, sr_k - 1'b1);
-                    end
-                end else if (q_ladpx == sr_px) search_done(sr_b, ret, 1'b1, q_ladh, sr_k);
-                else search_done(sr_b, ret, 1'b0, q_ladh, sr_k + 1'b1);
+                if (q_ladw != LNIL && sr_better) begin
+                    sr_bh <= q_ladw[LHW-1:0];
+                    lad_ra <= q_ladw[LHW-1:0];
+                end else if (q_ladw != LNIL && q_ladwpx == sr_px)
+                    search_done(ret, 1'b1, q_ladw[LHW-1:0], 1'b0, sr_bh, q_ladw, q_ladwpx);
+                else search_done(ret, 1'b0, {LHW{1'b0}}, 1'b0, sr_bh, q_ladw, q_ladwpx);
             end
 
-            // insert a level for rs_o at sr_pos of ladder sr_b: the better ones move up; -> ret
-            S_I1: begin                   // lad_ra = sr_k: move it up to sr_k + 1
-                lad_px[lad_at(sr_b, sr_k + 1'b1)] <= q_ladpx;
-                lad_h[lad_at(sr_b, sr_k + 1'b1)] <= q_ladh;
-                if (sr_k == sr_pos) nstate = S_I2;
-                else begin
-                    sr_k <= sr_k - 1'b1;
-                    lad_ra <= lad_at(sr_b, sr_k - 1'b1);
-                end
+            // a new level (the handle on top of the free stack, l_alloc) for rs_o between sr_bh
+            // and sr_wh: its own list entry first (S_I1), then its neighbours' links to it (S_I2;
+            // one write a memory a cycle); a new best has no level in front (S_I2 alone); -> ret
+            S_I1: begin
+                lad_w[l_alloc] <= sr_wh;
+                lad_wpx[l_alloc] <= sr_wpx;
+                lad_b[l_alloc] <= {1'b0, sr_bh};
+                nstate = S_I2;
             end
 
             S_I2: begin
-                lad_px[lad_at(sr_b, sr_pos)] <= sr_px;
-                lad_h[lad_at(sr_b, sr_pos)] <= l_alloc;
-                set_n(sr_b[0], w_n[sr_b[0]] + 1'b1);
+                if (sr_top) begin
+                    lad_w[l_alloc] <= sr_wh;
+                    lad_wpx[l_alloc] <= sr_wpx;
+                end else begin
+                    lad_w[sr_bh] <= {1'b0, l_alloc};
+                    lad_wpx[sr_bh] <= sr_px;
+                end
+                if (sr_wh != LNIL) lad_b[sr_wh[LHW-1:0]] <= {1'b0, l_alloc};
+                set_n(sr_s, w_n[sr_s] + 1'b1);
                 if (l_top != {LCW{1'b0}}) begin
                     l_top <= l_top - 1'b1;
                     l_top_m1 <= l_top_m1 - 1'b1;
@@ -1538,42 +1499,32 @@ module tickbook_book_bram #(
                 o_lvl[rs_o] <= l_alloc;
                 o_prev[rs_o] <= NIL;
                 if (!tk_rep && rs_link != NIL) o_anext[rs_link[IW-1:0]] <= ptr(rs_o);
-                if (sr_pos == w_n[sr_b[0]]) begin        // the new best level
-                    set_px(sr_b[0], sr_px);
-                    set_h(sr_b[0], l_alloc);
-                    set_pxu(sr_b[0], tk_pxu[52:0]);
-                    set_q(sr_b[0], {{IW{1'b0}}, tk_lvs});
-                    set_hd(sr_b[0], rs_o);
-                    stale[sr_b[0]] <= 1'b0;
+                if (sr_top) begin         // the new best level
+                    set_px(sr_s, sr_px);
+                    set_h(sr_s, l_alloc);
+                    set_pxu(sr_s, tk_pxu[52:0]);
+                    set_q(sr_s, {{IW{1'b0}}, tk_lvs});
+                    set_hd(sr_s, rs_o);
+                    stale[sr_s] <= 1'b0;
                 end
                 nstate = ret;
             end
 
-            // ---- a best level taken away by this message: read the new one (its ladder's last
-            // entry, then the level); the top of book is these registers
+            // ---- a best level taken away by this message: read the new one's level (its handle
+            // and price are current); the top of book is these registers
             S_BR0: begin
-                br_side <= br_b[0];
-                if (w_n[br_b[0]] == {KW{1'b0}}) begin
-                    stale[br_b[0]] <= 1'b0;
+                br_side <= br_s;
+                if (w_n[br_s] == {KW{1'b0}}) begin
+                    stale[br_s] <= 1'b0;
                     nstate = br_both ? S_BR0 : msg_end;
                 end else begin
-                    lad_ra <= lad_at(br_b, w_n[br_b[0]] - 1'b1);
-                    nstate = S_BR1;
+                    l_ra <= w_h[br_s];
+                    nstate = S_BR2;
                 end
             end
 
-            S_BR1: begin
-                l_ra <= q_ladh;
-                set_px(br_side, q_ladpx);
-                set_h(br_side, q_ladh);
-                nstate = S_BR2;
-            end
-
             S_BR2: begin
-                set_pxu(br_side, q_lpxu);
-                set_q(br_side, q_lqty);
-                set_hd(br_side, q_lhead);
-                stale[br_side] <= 1'b0;
+                refresh_best;
                 nstate = stale[!br_side] ? S_BR0 : msg_end;
             end
 
@@ -1597,13 +1548,15 @@ module tickbook_book_bram #(
                           w_hd[i] != bst_hd[{cur_sym, i[0]}])))
                         $fatal(1, "tickbook_book_bram: the working copy of symbol %0d side %0d is not its book's", cur_sym, i);
                 // and each book's best-level registers are its best level's entry in the level
-                // memory: what the top of book, a NEW's cross and matching read instead of it
+                // memory: what the top of book, a NEW's cross and matching read instead of it;
+                // the level behind it is worse
                 for (i = 0; i < NBK; i = i + 1)
                     if (lad_n[i] != {KW{1'b0}} && !(i[BW-1:1] == cur_sym && stale[i[0]]) &&
                         (bst_hd[i] != l_head[bst_h[i]] || bst_q[i] != l_qty[bst_h[i]] ||
                          bst_pxu[i] != l_pxu[bst_h[i]] ||
-                         bst_h[i] != lad_h[lad_at(i[BW-1:0], lad_n[i] - K1)] ||
-                         bst_px[i] != lad_px[lad_at(i[BW-1:0], lad_n[i] - K1)]))
+                         (lad_n[i] >= K2) != (lad_w[bst_h[i]] != LNIL) ||
+                         (lad_n[i] >= K2 && (i[0] ? (lad_wpx[bst_h[i]] <= bst_px[i])
+                                                  : (lad_wpx[bst_h[i]] >= bst_px[i])))))
                         $fatal(1, "tickbook_book_bram: book %0d's best level %0d in registers (first order %0d, size %0d) is not its level's (%0d, %0d)",
                                i, bst_h[i], bst_hd[i], bst_q[i], l_head[bst_h[i]], l_qty[bst_h[i]]);
             end
