@@ -167,17 +167,6 @@ def test_max_position_words():
     assert [(d & ((1 << 63) - 1), d >> 104) for d in word(words, sim.CFG_ACCT, 2)] == [(7, 0), (0, 1)]  # accounts 9, 10
 
 
-TWO_SYMBOLS = """
-[symbols.A]
-tick = "0.01"
-ref_price = "10.00"
-
-[symbols.B]
-tick = "1"
-ref_price = "100"
-"""
-
-
 def test_more_accounts_than_a_simulation_holds_are_refused_in_one_line():
     """The engine tracks up to 2**24 accounts; the risk stage's simulation at most MAX_ACCOUNTS
     (its table would take gigabytes in Icarus): refused before any build, the limit itself runs."""
@@ -187,18 +176,19 @@ def test_more_accounts_than_a_simulation_holds_are_refused_in_one_line():
     assert "\n" not in str(e.value) and f"max_accounts = {sim.MAX_ACCOUNTS + 1:,} accounts" in str(e.value)
     with pytest.raises(sim.SimError, match=f"at most {sim.MAX_ACCOUNTS:,} accounts"):
         sim.simulate(np.zeros(1, ORDER_DTYPE), over)
-    # the book keeps a position word per entry of the table and symbol (MAX_POSITIONS): the most
-    # accounts in two symbols run, in the test venue's four they are refused in one line
-    two = parse_venue(TWO_SYMBOLS + f"[accounts.default]\n[engine]\nmax_accounts = {sim.MAX_ACCOUNTS}\n", "<two>")
-    assert check_venue(two)["nacct"] == sim.MAX_ACCOUNTS
+    # the book keeps a position word per account index and symbol (MAX_POSITIONS): the most
+    # accounts in the test venue's four symbols run, with a fifth they are refused in one line
     four = venue("[accounts.default]\n", f"[engine]\nmax_accounts = {sim.MAX_ACCOUNTS}\n")
-    assert len(four.symbols) == 4
+    assert len(four.symbols) == 4 and check_venue(four)["nacct"] == sim.MAX_ACCOUNTS
+    five = parse_venue(SYMBOLS + '[symbols.FIFTH]\ntick = "1"\nref_price = "100"\n'
+                       + f"[accounts.default]\n[engine]\nmax_accounts = {sim.MAX_ACCOUNTS}\n", "<five>")
+    assert len(five.symbols) == 5
     with pytest.raises(Unrepresentable) as e:
-        check_venue(four)
-    assert "\n" not in str(e.value) and f"their positions take {4 * 2 * sim.MAX_ACCOUNTS:,} words" in str(e.value)
+        check_venue(five)
+    assert "\n" not in str(e.value) and f"their positions take {8 * sim.MAX_ACCOUNTS:,} words" in str(e.value)
     with pytest.raises(sim.SimError, match=f"at most {sim.MAX_POSITIONS:,}"):
-        sim.simulate(np.zeros(1, ORDER_DTYPE), four)
-    assert not any("positions" in w for w in refusals(four, book="fast"))   # the register builds keep none
+        sim.simulate(np.zeros(1, ORDER_DTYPE), five)
+    assert not any("positions" in w for w in refusals(five, book="fast"))   # the register builds keep none
 
 
 def test_a_max_open_orders_beyond_24_bits_is_no_limit():

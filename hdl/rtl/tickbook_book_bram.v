@@ -31,8 +31,8 @@ module tickbook_book_bram #(
     parameter integer NSYM = 4,   // symbols
     parameter integer NORD = 16,  // resting orders (all symbols) = [engine] max_orders
     parameter integer NLVL = 8,   // price levels per side per symbol = [engine] max_levels
-    parameter integer NACCT = 16  // accounts of the risk stage in front (its table indexes the
-                                  // resting orders the book counts for each account)
+    parameter integer NACCT = 16  // accounts of the risk stage in front (its account indices,
+                                  // 0 .. NACCT - 1, address the book's memories by account)
 ) (
 `include "tickbook_book_ports.vh"
 );
@@ -42,7 +42,7 @@ module tickbook_book_bram #(
     localparam integer PW  = IW + 1;                          // a slot pointer: top bit = none
     localparam [PW-1:0] NIL = {1'b1, {IW{1'b0}}};
     localparam integer HW  = IW + 1;                          // a hash bucket: >= 2 NORD of them
-    localparam integer AHW = $clog2(NACCT) + 1;               // the risk stage's table index
+    localparam integer AHW = (NACCT > 1) ? $clog2(NACCT) : 1;  // an account's index (the risk stage's)
     localparam integer PSW = AHW + SW;                        // a position: {account entry, symbol}
     localparam integer CLW = (PSW > HW) ? PSW : HW;           // the reset sweep: buckets, accounts, positions
     localparam integer PIW = (NLVL > 1) ? $clog2(NLVL) : 1;   // a position in a ladder
@@ -86,7 +86,7 @@ module tickbook_book_bram #(
     reg [SW-1:0]  o_sym   [0:NORD-1];
     reg           o_side  [0:NORD-1];     // 0 buy, 1 sell
     reg           o_post  [0:NORD-1];     // post-only (matters when it is replaced)
-    reg [AHW-1:0] o_aslot [0:NORD-1];     // its account's entry in the risk stage's table
+    reg [AHW-1:0] o_aslot [0:NORD-1];     // its account's index (the risk stage's)
     reg [PW-1:0]  o_aprev [0:NORD-1];     // its account's orders in acceptance order (KILL)
     reg [PW-1:0]  o_anext [0:NORD-1];
     reg [IW-1:0]  o_free  [0:NORD-1];     // free slots (a stack), beyond o_unused
@@ -141,9 +141,9 @@ module tickbook_book_bram #(
     // the accounts' counts of resting orders with them (2^AHW of them: the longer of the two).
     initial h_dirty = 1'b0;
 
-    // MAX_OPEN_ORDERS (check 10): each account's resting orders, by its entry in the risk stage's
-    // table (the stage hands the book the message's entry and limit with the record,
-    // tickbook_risk_verdict.vh; an order keeps its account's entry, o_aslot). Every change is
+    // MAX_OPEN_ORDERS (check 10): each account's resting orders, by its index, 0 .. NACCT - 1 (the
+    // risk stage hands the book the message's account index and limit with the record,
+    // tickbook_risk_verdict.vh; an order keeps its account's index, o_aslot). Every change is
     // +1 (rest_new) or -1 (free_order) on one account a cycle, from a value read ahead: the
     // message's own account's at its start (oc_ra = the record's entry; a CANCEL's order's in
     // S_LOOK1), a maker's in S_M3. m_oc keeps the message's own account's count from S_CHECK on
@@ -355,7 +355,7 @@ module tickbook_book_bram #(
     wire [62:0] in_nt  = in_data[VERDICT_NT_LSB +: 63];
     wire [23:0] u_mo   = u_data[VERDICT_MO_LSB +: 24];     // its max_open_orders
     wire [23:0] in_mo  = in_data[VERDICT_MO_LSB +: 24];
-    wire [AHW-1:0] u_slot  = u_data[VERDICT_SLOT_LSB +: AHW];   // its entry in the stage's table
+    wire [AHW-1:0] u_slot  = u_data[VERDICT_SLOT_LSB +: AHW];   // its account's index
     wire [AHW-1:0] in_slot = in_data[VERDICT_SLOT_LSB +: AHW];
     // its max_position, when the stage says so (a host's ts is not a limit)
     wire [62:0]   u_mp  = u_data[VERDICT_MP_ON] ? u_data[VERDICT_MP_LSB +: 63] : 63'd0;

@@ -7,8 +7,8 @@
 //      account CAPACITY of a new account when max_accounts are tracked;
 //   2. RATE_LIMIT: the account's count of its bucket floor(ts / 1e9), counted before the check.
 // and hands the book the account's max_order_qty for check 6, its max_notional for check 8, its
-// max_position for check 9, its max_open_orders for check 10 and its index in the table, by
-// which the book keeps its resting orders and positions (tickbook_risk_verdict.vh says how).
+// max_position for check 9, its max_open_orders for check 10 and its account index, by which
+// the book keeps its resting orders and positions (tickbook_risk_verdict.vh says how).
 // A KILL is checked for UNKNOWN_ACCOUNT and the account CAPACITY only (killing a disabled or
 // killed account is accepted, and a KILL does not count toward the rate limit); one that passes
 // marks the account's entry killed (ACCOUNT_DISABLED from then on) and reaches the book as
@@ -20,8 +20,11 @@
 // read tells everything and the decision writes it back. The listed accounts are loaded over the
 // configuration port (CFG_ACCT, CFG_ACCTS) into a list of NACCT words, kept across reset, and
 // inserted into the table when reset is released; any other account is tracked from its first
-// message past check 1, as the engine does. Entries carry a generation tag: a reset moves to the
-// next generation, which forgets every entry at once (the table is swept only when the tag wraps).
+// message past check 1, as the engine does. Each account gets the next index, 0 .. NACCT - 1, as
+// it is tracked (the count of accounts tracked), kept in its entry: the book's memories by account
+// are NACCT deep, not as deep as the table, which is at most half full. Entries carry a
+// generation tag: a reset moves to the next generation, which forgets every entry at once (the
+// table is swept only when the tag wraps), and the indices start again from 0.
 //
 // A message takes 2 cycles (accepted, then decided from the entry read) plus one per probe, and
 // one more when its ts leaves the second of the message before (its bucket is then worked out
@@ -56,28 +59,29 @@ module tickbook_risk #(
 `include "tickbook_book_cfg.vh"
 
     localparam integer HW = $clog2(NACCT) + 1;              // table index: 2**HW >= 2 x NACCT
-    localparam integer KW = (NACCT > 1) ? $clog2(NACCT) : 1; // a listed account's index
+    localparam integer KW = (NACCT > 1) ? $clog2(NACCT) : 1; // an account's index (listed, or tracked)
     localparam integer CW = $clog2(NACCT + 1);              // accounts tracked, 0 .. NACCT
     localparam [63:0]  SEC = 64'd1_000_000_000;
     localparam [HW:0]  T = 1 << HW;
 
     // ---------------------------------------------------------------- an entry of the table
-    // {gen, id, disabled, book's limits, max_qty, max_rate, bucket, count}: max_qty and max_rate
-    // 0 = none; the book's limits {max_position, max_open_orders, notional {has, limit}}, 63 +
-    // 24 + 63 bits (tickbook_risk_verdict.vh)
+    // {gen, index, id, disabled, book's limits, max_qty, max_rate, bucket, count}: max_qty and
+    // max_rate 0 = none; the book's limits {max_position, max_open_orders, notional {has,
+    // limit}}, 63 + 24 + 63 bits (tickbook_risk_verdict.vh); the index the book keeps the account by
     localparam integer XLW = 150;
     localparam integer E_CNT = 0, E_BK = 32, E_MR = 67, E_MQ = 99, E_XL = 131, E_DIS = 281,
-                       E_ID = 282, E_GEN = 314, EW = 314 + GEN_W;
+                       E_ID = 282, E_IX = 314, E_GEN = 314 + KW, EW = 314 + KW + GEN_W;
 
     function [EW-1:0] entry;
         input [GEN_W-1:0] k_gen;
+        input [KW-1:0]    k_ix;
         input [31:0]      k_id;
         input             k_dis;
         input [XLW-1:0]   k_xl;
         input [31:0]      k_mq, k_mr;
         input [34:0]      k_bk;
         input [31:0]      k_cnt;
-        entry = {k_gen, k_id, k_dis, k_xl, k_mq, k_mr, k_bk, k_cnt};
+        entry = {k_gen, k_ix, k_id, k_dis, k_xl, k_mq, k_mr, k_bk, k_cnt};
     endfunction
 
     // the table's index of an account id: its 32 bits folded by xor (ids given in order, the
@@ -101,6 +105,7 @@ module tickbook_risk #(
     end
 
     wire [GEN_W-1:0] q_gen = ht_q[E_GEN +: GEN_W];
+    wire [KW-1:0]    q_ix  = ht_q[E_IX +: KW];
     wire [31:0]      q_id  = ht_q[E_ID +: 32];
     wire             q_dis = ht_q[E_DIS];
     wire [XLW-1:0]   q_xl  = ht_q[E_XL +: XLW];
@@ -203,13 +208,13 @@ module tickbook_risk #(
     /* verilator lint_off BLKSEQ */
     // the record an edge pushes: from the input (a record that passes untouched) or m (a record
     // decided), with its verdict (push_why: a reject's reason, else push_mq and push_xl: the
-    // account's max_order_qty and the limits the book checks, and push_slot its entry), worked
+    // account's max_order_qty and the limits the book checks, and push_slot its index), worked
     // out only when it pushes: a 512-bit copy every edge was a quarter of Icarus's time
     reg          push, push_m, push_mal;
     reg [7:0]    push_why;
     reg [31:0]   push_mq;
     reg [XLW-1:0] push_xl;
-    reg [HW-1:0] push_slot;
+    reg [KW-1:0] push_slot;
     reg [511:0]  rec_w;
     reg          ht_re, ht_we;
     reg [HW-1:0] ht_ra, ht_wa;
@@ -224,7 +229,7 @@ module tickbook_risk #(
         push_why = R_NONE;
         push_mq = 32'd0;
         push_xl = {XLW{1'b0}};
-        push_slot = {HW{1'b0}};
+        push_slot = {KW{1'b0}};
         ht_re = 1'b0;
         ht_we = 1'b0;
         ht_ra = h;
@@ -275,8 +280,8 @@ module tickbook_risk #(
                     h <= h + 1'b1;
                 end else begin
                     ht_we = 1'b1;
-                    ht_wd = entry(cur_gen, ls_q[31:0], !ls_q[96], ls_xl_q, ls_q[63:32],
-                                  ls_q[95:64], 35'd0, 32'd0);
+                    ht_wd = entry(cur_gen, n_tracked[KW-1:0], ls_q[31:0], !ls_q[96], ls_xl_q,
+                                  ls_q[63:32], ls_q[95:64], 35'd0, 32'd0);
                     n_tracked <= n_tracked + 1'b1;
                     k <= k + 1'b1;
                     state <= ({{(24 - KW - 1){1'b0}}, k} + 24'd1 == c_listed ||
@@ -318,19 +323,19 @@ module tickbook_risk #(
                     state <= S_IDLE;
                     if (q_live && m_kill) begin               // killed from now on, counts kept
                         ht_we = 1'b1;
-                        ht_wd = entry(cur_gen, q_id, 1'b1, q_xl, q_mq, q_mr, q_bk, q_cnt);
-                        push_slot = h;
+                        ht_wd = entry(cur_gen, q_ix, q_id, 1'b1, q_xl, q_mq, q_mr, q_bk, q_cnt);
+                        push_slot = q_ix;
                     end else if (q_live) begin                // a tracked account
                         if (q_bk == w_sec) cnt1 = (q_cnt == 32'hFFFF_FFFF) ? q_cnt : q_cnt + 1'b1;
                         if (q_dis) push_why = R_ACCOUNT_DISABLED;
                         else begin
                             ht_we = 1'b1;
-                            ht_wd = entry(cur_gen, q_id, 1'b0, q_xl, q_mq, q_mr, w_sec, cnt1);
+                            ht_wd = entry(cur_gen, q_ix, q_id, 1'b0, q_xl, q_mq, q_mr, w_sec, cnt1);
                             if (q_mr != 32'd0 && cnt1 > q_mr) push_why = R_RATE_LIMIT;
                             else begin
                                 push_mq = q_mq;
                                 push_xl = q_xl;
-                                push_slot = h;
+                                push_slot = q_ix;
                             end
                         end
                     end else if (!d_has) push_why = R_UNKNOWN_ACCOUNT;
@@ -339,11 +344,12 @@ module tickbook_risk #(
                              n_tracked == NACCT[CW-1:0]) push_why = R_CAPACITY;
                     else begin                                // tracked from now on, its first message
                         ht_we = 1'b1;                         // (a KILL's: killed, nothing counted)
-                        ht_wd = entry(cur_gen, m_acct, m_kill, d_xl, d_mq, d_mr, w_sec, {31'd0, !m_kill});
+                        ht_wd = entry(cur_gen, n_tracked[KW-1:0], m_acct, m_kill, d_xl, d_mq, d_mr,
+                                      w_sec, {31'd0, !m_kill});
                         n_tracked <= n_tracked + 1'b1;
                         push_mq = d_mq;
                         push_xl = d_xl;
-                        push_slot = h;
+                        push_slot = n_tracked[KW-1:0];
                     end
                 end
             end
@@ -371,7 +377,7 @@ module tickbook_risk #(
                 rec_w[VERDICT_MP_LSB +: 63] = push_xl[149:87];
                 rec_w[VERDICT_MP_ON] = 1'b1;
             end
-            rec_w[VERDICT_SLOT_LSB +: HW] = push_slot;
+            rec_w[VERDICT_SLOT_LSB +: KW] = push_slot;
             if (push_why != R_NONE) begin
                 rec_w[ORDER_ACTION_LSB +: 8] = ACTION_RISK_REJECT;
                 rec_w[ORDER_TIF_LSB +: 8] = push_why;

@@ -23,9 +23,10 @@
 // collar), is above it. That is the engine's qty > floor(floor(max_notional / tick) / price_ticks)
 // exactly, for any tick (docs/hardware.md, "The risk stage").
 // Then, 24 bits from VERDICT_MO_LSB, the account's max_open_orders (0 none), and from
-// VERDICT_SLOT_LSB the account's index in the stage's table (HW bits): the block-RAM book keeps
-// each account's resting orders by that index, for MAX_OPEN_ORDERS and KILL, and its positions
-// (by that index and the symbol), for MAX_POSITION.
+// VERDICT_SLOT_LSB the account's index (clog2(NACCT) bits, 0 .. NACCT - 1, given in the order the
+// stage tracks accounts): the block-RAM book keeps each account's resting orders by that index,
+// for MAX_OPEN_ORDERS and KILL, and its positions (by that index and the symbol), for
+// MAX_POSITION.
 // The account's max_position (0 none, up to 2**62) takes the record's ts field, 63 bits from
 // VERDICT_MP_LSB, which the book does not read (the stage has used ts for the rate limit), for a
 // NEW or REPLACE the stage passes; the reserved byte's top bit, VERDICT_MP_ON, says that it does

@@ -81,13 +81,13 @@ BOOKS = {
 # memories are arrays: at 1,048,576 orders Icarus takes about 260 MB and starts in a second.
 MAX_ORDERS = {"bram": 1 << 21, "fast": 1024, "area": 1024}
 # The most accounts the risk stage's table holds in a simulation (NACCT; the table has twice as
-# many entries of 322 bits, the list of listed accounts NACCT of 247, and the block-RAM book
-# twice as many counts of resting orders and KILL lists' ends): the engine takes up to
+# many entries of 342 bits, the list of listed accounts NACCT of 247, and the block-RAM book
+# NACCT counts of resting orders and KILL lists' ends): the engine takes up to
 # 2**24, whose table Icarus would hold in gigabytes. `make hdl-lint` sweeps NACCT up to this.
 MAX_ACCOUNTS = 1 << 20
-# The block-RAM book keeps a position word (64 + 2 x (32 + log2 NORD) bits) for every entry of the
-# stage's table in every symbol (position_entries), which a simulation holds up to this many
-# (Icarus: about 180 MB): 1,048,576 accounts in 2 symbols, 262,144 in 8.
+# The block-RAM book keeps a position word (64 + 2 x (32 + log2 NORD) bits) for every account
+# index in every symbol (position_entries), which a simulation holds up to this many (Icarus:
+# about 180 MB): 1,048,576 accounts in 4 symbols, 524,288 in 8.
 MAX_POSITIONS = 1 << 22
 CHUNK = 65536  # records reversed and written to the bench's input file at a time
 
@@ -117,8 +117,8 @@ def _venue(venue):
 
 def position_entries(nacct: int, nsym: int) -> int:
     """The block-RAM book's position words: 2**(AHW + SW), as tickbook_book_bram.v sizes them
-    (AHW = clog2(NACCT) + 1, SW = clog2(NSYM) and at least 1)."""
-    return 1 << ((max(nacct, 1) - 1).bit_length() + 1 + max((nsym - 1).bit_length(), 1))
+    (AHW = clog2(NACCT) and SW = clog2(NSYM), each at least 1)."""
+    return 1 << (max((nacct - 1).bit_length(), 1) + max((nsym - 1).bit_length(), 1))
 
 
 def engine_venue(venue, nord: int, nlvl: int, nacct: int | None = None):
