@@ -11,10 +11,10 @@
 //             RAM with its output register (tickbook_book_buckets.v), read as a record comes in
 //   levels    a pool of level handles (price, size, head and tail of its FIFO of orders); an
 //             order's price is its level's
-//   ladders   per {symbol, side} a sorted array of NLVL entries (price in ticks, level handle),
-//             worst to best with the best last, as the engine keeps them; a level is found by a
-//             walk from the best end, and a new one shifts the better ones up, an emptied one
-//             shifts them down
+//   level     per {symbol, side} its levels in price order, best first, doubly linked through
+//   list      the level handles (each entry: the level behind, its price in ticks, the level in
+//             front); a level is found by a walk from the best, as the engine walks its ladder,
+//             and joins or leaves its list in one or two cycles wherever it is
 //
 // One message at a time, a state machine of short steps; every state emits at most one event,
 // and a state that emits waits while the previous event is not taken. Records come through the
@@ -45,7 +45,7 @@ module tickbook_book_bram #(
     localparam integer AHW = (NACCT > 1) ? $clog2(NACCT) : 1;  // an account's index (the risk stage's)
     localparam integer PSW = AHW + SW;                        // a position: {account entry, symbol}
     localparam integer CLW = (PSW > HW) ? PSW : HW;           // the reset sweep: buckets, accounts, positions
-    localparam integer PIW = (NLVL > 1) ? $clog2(NLVL) : 1;   // a position in a ladder
+    localparam integer PIW = (NLVL > 1) ? $clog2(NLVL) : 1;
     localparam integer BW  = SW + 1;                          // a book: {symbol, side}
     localparam integer NBK = 1 << BW;
     localparam integer KW  = PIW + 1;                         // a count of levels
@@ -268,7 +268,7 @@ module tickbook_book_bram #(
     reg [52:0]   sr_wpx;
     reg [IW-1:0] rs_o;                    // the slot that rests
     // top of book
-    // the best level of each book (valid while its ladder is not empty): the top of book, and
+    // the best level of each book (valid while it has a level): the top of book, and
     // what a NEW's cross and a resting order's level are decided with before any read. When a
     // REPLACE, a CANCEL or a KILL takes a book's best level away, the new best's handle and
     // price come with the old one's list entry (bst_h, bst_px and the count stay current); its
@@ -715,7 +715,7 @@ module tickbook_book_bram #(
         end
     endtask
 
-    // a level handle back on its stack (the caller takes the level out of its ladder)
+    // a level handle back on its stack (the caller takes the level out of its list)
     task free_level;
         input [LHW-1:0] k_h;
         begin
@@ -839,7 +839,7 @@ module tickbook_book_bram #(
     endtask
 
     // matching starts at the other side's best level, all in registers: its first order is
-    // read now (S_M3 next) and its ladder's next entry too, ahead of S_M3's read of that level
+    // read now (S_M3 next) and its list entry too (the next level), ahead of S_M3's read of it
     task match_best;
         input k_opp;                     // the other side
         begin
@@ -942,7 +942,7 @@ module tickbook_book_bram #(
     endtask
 
     // slot t (a CANCEL's or a REPLACE's, found by S_LOOK1, which also set l_ra to its level)
-    // leaves its level; the level leaves its ladder when it empties. A CANCEL's slot (k_free)
+    // leaves its level; the level leaves its side's list when it empties. A CANCEL's slot (k_free)
     // also leaves the id table and the pool and the message ends; a REPLACE goes on to k_ret.
     task unlink;
         input       k_free;
@@ -1300,7 +1300,7 @@ module tickbook_book_bram #(
             // side's best-level registers are current here (stale bits are clear between
             // messages, and what a REPLACE or a FOK did before matching touched only its own
             // side), so its first level needs no read at all (match_best: its first order is
-            // bst_hd); the next level is read ahead (match_best: its ladder entry, S_M3: the
+            // bst_hd); the next level is read ahead (match_best: the best's list entry, S_M3: the
             // level) while the fills of this one go out.
             S_M0: begin                   // a REPLACE that moves
                 if (opp_n == {KW{1'b0}} || !bst_cross) begin
