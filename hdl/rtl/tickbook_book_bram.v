@@ -239,6 +239,7 @@ module tickbook_book_bram #(
     reg [63:0]    t_id;
     reg           t_side, t_post;
     reg [SW-1:0]  t_sym;
+    reg           t_at_best, t_more;      // its level is its side's best; a level is behind that
     // the taker
     reg         tk_rep, tk_side, tk_has_lim, tk_rest, tk_post, tk_first;
     reg [63:0]  tk_id, tk_pxu;
@@ -531,7 +532,9 @@ module tickbook_book_bram #(
     wire         rep_keeps = !rep_moves && m_qty[31:0] <= t_lvs;   // a REPLACE keeps its place
     // slot t (unlink): its level's only order; its level is its side's best (a current one)
     wire         t_alone = (t_prev == NIL && t_next == NIL);
-    wire         t_at_best = (t_lvl == w_h[t_side]);
+    // (t_at_best and t_more, registers taken with t below, say whether its level is its side's
+    // best and has a level behind it: `ends` reads them, and as compares of w_h and w_n they
+    // closed a combinational loop through logic yosys shared with a message's start)
     wire [7:0]   can_why = cancel_reason(found, t_acct == m_acct);
     wire [7:0]   rep_why = replace_reason(found, t_acct == m_acct, bad_qty, max_qty,
                                           !px_rng || !on_tick, out_band, nt_bad, po_bad, 1'b0);
@@ -623,6 +626,8 @@ module tickbook_book_bram #(
             t_acct <= q_oacct;
             t_lvs <= q_olvs;
             t_lvl <= q_olvl;
+            t_at_best <= (q_olvl == bst_h[{q_osym, q_oside}]);   // (nothing moves the best before unlink)
+            t_more <= (lad_n[{q_osym, q_oside}] >= K2);
             l_ra <= q_olvl;
             lad_ra <= q_olvl;
             t_prev <= q_oprev;
@@ -948,15 +953,20 @@ module tickbook_book_bram #(
         input       k_free;
         input [5:0] k_ret;
         begin
+`ifndef SYNTHESIS
+            if (t_at_best != (t_lvl == w_h[t_side]) || t_more != (w_n[t_side] >= K2))
+                $fatal(1, "tickbook_book_bram: order slot %0d's level %0d taken as best %0d with more %0d; the book's best is %0d of %0d levels",
+                       t, t_lvl, t_at_best, t_more, w_h[t_side], w_n[t_side]);
+`endif
             if (t_prev == NIL) begin
                 l_head[t_lvl] <= t_next[IW-1:0];
-                if (t_lvl == w_h[t_side]) set_hd(t_side, t_next[IW-1:0]);
+                if (t_at_best) set_hd(t_side, t_next[IW-1:0]);
             end
             else o_next[t_prev[IW-1:0]] <= t_next;
             if (t_next == NIL) l_tail[t_lvl] <= t_prev[IW-1:0];
             else o_prev[t_next[IW-1:0]] <= t_prev;
             l_qty[t_lvl] <= q_lqty - {{IW{1'b0}}, t_lvs};
-            if (t_lvl == w_h[t_side]) set_q(t_side, q_lqty - {{IW{1'b0}}, t_lvs});
+            if (t_at_best) set_q(t_side, q_lqty - {{IW{1'b0}}, t_lvs});
             if (k_free) begin             // (ps_ra: its word, set with t's reads)
                 free_order(t, t_id, t_hprev, t_hnext, t_aslot, own_oc, t_aprev, t_anext);
                 ps_write(t_aslot, t_sym, ps_move(q_ps, t_side, 64'd0, 64'd0 - {32'd0, t_lvs}));
@@ -968,7 +978,7 @@ module tickbook_book_bram #(
             if (t_alone && t_at_best) begin
                 // it was the best: the level behind it (its list entry, read with it) is the new
                 // best, whose size, price in units and first order are a read away (stale)
-                if (w_n[t_side] >= K2) begin
+                if (t_more) begin
                     set_px(t_side, q_ladwpx);
                     set_h(t_side, q_ladw[LHW-1:0]);
                     stale[t_side] <= 1'b1;
@@ -978,7 +988,7 @@ module tickbook_book_bram #(
                 // a REPLACE refreshes it at its end (S_BR*); a CANCEL at once (S_BR2); a KILL
                 // in its next order's first cycle (S_K1), or with KILLED (S_KN)
                 if (!k_free) nstate = k_ret;
-                else if (w_n[t_side] < K2) nstate = after_book;   // its side is empty now
+                else if (!t_more) nstate = after_book;   // its side is empty now
                 else nstate = kl ? msg_end : S_BR2;
             end else if (t_alone) begin
                 // it empties behind the best: the levels in front of it and behind it close up
@@ -1044,7 +1054,7 @@ module tickbook_book_bram #(
     // block).
     // accept_cancel (unlink): it ends unless its level empties at the best with a level behind
     // it (S_BR2)
-    wire         cancel_ends = book_clean && !(t_alone && t_at_best && w_n[t_side] >= K2);
+    wire         cancel_ends = book_clean && !(t_alone && t_at_best && t_more);
     reg          ends;
     always @* begin
         case (state)
