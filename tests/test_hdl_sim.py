@@ -192,9 +192,9 @@ def test_the_bram_builds_best_level_check_stops_a_run_whose_registers_drift(tmp_
 @pytest.mark.hdl
 def test_the_bram_builds_working_copy_check_stops_a_run_that_forgets_a_symbol(tmp_path, monkeypatch):
     """Every state reads the message's own symbol's books from a working copy, loaded when the
-    symbol changes, and the simulation checks between messages that the copy is that symbol's
-    books: a copy of the RTL where a CANCEL or REPLACE does not load its order's symbol stops,
-    where the RTL as it is runs the same multi-symbol flow to its end."""
+    symbol changes, and the simulation checks between messages, and at each unlink, that the copy
+    is that symbol's books: a copy of the RTL where a CANCEL or REPLACE does not load its order's
+    symbol stops, where the RTL as it is runs the same multi-symbol flow to its end."""
     err = _run_with_bram_changed(tmp_path, monkeypatch, "cur_sym <= q_osym;\n                        load_books(q_osym);",
                                  "cur_sym <= q_osym;")
     assert re.search(r"the working copy of symbol \d+ side \d is not its book's", err)

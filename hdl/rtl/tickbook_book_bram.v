@@ -954,9 +954,11 @@ module tickbook_book_bram #(
         input [5:0] k_ret;
         begin
 `ifndef SYNTHESIS
+            // (t_at_best and t_more were taken from the book's registers, the working copy's are
+            // read here: they differ only when the copy is not its book's)
             if (t_at_best != (t_lvl == w_h[t_side]) || t_more != (w_n[t_side] >= K2))
-                $fatal(1, "tickbook_book_bram: order slot %0d's level %0d taken as best %0d with more %0d; the book's best is %0d of %0d levels",
-                       t, t_lvl, t_at_best, t_more, w_h[t_side], w_n[t_side]);
+                $fatal(1, "tickbook_book_bram: the working copy of symbol %0d side %0d is not its book's at the unlink of order slot %0d (level %0d: at its best %0d, more levels %0d; the copy's best %0d of %0d levels)",
+                       cur_sym, t_side, t, t_lvl, t_at_best, t_more, w_h[t_side], w_n[t_side]);
 `endif
             if (t_prev == NIL) begin
                 l_head[t_lvl] <= t_next[IW-1:0];
