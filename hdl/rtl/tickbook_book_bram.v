@@ -992,13 +992,15 @@ module tickbook_book_bram #(
                 if (!k_free) nstate = k_ret;
                 else if (!t_more) nstate = after_book;   // its side is empty now
                 else nstate = kl ? msg_end : S_BR2;
-            end else if (t_alone) begin
-                // it empties behind the best: the levels in front of it and behind it close up
-                lad_w[q_ladb[LHW-1:0]] <= q_ladw;
-                lad_wpx[q_ladb[LHW-1:0]] <= q_ladwpx;
-                if (q_ladw != LNIL) lad_b[q_ladw[LHW-1:0]] <= q_ladb;
+            end else begin
+                if (t_alone) begin
+                    // it empties behind the best: the levels in front of it and behind it close up
+                    lad_w[q_ladb[LHW-1:0]] <= q_ladw;
+                    lad_wpx[q_ladb[LHW-1:0]] <= q_ladwpx;
+                    if (q_ladw != LNIL) lad_b[q_ladw[LHW-1:0]] <= q_ladb;
+                end
                 nstate = k_free ? after_book : k_ret;
-            end else nstate = k_free ? after_book : k_ret;
+            end
         end
     endtask
 
