@@ -173,7 +173,7 @@ def test_more_accounts_than_a_simulation_holds_are_refused_in_one_line():
     over = venue("[accounts.default]\n", f"[engine]\nmax_accounts = {sim.MAX_ACCOUNTS + 1}\n")
     with pytest.raises(Unrepresentable) as e:
         check_venue(over)
-    assert "\n" not in str(e.value) and f"max_accounts = {sim.MAX_ACCOUNTS + 1:,} accounts" in str(e.value)
+    assert "\n" not in str(e.value) and f"max_accounts = {sim.MAX_ACCOUNTS + 1:,}: the risk stage" in str(e.value)
     with pytest.raises(sim.SimError, match=f"at most {sim.MAX_ACCOUNTS:,} accounts"):
         sim.simulate(np.zeros(1, ORDER_DTYPE), over)
     # the book keeps a position word per account index and symbol (MAX_POSITIONS): the most
@@ -185,10 +185,10 @@ def test_more_accounts_than_a_simulation_holds_are_refused_in_one_line():
     assert len(five.symbols) == 5
     with pytest.raises(Unrepresentable) as e:
         check_venue(five)
-    assert "\n" not in str(e.value) and f"their positions take {8 * sim.MAX_ACCOUNTS:,} words" in str(e.value)
+    assert "\n" not in str(e.value) and f"take {8 * sim.MAX_ACCOUNTS:,} position words" in str(e.value)
     with pytest.raises(sim.SimError, match=f"at most {sim.MAX_POSITIONS:,}"):
         sim.simulate(np.zeros(1, ORDER_DTYPE), five)
-    assert not any("positions" in w for w in refusals(five, book="fast"))   # the register builds keep none
+    assert not any("position words" in w for w in refusals(five, book="fast"))   # the register builds keep none
 
 
 def test_a_max_open_orders_beyond_24_bits_is_no_limit():

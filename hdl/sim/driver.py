@@ -121,6 +121,23 @@ def position_entries(nacct: int, nsym: int) -> int:
     return 1 << (max((nacct - 1).bit_length(), 1) + max((nsym - 1).bit_length(), 1))
 
 
+def beyond_simulation(nsym: int, nord: int, nacct: int, book: str = "bram") -> list[tuple[str, str]]:
+    """What a build of these capacities asks of a simulation beyond what it holds: (the venue's
+    `[engine]` setting it comes from, a sentence) each, empty when it simulates. simulate raises
+    them; scope.refusals says them before any record is sent."""
+    why = []
+    if book in MAX_ORDERS and nord > MAX_ORDERS[book]:
+        why.append(("max_orders", f"max_orders = {nord:,}: the {book} build simulates at most "
+                                  f"{MAX_ORDERS[book]:,} resting orders"))
+    if nacct > MAX_ACCOUNTS:
+        why.append(("max_accounts", f"max_accounts = {nacct:,}: the risk stage simulates at most "
+                                    f"{MAX_ACCOUNTS:,} accounts"))
+    if book == "bram" and (n_pos := position_entries(nacct, nsym)) > MAX_POSITIONS:
+        why.append(("max_accounts", f"max_accounts = {nacct:,} accounts in {nsym} symbols take {n_pos:,} "
+                                    f"position words: the block-RAM book simulates at most {MAX_POSITIONS:,}"))
+    return why
+
+
 def engine_venue(venue, nord: int, nlvl: int, nacct: int | None = None):
     """The venue with these capacities, for the Numba engine beside a build with them: max_orders
     and max_levels the book's, max_accounts at most the risk stage's table (nacct)."""
@@ -421,14 +438,8 @@ def simulate(
     nacct = nacct or v.max_accounts
     if len(v.symbols) > nsym:
         raise SimError(f"the venue has {len(v.symbols)} symbols, the hardware build holds {nsym}")
-    if book in BOOKS and nord > MAX_ORDERS[book]:
-        raise SimError(f"the {book} build simulates at most {MAX_ORDERS[book]:,} resting orders, "
-                       f"not {nord:,}")
-    if nacct > MAX_ACCOUNTS:
-        raise SimError(f"the risk stage simulates at most {MAX_ACCOUNTS:,} accounts, not {nacct:,}")
-    if book == "bram" and (n_pos := position_entries(nacct, nsym)) > MAX_POSITIONS:
-        raise SimError(f"{nacct:,} accounts in {nsym} symbols take {n_pos:,} position "
-                       f"words, the block-RAM book simulates at most {MAX_POSITIONS:,}")
+    if why := beyond_simulation(nsym, nord, nacct, book):
+        raise SimError("; ".join(text for _, text in why))
     words = config_words(v, area=book == "area", nacct=nacct)  # SimError before any build
     tb = build(nsym, nord, nlvl, book, simulator, nacct)
     if simulator == "verilator":

@@ -17,8 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.api import as_venue
-from hdl.sim.driver import (MAX_ACCOUNTS, MAX_ORDERS, MAX_POSITIONS, SimError, config_words, position_entries,
-                             unsupported)
+from hdl.sim.driver import SimError, beyond_simulation, config_words, unsupported
 
 
 class Unrepresentable(SimError):
@@ -41,17 +40,8 @@ def refusals(venue, orders: np.ndarray | None = None, params: dict | None = None
     """Why the hardware would not give this venue's events exactly (empty: it would)."""
     v = as_venue(venue)
     p = params or hardware_params(v)
-    why = []
-    if p["nord"] > MAX_ORDERS[book]:
-        why.append(f"max_orders = {p['nord']:,} resting orders (the {book} build simulates at most "
-                   f"{MAX_ORDERS[book]:,}; set [engine] max_orders in the venue)")
-    if p["nacct"] > MAX_ACCOUNTS:
-        why.append(f"max_accounts = {p['nacct']:,} accounts (the risk stage simulates at most "
-                   f"{MAX_ACCOUNTS:,}; set [engine] max_accounts in the venue)")
-    if book == "bram" and (n_pos := position_entries(p["nacct"], p["nsym"])) > MAX_POSITIONS:
-        why.append(f"max_accounts = {p['nacct']:,} accounts in {p['nsym']} symbols (their positions take "
-                   f"{n_pos:,} words, the block-RAM book simulates at most "
-                   f"{MAX_POSITIONS:,}; set [engine] max_accounts in the venue)")
+    why = [f"{text} (set [engine] {setting} in the venue)"
+           for setting, text in beyond_simulation(p["nsym"], p["nord"], p["nacct"], book)]
     try:
         config_words(v)
     except SimError as e:
