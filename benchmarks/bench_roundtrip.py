@@ -11,7 +11,6 @@ import os
 import sys
 import time
 
-import numpy as np
 
 # run as a script too: the test kit (testkit/) comes from the checkout, it is not installed
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

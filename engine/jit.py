@@ -23,7 +23,6 @@ Cold-start cost is set here as much as speed (docs/performance.md#compiling):
 
 from __future__ import annotations
 
-import numba
 from numba.core import types
 from numba.core.compiler import CompilerBase, DefaultPassBuilder
 from numba.core.compiler_machinery import register_pass

@@ -73,7 +73,6 @@ from engine.records import (
     SYMBOL_UNKNOWN,
     TIF_FOK,
     TIF_GTC,
-    TIF_IOC,
     TIF_POST,
     TYPE_LIMIT,
     TYPE_MARKET,

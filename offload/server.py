@@ -26,7 +26,6 @@ import numpy as np
 from engine.records import ACTION_MALFORMED, ACTION_SHUTDOWN, EVENT_DTYPE, ORDER_DTYPE
 from offload.ring import (
     PeerGone,
-    RingError,
     RingTimeout,
     Segment,
     as_words,

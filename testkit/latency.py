@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit
 
 from offload.atomics import cpu_relax, load_acquire, load_relaxed, rdtsc, store_release, tsc_ghz
-from offload.ring import HEAD, OK, TAIL, Segment, as_words, nb_push_blocking
+from offload.ring import HEAD, OK, TAIL, Segment, nb_push_blocking
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPIN_LIMIT = 1 << 31

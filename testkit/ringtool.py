@@ -13,7 +13,6 @@ then so deadlines, the owner's liveness and signals are honoured.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import time

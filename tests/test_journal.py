@@ -137,7 +137,7 @@ def test_round_trip_across_rotated_files_and_reopen(tmp_path):
 
 def test_load_journal_gathers_what_read_journal_yields(tmp_path):
     d = tmp_path / "j"
-    flow = build(d, sizes=[1 + (i * 5) % 19 for i in range(30)], rotate_bytes=1500)
+    build(d, sizes=[1 + (i * 5) % 19 for i in range(30)], rotate_bytes=1500)
     for after in (0, 1, 37, 200, 10**6):
         got = load_journal(d, DIGEST, after)
         batches = read_all(d, after_msg_seq=after)

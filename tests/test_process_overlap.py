@@ -5,7 +5,6 @@ same order, each view unchanged until its call returns, and an error in one must
 import hashlib
 import time
 
-import numpy as np
 import pytest
 
 from engine.api import Venue
