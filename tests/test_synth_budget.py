@@ -3,7 +3,7 @@
 the maker's fields read in 2 cycles and in 3; walk.v walks a ladder an entry a cycle and ends at
 the first entry not better than the price, at the entry and in the cycle it should. Icarus runs
 each design's testbench (hdl/synth/budget/tb/) on the memories' simulation model (tickbook_ram),
-preloaded; the synthesis figures are docs/hardware.md's, "Toward 125 MHz"."""
+preloaded; the synthesis figures are docs/hardware-timing.md's, "Toward 125 MHz"."""
 
 from __future__ import annotations
 

