@@ -225,6 +225,46 @@ def test_an_inconclusive_confirmation_is_measured_again(monkeypatch):
     assert rows[0].verdict == decide.NOT_CONFIRMED and not decide.failed(rows)
 
 
+def _first_rounds(monkeypatch, slow_b, swing):
+    _fake_runs(monkeypatch, slow_b, swing=swing)
+    a, b = runner.Arm("A", REPO), runner.Arm("B", REPO)
+    runner.interleave([a, b], 10, REPO, log=lambda *_: None)
+    return a, b, decide.judge(a, b, {"matcher_ns": 0.05})
+
+
+def test_a_regression_hidden_by_noisy_rounds_is_measured_until_it_shows(monkeypatch):
+    # B 15 % slower throughout; the host slows one arm of every first round by 60 %, as in the
+    # CI proof of 4a4e4da (+14.3 % at p = 0.033, passed): the first rounds leave it open
+    a, b, rows = _first_rounds(monkeypatch, lambda n: 0.15, _swinging(2, 11))
+    assert rows[0].verdict == "pass" and decide.open_question(rows[0])
+    logged: list[str] = []
+    kept = decide.settle(rows, a, b, 10, REPO, {"matcher_ns": 0.05}, log=logged.append)
+    assert rows[0].verdict == "FAIL" and decide.failed(rows)
+    # the first extra rounds (half of 20 noisy) still leave it open; the second set shows it
+    assert sum("more rounds and judging on all of them" in line for line in logged) == 2
+    ext = kept["extension"]["matcher_ns"]
+    assert ext["verdict"] == "FAIL" and ext["n_a"] == 30 and 1.10 < ext["worse"] < 1.20
+    assert len(kept["extension_samples"]["B"]["matcher_ns"]) == 20
+    assert kept["confirmation"]["matcher_ns"]["verdict"] == "FAIL"  # and it must fail again on its own
+    assert len(a.runs) == len(b.runs) == 10  # the arms keep their first rounds (the history's samples)
+
+
+def test_an_open_figure_of_equal_trees_passes_on_more_rounds(monkeypatch):
+    a, b, rows = _first_rounds(monkeypatch, lambda n: 0.0, _swinging(3, 11))
+    assert decide.open_question(rows[0]) and rows[0].worse > 1.2
+    kept = decide.settle(rows, a, b, 10, REPO, {"matcher_ns": 0.05}, log=lambda *_: None)
+    assert rows[0].verdict == "pass" and not decide.failed(rows)
+    assert kept["extension"]["matcher_ns"]["n_a"] == 20 and not kept["confirmation"]
+
+
+def test_a_clear_verdict_gets_no_more_rounds(monkeypatch):
+    for slow, verdict in ((0.0, "pass"), (0.2, "FAIL")):
+        a, b, rows = _first_rounds(monkeypatch, lambda n: slow, lambda arm, n: 1.0)
+        assert rows[0].verdict == verdict and not decide.open_question(rows[0])
+        kept = decide.settle(rows, a, b, 10, REPO, {"matcher_ns": 0.05}, log=lambda *_: None)
+        assert not kept["extension"] and not kept["extension_samples"]
+
+
 def test_unknown_baseline_is_one_line_and_exit_2():
     r = subprocess.run([sys.executable, "-m", "benchmarks.gate", "run", "--base", "no-such-commit-xyz"],
                        cwd=REPO, capture_output=True, text=True, timeout=120)

@@ -66,7 +66,7 @@ def write_thresholds(proposed, known, head, runs, rounds, alarms, first, loads) 
 
 
 def calibrate(runs: int, rounds: int, write: bool, keep: bool = True) -> int:
-    from benchmarks.gate.decide import THRESHOLDS, confirm, judge, table, thresholds
+    from benchmarks.gate.decide import THRESHOLDS, judge, settle, table, thresholds
     from offload.pinning import machine_load
 
     if trees.dirty():
@@ -91,15 +91,10 @@ def calibrate(runs: int, rounds: int, write: bool, keep: bool = True) -> int:
             worse[c.key].append(c.worse)
         if any(c.verdict == "FAIL" for c in rows):
             first.append(i + 1)
-        again_samples: dict = {}
-        again = confirm(rows, a, b, rounds, inputs, limits, samples=again_samples)
-        if again:
-            print(table(again, "HEAD", "HEAD"))
+        settled = settle(rows, a, b, rounds, inputs, limits)
         if any(c.verdict == "FAIL" for c in rows):
             alarms.append(i + 1)
-        history.append(history.record("aa", head, head, before, machine_load(), a, b, rows, [], rounds,
-                                      confirmation={c.key: c.as_dict() for c in again},
-                                      confirmation_samples=again_samples))
+        history.append(history.record("aa", head, head, before, machine_load(), a, b, rows, [], rounds, **settled))
     minutes = (time.perf_counter() - t0) / 60
     print(f"\n{runs} A/A runs of {rounds} rounds in {minutes:.1f} min; false alarms with the thresholds in force: "
           f"{len(alarms)} of {runs} runs{' (runs ' + ', '.join(map(str, alarms)) + ')' if alarms else ''}; "

@@ -80,10 +80,7 @@ def cmd_run(args) -> int:
     rows = judge(a, b, limits)
     print(f"\n{args.rounds} interleaved rounds, {rounds_s:.0f} s; machine after: {after}")
     print(table(rows, "base", "change"))
-    again_samples: dict = {}
-    again = decide.confirm(rows, a, b, args.rounds, inputs, limits, samples=again_samples)
-    if again:
-        print(f"confirmation:\n{table(again, 'base', 'change')}")
+    settled = decide.settle(rows, a, b, args.rounds, inputs, limits)
     print(_jitter(a, b))
     for note in _events_notes(a, b):
         print(note)
@@ -101,7 +98,7 @@ def cmd_run(args) -> int:
         for why in dict.fromkeys(r["why"] for r in taken):
             print(f"  accepted: {' '.join(why.split())}")
     record = history.record("gate", base, change, before, after, a, b, rows, cyc, args.rounds,
-                            confirmation={c.key: c.as_dict() for c in again}, confirmation_samples=again_samples)
+                            **settled)
     history.append(record)
     history.save_last(LAST, record, a, b)
     for c in decide.failed(rows):
@@ -133,18 +130,15 @@ def cmd_prove(args) -> int:
     at_slow = judge(ref, slow, limits, keys)
     print(f"\ninjected 0%:\n{table(at0, 'ref', '+0%')}")
     print(f"injected {args.slowdown:.0%}:\n{table(at_slow, 'ref', f'+{args.slowdown:.0%}')}")
-    confirmation, confirmation_samples = {}, {}
-    for rows, b_arm in ((at0, same), (at_slow, slow)):  # as the gate does: a failure must fail again
-        again_samples: dict = {}
-        again = decide.confirm(rows, ref, b_arm, args.rounds, inputs, limits, samples=again_samples)
-        if again:
-            print(f"confirmation, {b_arm.name}:\n{table(again, 'ref', b_arm.name)}")
-            confirmation[b_arm.name] = {c.key: c.as_dict() for c in again}
-            confirmation_samples[b_arm.name] = again_samples
+    # as the gate does: an open figure is measured more, a failure must fail again
+    settled = {b_arm.name: decide.settle(rows, ref, b_arm, args.rounds, inputs, limits)
+               for rows, b_arm in ((at0, same), (at_slow, slow))}
     ok = all(c.verdict == "pass" for c in at0) and all(c.verdict == "FAIL" for c in at_slow)
+    # the history keeps each part of the settling by arm: {"confirmation": {arm: ...}, ...}
+    by_part = {part: {arm: s[part] for arm, s in settled.items() if s[part]} for part in next(iter(settled.values()))}
     history.append(history.record("proof", trees.head(), trees.head(), before, machine_load(), ref, slow, at_slow, [],
                                   args.rounds, slowdown=args.slowdown, control={c.key: c.as_dict() for c in at0},
-                                  confirmation=confirmation, confirmation_samples=confirmation_samples))
+                                  **by_part))
     if ok:
         print(f"bench-gate-proof: ok: the gate fails at +{args.slowdown:.0%} and passes at +0%")
         return 0
