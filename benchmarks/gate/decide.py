@@ -105,7 +105,7 @@ def extend(rows: list[stats.Comparison], a: runner.Arm, b: runner.Arm, rounds: i
             f"measuring {rounds} more rounds and judging on all of them")
         a2, b2 = _rerun(a, b, rounds, inputs, pending, log)
         _keep(samples, (a2, b2), pending)
-        # pair new runs with new runs only: a part's rounds are the runs that carry its figures
+        # both arms' new runs follow their first ones, so a figure's i-th samples stay one round's pair
         for pooled, new in ((pooled_a, a2), (pooled_b, b2)):
             pooled.runs.extend(new.runs)
         again = judge(pooled_a, pooled_b, limits, pending)
