@@ -265,6 +265,35 @@ def test_a_clear_verdict_gets_no_more_rounds(monkeypatch):
         assert not kept["extension"] and not kept["extension_samples"]
 
 
+def test_the_proof_settles_both_arms_as_the_gate_does(monkeypatch, tmp_path, capsys):
+    # the first 16 rounds swing by 60 % (the reference slow in one round, the others in the
+    # next): both arms are left open; more rounds pass +0 % and fail +15 %, which its
+    # confirmation fails again; the history keeps each arm's extra rounds
+    from benchmarks.gate import cli
+
+    calls: dict = {}
+
+    def fake(arm, inputs, only=None):
+        calls[arm.name] = n = calls.get(arm.name, 0) + 1
+        v = 100 * (1 + np.random.default_rng(n * 3 + len(arm.name)).normal(0, 0.005))
+        v *= 1 + float(arm.env.get("TICKBOOK_GATE_INJECT", "0"))
+        return {"matcher_ns": v * (1.6 if 2 <= n <= 17 and (n % 2 == 0) == (arm.name == "ref") else 1.0)}
+
+    monkeypatch.setattr(runner, "run_once", fake)
+    monkeypatch.setattr(runner, "write_inputs", lambda *a, **k: tmp_path)
+    kept = tmp_path / "history.jsonl"
+    append = history.append
+    monkeypatch.setattr(history, "append", lambda rec, path=kept: append(rec, path))
+    assert cli.main(["prove"]) == 0
+    assert "bench-gate-proof: ok" in capsys.readouterr().out
+    rec = json.loads(kept.read_text().splitlines()[-1])
+    assert set(rec["extension"]) == set(rec["extension_samples"]) == {"slow+0%", "slow+15%"}
+    assert rec["extension"]["slow+0%"]["matcher_ns"]["verdict"] == "pass"
+    assert rec["figures"]["matcher_ns"]["verdict"] == "FAIL" and rec["figures"]["matcher_ns"]["n_a"] > 16
+    assert rec["control"]["matcher_ns"]["verdict"] == "pass"
+    assert set(rec["confirmation"]) == {"slow+15%"}
+
+
 def test_unknown_baseline_is_one_line_and_exit_2():
     r = subprocess.run([sys.executable, "-m", "benchmarks.gate", "run", "--base", "no-such-commit-xyz"],
                        cwd=REPO, capture_output=True, text=True, timeout=120)

@@ -133,7 +133,7 @@ def confirm(rows: list[stats.Comparison], a: runner.Arm, b: runner.Arm, rounds: 
     for attempt in range(1, attempts + 1):
         if not pending:
             break
-        log(f"  {'failing on the first' if attempt == 1 else 'not resolved by the last'} {rounds} rounds: "
+        log(f"  {'failing' if attempt == 1 else f'not resolved by the last {rounds} rounds'}: "
             f"{', '.join(pending)}; confirming with {rounds} new rounds ({attempt} of at most {attempts})")
         a2, b2 = _rerun(a, b, rounds, inputs, pending, log)
         again = judge(a2, b2, limits, pending)
